@@ -1,0 +1,216 @@
+"""A small client for Prism Central's v3 REST API.
+
+One instance per account per worker: it owns a keep-alive ``requests``
+session, a rate limiter and the retry policy. It knows HTTP and the v3
+envelope, nothing about Beam or CloudForet.
+"""
+from __future__ import annotations
+
+import logging
+import time
+from dataclasses import dataclass, field
+from typing import Any
+
+import requests
+from requests.adapters import HTTPAdapter
+
+from connectors.errors import PrismAuthError, PrismError, PrismResponseError
+from connectors.ratelimit import RateLimiter
+from connectors.retry import Deadline, RetryPolicy
+
+log = logging.getLogger(__name__)
+
+V3 = "/api/nutanix/v3"
+LIST_KINDS = {"cluster": "clusters", "host": "hosts", "vm": "vms"}
+TRANSIENT_STATUSES = {429, 500, 502, 503, 504}
+# A single v3 page is at most a few MB; anything far larger is not Prism.
+MAX_BODY_BYTES = 256 * 1024 * 1024
+
+
+@dataclass(frozen=True)
+class PrismCredentials:
+    """Where and how to log in. ``repr`` hides the password."""
+
+    host: str
+    port: int = 9440
+    username: str = ""
+    password: str = field(default="", repr=False)
+    verify_ssl: bool = True
+    ca_bundle: str | None = None
+    scheme: str = "https"
+
+    @property
+    def base_url(self) -> str:
+        host = f"[{self.host}]" if ":" in self.host and not self.host.startswith("[") else self.host
+        return f"{self.scheme}://{host}:{self.port}"
+
+
+@dataclass
+class Page:
+    entities: list[dict]
+    total_matches: int
+    offset: int
+    length: int  # what the server answered it returned, not what we asked
+
+
+class PrismClient:
+    def __init__(
+        self,
+        account: str,
+        creds: PrismCredentials,
+        timeout_s: float = 30.0,
+        rate_per_s: float = 20.0,
+        retry: RetryPolicy | None = None,
+        pool_size: int = 16,
+    ):
+        self.account = account
+        self.creds = creds
+        self.timeout_s = timeout_s
+        self.retry = retry or RetryPolicy()
+        self.limiter = RateLimiter(rate_per_s)
+        self.retries_made = 0
+        self.session = requests.Session()
+        self.session.auth = (creds.username, creds.password)
+        self.session.headers.update({"Accept": "application/json", "Content-Type": "application/json"})
+        if creds.scheme == "https":
+            self.session.verify = creds.ca_bundle if (creds.verify_ssl and creds.ca_bundle) else creds.verify_ssl
+        adapter = HTTPAdapter(pool_connections=1, pool_maxsize=pool_size, max_retries=0)
+        self.session.mount("http://", adapter)
+        self.session.mount("https://", adapter)
+
+    def close(self) -> None:
+        self.session.close()
+
+    # -- public calls -----------------------------------------------------
+    def list_page(self, kind: str, offset: int, length: int) -> Page:
+        """One page of ``clusters|hosts|vms/list``."""
+        path = f"{V3}/{LIST_KINDS[kind]}/list"
+        body = self.post(path, {"kind": kind, "offset": offset, "length": length})
+        return parse_list_page(body, kind, offset, self._where(path))
+
+    def vm_stats(self, offset: int, count: int, attributes: list[str], start_ms: int, end_ms: int,
+                 interval_s: int) -> dict:
+        """A page of VM time series from the groups API."""
+        body = {
+            "entity_type": "mh_vm",
+            "group_member_attributes": [{"attribute": a} for a in attributes],
+            "group_member_offset": offset,
+            "group_member_count": count,
+            "interval_start_ms": start_ms,
+            "interval_end_ms": end_ms,
+            "downsampling_interval": interval_s,
+            "filter_criteria": "is_cvm==0",
+        }
+        path = f"{V3}/groups"
+        answer = self.post(path, body)
+        if not isinstance(answer, dict) or not isinstance(answer.get("group_results", []), list):
+            raise PrismResponseError(f"{self._where(path)}: answer is not a groups response")
+        return answer
+
+    # -- transport --------------------------------------------------------
+    def _where(self, path: str) -> str:
+        return f"Prism Central '{self.account}' ({self.creds.base_url}{path})"
+
+    def post(self, path: str, body: dict) -> Any:
+        """POST with rate limiting, bounded retries, Retry-After, size cap."""
+        url = self.creds.base_url + path
+        where = self._where(path)
+        deadline = Deadline(self.retry.max_total_s)
+        attempt = 0
+        while True:
+            attempt += 1
+            self.limiter.acquire()
+            retry_after: float | None = None
+            try:
+                resp = self.session.post(url, json=body, timeout=self.timeout_s, stream=True)
+                status = resp.status_code
+                content = _read_capped(resp, where)
+            except requests.exceptions.SSLError as exc:
+                raise PrismError(
+                    f"{where}: TLS verification failed ({type(exc).__name__}). Set 'ca_bundle' to the "
+                    "Prism Central CA, or verify_ssl: false only if you accept the risk.") from None
+            except (requests.exceptions.ConnectionError, requests.exceptions.Timeout,
+                    requests.exceptions.ChunkedEncodingError) as exc:
+                err: PrismError = PrismError(f"{where}: {type(exc).__name__}: connection failed or timed out",
+                                             transient=True)
+            else:
+                if status == 200:
+                    try:
+                        return _json_loads(content)
+                    except ValueError:
+                        err = PrismResponseError(f"{where}: answered invalid or truncated JSON", status,
+                                                 transient=True)
+                elif status in (401, 403):
+                    raise PrismAuthError(
+                        f"{where}: HTTP {status}: credentials rejected. Check the username/password "
+                        "for this account (and that the user may read VMs, hosts and clusters).", status)
+                elif status in TRANSIENT_STATUSES:
+                    retry_after = _retry_after(resp.headers.get("Retry-After"))
+                    err = PrismError(f"{where}: HTTP {status}{_v3_message(content)}", status, transient=True)
+                else:
+                    raise PrismError(f"{where}: HTTP {status}{_v3_message(content)}", status)
+            delay = self.retry.delay(attempt, retry_after)
+            if attempt >= self.retry.max_attempts or not deadline.allows(delay):
+                raise PrismError(f"{err} (gave up after {attempt} attempts)", err.status, transient=True)
+            self.retries_made += 1
+            log.debug("retrying %s in %.2fs after: %s", where, delay, err)
+            time.sleep(delay)
+
+
+def _read_capped(resp: requests.Response, where: str) -> bytes:
+    declared = resp.headers.get("Content-Length")
+    if declared and declared.isdigit() and int(declared) > MAX_BODY_BYTES:
+        resp.close()
+        raise PrismResponseError(f"{where}: answer of {declared} bytes exceeds the {MAX_BODY_BYTES} byte limit")
+    chunks, size = [], 0
+    for chunk in resp.iter_content(1 << 16):
+        size += len(chunk)
+        if size > MAX_BODY_BYTES:
+            resp.close()
+            raise PrismResponseError(f"{where}: answer exceeds the {MAX_BODY_BYTES} byte limit")
+        chunks.append(chunk)
+    return b"".join(chunks)
+
+
+def _json_loads(content: bytes) -> Any:
+    import json
+    return json.loads(content)
+
+
+def _retry_after(value: str | None) -> float | None:
+    if not value:
+        return None
+    try:
+        return max(0.0, min(float(value), 300.0))
+    except ValueError:
+        return None
+
+
+def _v3_message(content: bytes) -> str:
+    """The first message of a v3 error envelope, if there is one."""
+    try:
+        body = _json_loads(content)
+        msg = body["message_list"][0]
+        text = str(msg.get("message") or msg.get("reason") or "")[:300]
+        return f": {text}" if text else ""
+    except Exception:  # not an envelope: say nothing more than the status
+        return ""
+
+
+def parse_list_page(body: Any, kind: str, offset: int, where: str) -> Page:
+    """Validates the v3 list envelope. ``length``/``offset`` may be absent."""
+    if not isinstance(body, dict):
+        raise PrismResponseError(f"{where}: answer is not a JSON object")
+    meta = body.get("metadata")
+    entities = body.get("entities", [])
+    if not isinstance(meta, dict) or not isinstance(entities, list):
+        raise PrismResponseError(f"{where}: answer lacks metadata/entities of a v3 list")
+    total = meta.get("total_matches")
+    if not isinstance(total, int) or isinstance(total, bool) or total < 0:
+        raise PrismResponseError(f"{where}: metadata.total_matches is missing or not a count")
+    if total > 10_000_000:
+        raise PrismResponseError(f"{where}: metadata.total_matches={total} is not plausible")
+    length = meta.get("length", len(entities))
+    if not isinstance(length, int) or isinstance(length, bool) or length < 0:
+        length = len(entities)
+    return Page(entities=entities, total_matches=total, offset=offset, length=length)

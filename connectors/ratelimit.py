@@ -1,0 +1,35 @@
+"""A thread-safe token bucket: keeps one Prism Central under its request budget.
+
+Prism Central answers 429 above roughly 30-80 requests/s; staying under a
+configured rate is cheaper than being throttled and retrying.
+"""
+from __future__ import annotations
+
+import threading
+import time
+
+
+class RateLimiter:
+    def __init__(self, rate_per_s: float, burst: int | None = None):
+        if rate_per_s <= 0:
+            raise ValueError("rate_per_s must be > 0")
+        self.rate = float(rate_per_s)
+        self.capacity = float(burst if burst is not None else max(1, int(rate_per_s)))
+        self._tokens = self.capacity
+        self._last = time.monotonic()
+        self._lock = threading.Lock()
+
+    def acquire(self) -> float:
+        """Blocks until a request may be sent; returns the seconds waited."""
+        waited = 0.0
+        while True:
+            with self._lock:
+                now = time.monotonic()
+                self._tokens = min(self.capacity, self._tokens + (now - self._last) * self.rate)
+                self._last = now
+                if self._tokens >= 1.0:
+                    self._tokens -= 1.0
+                    return waited
+                need = (1.0 - self._tokens) / self.rate
+            time.sleep(need)
+            waited += need

@@ -1,0 +1,111 @@
+"""Configuration: a YAML/JSON file, validated once at start-up into frozen,
+picklable dataclasses that every DoFn receives. Secrets are referenced by the
+name of an environment variable or a CloudForet secret id, never inlined.
+"""
+from __future__ import annotations
+
+import json
+import os
+from typing import Any
+
+import jsonschema
+import yaml
+
+from connectors.cloudforet import CloudForetAuth, CloudForetEndpoint
+from schemas import load_json_schema
+from transforms.settings import (AccountConfig, CloudForetOptions, Config, PrismOptions, Rate,
+                                 RateCard)
+
+
+class ConfigError(ValueError):
+    """The configuration cannot be used; the message says where and why."""
+
+
+DEFAULT_RATE = {"vcpu_hour": 0.02, "gib_ram_hour": 0.005, "gib_storage_month": 0.05, "currency": "USD"}
+
+
+def load_config(path: str) -> Config:
+    """Reads, validates and converts; raises ConfigError naming the problem."""
+    try:
+        with open(path, encoding="utf-8") as fh:
+            text = fh.read()
+    except OSError as exc:
+        raise ConfigError(f"config file {path}: cannot be read ({exc.strerror})") from None
+    try:
+        raw = json.loads(text) if path.endswith(".json") else yaml.safe_load(text)
+    except (ValueError, yaml.YAMLError) as exc:
+        raise ConfigError(f"config file {path}: not valid {'JSON' if path.endswith('.json') else 'YAML'}: "
+                          f"{str(exc).splitlines()[0]}") from None
+    return parse_config(raw, source=path)
+
+
+def parse_config(raw: Any, source: str = "config") -> Config:
+    if not isinstance(raw, dict):
+        raise ConfigError(f"{source}: the top level must be a mapping with 'accounts' and 'cloudforet'")
+    validator = jsonschema.Draft202012Validator(load_json_schema("config.schema.json"))
+    errors = sorted(validator.iter_errors(raw), key=lambda e: list(e.absolute_path))
+    if errors:
+        raise ConfigError(f"{source}: " + "; ".join(_describe(e) for e in errors[:5]))
+
+    accounts = []
+    seen = set()
+    for i, a in enumerate(raw["accounts"]):
+        where = f"{source}: accounts[{i}] ({a['name']})"
+        if a["name"] in seen:
+            raise ConfigError(f"{where}: duplicate account name")
+        seen.add(a["name"])
+        if "secret_id" not in a:
+            missing = [k for k in ("host", "password_env") if k not in a]
+            if "username" not in a and "username_env" not in a:
+                missing.append("username or username_env")
+            if missing:
+                raise ConfigError(f"{where}: needs either 'secret_id' (a CloudForet secret) or "
+                                  f"host, username and password_env; missing: {', '.join(missing)}")
+        accounts.append(AccountConfig(**a))
+
+    cf = raw["cloudforet"]
+    notification = cf.get("notification", {})
+    cloudforet = CloudForetOptions(
+        endpoint=CloudForetEndpoint(cf["endpoint"], cf.get("tls"), cf.get("ca_bundle")),
+        auth=CloudForetAuth(domain_id=cf["domain_id"], workspace_id=cf["workspace_id"], **cf["auth"]),
+        timeout_s=cf.get("timeout_s", 30.0),
+        batch_size=cf.get("batch_size", 100),
+        max_attempts=cf.get("max_attempts", 6),
+        cost_data_source_id=cf.get("cost_data_source_id", "ds-nutanix"),
+        notification_resource_type=notification.get("resource_type", "identity.Domain"),
+        notification_resource_id=notification.get("resource_id", cf["domain_id"]),
+        notification_topic=notification.get("topic", "nutanix.collector.run"),
+    )
+    card = raw.get("rate_card", {})
+    default = Rate(**card.get("default", DEFAULT_RATE))
+    clusters = tuple(sorted((k, Rate(**{**default.__dict__, **v})) for k, v in card.get("clusters", {}).items()))
+    out = raw.get("metric_store", {}).get("path", "out/metrics")
+    return Config(
+        accounts=tuple(accounts),
+        prism=PrismOptions(**raw.get("prism", {})),
+        cloudforet=cloudforet,
+        rate_card=RateCard(default=default, clusters=clusters),
+        metric_store_path=out,
+        report_path=raw.get("report", {}).get("path", "out/run-report.json"),
+    )
+
+
+def _describe(err: jsonschema.ValidationError) -> str:
+    where = ".".join(str(p) for p in err.absolute_path) or "(top level)"
+    if err.validator == "required":
+        return f"{where}: {err.message}"
+    if err.validator == "additionalProperties":
+        return f"{where}: {err.message} (unknown key: check its spelling)"
+    if err.validator == "oneOf" and "auth" in where:
+        return f"{where}: give either token_env (an app token) or user_id + password_env, not both"
+    return f"{where}: {err.message}"
+
+
+def check_environment(config: Config) -> list[str]:
+    """Environment variables the config names but that are unset."""
+    names = []
+    for a in config.accounts:
+        names += [n for n in (a.password_env, a.username_env) if n]
+    auth = config.cloudforet.auth
+    names += [n for n in (auth.token_env, auth.password_env) if n]
+    return sorted({n for n in names if not os.environ.get(n)})

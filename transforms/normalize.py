@@ -1,0 +1,348 @@
+"""Prism v3 entities -> CloudForet cloud services (plain dicts).
+
+Pure functions, so they are tested on the real recorded responses, plus thin
+DoFns. Prism answers are untrusted: every field is read defensively and a
+malformed entity raises :class:`MalformedEntity`, which the DoFns route to the
+dead-letter output instead of failing the run.
+"""
+from __future__ import annotations
+
+import re
+from typing import Any, Iterable
+
+import apache_beam as beam
+from apache_beam import pvalue
+
+PROVIDER = "nutanix"
+# kind -> (cloud_service_group, cloud_service_type)
+TYPES = {
+    "vm": ("Compute", "Instance"),
+    "disk": ("Storage", "Disk"),
+    "cluster": ("Cluster", "Cluster"),
+    "host": ("Host", "Host"),
+}
+CLOUD_SERVICE_TYPES = [
+    {"provider": PROVIDER, "group": "Compute", "name": "Instance", "service_code": "AHV", "is_primary": True,
+     "is_major": True, "tags": {"spaceone:icon": "nutanix-vm"}},
+    {"provider": PROVIDER, "group": "Storage", "name": "Disk", "service_code": "AHV", "is_major": True},
+    {"provider": PROVIDER, "group": "Cluster", "name": "Cluster", "service_code": "AOS", "is_major": True},
+    {"provider": PROVIDER, "group": "Host", "name": "Host", "service_code": "AHV"},
+]
+DEAD_LETTER = "dead_letter"
+MAX_NAME = 255
+MAX_STR = 1024
+_CONTROL = re.compile(r"[\x00-\x1f\x7f]")
+_UUID = re.compile(r"^[0-9a-fA-F-]{8,64}$")
+
+
+class MalformedEntity(ValueError):
+    """The entity lacks what a cloud service needs (uuid, name, ...)."""
+
+
+def clean_str(value: Any, limit: int = MAX_STR) -> str:
+    """Hostile strings are common enough: drop control characters, cap size."""
+    if value is None:
+        return ""
+    if not isinstance(value, (str, int, float)):
+        return ""
+    text = _CONTROL.sub("", str(value))
+    return text[:limit]
+
+
+def _dict(value: Any) -> dict:
+    return value if isinstance(value, dict) else {}
+
+
+def _list(value: Any) -> list:
+    return value if isinstance(value, list) else []
+
+
+def _int(value: Any, default: int = 0) -> int:
+    if isinstance(value, bool):
+        return default
+    if isinstance(value, int):
+        return value
+    if isinstance(value, float) and value == value:
+        return int(value)
+    if isinstance(value, str) and value.strip().lstrip("-").isdigit():
+        return int(value)
+    return default
+
+
+def entity_uuid(entity: Any) -> str:
+    if not isinstance(entity, dict):
+        raise MalformedEntity("entity is not a JSON object")
+    uuid = _dict(entity.get("metadata")).get("uuid")
+    if not isinstance(uuid, str) or not _UUID.match(uuid):
+        raise MalformedEntity("metadata.uuid is missing or not a uuid")
+    return uuid
+
+
+def entity_name(entity: dict) -> str:
+    name = _dict(entity.get("status")).get("name") or _dict(entity.get("spec")).get("name")
+    name = clean_str(name, MAX_NAME)
+    if not name:
+        raise MalformedEntity("entity has no name")
+    return name
+
+
+def is_prism_central(cluster: dict) -> bool:
+    """Prism Central lists itself as a cluster; it is not a workload cluster."""
+    config = _dict(_dict(_dict(cluster.get("status")).get("resources")).get("config"))
+    return "PRISM_CENTRAL" in _list(config.get("service_list"))
+
+
+def category_tags(entity: dict) -> dict:
+    cats = _dict(_dict(entity.get("metadata")).get("categories"))
+    return {clean_str(k, 128): clean_str(v, 256) for k, v in sorted(cats.items())
+            if isinstance(k, str) and k and isinstance(v, (str, int, float))}
+
+
+def _ref(value: Any) -> dict:
+    ref = _dict(value)
+    return {"uuid": clean_str(ref.get("uuid"), 64), "name": clean_str(ref.get("name"), MAX_NAME)}
+
+
+def external_link(base_url: str, kind: str, uuid: str) -> str:
+    page = {"vm": "vms", "disk": "vms", "cluster": "clusters", "host": "hosts"}[kind]
+    return f"{base_url}/console/#page/explore/s/{page}?entity_id={uuid}"
+
+
+def _base(kind: str, account: str, uuid: str, name: str, region_code: str, base_url: str,
+          link_uuid: str | None = None) -> dict:
+    group, ctype = TYPES[kind]
+    return {
+        "kind": kind,
+        "provider": PROVIDER,
+        "cloud_service_group": group,
+        "cloud_service_type": ctype,
+        "account": account,
+        "resource_id": uuid,
+        "name": name,
+        "region_code": region_code,
+        "instance_type": "",
+        "instance_size": 0.0,
+        "ip_addresses": [],
+        "data": {},
+        "tags": {},
+        "reference": {"resource_id": uuid, "external_link": external_link(base_url, kind, link_uuid or uuid)},
+    }
+
+
+def guest_os(resources: dict) -> str:
+    """v3 has no guest OS field; NGT reports one when installed."""
+    ngt = _dict(_dict(resources.get("guest_tools")).get("nutanix_guest_tools"))
+    return clean_str(ngt.get("guest_os_version"), 256)
+
+
+def latest_utilization(stats: dict | None) -> dict:
+    """The newest real (not -1) CPU and memory percentages from a VM's series."""
+    out: dict[str, Any] = {}
+    if not stats:
+        return out
+    latest_ts = 0
+    for attr, key in (("hypervisor_cpu_usage_ppm", "cpu_percent"), ("memory_usage_ppm", "memory_percent")):
+        points = [(t, v) for t, v in stats.get(attr, []) if v is not None and v >= 0]
+        if points:
+            t, v = max(points)
+            out[key] = round(v / 10_000, 4)
+            latest_ts = max(latest_ts, t)
+    if latest_ts:
+        from datetime import datetime, timezone
+        out["as_of"] = datetime.fromtimestamp(latest_ts / 1e6, tz=timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+    return out
+
+
+def normalize_vm(account: str, base_url: str, entity: dict, stats: dict | None = None) -> list[dict]:
+    """A VM and each of its DISK-type disks (CDROM and volume groups are not disks here)."""
+    uuid = entity_uuid(entity)
+    name = entity_name(entity)
+    status = _dict(entity.get("status"))
+    spec = _dict(entity.get("spec"))
+    res = _dict(status.get("resources")) or _dict(spec.get("resources"))
+    cluster = _ref(status.get("cluster_reference") or spec.get("cluster_reference"))
+    if not cluster["uuid"]:
+        raise MalformedEntity("VM has no cluster_reference")
+    host = _ref(res.get("host_reference")) if res.get("host_reference") else {"uuid": "", "name": ""}
+    power = clean_str(res.get("power_state"), 32).upper() or "UNKNOWN"
+    sockets = max(0, _int(res.get("num_sockets"), 0))
+    per_socket = max(0, _int(res.get("num_vcpus_per_socket"), 1))
+    vcpus = sockets * per_socket
+    memory_mib = max(0, _int(res.get("memory_size_mib"), 0))
+    memory_gib = round(memory_mib / 1024, 3)
+    meta = _dict(entity.get("metadata"))
+    tags = category_tags(entity)
+
+    disks, vm_disks = [], []
+    for d in _list(res.get("disk_list")):
+        d = _dict(d)
+        props = _dict(d.get("device_properties"))
+        dtype = clean_str(props.get("device_type"), 32).upper()
+        addr = _dict(props.get("disk_address"))
+        size_bytes = max(0, _int(d.get("disk_size_bytes"), _int(d.get("disk_size_mib")) * 1024 * 1024))
+        summary = {
+            "uuid": clean_str(d.get("uuid"), 64),
+            "device_type": dtype,
+            "adapter_type": clean_str(addr.get("adapter_type"), 32),
+            "device_index": _int(addr.get("device_index")),
+            "size_gib": round(size_bytes / 1024 ** 3, 3),
+        }
+        disks.append(summary)
+        if dtype == "DISK" and summary["uuid"]:
+            container = _ref(_dict(d.get("storage_config")).get("storage_container_reference"))
+            vm_disks.append((summary, container))
+
+    nics, ips = [], []
+    for n in _list(res.get("nic_list")):
+        n = _dict(n)
+        nic_ips = [clean_str(e.get("ip"), 64) for e in _list(n.get("ip_endpoint_list"))
+                   if isinstance(e, dict) and e.get("ip")]
+        ips.extend(nic_ips)
+        nics.append({
+            "uuid": clean_str(n.get("uuid"), 64),
+            "mac_address": clean_str(n.get("mac_address"), 32),
+            "subnet": _ref(n.get("subnet_reference"))["name"],
+            "subnet_uuid": _ref(n.get("subnet_reference"))["uuid"],
+            "ip_addresses": nic_ips,
+            "is_connected": bool(n.get("is_connected", True)),
+        })
+
+    vm = _base("vm", account, uuid, name, cluster["uuid"], base_url)
+    vm.update({
+        "instance_type": f"{vcpus}vCPU-{memory_gib:g}GiB",
+        "instance_size": float(vcpus),
+        "ip_addresses": sorted(set(ips)),
+        "tags": tags,
+    })
+    vm["data"] = {
+        "power_state": power,
+        "vcpus": vcpus,
+        "num_sockets": sockets,
+        "num_vcpus_per_socket": per_socket,
+        "num_threads_per_core": _int(res.get("num_threads_per_core"), 1),
+        "memory_gib": memory_gib,
+        "cluster": cluster,
+        "host": host,
+        "hypervisor_type": clean_str(res.get("hypervisor_type"), 32),
+        "guest_os": guest_os(res),
+        "disks": disks,
+        "disk_total_gib": round(sum(s["size_gib"] for s, _ in vm_disks), 3),
+        "nics": nics,
+        "created_at": clean_str(meta.get("creation_time"), 64),
+        "project": _ref(meta.get("project_reference"))["name"],
+        "description": clean_str(status.get("description") or spec.get("description"), MAX_STR),
+        "utilization": latest_utilization(stats),
+    }
+    out = [vm]
+    for summary, container in vm_disks:
+        disk = _base("disk", account, summary["uuid"], f"{name}-{summary['adapter_type'].lower() or 'disk'}"
+                     f"{summary['device_index']}", cluster["uuid"], base_url, link_uuid=uuid)
+        disk["tags"] = tags
+        disk["data"] = {
+            "size_gib": summary["size_gib"],
+            "adapter_type": summary["adapter_type"],
+            "device_index": summary["device_index"],
+            "storage_container": container,
+            "vm": {"uuid": uuid, "name": name},
+            "vm_power_state": power,
+            "cluster": cluster,
+        }
+        out.append(disk)
+    return out
+
+
+def normalize_cluster(account: str, base_url: str, entity: dict) -> dict:
+    uuid = entity_uuid(entity)
+    name = entity_name(entity)
+    res = _dict(_dict(entity.get("status")).get("resources"))
+    config = _dict(res.get("config"))
+    network = _dict(res.get("network"))
+    build = _dict(config.get("build"))
+    nodes = [_dict(n) for n in _list(_dict(res.get("nodes")).get("hypervisor_server_list"))]
+    c = _base("cluster", account, uuid, name, uuid, base_url)
+    ext_ip = clean_str(network.get("external_ip"), 64)
+    c["ip_addresses"] = [ext_ip] if ext_ip else []
+    c["tags"] = category_tags(entity)
+    c["data"] = {
+        "aos_version": clean_str(build.get("version") or _dict(_dict(config.get("software_map")).get("NOS"))
+                                 .get("version"), 64),
+        "service_list": [clean_str(s, 64) for s in _list(config.get("service_list"))],
+        "redundancy_factor": _int(config.get("redundancy_factor")),
+        "timezone": clean_str(config.get("timezone"), 64),
+        "operation_mode": clean_str(config.get("operation_mode"), 32),
+        "arch": clean_str(config.get("cluster_arch"), 32),
+        "external_ip": ext_ip,
+        "num_nodes": len(nodes),
+        "hypervisors": sorted({clean_str(n.get("type"), 32) for n in nodes if n.get("type")}),
+        "created_at": clean_str(_dict(entity.get("metadata")).get("creation_time"), 64),
+    }
+    return c
+
+
+def normalize_host(account: str, base_url: str, entity: dict) -> dict:
+    uuid = entity_uuid(entity)
+    name = entity_name(entity)
+    status = _dict(entity.get("status"))
+    res = _dict(status.get("resources"))
+    cluster = _ref(status.get("cluster_reference"))
+    hyper = _dict(res.get("hypervisor"))
+    block = _dict(res.get("block"))
+    h = _base("host", account, uuid, name, cluster["uuid"], base_url)
+    ip = clean_str(hyper.get("ip"), 64)
+    h["ip_addresses"] = [ip] if ip else []
+    cores = _int(res.get("num_cpu_cores"))
+    mem_mib = _int(res.get("memory_capacity_mib"))
+    h["instance_type"] = clean_str(block.get("block_model"), 128)
+    h["instance_size"] = float(cores)
+    h["tags"] = category_tags(entity)
+    h["data"] = {
+        "cluster": cluster,
+        "serial_number": clean_str(res.get("serial_number"), 128),
+        "num_cpu_cores": cores,
+        "num_cpu_sockets": _int(res.get("num_cpu_sockets")),
+        "cpu_capacity_ghz": round(_int(res.get("cpu_capacity_hz")) / 1e9, 3),
+        "cpu_model": clean_str(res.get("cpu_model"), 128),
+        "memory_gib": round(mem_mib / 1024, 3),
+        "hypervisor": clean_str(hyper.get("hypervisor_full_name"), 128),
+        "num_vms": _int(hyper.get("num_vms")),
+        "block_model": clean_str(block.get("block_model"), 128),
+        "block_serial": clean_str(block.get("block_serial_number"), 128),
+        "host_type": clean_str(res.get("host_type"), 64),
+    }
+    return h
+
+
+def dead_letter(stage: str, account: str, kind: str, reason: str, ident: str = "") -> dict:
+    return {"stage": stage, "account": account, "kind": kind, "id": clean_str(ident, 128),
+            "reason": clean_str(reason, 500)}
+
+
+class NormalizeVm(beam.DoFn):
+    """(key, {'vm': [entity...], 'stats': [series...]}) -> VM + disk resources."""
+
+    def process(self, joined: tuple) -> Iterable:
+        (account, uuid), groups = joined
+        entities = list(groups["vm"])
+        if not entities:  # stats for a VM that was not listed (deleted meanwhile)
+            return
+        base_url, entity = entities[0]
+        stats = next(iter(groups["stats"]), None)
+        try:
+            yield from normalize_vm(account, base_url, entity, stats)
+        except MalformedEntity as exc:
+            yield pvalue.TaggedOutput(DEAD_LETTER, dead_letter("normalize", account, "vm", str(exc), uuid))
+
+
+class NormalizeInfra(beam.DoFn):
+    """Cluster and host entities -> resources (the Prism Central cluster is skipped)."""
+
+    def process(self, item: tuple) -> Iterable:
+        (account, kind, uuid), (base_url, entity) = item
+        try:
+            if kind == "cluster":
+                if not is_prism_central(entity):
+                    yield normalize_cluster(account, base_url, entity)
+            else:
+                yield normalize_host(account, base_url, entity)
+        except MalformedEntity as exc:
+            yield pvalue.TaggedOutput(DEAD_LETTER, dead_letter("normalize", account, kind, str(exc), uuid))

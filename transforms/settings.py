@@ -1,0 +1,112 @@
+"""The settings every transform receives: frozen, picklable data.
+
+``pipeline.config`` builds them from the user's file after validating it;
+transforms only read them (data flows connectors <- transforms <- pipeline).
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from connectors.cloudforet import CloudForetAuth, CloudForetEndpoint
+
+
+@dataclass(frozen=True)
+class Rate:
+    vcpu_hour: float
+    gib_ram_hour: float
+    gib_storage_month: float
+    currency: str
+
+
+@dataclass(frozen=True)
+class RateCard:
+    default: Rate
+    clusters: tuple[tuple[str, Rate], ...] = ()
+
+    def for_cluster(self, uuid: str, name: str) -> Rate:
+        """A rate by cluster uuid first, then by name, else the default."""
+        by_key = dict(self.clusters)
+        return by_key.get(uuid) or by_key.get(name) or self.default
+
+
+@dataclass(frozen=True)
+class AccountConfig:
+    name: str
+    host: str | None = None
+    port: int = 9440
+    scheme: str = "https"
+    username: str | None = None
+    username_env: str | None = None
+    password_env: str | None = None
+    secret_id: str | None = None
+    verify_ssl: bool | None = None
+    ca_bundle: str | None = None
+    service_account_id: str | None = None
+
+
+@dataclass(frozen=True)
+class PrismOptions:
+    page_size: int = 500
+    timeout_s: float = 30.0
+    max_requests_per_s: float = 20.0
+    max_concurrency: int = 8
+    max_attempts: int = 6
+    stats_window_s: int = 3600
+    stats_interval_s: int = 300
+
+
+@dataclass(frozen=True)
+class CloudForetOptions:
+    endpoint: CloudForetEndpoint
+    auth: CloudForetAuth
+    timeout_s: float = 30.0
+    batch_size: int = 100
+    max_attempts: int = 6
+    cost_data_source_id: str = "ds-nutanix"
+    notification_resource_type: str = "identity.Domain"
+    notification_resource_id: str = ""
+    notification_topic: str = "nutanix.collector.run"
+
+
+@dataclass(frozen=True)
+class Config:
+    accounts: tuple[AccountConfig, ...]
+    prism: PrismOptions
+    cloudforet: CloudForetOptions
+    rate_card: RateCard
+    metric_store_path: str
+    report_path: str
+
+    def account(self, name: str) -> AccountConfig:
+        for a in self.accounts:
+            if a.name == name:
+                return a
+        raise KeyError(name)
+
+
+@dataclass(frozen=True)
+class RunContext:
+    """What makes one run's output reproducible: its id and its clock.
+
+    All time in the output (billed_date, the stats window) comes from
+    ``collected_at``, never from the clock where a step happens to run.
+    """
+
+    run_id: str
+    collected_at: str  # ISO-8601 UTC, e.g. 2026-11-28T21:00:00Z
+    stats_start_ms: int
+    stats_end_ms: int
+
+    @property
+    def billed_date(self) -> str:
+        return self.collected_at[:10]
+
+    @classmethod
+    def create(cls, collected_at_epoch_s: float, window_s: int, interval_s: int,
+               run_id: str | None = None) -> "RunContext":
+        import time
+        end_s = int(collected_at_epoch_s) // interval_s * interval_s
+        stamp = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(int(collected_at_epoch_s)))
+        rid = run_id or time.strftime("run-%Y%m%dT%H%M%SZ", time.gmtime(int(collected_at_epoch_s)))
+        return cls(run_id=rid, collected_at=stamp, stats_start_ms=(end_s - window_s) * 1000,
+                   stats_end_ms=end_s * 1000)
