@@ -1,0 +1,39 @@
+"""The run report: the summary a person reads at the end of a run."""
+from __future__ import annotations
+
+import json
+
+from apache_beam.io.filesystems import FileSystems
+
+
+def read_report(path: str) -> dict:
+    with FileSystems.open(path) as fh:
+        return json.loads(fh.read().decode())
+
+
+def format_summary(summary: dict) -> str:
+    head = ["account", "status", "clusters", "hosts", "VMs", "pages", "created", "updated", "failed",
+            "costs", "cost skip", "points", "dead"]
+    rows = []
+    for name, a in sorted(summary["accounts"].items()):
+        r, inv, cost = a["read"], a["inventory"], a["cost"]
+        rows.append([name, a["status"], r["clusters"], r["hosts"], r["vms"], f"{r['pages']}/{r['pages_failed']}",
+                     inv["created"], inv["updated"], inv["failed"], cost["created"], cost["already_present"],
+                     a["metrics"]["points"], a["dead_letters"]])
+    widths = [max(len(str(x)) for x in col) for col in zip(head, *rows)]
+    fmt = lambda row: "  ".join(str(v).ljust(w) if i < 2 else str(v).rjust(w)  # noqa: E731
+                                for i, (v, w) in enumerate(zip(row, widths)))
+    lines = [f"Run {summary['run_id']} (collected {summary['collected_at']}): {summary['status']}",
+             fmt(head), fmt(["-" * w for w in widths])]
+    lines += [fmt(r) for r in rows]
+    for name, a in sorted(summary["accounts"].items()):
+        if a["error"]:
+            lines.append(f"! {name}: account failed: {a['error']}")
+        for e in a["errors"][:5]:
+            lines.append(f"! {name}: {e}")
+        if a["dead_letters"] > 5:
+            lines.append(f"! {name}: ... {a['dead_letters']} dead letters in all (see the run report)")
+    notes = summary.get("notifications", {})
+    if notes:
+        lines.append("notifications: " + ", ".join(f"{k}: {v}" for k, v in sorted(notes.items())))
+    return "\n".join(lines)

@@ -1,0 +1,36 @@
+"""Shared fixtures: real emulators on loopback ports, real configs."""
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+from emulators.prism.fleet import FleetSpec, generate_fleet
+from emulators.prism.server import PrismServer
+
+ROOT = Path(__file__).resolve().parents[1]
+SHARED = Path(os.environ.get("SHARED_DIR", ROOT.parent / "shared"))
+PRISM_PASSWORD = "s3cret-prism-Pa55!"
+CLOUDFORET_USER_PASSWORD = "s3cret-cf-Pa55!"
+
+
+@pytest.fixture
+def prism_servers():
+    """Starts one PrismServer per Prism Central of a spec; stops them all after the test."""
+    started: list[PrismServer] = []
+
+    def start(spec: FleetSpec, **kwargs) -> list[PrismServer]:
+        servers = [PrismServer(pc, username="admin", password=PRISM_PASSWORD, **kwargs).start()
+                   for pc in generate_fleet(spec)]
+        started.extend(servers)
+        return servers
+
+    yield start
+    for s in started:
+        s.stop()
+
+
+def account_entry(server: PrismServer, name: str | None = None, password_env: str = "TEST_PRISM_PASSWORD") -> dict:
+    return {"name": name or server.pc.name, "host": server.host,
+            "port": server.port, "scheme": "http", "username": "admin", "password_env": password_env}

@@ -1,0 +1,78 @@
+"""ReadFromPrism fetches every page of every list, whatever the server answers."""
+from __future__ import annotations
+
+import apache_beam as beam
+import pytest
+from apache_beam.runners.portability.fn_api_runner import FnApiRunner
+from apache_beam.testing.util import assert_that, equal_to
+
+from emulators.prism.fleet import FleetSpec
+from pipeline.config import parse_config
+from tests.conftest import PRISM_PASSWORD, account_entry
+from transforms.prism_read import STATS, STATUS, ReadFromPrism
+from transforms.settings import RunContext
+
+COLLECTED_AT = 1_795_000_000  # a fixed instant: tests never depend on the clock
+
+
+def config_for(servers, page_size=500, **prism):
+    return parse_config({
+        "accounts": [account_entry(s) for s in servers],
+        "prism": {"page_size": page_size, "max_requests_per_s": 500, **prism},
+        "cloudforet": {"endpoint": "127.0.0.1:1", "domain_id": "d", "workspace_id": "w",
+                       "auth": {"token_env": "UNUSED_TOKEN"}},
+    })
+
+
+def run_read(config, expect_vm, expect_stats, expect_infra_kinds, bad_events=()):
+    """Runs ReadFromPrism alone and asserts on its outputs inside the pipeline."""
+    ctx = RunContext.create(COLLECTED_AT, 3600, 300)
+    with beam.Pipeline(runner=FnApiRunner()) as p:
+        read = p | beam.Create([a.name for a in config.accounts]) | ReadFromPrism(config, ctx)
+        assert_that(read["vm"] | "vmkeys" >> beam.Keys(), equal_to(expect_vm), label="vm")
+        assert_that(read[STATS] | "statkeys" >> beam.Keys(), equal_to(expect_stats), label="stats")
+        assert_that(read["infra"] | "kinds" >> beam.Map(lambda k: k[0][:2]), equal_to(expect_infra_kinds),
+                    label="infra")
+        assert_that(read[STATUS] | beam.Filter(lambda e: e["event"] in ("failed", "page_failed")),
+                    equal_to(list(bad_events)), label="no failures")
+
+
+def live_vms(server):
+    return [(server.pc.name, server.pc.vm_uuid(i)) for i in server.pc.iter_live_indices()]
+
+
+def infra_kinds(server, clusters, hosts):
+    return [(server.pc.name, "cluster")] * (clusters + 1) + [(server.pc.name, "host")] * hosts
+
+
+@pytest.fixture(autouse=True)
+def _password(monkeypatch):
+    monkeypatch.setenv("TEST_PRISM_PASSWORD", PRISM_PASSWORD)
+
+
+@pytest.mark.parametrize("vms", [0, 1, 20, 500, 501, 1234])
+def test_every_vm_of_every_page(prism_servers, vms):
+    (server,) = prism_servers(FleetSpec(vms=vms, clusters=2, hosts_per_cluster=2))
+    expected = live_vms(server)
+    assert len(expected) == vms
+    # every VM exactly once (keys before any dedupe), its stats too, and the
+    # Prism Central pseudo-cluster listed alongside the 2 clusters
+    run_read(config_for([server]), expected, expected, infra_kinds(server, 2, 4))
+    assert server.requests["/api/nutanix/v3/vms/list"] == max(1, -(-vms // 500))
+    assert server.requests["/api/nutanix/v3/groups"] == max(1, -(-vms // 500))
+
+
+def test_server_answering_shorter_pages_than_asked(prism_servers):
+    (server,) = prism_servers(FleetSpec(vms=100, clusters=1, hosts_per_cluster=2), max_page=7)
+    expected = live_vms(server)
+    run_read(config_for([server], page_size=50), expected, expected, infra_kinds(server, 1, 2))
+    # planned with the answered length: ceil(100 / 7) calls, none wasted
+    assert server.requests["/api/nutanix/v3/vms/list"] == 15
+
+
+def test_two_prism_centrals_are_two_accounts(prism_servers):
+    servers = prism_servers(FleetSpec(vms=30, prism_centrals=2, clusters=1, hosts_per_cluster=1))
+    expected = live_vms(servers[0]) + live_vms(servers[1])
+    assert len(live_vms(servers[0])) == len(live_vms(servers[1])) == 15
+    run_read(config_for(servers, page_size=8), expected, expected,
+             infra_kinds(servers[0], 1, 1) + infra_kinds(servers[1], 1, 1))

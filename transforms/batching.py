@@ -1,0 +1,56 @@
+"""A sink DoFn that buffers in ``process`` and flushes per batch.
+
+Like Beam's datastoreio writers: the client is opened in ``setup``, elements
+are buffered per group (records of one group share a lookup call), a batch is
+flushed when full and at ``finish_bundle``, and every flush emits results.
+Plain buffering keeps the fast FnApiRunner path (no timers).
+"""
+from __future__ import annotations
+
+from collections import defaultdict
+from typing import Hashable, Iterable
+
+import apache_beam as beam
+from apache_beam import pvalue
+from apache_beam.transforms.window import GlobalWindows
+
+from connectors.cloudforet import CloudForetClient
+from transforms.settings import CloudForetOptions
+
+DEAD_LETTER = "dead_letter"
+
+
+class BatchedCloudForetWrite(beam.DoFn):
+    """Subclasses define ``write(group, batch)``, which yields per-batch results
+    and ``TaggedOutput(DEAD_LETTER, ...)`` for records that failed."""
+
+    def __init__(self, options: CloudForetOptions):
+        self.options = options
+
+    def setup(self):
+        self.client = CloudForetClient(self.options.endpoint, self.options.auth, self.options.timeout_s)
+
+    def start_bundle(self):
+        self._buffers: dict[Hashable, list] = defaultdict(list)
+
+    def group_of(self, element) -> Hashable:
+        return None
+
+    def process(self, element) -> Iterable:
+        group = self.group_of(element)
+        buf = self._buffers[group]
+        buf.append(element)
+        if len(buf) >= self.options.batch_size:
+            self._buffers[group] = []
+            yield from self.write(group, buf)
+
+    def finish_bundle(self):
+        buffers, self._buffers = self._buffers, defaultdict(list)
+        for group, batch in buffers.items():
+            if not batch:
+                continue
+            for out in self.write(group, batch):
+                if isinstance(out, pvalue.TaggedOutput):
+                    yield pvalue.TaggedOutput(out.tag, GlobalWindows.windowed_value(out.value))
+                else:
+                    yield GlobalWindows.windowed_value(out)

@@ -1,0 +1,126 @@
+"""WriteToCostAnalysis: ``Cost.create``, at most once per resource, usage type and day.
+
+``Cost.create`` never dedupes, so re-running a day would double it. The key
+(resource, usage_type, billed_date) is deterministic: before creating, the
+batch's day is listed for its resources and records already there are skipped.
+Servers from 2025 on answer ERROR_NOT_SUPPORT_API: then cost writing stops at
+once with a message saying what to do, and nothing else in the run fails.
+"""
+from __future__ import annotations
+
+from collections import Counter
+from typing import Hashable, Iterable
+
+import apache_beam as beam
+from apache_beam import pvalue
+from apache_beam.metrics import Metrics
+from spaceone.api.cost_analysis.v1 import cost_pb2
+
+from connectors.cloudforet import to_struct
+from connectors.errors import CloudForetError
+from connectors.retry import RetryPolicy
+from transforms.batching import DEAD_LETTER, BatchedCloudForetWrite
+from transforms.cost import cost_key
+from transforms.normalize import dead_letter
+from transforms.settings import CloudForetOptions
+from transforms.write_engine import write_batch
+
+NS = "cost"
+NOT_SUPPORTED = "ERROR_NOT_SUPPORT_API"
+NOT_SUPPORTED_HINT = ("this CloudForet answers Cost.create with ERROR_NOT_SUPPORT_API (servers from 2025 on): "
+                      "cost writing stopped. Switch the cost sink to 'datasource' mode so CloudForet pulls "
+                      "the costs from the collector's cost data-source plugin.")
+
+
+def create_request(c: dict, service_account_id: str = "") -> cost_pb2.CreateCostRequest:
+    """``usage_unit`` is typed float in the proto (a CloudForet mistake), so the
+    unit travels in ``additional_info['Usage Unit']`` instead."""
+    return cost_pb2.CreateCostRequest(
+        cost=c["cost"], usage_quantity=c["usage_quantity"], provider=c["provider"],
+        region_code=c["region_code"], product=c["product"], usage_type=c["usage_type"], resource=c["resource"],
+        tags=to_struct(c["tags"]), additional_info=to_struct(c["additional_info"]),
+        data_source_id=c["data_source_id"], billed_date=c["billed_date"],
+        service_account_id=service_account_id)
+
+
+class _WriteCostFn(BatchedCloudForetWrite):
+    def __init__(self, options: CloudForetOptions, service_accounts: dict[str, str]):
+        super().__init__(options)
+        self.service_accounts = service_accounts
+        self.created = Metrics.counter(NS, "created")
+        self.skipped = Metrics.counter(NS, "already_present")
+        self.failed = Metrics.counter(NS, "failed")
+        self.retries = Metrics.counter(NS, "retries")
+
+    def start_bundle(self):
+        super().start_bundle()
+        self.unsupported = getattr(self, "unsupported", False)
+
+    def group_of(self, c: dict) -> Hashable:
+        return c["billed_date"], c["data_source_id"]
+
+    def write(self, group: Hashable, batch: list) -> Iterable:
+        billed_date, data_source_id = group
+        if self.unsupported:
+            yield from self._report([(c, "failed", NOT_SUPPORTED_HINT) for c in batch])
+            return
+        pending = {cost_key(c): c for c in batch}
+
+        def lookup(keys: list) -> dict:
+            resources = sorted({k[0] for k in keys})
+            found = self.client.list_costs(
+                [("billed_date", billed_date, "eq"), ("data_source_id", data_source_id, "eq"),
+                 ("provider", "nutanix", "eq"), ("resource", resources, "in")],
+                only=["cost_id", "resource", "usage_type", "billed_date"], limit=max(len(keys) * 3, 10))
+            by_key: dict = {}
+            for c in found:
+                by_key.setdefault((c.get("resource"), c.get("usage_type"), c.get("billed_date")), []).append(c)
+            return by_key
+
+        def make_call(c: dict, existing: list) -> tuple:
+            if existing:
+                return "skipped", None
+            sa = self.service_accounts.get(c["account"], "")
+            return "created", self.client.future(self.client.cost.create, create_request(c, sa))
+
+        def stop(err: CloudForetError) -> bool:
+            if NOT_SUPPORTED in str(err):
+                self.unsupported = True
+            return self.unsupported
+
+        outcomes = write_batch(self.client, pending, lookup, make_call, "Cost",
+                               RetryPolicy(max_attempts=self.options.max_attempts), stop=stop,
+                               on_retry=self.retries.inc)
+        results = []
+        for o in outcomes:
+            reason = NOT_SUPPORTED_HINT if self.unsupported and o.op == "failed" else o.reason
+            results.append((o.record, o.op, reason))
+        yield from self._report(results)
+
+    def _report(self, results: list) -> Iterable:
+        counts: Counter = Counter()
+        for c, op, reason in results:
+            counts[(c["account"], op)] += 1
+            if op == "failed":
+                yield pvalue.TaggedOutput(DEAD_LETTER, dead_letter(
+                    NS, c["account"], c["usage_type"], reason, f"{c['resource']}/{c['billed_date']}"))
+        self.created.inc(sum(n for (_, op), n in counts.items() if op == "created"))
+        self.skipped.inc(sum(n for (_, op), n in counts.items() if op == "skipped"))
+        self.failed.inc(sum(n for (_, op), n in counts.items() if op == "failed"))
+        for account in sorted({a for a, _ in counts}):
+            yield {"sink": NS, "account": account, "created": counts[(account, "created")],
+                   "already_present": counts[(account, "skipped")], "failed": counts[(account, "failed")],
+                   "unsupported": self.unsupported}
+
+
+class WriteToCostAnalysis(beam.PTransform):
+    """Cost records -> per-batch results (main) and dead letters."""
+
+    def __init__(self, options: CloudForetOptions, service_accounts: dict[str, str] | None = None):
+        super().__init__()
+        self.options = options
+        self.service_accounts = dict(service_accounts or {})
+
+    def expand(self, costs):
+        return costs | beam.ParDo(_WriteCostFn(self.options, self.service_accounts)).with_outputs(
+            DEAD_LETTER, main="results")

@@ -1,0 +1,108 @@
+"""Resolves an account's Prism credentials inside a worker.
+
+Credentials never travel through a PCollection or a pickle: each worker
+resolves them from its environment or from CloudForet's secret service when it
+first needs them, and keeps one client per account.
+"""
+from __future__ import annotations
+
+import logging
+import os
+import threading
+
+import jsonschema
+
+from connectors.cloudforet import CloudForetClient
+from connectors.errors import ConnectorError
+from connectors.prism import PrismClient, PrismCredentials
+from connectors.retry import RetryPolicy
+from transforms.settings import AccountConfig, Config
+from schemas import load_json_schema
+
+log = logging.getLogger(__name__)
+
+
+class CredentialError(ConnectorError):
+    """An account's credentials are missing or unusable (never retried)."""
+
+
+def _as_bool(value, default: bool) -> bool:
+    if value is None:
+        return default
+    if isinstance(value, bool):
+        return value
+    return str(value).strip().lower() not in ("false", "0", "no", "off")
+
+
+def credentials_from_env(account: AccountConfig) -> PrismCredentials:
+    username = account.username or os.environ.get(account.username_env or "", "")
+    password = os.environ.get(account.password_env or "", "")
+    if not username:
+        raise CredentialError(f"account '{account.name}': no username (set 'username' or the variable "
+                              f"{account.username_env})")
+    if not password:
+        raise CredentialError(f"account '{account.name}': environment variable {account.password_env} "
+                              "is empty or unset; export the Prism Central password in it")
+    return PrismCredentials(host=account.host or "", port=account.port, username=username, password=password,
+                            verify_ssl=_as_bool(account.verify_ssl, True), ca_bundle=account.ca_bundle,
+                            scheme=account.scheme)
+
+
+def credentials_from_secret(account: AccountConfig, data: dict) -> PrismCredentials:
+    schema = load_json_schema("nutanix_secret.schema.json")
+    errors = sorted(jsonschema.Draft202012Validator(schema).iter_errors(data), key=lambda e: e.path)
+    if errors:
+        # Name the fields, never their values.
+        problems = "; ".join(e.message if e.validator == "required" else
+                             f"field {'.'.join(map(str, e.path))} has the wrong type" for e in errors)
+        raise CredentialError(f"account '{account.name}': secret {account.secret_id} is not a Nutanix "
+                              f"secret: {problems}")
+    try:
+        port = int(data.get("nutanix_port", account.port))
+    except (TypeError, ValueError):
+        raise CredentialError(f"account '{account.name}': secret {account.secret_id}: nutanix_port "
+                              "is not a number") from None
+    return PrismCredentials(
+        host=data["nutanix_host"], port=port, username=data["nutanix_username"],
+        password=data["nutanix_password"],
+        # The config may only tighten what the secret says, and may add a CA bundle.
+        verify_ssl=_as_bool(data.get("verify_ssl"), True) if account.verify_ssl is None else account.verify_ssl,
+        ca_bundle=account.ca_bundle, scheme=data.get("scheme", account.scheme))
+
+
+class PrismClients:
+    """Per-worker cache of one PrismClient per account."""
+
+    def __init__(self, config: Config):
+        self.config = config
+        self._clients: dict[str, PrismClient] = {}
+        self._lock = threading.Lock()
+        self._cloudforet: CloudForetClient | None = None
+
+    def get(self, account_name: str) -> PrismClient:
+        with self._lock:
+            client = self._clients.get(account_name)
+            if client is None:
+                client = self._open(self.config.account(account_name))
+                self._clients[account_name] = client
+            return client
+
+    def _open(self, account: AccountConfig) -> PrismClient:
+        if account.secret_id:
+            if self._cloudforet is None:
+                cf = self.config.cloudforet
+                self._cloudforet = CloudForetClient(cf.endpoint, cf.auth, cf.timeout_s)
+            creds = credentials_from_secret(account, self._cloudforet.secret_data(account.secret_id))
+        else:
+            creds = credentials_from_env(account)
+        if creds.scheme == "https" and not creds.verify_ssl:
+            log.warning("account '%s': TLS certificate verification is OFF (verify_ssl: false)", account.name)
+        p = self.config.prism
+        return PrismClient(account.name, creds, timeout_s=p.timeout_s, rate_per_s=p.max_requests_per_s,
+                           retry=RetryPolicy(max_attempts=p.max_attempts), pool_size=p.max_concurrency)
+
+    def close(self) -> None:
+        with self._lock:
+            for c in self._clients.values():
+                c.close()
+            self._clients.clear()

@@ -1,0 +1,104 @@
+"""WriteToInventory: upsert cloud services the way CloudForet's collector does.
+
+Match rule ``reference.resource_id + provider + cloud_service_type +
+cloud_service_group`` (never with an empty resource_id); zero matches create,
+one updates, more is a failure. Many references are looked up per ``list``.
+"""
+from __future__ import annotations
+
+from collections import Counter
+from typing import Hashable, Iterable
+
+import apache_beam as beam
+from apache_beam import pvalue
+from apache_beam.metrics import Metrics
+from spaceone.api.inventory.v1 import cloud_service_pb2
+
+from connectors.cloudforet import to_struct
+from connectors.retry import RetryPolicy
+from transforms.batching import DEAD_LETTER, BatchedCloudForetWrite
+from transforms.normalize import dead_letter
+from transforms.settings import CloudForetOptions
+from transforms.write_engine import Conflict, write_batch
+
+NS = "inventory"
+
+
+def _fields(r: dict) -> dict:
+    return dict(name=r["name"], account=r["account"], instance_type=r["instance_type"],
+                instance_size=r["instance_size"], ip_addresses=r["ip_addresses"], data=to_struct(r["data"]),
+                reference=cloud_service_pb2.CloudServiceReference(**r["reference"]), tags=to_struct(r["tags"]),
+                region_code=r["region_code"])
+
+
+def create_request(r: dict) -> cloud_service_pb2.CreateServiceRequest:
+    return cloud_service_pb2.CreateServiceRequest(
+        cloud_service_type=r["cloud_service_type"], provider=r["provider"],
+        cloud_service_group=r["cloud_service_group"], **_fields(r))
+
+
+def update_request(cloud_service_id: str, r: dict) -> cloud_service_pb2.UpdateCloudServiceRequest:
+    return cloud_service_pb2.UpdateCloudServiceRequest(cloud_service_id=cloud_service_id, **_fields(r))
+
+
+class _WriteInventoryFn(BatchedCloudForetWrite):
+    def __init__(self, options: CloudForetOptions):
+        super().__init__(options)
+        self.created = Metrics.counter(NS, "created")
+        self.updated = Metrics.counter(NS, "updated")
+        self.failed = Metrics.counter(NS, "failed")
+        self.retries = Metrics.counter(NS, "retries")
+
+    def group_of(self, r: dict) -> Hashable:
+        return r["provider"], r["cloud_service_type"], r["cloud_service_group"]
+
+    def write(self, group: Hashable, batch: list) -> Iterable:
+        provider, ctype, cgroup = group
+        # Never send an empty resource_id: it would widen the match.
+        pending = {r["resource_id"]: r for r in batch if r["resource_id"]}
+
+        def lookup(ids: list) -> dict:
+            found = self.client.list_cloud_services(
+                [("reference.resource_id", ids, "in"), ("provider", provider, "eq"),
+                 ("cloud_service_type", ctype, "eq"), ("cloud_service_group", cgroup, "eq")],
+                only=["cloud_service_id", "reference"], limit=max(len(ids) * 2, 10))
+            by_id: dict = {}
+            for cs in found:
+                by_id.setdefault(cs.get("reference", {}).get("resource_id"), []).append(cs)
+            return by_id
+
+        def make_call(r: dict, existing: list) -> tuple:
+            if len(existing) > 1:
+                raise Conflict(f"{len(existing)} cloud services match reference.resource_id "
+                               f"{r['resource_id']} (too many match); remove the duplicates in CloudForet")
+            if existing:
+                return "updated", self.client.future(self.client.cloud_service.update,
+                                                     update_request(existing[0]["cloud_service_id"], r))
+            return "created", self.client.future(self.client.cloud_service.create, create_request(r))
+
+        outcomes = write_batch(self.client, pending, lookup, make_call, f"CloudService {ctype}",
+                               RetryPolicy(max_attempts=self.options.max_attempts),
+                               on_retry=self.retries.inc)
+        counts: Counter = Counter()
+        for o in outcomes:
+            counts[(o.record["account"], o.op)] += 1
+            if o.op == "failed":
+                self.failed.inc()
+                yield pvalue.TaggedOutput(DEAD_LETTER, dead_letter(
+                    NS, o.record["account"], o.record["kind"], o.reason, o.record["resource_id"]))
+        self.created.inc(sum(n for (_, op), n in counts.items() if op == "created"))
+        self.updated.inc(sum(n for (_, op), n in counts.items() if op == "updated"))
+        for account in sorted({a for a, _ in counts}):
+            yield {"sink": NS, "account": account, "created": counts[(account, "created")],
+                   "updated": counts[(account, "updated")], "failed": counts[(account, "failed")]}
+
+
+class WriteToInventory(beam.PTransform):
+    """Resources -> per-batch results (main) and dead letters."""
+
+    def __init__(self, options: CloudForetOptions):
+        super().__init__()
+        self.options = options
+
+    def expand(self, resources):
+        return resources | beam.ParDo(_WriteInventoryFn(self.options)).with_outputs(DEAD_LETTER, main="results")

@@ -1,0 +1,242 @@
+"""ReadFromPrism: every page of every list, fetched in parallel.
+
+The shape follows Beam's datastoreio: plan the pages from ``total_matches``,
+``Reshuffle`` the page requests so they spread over workers, then fetch. Each
+worker keeps one HTTP session per account and fetches several pages at once
+(bounded by ``max_concurrency`` and the per-Prism-Central rate limiter).
+"""
+from __future__ import annotations
+
+import logging
+from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
+from typing import Any, Iterable
+
+import apache_beam as beam
+from apache_beam import pvalue
+from apache_beam.metrics import Metrics
+from apache_beam.transforms.window import GlobalWindows
+
+from connectors.errors import ConnectorError, PrismAuthError
+from connectors.prism import PrismClient, parse_list_page
+from transforms.credentials import PrismClients
+from transforms.settings import Config, RunContext
+
+log = logging.getLogger(__name__)
+
+LIST_KINDS = ("cluster", "host", "vm")
+STATS = "vm_stats"
+STATS_ATTRIBUTES = [
+    "hypervisor_cpu_usage_ppm", "memory_usage_ppm", "controller_num_iops", "controller_num_read_iops",
+    "controller_num_write_iops", "controller_read_io_bandwidth_kBps", "controller_write_io_bandwidth_kBps",
+    "controller_avg_io_latency_usecs", "hypervisor_num_received_bytes", "hypervisor_num_transmitted_bytes",
+]
+STATUS = "status"  # tagged output: per-account events for the run report
+NS = "prism"
+
+
+def account_event(account: str, event: str, **fields: Any) -> dict:
+    return {"account": account, "event": event, **fields}
+
+
+def parse_stats_page(answer: dict) -> tuple[int, list[tuple[str, dict]]]:
+    """Groups answer -> (total entities, [(vm uuid, {attribute: [(t_usec, value)]})]).
+
+    Values arrive as strings; "-1" (no data) and garbage are dropped.
+    """
+    total = answer.get("total_entity_count", answer.get("filtered_entity_count", 0))
+    total = total if isinstance(total, int) and not isinstance(total, bool) and total >= 0 else 0
+    out = []
+    for group in answer.get("group_results") or []:
+        if not isinstance(group, dict):
+            continue
+        for ent in group.get("entity_results") or []:
+            if not isinstance(ent, dict) or not isinstance(ent.get("entity_id"), str):
+                continue
+            series: dict[str, list] = {}
+            for col in ent.get("data") or []:
+                if not isinstance(col, dict) or col.get("name") not in STATS_ATTRIBUTES:
+                    continue
+                points = []
+                for v in col.get("values") or []:
+                    if not isinstance(v, dict) or not isinstance(v.get("time"), int):
+                        continue
+                    vals = v.get("values") or []
+                    try:
+                        value = float(vals[0])
+                    except (IndexError, TypeError, ValueError):
+                        continue
+                    if value >= 0 and value == value and value != float("inf"):
+                        points.append((v["time"], value))
+                series[col["name"]] = sorted(points)
+            out.append((ent["entity_id"], series))
+    return total, out
+
+
+class _PrismDoFn(beam.DoFn):
+    def __init__(self, config: Config, ctx: RunContext):
+        self.config = config
+        self.ctx = ctx
+
+    def setup(self):
+        self.clients = PrismClients(self.config)
+
+    def teardown(self):
+        self.clients.close()
+
+    def _fetch(self, client: PrismClient, kind: str, offset: int, length: int) -> dict:
+        if kind == STATS:
+            answer = client.vm_stats(offset, length, STATS_ATTRIBUTES, self.ctx.stats_start_ms,
+                                     self.ctx.stats_end_ms, self.config.prism.stats_interval_s)
+            total, series = parse_stats_page(answer)
+            return {"total": total, "count": len(series), "series": series}
+        page = client.list_page(kind, offset, length)
+        return {"total": page.total_matches, "count": len(page.entities), "entities": page.entities,
+                "answered_length": page.length}
+
+
+class PlanPages(_PrismDoFn):
+    """Account -> its first page of each kind, and requests for the others.
+
+    The first page gives ``total_matches`` and the page length the server really
+    answers; the rest are planned with that length.
+    """
+
+    def __init__(self, config: Config, ctx: RunContext):
+        super().__init__(config, ctx)
+        self.planned = Metrics.counter(NS, "pages_planned")
+        self.failed_accounts = Metrics.counter(NS, "accounts_failed")
+
+    def process(self, account: str) -> Iterable:
+        size = self.config.prism.page_size
+        try:
+            client = self.clients.get(account)
+            base_url = client.creds.base_url
+            totals = {}
+            for kind in LIST_KINDS + (STATS,):
+                first = self._fetch(client, kind, 0, size)
+                totals[kind] = first["total"]
+                yield {"account": account, "kind": kind, "offset": 0, "base_url": base_url, **first}
+                step = first.get("answered_length") or first["count"] or size
+                step = max(1, min(step, size))
+                for offset in range(first["count"] or step, first["total"], step):
+                    self.planned.inc()
+                    yield pvalue.TaggedOutput("requests", (account, kind, offset, step, base_url))
+        except ConnectorError as exc:
+            self.failed_accounts.inc()
+            reason = "credentials rejected" if isinstance(exc, PrismAuthError) else "unreachable or failing"
+            log.error("account %s failed (%s): %s", account, reason, exc)
+            yield pvalue.TaggedOutput(STATUS, account_event(account, "failed", error=str(exc)))
+            return
+        yield pvalue.TaggedOutput(STATUS, account_event(account, "planned", totals=totals))
+
+
+class FetchPages(_PrismDoFn):
+    """Page requests -> pages, several in flight per worker."""
+
+    def __init__(self, config: Config, ctx: RunContext):
+        super().__init__(config, ctx)
+        self.fetched = Metrics.counter(NS, "pages_fetched")
+        self.failed = Metrics.counter(NS, "pages_failed")
+        self.entities = Metrics.counter(NS, "entities_read")
+
+    def setup(self):
+        super().setup()
+        self.pool = ThreadPoolExecutor(self.config.prism.max_concurrency, thread_name_prefix="prism-fetch")
+
+    def teardown(self):
+        self.pool.shutdown(wait=False, cancel_futures=True)
+        super().teardown()
+
+    def start_bundle(self):
+        self.pending: set[Future] = set()
+
+    def process(self, request: tuple) -> Iterable:
+        self.pending.add(self.pool.submit(self._fetch_range, *request))
+        if len(self.pending) >= 2 * self.config.prism.max_concurrency:
+            done, self.pending = wait(self.pending, return_when=FIRST_COMPLETED)
+            for f in done:
+                yield from f.result()
+
+    def finish_bundle(self):
+        done, _ = wait(self.pending)
+        self.pending = set()
+        for f in done:
+            for out in f.result():
+                if isinstance(out, pvalue.TaggedOutput):
+                    yield pvalue.TaggedOutput(out.tag, GlobalWindows.windowed_value(out.value))
+                else:
+                    yield GlobalWindows.windowed_value(out)
+
+    def _fetch_range(self, account: str, kind: str, offset: int, length: int, base_url: str) -> list:
+        """Fetches [offset, offset+length); follows up if the server answers fewer."""
+        outputs: list = []
+        got = 0
+        try:
+            client = self.clients.get(account)
+            while got < length:
+                page = self._fetch(client, kind, offset + got, length - got)
+                self.fetched.inc()
+                self.entities.inc(page["count"])
+                outputs.append({"account": account, "kind": kind, "offset": offset + got, "base_url": base_url,
+                                **page})
+                got += page["count"]
+                if page["count"] == 0 or offset + got >= page["total"]:
+                    break
+        except ConnectorError as exc:
+            self.failed.inc()
+            log.error("page %s offset %d of account %s failed: %s", kind, offset + got, account, exc)
+            outputs.append(pvalue.TaggedOutput(STATUS, account_event(
+                account, "page_failed", kind=kind, offset=offset + got, error=str(exc))))
+        return outputs
+
+
+class SplitPages(beam.DoFn):
+    """Pages -> keyed entities per kind (tagged outputs), and page counts."""
+
+    def process(self, page: dict) -> Iterable:
+        account, kind, base_url = page["account"], page["kind"], page["base_url"]
+        yield pvalue.TaggedOutput(STATUS, account_event(account, "page_read", kind=kind, count=page["count"]))
+        if kind == STATS:
+            for uuid, series in page["series"]:
+                yield pvalue.TaggedOutput(STATS, ((account, uuid), series))
+            return
+        for entity in page["entities"]:
+            uuid = entity.get("metadata", {}).get("uuid") if isinstance(entity, dict) else None
+            if not isinstance(uuid, str) or not uuid:
+                yield pvalue.TaggedOutput("dead_letter", {
+                    "stage": "read", "account": account, "kind": kind, "id": f"offset {page['offset']}",
+                    "reason": "entity without metadata.uuid"})
+                continue
+            if kind == "vm":
+                yield pvalue.TaggedOutput("vm", ((account, uuid), (base_url, entity)))
+            else:
+                yield pvalue.TaggedOutput("infra", ((account, kind, uuid), (base_url, entity)))
+
+
+def _first(values: Iterable) -> Any:
+    """Offset paging over a changing inventory can repeat an entity: keep one."""
+    return next(iter(values))
+
+
+class ReadFromPrism(beam.PTransform):
+    """accounts -> {'vm': ((account, uuid), (base_url, entity)), 'infra': ..., 'vm_stats': ...,
+    'status': account events, 'dead_letter': unreadable entities}."""
+
+    def __init__(self, config: Config, ctx: RunContext):
+        super().__init__()
+        self.config = config
+        self.ctx = ctx
+
+    def expand(self, accounts):
+        planned = accounts | "PlanPages" >> beam.ParDo(PlanPages(self.config, self.ctx)).with_outputs(
+            "requests", STATUS, main="pages")
+        fetched = (planned.requests
+                   | "ReshufflePageRequests" >> beam.Reshuffle()
+                   | "FetchPages" >> beam.ParDo(FetchPages(self.config, self.ctx)).with_outputs(STATUS, main="pages"))
+        pages = (planned.pages, fetched.pages) | "AllPages" >> beam.Flatten()
+        split = pages | "SplitPages" >> beam.ParDo(SplitPages()).with_outputs(
+            "vm", "infra", STATS, STATUS, "dead_letter")
+        status = (planned[STATUS], fetched[STATUS], split[STATUS]) | "ReadStatus" >> beam.Flatten()
+        infra = split.infra | "DedupeInfra" >> beam.CombinePerKey(_first)
+        return {"vm": split.vm, "infra": infra, STATS: split[STATS], STATUS: status,
+                "dead_letter": split.dead_letter}

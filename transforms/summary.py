@@ -1,0 +1,140 @@
+"""SummarizeRun: every account event, sink result and dead letter -> one run summary.
+
+Each sink emits per-batch results, so the summary can only be complete once
+every sink has finished: it is the barrier before the notification.
+"""
+from __future__ import annotations
+
+from typing import Iterable
+
+import apache_beam as beam
+
+from transforms.settings import RunContext
+
+MAX_ERRORS_PER_ACCOUNT = 20
+READ_KEYS = {"cluster": "clusters", "host": "hosts", "vm": "vms", "vm_stats": "vm_stats"}
+
+
+def empty_account() -> dict:
+    return {
+        "status": "SUCCESS",
+        "complete": True,
+        "error": None,
+        "read": {"clusters": 0, "hosts": 0, "vms": 0, "vm_stats": 0, "pages": 0, "pages_failed": 0},
+        "inventory": {"created": 0, "updated": 0, "failed": 0},
+        "cost": {"created": 0, "already_present": 0, "failed": 0},
+        "metrics": {"points": 0},
+        "dead_letters": 0,
+        "errors": [],
+    }
+
+
+def _add_error(acc: dict, text: str) -> None:
+    if len(acc["errors"]) < MAX_ERRORS_PER_ACCOUNT:
+        acc["errors"].append(text)
+
+
+def apply_event(accounts: dict, ev: dict) -> None:
+    acc = accounts.setdefault(ev.get("account", "?"), empty_account())
+    kind = ev.get("type")
+    if kind == "status":
+        event = ev["event"]
+        if event == "failed":
+            acc["error"] = ev.get("error")
+            acc["complete"] = False
+        elif event == "page_failed":
+            acc["read"]["pages_failed"] += 1
+            acc["complete"] = False
+            _add_error(acc, f"read {ev.get('kind')} page at offset {ev.get('offset')}: {ev.get('error')}")
+        elif event == "page_read":
+            acc["read"]["pages"] += 1
+            acc["read"][READ_KEYS.get(ev.get("kind"), "other")] = \
+                acc["read"].get(READ_KEYS.get(ev.get("kind"), "other"), 0) + ev.get("count", 0)
+    elif kind == "result":
+        sink = acc.setdefault(ev["sink"], {})
+        for k, v in ev.items():
+            if k not in ("type", "sink", "account") and isinstance(v, (int, float)) and not isinstance(v, bool):
+                sink[k] = sink.get(k, 0) + v
+            elif isinstance(v, bool) and v:
+                sink[k] = True
+    elif kind == "dead_letter":
+        acc["dead_letters"] += 1
+        _add_error(acc, f"{ev.get('stage')} {ev.get('kind')} {ev.get('id')}: {ev.get('reason')}")
+
+
+def finalize(accounts: dict) -> dict:
+    for acc in accounts.values():
+        failed = acc["inventory"]["failed"] + acc["cost"]["failed"] + acc["dead_letters"]
+        if acc["error"]:
+            acc["status"] = "ERROR"
+        elif failed or not acc["complete"]:
+            acc["status"] = "WARNING"
+        else:
+            acc["status"] = "SUCCESS"
+    return accounts
+
+
+class _SummaryFn(beam.CombineFn):
+    def __init__(self, account_names: tuple[str, ...]):
+        self.account_names = account_names
+
+    def create_accumulator(self) -> dict:
+        return {name: empty_account() for name in self.account_names}
+
+    def add_input(self, acc: dict, ev: dict) -> dict:
+        apply_event(acc, ev)
+        return acc
+
+    def merge_accumulators(self, accs: Iterable[dict]) -> dict:
+        merged = self.create_accumulator()
+        for acc in accs:
+            for name, a in acc.items():
+                m = merged.setdefault(name, empty_account())
+                m["complete"] = m["complete"] and a["complete"]
+                m["error"] = m["error"] or a["error"]
+                m["dead_letters"] += a["dead_letters"]
+                m["errors"] = (m["errors"] + a["errors"])[:MAX_ERRORS_PER_ACCOUNT]
+                for section, values in a.items():
+                    if not isinstance(values, dict):
+                        continue
+                    target = m.setdefault(section, {})
+                    for k, v in values.items():
+                        if isinstance(v, bool):
+                            target[k] = target.get(k, False) or v
+                        elif isinstance(v, (int, float)):
+                            target[k] = target.get(k, 0) + v
+        return merged
+
+    def extract_output(self, acc: dict) -> dict:
+        return finalize(acc)
+
+
+def overall_status(accounts: dict) -> str:
+    statuses = {a["status"] for a in accounts.values()}
+    return "ERROR" if "ERROR" in statuses else "WARNING" if "WARNING" in statuses else "SUCCESS"
+
+
+def _tag(kind: str):
+    return lambda ev: {**ev, "type": kind}
+
+
+class SummarizeRun(beam.PTransform):
+    """(statuses, results, dead_letters) -> the single run summary."""
+
+    def __init__(self, ctx: RunContext, account_names: tuple[str, ...]):
+        super().__init__()
+        self.ctx, self.account_names = ctx, account_names
+
+    def expand(self, pcolls):
+        statuses, results, dead_letters = pcolls
+        ctx = self.ctx
+        events = (
+            (statuses | "TagStatus" >> beam.Map(_tag("status")),
+             results | "TagResults" >> beam.Map(_tag("result")),
+             dead_letters | "TagDeadLetters" >> beam.Map(_tag("dead_letter")))
+            | "AllEvents" >> beam.Flatten())
+        return (events
+                | "Summarize" >> beam.CombineGlobally(_SummaryFn(self.account_names))
+                | "Wrap" >> beam.Map(lambda accounts: {
+                    "run_id": ctx.run_id, "collected_at": ctx.collected_at, "billed_date": ctx.billed_date,
+                    "status": overall_status(accounts), "accounts": accounts}))
