@@ -1,0 +1,87 @@
+"""Run the CloudForet emulator as a process.
+
+    python -m emulators.cloudforet --db FILE --port N [--host H] [--config FILE]
+        [--latency-ms F] [--cost-create-unsupported] [--ready-file PATH]
+
+When serving it prints one JSON line (endpoint, domain, workspace, app
+tokens) and writes the same JSON atomically to --ready-file, which is how
+scripts learn the port and the app token. SIGTERM/SIGINT stop it (exit 0).
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import os
+import signal
+import sys
+import tempfile
+import threading
+from pathlib import Path
+
+from .config import EmulatorConfig
+from .server import CloudForetEmulator
+
+
+def _parse_args(argv: list[str] | None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(prog="python -m emulators.cloudforet", description=__doc__.splitlines()[0])
+    parser.add_argument("--db", required=True, help="SQLite file holding all state")
+    parser.add_argument("--port", type=int, default=0, help="port to listen on (0: pick a free one)")
+    parser.add_argument("--host", default="127.0.0.1")
+    parser.add_argument("--config", help="YAML/JSON file with EmulatorConfig fields")
+    parser.add_argument("--latency-ms", type=float, default=None, help="sleep added to every RPC")
+    parser.add_argument("--cost-create-unsupported", action="store_true",
+                        help="Cost.create answers ERROR_NOT_SUPPORT_API")
+    parser.add_argument("--ready-file", help="write the ready JSON here (atomically) once serving")
+    return parser.parse_args(argv)
+
+
+def write_atomic(path: str, text: str) -> None:
+    """Write via a temp file + rename so readers never see a partial file."""
+    target = Path(path)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", dir=target.parent)
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as fh:
+            fh.write(text)
+        os.replace(tmp, target)
+    except BaseException:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+        raise
+
+
+def main(argv: list[str] | None = None) -> int:
+    logging.basicConfig(level=logging.WARNING, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    args = _parse_args(argv)
+    config = EmulatorConfig.from_file(args.config) if args.config else EmulatorConfig()
+    if args.latency_ms is not None:
+        config.latency_ms = args.latency_ms
+    if args.cost_create_unsupported:
+        config.cost_create_unsupported = True
+
+    stop = threading.Event()
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(signum, lambda *_: stop.set())
+
+    emulator = CloudForetEmulator(args.db, config, host=args.host, port=args.port).start()
+    try:
+        ready = {
+            "endpoint": emulator.endpoint,
+            "domain_id": config.domain_id,
+            "workspace_id": config.workspace_id,
+            "app_tokens": {app["app_id"]: emulator.app_token(app["app_id"]) for app in config.apps},
+        }
+        line = json.dumps(ready)
+        if args.ready_file:
+            write_atomic(args.ready_file, line + "\n")
+        print(line, flush=True)
+        while not stop.wait(0.5):
+            pass
+    finally:
+        emulator.stop(grace=1.0)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

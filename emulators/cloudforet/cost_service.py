@@ -1,0 +1,97 @@
+"""cost_analysis.v1 Cost: create, get, list and stat (distinct only).
+
+``create`` can be switched to answer ERROR_NOT_SUPPORT_API, as servers
+released from 2025 on do, so the collector's fallback path can be tested.
+"""
+from __future__ import annotations
+
+from datetime import datetime
+
+import grpc
+from google.protobuf import struct_pb2
+from spaceone.api.cost_analysis.v1 import cost_pb2, cost_pb2_grpc
+
+from . import errors, query
+from .auth import Claims
+from .base import Backend, in_scope, new_id, now_iso, query_dict, request_filters, require, rpc, scope_filters
+from .base import to_dict, to_msg
+from .errors import ApiError
+from .store import COSTS
+
+NOT_SUPPORTED_MESSAGE = "ERROR_NOT_SUPPORT_API: Cost.create is not supported. Use a cost data source plugin."
+
+
+def _usage_unit(value: float | str) -> str:
+    """``usage_unit`` is a float in CreateCostRequest (a proto mistake) but a string in CostInfo."""
+    if isinstance(value, str):
+        return value
+    return "" if not value else f"{value:g}"
+
+
+class CostService(cost_pb2_grpc.CostServicer):
+    """Stores costs as rows; never dedupes, like the real 2.0.108 server."""
+
+    def __init__(self, backend: Backend) -> None:
+        self.backend = backend
+        self.store = backend.store
+
+    @rpc("Cost.create")
+    def create(self, request: cost_pb2.CreateCostRequest, claims: Claims) -> cost_pb2.CostInfo:
+        cfg = self.backend.config
+        if cfg.cost_create_unsupported:
+            raise ApiError(grpc.StatusCode.FAILED_PRECONDITION, NOT_SUPPORTED_MESSAGE)
+        doc = to_dict(request, with_defaults=True)
+        require(doc, "billed_date", "data_source_id")
+        billed_date = doc["billed_date"]
+        try:
+            if len(billed_date) != 10:
+                raise ValueError(billed_date)
+            datetime.strptime(billed_date, "%Y-%m-%d")
+        except ValueError:
+            raise errors.invalid("billed_date", "expected YYYY-MM-DD") from None
+        if doc["data_source_id"] not in cfg.cost_data_sources:
+            raise errors.not_found("data_source_id", doc["data_source_id"])
+        region_key = f"{doc['provider']}.{doc['region_code']}" if doc["provider"] and doc["region_code"] else ""
+        doc = {
+            "cost_id": new_id("cost"),
+            "tags": {},
+            "additional_info": {},
+            "data": {},
+            **doc,
+            "usage_unit": _usage_unit(doc.get("usage_unit", 0.0)),
+            "region_key": region_key,
+            "billed_year": billed_date[:4],
+            "billed_month": billed_date[:7],
+            "domain_id": claims.domain_id,
+            "workspace_id": claims.workspace_id or cfg.workspace_id,
+            "created_at": now_iso(),
+        }
+        self.store.insert(COSTS, doc["cost_id"], doc)
+        return to_msg(doc, cost_pb2.CostInfo)
+
+    @rpc("Cost.get")
+    def get(self, request: cost_pb2.CostRequest, claims: Claims) -> cost_pb2.CostInfo:
+        require({"cost_id": request.cost_id}, "cost_id")
+        doc = self.store.get(COSTS, request.cost_id)
+        if doc is None or not in_scope(doc, claims):
+            raise errors.not_found("cost_id", request.cost_id)
+        return to_msg(doc, cost_pb2.CostInfo)
+
+    @rpc("Cost.list")
+    def list(self, request: cost_pb2.CostQuery, claims: Claims) -> cost_pb2.CostsInfo:
+        spec = query.parse(query_dict(request), [*scope_filters(claims),
+                                                 *request_filters(request, skip=("project_group_id",))])
+        results, total = query.run(self.store.scan(COSTS), spec, "cost_id")
+        return cost_pb2.CostsInfo(results=[to_msg(d, cost_pb2.CostInfo) for d in results], total_count=total)
+
+    @rpc("Cost.stat")
+    def stat(self, request: cost_pb2.CostStatQuery, claims: Claims) -> struct_pb2.Struct:
+        qd = query_dict(request)
+        if not qd.get("distinct"):
+            raise ApiError(grpc.StatusCode.INVALID_ARGUMENT,
+                           "ERROR_NOT_SUPPORT_QUERY_OPTION: Cost.stat supports only query.distinct")
+        spec = query.parse(qd, [*scope_filters(claims), *request_filters(request)])
+        values, total = query.distinct(self.store.scan(COSTS), spec)
+        out = struct_pb2.Struct()
+        out.update({"results": values, "total_count": total})
+        return out

@@ -1,0 +1,199 @@
+"""inventory.v1 CloudService, CloudServiceType and Region.
+
+Behaviour follows what the real inventory service does for the public API:
+``create`` validates and never dedupes, ``delete`` only marks the record
+DELETED, and ``update`` merges ``data`` and ``tags`` one level deep.
+Deleted records answer NOT_FOUND to get/update/delete and are left out of
+``list`` unless the request filters on ``state``.
+"""
+from __future__ import annotations
+
+from google.protobuf import empty_pb2
+from spaceone.api.inventory.v1 import (
+    cloud_service_pb2,
+    cloud_service_pb2_grpc,
+    cloud_service_type_pb2,
+    cloud_service_type_pb2_grpc,
+    region_pb2,
+    region_pb2_grpc,
+)
+
+from . import errors, query
+from .auth import Claims
+from .base import Backend, in_scope, new_id, now_iso, query_dict, request_filters, require, rpc, scope_filters
+from .base import to_dict, to_msg
+from .store import CLOUD_SERVICE_TYPES, CLOUD_SERVICES, DELETED, REGIONS, DuplicateKey
+
+ACTIVE = "ACTIVE"
+# Update fields merged one level deep instead of replaced. ``reference`` is
+# merged too so that sending only ``external_link`` keeps the resource_id.
+_MERGED_ON_UPDATE = ("data", "tags", "reference")
+
+
+def _workspace(claims: Claims, backend: Backend) -> str:
+    return claims.workspace_id or backend.config.workspace_id
+
+
+class CloudServiceService(cloud_service_pb2_grpc.CloudServiceServicer):
+    """Cloud service records with the real server's create/update/delete semantics."""
+
+    def __init__(self, backend: Backend) -> None:
+        self.backend = backend
+        self.store = backend.store
+
+    def _load_live(self, cloud_service_id: str, claims: Claims) -> dict:
+        """The live record or NOT_FOUND (deleted records count as not found)."""
+        require({"cloud_service_id": cloud_service_id}, "cloud_service_id")
+        doc = self.store.get(CLOUD_SERVICES, cloud_service_id)
+        if doc is None or doc.get("state") == DELETED or not in_scope(doc, claims):
+            raise errors.not_found("cloud_service_id", cloud_service_id)
+        return doc
+
+    @rpc("CloudService.create")
+    def create(self, request: cloud_service_pb2.CreateServiceRequest,
+               claims: Claims) -> cloud_service_pb2.CloudServiceInfo:
+        doc = to_dict(request, with_defaults=True)
+        resource_id = (doc.get("reference") or {}).get("resource_id")
+        if not resource_id:
+            raise errors.required("reference")
+        require(doc, "cloud_service_type", "cloud_service_group", "provider", "name")
+        now = now_iso()
+        doc = {
+            "cloud_service_id": new_id("cloud-svc"),
+            "state": ACTIVE,
+            "data": {},
+            "metadata": {},
+            "tags": {},
+            **doc,
+            "domain_id": claims.domain_id,
+            "workspace_id": _workspace(claims, self.backend),
+            "created_at": now,
+            "updated_at": now,
+        }
+        self.store.insert(CLOUD_SERVICES, doc["cloud_service_id"], doc, ACTIVE, ref_resource_id=resource_id)
+        return to_msg(doc, cloud_service_pb2.CloudServiceInfo)
+
+    @rpc("CloudService.update")
+    def update(self, request: cloud_service_pb2.UpdateCloudServiceRequest,
+               claims: Claims) -> cloud_service_pb2.CloudServiceInfo:
+        doc = self._load_live(request.cloud_service_id, claims)
+        given = to_dict(request)  # proto3: only non-default fields count as "present"
+        given.pop("cloud_service_id", None)
+        for key in _MERGED_ON_UPDATE:
+            if key in given:
+                doc[key] = {**(doc.get(key) or {}), **given.pop(key)}
+        doc.update(given)
+        doc["updated_at"] = now_iso()
+        resource_id = (doc.get("reference") or {}).get("resource_id")
+        self.store.replace(CLOUD_SERVICES, doc["cloud_service_id"], doc, doc["state"], ref_resource_id=resource_id)
+        return to_msg(doc, cloud_service_pb2.CloudServiceInfo)
+
+    @rpc("CloudService.delete")
+    def delete(self, request: cloud_service_pb2.CloudServiceRequest, claims: Claims) -> empty_pb2.Empty:
+        doc = self._load_live(request.cloud_service_id, claims)
+        doc["state"] = DELETED
+        doc["deleted_at"] = now_iso()
+        self.store.replace(CLOUD_SERVICES, doc["cloud_service_id"], doc, DELETED,
+                           ref_resource_id=(doc.get("reference") or {}).get("resource_id"))
+        return empty_pb2.Empty()
+
+    @rpc("CloudService.get")
+    def get(self, request: cloud_service_pb2.CloudServiceRequest,
+            claims: Claims) -> cloud_service_pb2.CloudServiceInfo:
+        return to_msg(self._load_live(request.cloud_service_id, claims), cloud_service_pb2.CloudServiceInfo)
+
+    @rpc("CloudService.list")
+    def list(self, request: cloud_service_pb2.CloudServiceQuery,
+             claims: Claims) -> cloud_service_pb2.CloudServicesInfo:
+        extra = request_filters(request, rename={"ip_address": "ip_addresses"}, skip=("project_group_id",))
+        spec = query.parse(query_dict(request), [*scope_filters(claims), *extra])
+        include_deleted = spec.mentions("state")
+        ref_ids = spec.lookup_values("reference.resource_id")
+        if ref_ids is not None:
+            docs = self.store.cloud_services_by_ref(ref_ids, include_deleted=include_deleted)
+        else:
+            docs = self.store.scan(CLOUD_SERVICES, include_deleted=include_deleted)
+        results, total = query.run(docs, spec, "cloud_service_id")
+        return cloud_service_pb2.CloudServicesInfo(
+            results=[to_msg(d, cloud_service_pb2.CloudServiceInfo) for d in results], total_count=total)
+
+
+class CloudServiceTypeService(cloud_service_type_pb2_grpc.CloudServiceTypeServicer):
+    """Cloud service types, unique by ``provider.group.name`` per workspace."""
+
+    def __init__(self, backend: Backend) -> None:
+        self.backend = backend
+        self.store = backend.store
+
+    @rpc("CloudServiceType.create")
+    def create(self, request: cloud_service_type_pb2.CreateCloudServiceTypeRequest,
+               claims: Claims) -> cloud_service_type_pb2.CloudServiceTypeInfo:
+        doc = to_dict(request, with_defaults=True)
+        require(doc, "name", "provider", "group")
+        key = f"{doc['provider']}.{doc['group']}.{doc['name']}"
+        now = now_iso()
+        workspace_id = _workspace(claims, self.backend)
+        doc = {
+            "cloud_service_type_id": new_id("cloud-svc-type"),
+            "cloud_service_type_key": key,
+            "metadata": {},
+            "tags": {},
+            "labels": [],
+            **doc,
+            "domain_id": claims.domain_id,
+            "workspace_id": workspace_id,
+            "created_at": now,
+            "updated_at": now,
+        }
+        try:
+            self.store.insert(CLOUD_SERVICE_TYPES, doc["cloud_service_type_id"], doc,
+                              ukey=f"{claims.domain_id}|{workspace_id}|{key}")
+        except DuplicateKey:
+            raise errors.already_exists("cloud_service_type_key", key) from None
+        return to_msg(doc, cloud_service_type_pb2.CloudServiceTypeInfo)
+
+    @rpc("CloudServiceType.list")
+    def list(self, request: cloud_service_type_pb2.CloudServiceTypeQuery,
+             claims: Claims) -> cloud_service_type_pb2.CloudServiceTypesInfo:
+        spec = query.parse(query_dict(request), [*scope_filters(claims), *request_filters(request)])
+        results, total = query.run(self.store.scan(CLOUD_SERVICE_TYPES), spec, "cloud_service_type_id")
+        return cloud_service_type_pb2.CloudServiceTypesInfo(
+            results=[to_msg(d, cloud_service_type_pb2.CloudServiceTypeInfo) for d in results], total_count=total)
+
+
+class RegionService(region_pb2_grpc.RegionServicer):
+    """Regions, unique by ``provider.region_code`` per workspace."""
+
+    def __init__(self, backend: Backend) -> None:
+        self.backend = backend
+        self.store = backend.store
+
+    @rpc("Region.create")
+    def create(self, request: region_pb2.CreateRegionRequest, claims: Claims) -> region_pb2.RegionInfo:
+        doc = to_dict(request, with_defaults=True)
+        require(doc, "name", "region_code", "provider")
+        key = f"{doc['provider']}.{doc['region_code']}"
+        now = now_iso()
+        workspace_id = _workspace(claims, self.backend)
+        doc = {
+            "region_id": new_id("region"),
+            "region_key": key,
+            "tags": {},
+            **doc,
+            "domain_id": claims.domain_id,
+            "workspace_id": workspace_id,
+            "created_at": now,
+            "updated_at": now,
+        }
+        try:
+            self.store.insert(REGIONS, doc["region_id"], doc, ukey=f"{claims.domain_id}|{workspace_id}|{key}")
+        except DuplicateKey:
+            raise errors.already_exists("region_key", key) from None
+        return to_msg(doc, region_pb2.RegionInfo)
+
+    @rpc("Region.list")
+    def list(self, request: region_pb2.RegionQuery, claims: Claims) -> region_pb2.RegionsInfo:
+        spec = query.parse(query_dict(request), [*scope_filters(claims), *request_filters(request)])
+        results, total = query.run(self.store.scan(REGIONS), spec, "region_id")
+        return region_pb2.RegionsInfo(results=[to_msg(d, region_pb2.RegionInfo) for d in results],
+                                      total_count=total)

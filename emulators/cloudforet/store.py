@@ -1,0 +1,154 @@
+"""SQLite persistence: one table per collection of JSON documents.
+
+Documents are stored whole as JSON; the query engine filters them in Python.
+Only the hot lookup of cloud services by ``reference.resource_id`` (what an
+upserting collector does for every resource) has a dedicated indexed column,
+and ``ukey`` enforces the unique keys of types and regions.
+"""
+from __future__ import annotations
+
+import json
+import sqlite3
+import threading
+from typing import Any, Iterable
+
+CLOUD_SERVICES = "cloud_services"
+CLOUD_SERVICE_TYPES = "cloud_service_types"
+REGIONS = "regions"
+COSTS = "costs"
+NOTIFICATIONS = "notifications"
+
+COLLECTIONS = (CLOUD_SERVICES, CLOUD_SERVICE_TYPES, REGIONS, COSTS, NOTIFICATIONS)
+DELETED = "DELETED"
+
+_SCHEMA = f"""
+CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value BLOB NOT NULL);
+CREATE TABLE IF NOT EXISTS {CLOUD_SERVICES} (
+    id TEXT PRIMARY KEY, state TEXT, ref_resource_id TEXT, doc TEXT NOT NULL);
+CREATE INDEX IF NOT EXISTS idx_cloud_services_ref ON {CLOUD_SERVICES} (ref_resource_id);
+CREATE TABLE IF NOT EXISTS {CLOUD_SERVICE_TYPES} (
+    id TEXT PRIMARY KEY, state TEXT, ukey TEXT UNIQUE, doc TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS {REGIONS} (
+    id TEXT PRIMARY KEY, state TEXT, ukey TEXT UNIQUE, doc TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS {COSTS} (id TEXT PRIMARY KEY, state TEXT, doc TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS {NOTIFICATIONS} (id TEXT PRIMARY KEY, state TEXT, doc TEXT NOT NULL);
+"""
+
+# SQLite's bound-parameter limit is large in modern builds but keep chunks modest.
+_IN_CHUNK = 500
+
+
+class DuplicateKey(Exception):
+    """Raised when a unique key (``ukey``) already exists."""
+
+
+def _dumps(doc: dict) -> str:
+    return json.dumps(doc, separators=(",", ":"), ensure_ascii=False)
+
+
+class Store:
+    """Thread-safe document store over a single SQLite connection."""
+
+    def __init__(self, path: str) -> None:
+        self.path = path
+        # Autocommit mode: every write is its own short transaction, which in
+        # WAL with synchronous=NORMAL costs no fsync per call.
+        self._conn = sqlite3.connect(path, check_same_thread=False, isolation_level=None, cached_statements=256)
+        self._lock = threading.Lock()
+        with self._lock:
+            self._conn.execute("PRAGMA journal_mode=WAL")
+            self._conn.execute("PRAGMA synchronous=NORMAL")
+            self._conn.executescript(_SCHEMA)
+
+    def close(self) -> None:
+        with self._lock:
+            self._conn.close()
+
+    # -- meta ---------------------------------------------------------------
+    def meta_get_or_set(self, key: str, default: bytes) -> bytes:
+        """The stored value for ``key``, storing ``default`` first if absent."""
+        with self._lock:
+            self._conn.execute("INSERT OR IGNORE INTO meta (key, value) VALUES (?, ?)", (key, default))
+            row = self._conn.execute("SELECT value FROM meta WHERE key = ?", (key,)).fetchone()
+        return bytes(row[0])
+
+    # -- writes -------------------------------------------------------------
+    def insert(self, collection: str, doc_id: str, doc: dict, state: str = "", *,
+               ref_resource_id: str | None = None, ukey: str | None = None) -> None:
+        """Insert a new document; ``DuplicateKey`` if ``ukey`` is taken."""
+        data = _dumps(doc)
+        try:
+            with self._lock:
+                if collection == CLOUD_SERVICES:
+                    self._conn.execute(
+                        f"INSERT INTO {CLOUD_SERVICES} (id, state, ref_resource_id, doc) VALUES (?, ?, ?, ?)",
+                        (doc_id, state, ref_resource_id, data))
+                elif ukey is not None:
+                    self._conn.execute(
+                        f"INSERT INTO {collection} (id, state, ukey, doc) VALUES (?, ?, ?, ?)",
+                        (doc_id, state, ukey, data))
+                else:
+                    self._conn.execute(
+                        f"INSERT INTO {collection} (id, state, doc) VALUES (?, ?, ?)", (doc_id, state, data))
+        except sqlite3.IntegrityError as exc:
+            raise DuplicateKey(str(exc)) from exc
+
+    def replace(self, collection: str, doc_id: str, doc: dict, state: str = "", *,
+                ref_resource_id: str | None = None) -> None:
+        """Overwrite an existing document (same id)."""
+        data = _dumps(doc)
+        with self._lock:
+            if collection == CLOUD_SERVICES:
+                self._conn.execute(
+                    f"UPDATE {CLOUD_SERVICES} SET state = ?, ref_resource_id = ?, doc = ? WHERE id = ?",
+                    (state, ref_resource_id, data, doc_id))
+            else:
+                self._conn.execute(f"UPDATE {collection} SET state = ?, doc = ? WHERE id = ?",
+                                   (state, data, doc_id))
+
+    # -- reads --------------------------------------------------------------
+    def get(self, collection: str, doc_id: str) -> dict | None:
+        with self._lock:
+            row = self._conn.execute(f"SELECT doc FROM {collection} WHERE id = ?", (doc_id,)).fetchone()
+        return json.loads(row[0]) if row else None
+
+    def scan(self, collection: str, include_deleted: bool = True) -> list[dict]:
+        """All documents of a collection in insertion order."""
+        sql = f"SELECT doc FROM {collection}"
+        if not include_deleted:
+            sql += f" WHERE state IS NOT '{DELETED}'"
+        sql += " ORDER BY rowid"
+        with self._lock:
+            rows = self._conn.execute(sql).fetchall()
+        return [json.loads(r[0]) for r in rows]
+
+    def cloud_services_by_ref(self, resource_ids: Iterable[Any], include_deleted: bool = True) -> list[dict]:
+        """Cloud services whose ``reference.resource_id`` is one of ``resource_ids`` (indexed)."""
+        ids = sorted({str(i) for i in resource_ids if i is not None})
+        state_sql = "" if include_deleted else f" AND state IS NOT '{DELETED}'"
+        rows: list[tuple[int, str]] = []
+        with self._lock:
+            for start in range(0, len(ids), _IN_CHUNK):
+                chunk = ids[start:start + _IN_CHUNK]
+                marks = ",".join("?" * len(chunk))
+                rows.extend(self._conn.execute(
+                    f"SELECT rowid, doc FROM {CLOUD_SERVICES} WHERE ref_resource_id IN ({marks}){state_sql}",
+                    chunk).fetchall())
+        rows.sort(key=lambda r: r[0])
+        return [json.loads(r[1]) for r in rows]
+
+    # -- read helpers for tests ----------------------------------------------
+    def cloud_services(self, include_deleted: bool = False) -> list[dict]:
+        return self.scan(CLOUD_SERVICES, include_deleted=include_deleted)
+
+    def cloud_service_types(self) -> list[dict]:
+        return self.scan(CLOUD_SERVICE_TYPES)
+
+    def regions(self) -> list[dict]:
+        return self.scan(REGIONS)
+
+    def costs(self) -> list[dict]:
+        return self.scan(COSTS)
+
+    def notifications(self) -> list[dict]:
+        return self.scan(NOTIFICATIONS)
