@@ -32,20 +32,26 @@ wait_for() {  # wait_for FILE PID NAME
   return 1
 }
 
+PIDS=()
+stop_emulators() {
+  local p
+  for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null || true; done
+  for p in "${PIDS[@]}"; do wait "$p" 2>/dev/null || true; done
+}
+
 demo() {
   local dir="$ROOT/.run/demo"
   rm -rf "$dir" && mkdir -p "$dir"
   export PRISM_PASSWORD="demo-$RANDOM-$RANDOM"
-  local pids=()
-  trap 'for p in "${pids[@]:-}"; do [ -n "$p" ] && kill "$p" 2>/dev/null || true; done; wait 2>/dev/null || true' EXIT
+  trap stop_emulators EXIT
   "$PY" -m emulators.prism --prism-centrals 2 --clusters 2 --hosts-per-cluster 3 --vms 400 \
       --port 0 --ready-file "$dir/prism.json" >"$dir/prism.log" 2>&1 &
-  pids+=($!)
-  wait_for "$dir/prism.json" "${pids[0]}" Prism
+  PIDS+=($!)
+  wait_for "$dir/prism.json" "${PIDS[0]}" Prism
   "$PY" -m emulators.cloudforet --db "$dir/cloudforet.sqlite" --port 0 \
       --ready-file "$dir/cloudforet.json" >"$dir/cloudforet.log" 2>&1 &
-  pids+=($!)
-  wait_for "$dir/cloudforet.json" "${pids[1]}" CloudForet
+  PIDS+=($!)
+  wait_for "$dir/cloudforet.json" "${PIDS[1]}" CloudForet
   "$PY" -m emulators.demo --prism-ready "$dir/prism.json" --cloudforet-ready "$dir/cloudforet.json" \
       --out "$dir" > "$dir/env.sh"
   # shellcheck disable=SC1091

@@ -1,0 +1,186 @@
+"""End to end: Prism emulators -> pipeline (FnApiRunner) -> CloudForet emulator.
+
+The expected state is derived from the emulated fleet itself, never from the
+pipeline's own output.
+"""
+from __future__ import annotations
+
+import json
+from collections import Counter
+
+import pyarrow.dataset as ds
+import pytest
+import yaml
+
+from emulators.cloudforet.config import EmulatorConfig
+from emulators.cloudforet.server import CloudForetEmulator
+from emulators.prism.fleet import FleetSpec
+from pipeline.run import run
+from tests.conftest import CLOUDFORET_USER_PASSWORD, PRISM_PASSWORD, account_entry
+from transforms.cost import costs_for
+from transforms.normalize import normalize_vm
+from transforms.settings import Rate, RateCard
+
+COLLECTED_AT = "2026-11-28T06:00:00Z"
+DAY = "2026-11-28"
+SPEC = FleetSpec(seed=11, prism_centrals=2, clusters=2, hosts_per_cluster=2, vms=60, disks_per_vm=2,
+                 power_on_ratio=0.7)
+DEFAULT_RATE = {"vcpu_hour": 0.02, "gib_ram_hour": 0.005, "gib_storage_month": 0.05, "currency": "USD"}
+
+
+@pytest.fixture
+def cloudforet(tmp_path):
+    cfg = EmulatorConfig(users=[
+        {"user_id": "collector@example.com", "password": CLOUDFORET_USER_PASSWORD, "role_type": "WORKSPACE_OWNER"},
+    ])
+    emu = CloudForetEmulator(str(tmp_path / "cloudforet.sqlite"), cfg).start()
+    yield emu
+    emu.stop()
+
+
+def write_config(tmp_path, servers, emu, auth=None, accounts=None, name="config.yaml"):
+    raw = {
+        "accounts": accounts or [account_entry(s) for s in servers],
+        "prism": {"page_size": 25, "max_requests_per_s": 200, "max_concurrency": 4, "max_attempts": 3},
+        "cloudforet": {"endpoint": emu.endpoint, "domain_id": emu.config.domain_id,
+                       "workspace_id": emu.config.workspace_id, "auth": auth or {"token_env": "TEST_CF_TOKEN"},
+                       "batch_size": 40},
+        "rate_card": {"default": DEFAULT_RATE, "clusters": {"cluster-1-0": {"vcpu_hour": 0.05}}},
+        "metric_store": {"path": str(tmp_path / "metrics")},
+        "report": {"path": str(tmp_path / "report.json")},
+    }
+    path = tmp_path / name
+    path.write_text(yaml.safe_dump(raw))
+    return str(path)
+
+
+def expected_resources(servers):
+    """The fleet as the emulators hold it, normalized independently of the pipeline."""
+    out = []
+    for s in servers:
+        pc = s.pc
+        for i in pc.iter_live_indices():
+            out += normalize_vm(pc.name, s.url, pc.vm_entity(i))
+    return out
+
+
+@pytest.fixture(autouse=True)
+def _env(monkeypatch, cloudforet):
+    monkeypatch.setenv("TEST_PRISM_PASSWORD", PRISM_PASSWORD)
+    monkeypatch.setenv("TEST_CF_TOKEN", cloudforet.app_token())
+    monkeypatch.setenv("TEST_CF_PASSWORD", CLOUDFORET_USER_PASSWORD)
+
+
+def by_type(services):
+    return Counter((c["cloud_service_group"], c["cloud_service_type"]) for c in services)
+
+
+def test_collection_end_to_end_and_second_run_creates_nothing(tmp_path, prism_servers, cloudforet, capsys):
+    servers = prism_servers(SPEC)
+    config = write_config(tmp_path, servers, cloudforet)
+    assert run(["--config", config, "--collected-at", COLLECTED_AT]) == 0
+    out = capsys.readouterr().out
+    assert "SUCCESS" in out and "run report:" in out
+
+    store = cloudforet.store
+    services = store.cloud_services()
+    vms_expected = expected_resources(servers)
+    n_vms = sum(1 for r in vms_expected if r["kind"] == "vm")
+    n_disks = sum(1 for r in vms_expected if r["kind"] == "disk")
+    assert n_vms == 60 and n_disks == 120
+    assert by_type(services) == {("Compute", "Instance"): 60, ("Storage", "Disk"): 120,
+                                 ("Cluster", "Cluster"): 4, ("Host", "Host"): 8}
+    refs = Counter(c["reference"]["resource_id"] for c in services)
+    assert max(refs.values()) == 1
+
+    # a few resources field by field
+    by_ref = {c["reference"]["resource_id"]: c for c in services}
+    for want in [r for r in vms_expected if r["kind"] == "vm"][:5] + [r for r in vms_expected if r["kind"] == "disk"][:3]:
+        got = by_ref[want["resource_id"]]
+        for key in ("name", "account", "provider", "cloud_service_group", "cloud_service_type", "region_code",
+                    "instance_type", "ip_addresses"):
+            assert got[key] == want[key], key
+        assert got["reference"] == want["reference"]
+        assert got["tags"] == want["tags"]
+        for key in ("power_state", "vcpus", "memory_gib", "cluster", "host", "guest_os", "disks", "nics",
+                    "size_gib", "vm"):
+            if key in want["data"]:
+                assert got["data"][key] == want["data"][key], key
+    on_vm = next(r for r in vms_expected if r["kind"] == "vm" and r["data"]["power_state"] == "ON")
+    util = by_ref[on_vm["resource_id"]]["data"]["utilization"]
+    assert 5 <= util["cpu_percent"] <= 90 and "memory_percent" in util
+    pc_uuids = {s.pc.uuid for s in servers}
+    assert not pc_uuids & set(refs)  # the Prism Central pseudo-cluster is no cloud service
+    types = {(t["provider"], t["group"], t["name"]) for t in store.cloud_service_types()}
+    assert types == {("nutanix", "Compute", "Instance"), ("nutanix", "Storage", "Disk"),
+                     ("nutanix", "Cluster", "Cluster"), ("nutanix", "Host", "Host")}
+    assert len(store.regions()) == 4
+
+    # costs: one record per resource and usage type for the day, amounts from the rate card
+    card = RateCard(default=Rate(**DEFAULT_RATE),
+                    clusters=(("cluster-1-0", Rate(**{**DEFAULT_RATE, "vcpu_hour": 0.05})),))
+    want_costs = [c for r in vms_expected for c in costs_for(r, card, DAY, "ds-nutanix")]
+    costs = store.costs()
+    assert len(costs) == len(want_costs)
+    assert Counter((c["resource"], c["usage_type"], c["billed_date"]) for c in costs) == \
+        Counter((c["resource"], c["usage_type"], c["billed_date"]) for c in want_costs)
+    assert round(sum(c["cost"] for c in costs), 4) == round(sum(c["cost"] for c in want_costs), 4)
+    assert any(c["region_code"] and c["data_source_id"] == "ds-nutanix" for c in costs)
+
+    # metric points: the powered-on VMs' stats over the run's window
+    table = ds.dataset(str(tmp_path / "metrics"), format="parquet", partitioning="hive").to_table()
+    n_on = sum(1 for r in vms_expected if r["kind"] == "vm" and r["data"]["power_state"] == "ON")
+    assert table.num_rows == n_on * 8 * 12  # 8 metrics, 12 five-minute points in the hour
+    assert set(table.column("metric").to_pylist()) >= {"cpu.utilization", "network.sent_throughput"}
+
+    # one notification per account, naming the run
+    notes = store.notifications()
+    assert len(notes) == 2
+    assert {n["message"]["account"] for n in notes} == {s.pc.name for s in servers}
+    assert all(n["notification_type"] == "SUCCESS" for n in notes)
+
+    report = json.loads((tmp_path / "report.json").read_text())
+    assert report["status"] == "SUCCESS" and report["billed_date"] == DAY
+    first = report["accounts"][servers[0].pc.name]
+    assert first["inventory"]["created"] == 30 + 60 + 2 + 4 and first["inventory"]["updated"] == 0
+    assert first["read"]["vms"] == 30
+
+    # second run, same day: nothing created, nothing doubled
+    assert run(["--config", config, "--collected-at", "2026-11-28T07:00:00Z", "--run-id", "second"]) == 0
+    services2 = store.cloud_services()
+    assert len(services2) == len(services)
+    assert max(Counter(c["reference"]["resource_id"] for c in services2).values()) == 1
+    assert len(store.costs()) == len(costs)
+    report2 = json.loads((tmp_path / "report.json").read_text())
+    acc = report2["accounts"][servers[0].pc.name]
+    assert acc["inventory"]["created"] == 0 and acc["inventory"]["updated"] == 96
+    assert acc["cost"]["created"] == 0 and acc["cost"]["already_present"] > 0
+    assert len(store.notifications()) == 4  # a new run id, so a new notification per account
+
+
+def test_user_credentials_and_one_failed_account(tmp_path, prism_servers, cloudforet):
+    good, = prism_servers(FleetSpec(vms=10, clusters=1, hosts_per_cluster=1))
+    accounts = [account_entry(good, name="good"),
+                {**account_entry(good, name="bad-password"), "password_env": "WRONG_PASSWORD"},
+                {"name": "unreachable", "host": "127.0.0.1", "port": 9, "scheme": "http", "username": "admin",
+                 "password_env": "TEST_PRISM_PASSWORD"}]
+    import os
+    os.environ["WRONG_PASSWORD"] = "not-the-password"
+    try:
+        config = write_config(tmp_path, [good], cloudforet, accounts=accounts,
+                              auth={"user_id": "collector@example.com", "password_env": "TEST_CF_PASSWORD"})
+        assert run(["--config", config, "--collected-at", COLLECTED_AT]) == 1
+    finally:
+        del os.environ["WRONG_PASSWORD"]
+    report = json.loads((tmp_path / "report.json").read_text())
+    assert report["status"] == "ERROR"
+    assert report["accounts"]["good"]["status"] == "SUCCESS"
+    assert report["accounts"]["good"]["inventory"]["created"] == 10 + 20 + 1 + 1
+    bad = report["accounts"]["bad-password"]
+    assert bad["status"] == "ERROR" and "credentials rejected" in bad["error"]
+    assert report["accounts"]["unreachable"]["status"] == "ERROR"
+    notes = {n["message"]["account"]: n for n in cloudforet.store.notifications()}
+    assert notes["bad-password"]["notification_type"] == "ERROR"
+    assert notes["good"]["notification_type"] == "SUCCESS"
+    assert PRISM_PASSWORD not in (tmp_path / "report.json").read_text()
+    assert "not-the-password" not in (tmp_path / "report.json").read_text()
