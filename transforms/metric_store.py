@@ -1,41 +1,26 @@
-"""WriteToMetricStore: metric points -> a Parquet dataset partitioned by date.
+"""WriteToMetricStore: metric points -> Parquet dataset partitioned by ``date``.
 
-Written like Beam's file sinks: each bundle writes staging files and emits
-their names; one final step moves the staged files of successful bundles into
-``date=YYYY-MM-DD/<run_id>-NNNNN.parquet`` after removing that run's older
-files. A retried bundle's staging file is never committed, and re-running the
-same run id replaces its files: the store never holds a point twice per run.
+Each run owns the points of its stats window: its files in a day are
+``<run_id>-NNNNN.parquet`` and re-running the same run id replaces them.
+Rows are sorted by metric, then resource, so readers prune row groups.
 """
 from __future__ import annotations
 
-import posixpath
-import uuid
-from collections import Counter, defaultdict
 from datetime import datetime, timezone
-from typing import Iterable
 
 import apache_beam as beam
 import pyarrow as pa
-import pyarrow.fs as pafs
-import pyarrow.parquet as pq
-from apache_beam.metrics import Metrics
-from apache_beam.transforms.window import GlobalWindows
 
 from schemas.parquet import METRIC_POINT
-
-NS = "metrics"
-STAGING = "_staging"
-MAX_BUFFERED_ROWS = 250_000
-
-
-def filesystem(root: str) -> tuple[pafs.FileSystem, str]:
-    fs, path = pafs.FileSystem.from_uri(root) if "://" in root else (pafs.LocalFileSystem(),
-                                                                     posixpath.abspath(root))
-    return fs, path
+from transforms.parquet_store import Partition, WriteToPartitionedParquet
 
 
 def date_of(ts_ms: int) -> str:
     return datetime.fromtimestamp(ts_ms / 1000, tz=timezone.utc).strftime("%Y-%m-%d")
+
+
+def metric_partition(point: dict) -> Partition:
+    return (("date", date_of(point["timestamp_ms"])),)
 
 
 def points_table(points: list[dict], run_id: str) -> pa.Table:
@@ -52,85 +37,24 @@ def points_table(points: list[dict], run_id: str) -> pa.Table:
     }, schema=METRIC_POINT)
 
 
-class _StageFn(beam.DoFn):
-    def __init__(self, root: str, run_id: str):
-        self.root, self.run_id = root, run_id
-        self.staged = Metrics.counter(NS, "points_staged")
+class _PointsTable:
+    """Picklable ``rows -> Table`` bound to a run id."""
 
-    def setup(self):
-        self.fs, self.base = filesystem(self.root)
+    def __init__(self, run_id: str):
+        self.run_id = run_id
 
-    def start_bundle(self):
-        self.buf: dict[str, list] = defaultdict(list)
-        self.rows = 0
-
-    def process(self, point: dict) -> Iterable:
-        self.buf[date_of(point["timestamp_ms"])].append(point)
-        self.rows += 1
-        if self.rows >= MAX_BUFFERED_ROWS:
-            yield from self._flush()
-
-    def finish_bundle(self):
-        for out in self._flush():
-            yield GlobalWindows.windowed_value(out)
-
-    def _flush(self) -> Iterable[dict]:
-        buf, self.buf, self.rows = self.buf, defaultdict(list), 0
-        for day, points in sorted(buf.items()):
-            directory = posixpath.join(self.base, STAGING, self.run_id, f"date={day}")
-            self.fs.create_dir(directory, recursive=True)
-            path = posixpath.join(directory, f"{uuid.uuid4().hex}.parquet")
-            pq.write_table(points_table(points, self.run_id), path, filesystem=self.fs,
-                           compression="zstd", row_group_size=100_000)
-            self.staged.inc(len(points))
-            yield {"date": day, "path": path, "counts": dict(Counter(p["account"] for p in points))}
-
-
-class _CommitFn(beam.DoFn):
-    """All staged files of the run -> committed dataset files (idempotent)."""
-
-    def __init__(self, root: str, run_id: str):
-        self.root, self.run_id = root, run_id
-        self.committed = Metrics.counter(NS, "points_written")
-
-    def process(self, staged: list[dict]) -> Iterable[dict]:
-        fs, base = filesystem(self.root)
-        by_day: dict[str, list] = defaultdict(list)
-        for s in staged:
-            by_day[s["date"]].append(s)
-        totals: Counter = Counter()
-        for day, files in sorted(by_day.items()):
-            directory = posixpath.join(base, f"date={day}")
-            fs.create_dir(directory, recursive=True)
-            prefix = f"{self.run_id}-"
-            keep = set()
-            for i, s in enumerate(sorted(files, key=lambda f: f["path"])):
-                target = posixpath.join(directory, f"{prefix}{i:05d}.parquet")
-                keep.add(target)
-                # A retried commit finds its staged file already moved: fine.
-                if fs.get_file_info(s["path"]).type != pafs.FileType.NotFound:
-                    fs.move(s["path"], target)
-                totals.update(s["counts"])
-            for info in fs.get_file_info(pafs.FileSelector(directory)):
-                if info.base_name.startswith(prefix) and info.path not in keep:
-                    fs.delete_file(info.path)  # left by an earlier attempt of this run
-        staging = posixpath.join(base, STAGING, self.run_id)
-        if fs.get_file_info(staging).type != pafs.FileType.NotFound:
-            fs.delete_dir(staging)
-        self.committed.inc(sum(totals.values()))
-        for account, n in sorted(totals.items()):
-            yield {"sink": NS, "account": account, "points": n}
+    def __call__(self, rows: list) -> pa.Table:
+        return points_table(rows, self.run_id)
 
 
 class WriteToMetricStore(beam.PTransform):
-    """Metric points -> per-account results after the dataset is committed."""
+    """Metric points -> per-account results ``{sink: metrics, account, points}``."""
 
     def __init__(self, root: str, run_id: str):
         super().__init__()
         self.root, self.run_id = root, run_id
 
     def expand(self, points):
-        return (points
-                | "Stage" >> beam.ParDo(_StageFn(self.root, self.run_id))
-                | "Gather" >> beam.combiners.ToList()
-                | "Commit" >> beam.ParDo(_CommitFn(self.root, self.run_id)))
+        return points | WriteToPartitionedParquet(self.root, self.run_id, _PointsTable(self.run_id),
+                                                  metric_partition, replace="run", sink="metrics",
+                                                  count_key="points")
