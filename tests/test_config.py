@@ -1,0 +1,101 @@
+"""Bad configuration stops the run at once with a message naming the problem."""
+from __future__ import annotations
+
+import subprocess
+import sys
+
+import pytest
+import yaml
+
+from pipeline.config import ConfigError, load_config, parse_config
+from pipeline.run import run
+from tests.conftest import ROOT
+
+GOOD = {
+    "accounts": [{"name": "pc-1", "host": "10.0.0.1", "username": "admin", "password_env": "PC1_PASSWORD"}],
+    "cloudforet": {"endpoint": "cloudforet.example.com:443", "domain_id": "domain-1", "workspace_id": "ws-1",
+                   "auth": {"token_env": "CF_TOKEN"}},
+}
+
+
+def with_(path: str, value, base=None):
+    raw = yaml.safe_load(yaml.safe_dump(base or GOOD))
+    *parents, leaf = path.split(".")
+    node = raw
+    for p in parents:
+        node = node[int(p)] if p.isdigit() else node[p]
+    if value is KeyError:
+        del node[int(leaf) if leaf.isdigit() else leaf]
+    else:
+        node[int(leaf) if leaf.isdigit() else leaf] = value
+    return raw
+
+
+def test_good_config_gets_defaults():
+    cfg = parse_config(GOOD)
+    assert cfg.prism.page_size == 500 and cfg.accounts[0].port == 9440
+    assert cfg.cloudforet.endpoint.use_tls  # not loopback: TLS by default
+    assert cfg.rate_card.default.currency == "USD"
+    assert cfg.cloudforet.notification_resource_id == "domain-1"
+
+
+@pytest.mark.parametrize("path, value, message", [
+    ("cloudforet", KeyError, "'cloudforet' is a required property"),
+    ("cloudforet.endpoint", KeyError, "'endpoint' is a required property"),
+    ("cloudforet.endpoint", 443, "cloudforet.endpoint: 443 is not of type 'string'"),
+    ("accounts", [], "accounts: [] should be non-empty"),
+    ("accounts.0.port", "9440", "accounts.0.port: '9440' is not of type 'integer'"),
+    ("accounts.0.verify_ssl", "yes", "accounts.0.verify_ssl: 'yes' is not of type 'boolean'"),
+    ("accounts.0.pasword_env", "X", "unknown key"),
+    ("accounts.0.password_env", KeyError, "missing: password_env"),
+    ("prism", {"page_size": 0}, "prism.page_size: 0 is less than the minimum of 1"),
+    ("cloudforet.auth", {"token_env": "T", "user_id": "u", "password_env": "P"}, "either token_env"),
+    ("rate_card", {"default": {"vcpu_hour": 1}}, "'gib_ram_hour' is a required property"),
+])
+def test_bad_config_names_the_problem(path, value, message):
+    with pytest.raises(ConfigError) as err:
+        parse_config(with_(path, value))
+    assert message in str(err.value)
+
+
+def test_duplicate_account_names():
+    raw = with_("accounts", [GOOD["accounts"][0], GOOD["accounts"][0]])
+    with pytest.raises(ConfigError, match="duplicate account name"):
+        parse_config(raw)
+
+
+def test_unreadable_and_invalid_files(tmp_path):
+    with pytest.raises(ConfigError, match="cannot be read"):
+        load_config(str(tmp_path / "missing.yaml"))
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("accounts: [\n")
+    with pytest.raises(ConfigError, match="not valid YAML"):
+        load_config(str(bad))
+
+
+def test_cli_exits_2_with_the_message(tmp_path):
+    path = tmp_path / "config.yaml"
+    path.write_text(yaml.safe_dump(with_("cloudforet.domain_id", KeyError)))
+    proc = subprocess.run([sys.executable, "-m", "pipeline", "--config", str(path)], cwd=ROOT,
+                          capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 2
+    assert "'domain_id' is a required property" in proc.stderr
+    assert "Traceback" not in proc.stderr
+
+
+def test_unreachable_cloudforet_exits_3(tmp_path, monkeypatch, capsys):
+    monkeypatch.setenv("CF_TOKEN", "some-token")
+    raw = with_("cloudforet.endpoint", "127.0.0.1:9")
+    raw["cloudforet"]["timeout_s"] = 2
+    path = tmp_path / "config.yaml"
+    path.write_text(yaml.safe_dump(raw))
+    assert run(["--config", str(path)]) == 3
+    assert "UNAVAILABLE" in capsys.readouterr().err
+
+
+def test_unset_cloudforet_token_exits_3_naming_the_variable(tmp_path, monkeypatch, capsys):
+    monkeypatch.delenv("CF_TOKEN", raising=False)
+    path = tmp_path / "config.yaml"
+    path.write_text(yaml.safe_dump(with_("cloudforet.endpoint", "127.0.0.1:9")))
+    assert run(["--config", str(path)]) == 3
+    assert "CF_TOKEN is empty or unset" in capsys.readouterr().err
