@@ -63,6 +63,7 @@ def write_config(workdir: Path, prism: dict, cf: dict, **overrides) -> Path:
                        "auth": {"token_env": "CLOUDFORET_TOKEN"}, "batch_size": 200},
         "metric_store": {"path": str(workdir / "metrics")},
         "report": {"path": str(workdir / "report.json")},
+        "snapshot": {"path": str(workdir / "snapshots")},
     }
     for key, value in overrides.items():
         raw[key] = {**raw.get(key, {}), **value}

@@ -28,6 +28,7 @@ def demo_config(prism: dict, cloudforet: dict, out_dir: str) -> dict:
         },
         "metric_store": {"path": os.path.join(out_dir, "metrics")},
         "report": {"path": os.path.join(out_dir, "run-report.json")},
+        "snapshot": {"path": os.path.join(out_dir, "snapshots"), "format": "avro"},
     }
 
 

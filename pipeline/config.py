@@ -13,8 +13,8 @@ import yaml
 
 from connectors.cloudforet import CloudForetAuth, CloudForetEndpoint
 from schemas import load_json_schema
-from transforms.settings import (AccountConfig, CloudForetOptions, Config, PrismOptions, Rate,
-                                 RateCard)
+from transforms.settings import (AccountConfig, CloudForetOptions, Config, PrismOptions, Rate, RateCard,
+                                 SnapshotOptions)
 
 
 class ConfigError(ValueError):
@@ -49,7 +49,7 @@ def parse_config(raw: Any, source: str = "config") -> Config:
 
     accounts = []
     seen = set()
-    for i, a in enumerate(raw["accounts"]):
+    for i, a in enumerate(raw.get("accounts", [])):
         where = f"{source}: accounts[{i}] ({a['name']})"
         if a["name"] in seen:
             raise ConfigError(f"{where}: duplicate account name")
@@ -87,6 +87,7 @@ def parse_config(raw: Any, source: str = "config") -> Config:
         rate_card=RateCard(default=default, clusters=clusters),
         metric_store_path=out,
         report_path=raw.get("report", {}).get("path", "out/run-report.json"),
+        snapshot=SnapshotOptions(**raw.get("snapshot", {})),
     )
 
 

@@ -1,11 +1,16 @@
-"""The pipeline graph: Prism -> normalize -> cost / metrics -> sinks -> notify.
+"""The pipeline graph: a source, then normalize / cost / metrics, then the sinks.
 
-Read ──► join VMs with their stats ──► normalize ──► WriteToInventory
-                                   │            └──► ExtractCost ──► WriteToCostAnalysis
-                                   └──► ExtractMetrics ──► WriteToMetricStore
-every status, result and dead letter ──► SummarizeRun ──► Notify (+ run report)
+    source (Prism live, or a snapshot) ──► join VMs with their stats ──► normalize ──► WriteToInventory
+      │ (live: WriteSnapshot)                                 │               └──► ExtractCost ──► WriteToCostAnalysis
+      │                                                       └──► ExtractMetrics ──► WriteToMetricStore
+    every status, result and dead letter ──► SummarizeRun ──► Notify (+ run report)
+
+Live and replay share everything after the source, which is what makes a
+replay reproduce the live run's CloudForet state.
 """
 from __future__ import annotations
+
+from dataclasses import dataclass
 
 import apache_beam as beam
 
@@ -16,43 +21,80 @@ from transforms.metric_store import WriteToMetricStore
 from transforms.metrics import ExtractMetrics
 from transforms.normalize import DEAD_LETTER, NormalizeInfra, NormalizeVm
 from transforms.notify import Notify
-from transforms.prism_read import STATS, STATUS, ReadFromPrism
+from transforms.prism_read import STATS, STATUS, ReadFromPrism, parse_stats_entity
 from transforms.registry import RegisterTypesAndRegions
 from transforms.settings import Config, RunContext
+from transforms.snapshot import ReadFromSnapshot, WriteSnapshot
 from transforms.summary import SummarizeRun
 
 
-def build(p: beam.Pipeline, config: Config, ctx: RunContext) -> beam.PCollection:
-    """Adds the whole collection to ``p``; returns the final run summary."""
-    names = tuple(a.name for a in config.accounts)
-    cf = config.cloudforet
-    read = (p
-            | "Accounts" >> beam.Create(list(names))
-            | "ReadFromPrism" >> ReadFromPrism(config, ctx))
+@dataclass
+class Derived:
+    """What the shared middle of the pipeline produces from a source."""
 
-    joined = {"vm": read["vm"], "stats": read[STATS]} | "JoinVmsWithStats" >> beam.CoGroupByKey()
+    resources: beam.PCollection
+    clusters: beam.PCollection
+    costs: beam.PCollection
+    points: beam.PCollection
+    dead_letters: list
+
+
+def read_live(p: beam.Pipeline, config: Config, ctx: RunContext) -> tuple[dict, list]:
+    """Prism -> entities; the snapshot archive is one more 'sink' of the read."""
+    names = [a.name for a in config.accounts]
+    read = p | "Accounts" >> beam.Create(names) | "ReadFromPrism" >> ReadFromPrism(config, ctx)
+    extra_results = []
+    if config.snapshot.enabled:
+        extra_results.append(read | "WriteSnapshot" >> WriteSnapshot(config.snapshot.path,
+                                                                    config.snapshot.format, ctx))
+    return read, extra_results
+
+
+def read_snapshot(p: beam.Pipeline, snapshot_dir: str, manifest: dict) -> tuple[dict, list]:
+    return p | "ReadFromSnapshot" >> ReadFromSnapshot(snapshot_dir, manifest), []
+
+
+def derive(read: dict, config: Config, ctx: RunContext) -> Derived:
+    """Entities -> resources, cost records and metric points (no I/O)."""
+    stats = read[STATS] | "ParseStats" >> beam.MapTuple(lambda key, v: (key, parse_stats_entity(v[1])))
+    joined = {"vm": read["vm"], "stats": stats} | "JoinVmsWithStats" >> beam.CoGroupByKey()
     vms = joined | "NormalizeVms" >> beam.ParDo(NormalizeVm()).with_outputs(DEAD_LETTER, main="resources")
     infra = read["infra"] | "NormalizeInfra" >> beam.ParDo(NormalizeInfra()).with_outputs(
         DEAD_LETTER, main="resources")
     resources = (vms.resources, infra.resources) | "AllResources" >> beam.Flatten()
-
     clusters = infra.resources | "Clusters" >> beam.Filter(lambda r: r["kind"] == "cluster")
-    registry = clusters | "RegisterTypesAndRegions" >> RegisterTypesAndRegions(cf)
-    inventory = resources | "WriteToInventory" >> WriteToInventory(cf)
+    costs = resources | "ExtractCost" >> ExtractCost(config.rate_card, ctx, config.cloudforet.cost_data_source_id)
+    points = joined | "ExtractMetrics" >> beam.ParDo(
+        ExtractMetrics(ctx.stats_interval_s, ctx.stats_start_ms, ctx.stats_end_ms))
+    return Derived(resources, clusters, costs, points,
+                   [read[DEAD_LETTER], vms[DEAD_LETTER], infra[DEAD_LETTER]])
 
+
+def write_and_notify(read: dict, derived: Derived, extra_results: list, config: Config, ctx: RunContext,
+                     account_names: tuple[str, ...]) -> beam.PCollection:
+    cf = config.cloudforet
+    registry = derived.clusters | "RegisterTypesAndRegions" >> RegisterTypesAndRegions(cf)
+    inventory = derived.resources | "WriteToInventory" >> WriteToInventory(cf)
     service_accounts = {a.name: a.service_account_id for a in config.accounts if a.service_account_id}
-    costs = (resources
-             | "ExtractCost" >> ExtractCost(config.rate_card, ctx, cf.cost_data_source_id)
-             | "WriteToCostAnalysis" >> WriteToCostAnalysis(cf, service_accounts))
+    costs = derived.costs | "WriteToCostAnalysis" >> WriteToCostAnalysis(cf, service_accounts)
+    metrics = derived.points | "WriteToMetricStore" >> WriteToMetricStore(config.metric_store_path, ctx.run_id)
 
-    metrics = (joined
-               | "ExtractMetrics" >> beam.ParDo(ExtractMetrics(config.prism.stats_interval_s,
-                                                               ctx.stats_start_ms, ctx.stats_end_ms))
-               | "WriteToMetricStore" >> WriteToMetricStore(config.metric_store_path, ctx.run_id))
-
-    results = (inventory.results, costs.results, metrics, registry.results) | "SinkResults" >> beam.Flatten()
-    dead_letters = ((read[DEAD_LETTER], vms[DEAD_LETTER], infra[DEAD_LETTER], inventory[DEAD_LETTER],
-                     costs[DEAD_LETTER], registry[DEAD_LETTER])
+    results = ((inventory.results, costs.results, metrics, registry.results, *extra_results)
+               | "SinkResults" >> beam.Flatten())
+    dead_letters = ((*derived.dead_letters, inventory[DEAD_LETTER], costs[DEAD_LETTER], registry[DEAD_LETTER])
                     | "DeadLetters" >> beam.Flatten())
-    summary = (read[STATUS], results, dead_letters) | "SummarizeRun" >> SummarizeRun(ctx, names)
+    summary = (read[STATUS], results, dead_letters) | "SummarizeRun" >> SummarizeRun(ctx, account_names)
     return summary | "Notify" >> Notify(cf, config.report_path)
+
+
+def build(p: beam.Pipeline, config: Config, ctx: RunContext,
+          snapshot: tuple[str, dict] | None = None) -> beam.PCollection:
+    """The whole run; ``snapshot=(dir, manifest)`` replays instead of reading Prism."""
+    if snapshot is None:
+        read, extra = read_live(p, config, ctx)
+        names = tuple(a.name for a in config.accounts)
+    else:
+        read, extra = read_snapshot(p, *snapshot)
+        names = tuple(sorted(snapshot[1]["accounts"]))
+    derived = derive(read, config, ctx)
+    return write_and_notify(read, derived, extra, config, ctx, names)

@@ -22,6 +22,7 @@ from pipeline.config import ConfigError, load_config
 from pipeline.graph import build
 from pipeline.report import format_summary, read_report
 from transforms.settings import Config, RunContext
+from transforms.snapshot import SnapshotError, context_of, find_snapshots, validate_snapshot
 
 log = logging.getLogger("pipeline")
 
@@ -31,6 +32,10 @@ def parse_args(argv: list[str]) -> tuple[argparse.Namespace, list[str]]:
     parser.add_argument("--config", required=True, help="YAML or JSON configuration file")
     parser.add_argument("--collected-at", help="ISO-8601 UTC time the run stands for (default: now)")
     parser.add_argument("--run-id", help="run id (default: derived from the collection time)")
+    parser.add_argument("--source", choices=["live", "snapshot"], default="live",
+                        help="read Prism Central (live) or replay archived snapshots")
+    parser.add_argument("--snapshot", help="with --source snapshot: a snapshot directory, its manifest, "
+                                           "or a glob of them (replayed in collection-time order)")
     parser.add_argument("--log-level", default="INFO", choices=["DEBUG", "INFO", "WARNING", "ERROR"])
     return parser.parse_known_args(argv)
 
@@ -64,6 +69,28 @@ def preflight(config: Config) -> None:
     client.list_notifications(cf.notification_topic)  # any authenticated read proves the token works
 
 
+def plan_replays(pattern: str | None) -> list[tuple[str, dict]]:
+    """Every snapshot validated before anything is written, oldest first."""
+    if not pattern:
+        raise SnapshotError("--source snapshot needs --snapshot PATH_OR_GLOB")
+    snapshots = [(d, validate_snapshot(d)) for d in find_snapshots(pattern)]
+    return sorted(snapshots, key=lambda s: (s[1]["collected_at"], s[1]["snapshot_id"]))
+
+
+def run_once(config: Config, ctx: RunContext, extra: list[str], snapshot: tuple[str, dict] | None = None) -> dict:
+    options, runner = beam_options(extra)
+    started = time.monotonic()
+    what = f"replaying snapshot {snapshot[0]}" if snapshot else f"collecting {len(config.accounts)} account(s)"
+    log.info("run %s: %s for %s", ctx.run_id, what, ctx.billed_date)
+    p = beam.Pipeline(runner=runner, options=options)
+    build(p, config, ctx, snapshot)
+    p.run().wait_until_finish()
+    summary = read_report(config.report_path)
+    print(format_summary(summary))
+    print(f"run report: {config.report_path} ({time.monotonic() - started:.1f}s)")
+    return summary
+
+
 def run(argv: list[str] | None = None) -> int:
     args, extra = parse_args(sys.argv[1:] if argv is None else argv)
     logging.basicConfig(level=args.log_level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
@@ -74,20 +101,24 @@ def run(argv: list[str] | None = None) -> int:
     except ConfigError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
+    replays: list[tuple[str, dict]] = []
+    if args.source == "live" and not config.accounts:
+        print(f"error: {args.config}: 'accounts' is required for a live collection (list the Prism Centrals)",
+              file=sys.stderr)
+        return 2
+    if args.source == "snapshot":
+        try:
+            replays = plan_replays(args.snapshot)
+        except SnapshotError as exc:
+            print(f"error: snapshot: {exc}. Nothing was written.", file=sys.stderr)
+            return 2
     try:
         preflight(config)
     except CloudForetError as exc:
         print(f"error: CloudForet at {config.cloudforet.endpoint.address}: {exc}", file=sys.stderr)
         return 3
-
-    options, runner = beam_options(extra)
-    started = time.monotonic()
-    log.info("run %s: collecting %d account(s) for %s", ctx.run_id, len(config.accounts), ctx.billed_date)
-    p = beam.Pipeline(runner=runner, options=options)
-    build(p, config, ctx)
-    result = p.run()
-    result.wait_until_finish()
-    summary = read_report(config.report_path)
-    print(format_summary(summary))
-    print(f"run report: {config.report_path} ({time.monotonic() - started:.1f}s)")
-    return 1 if summary["status"] == "ERROR" else 0
+    if not replays:
+        summaries = [run_once(config, ctx, extra)]
+    else:
+        summaries = [run_once(config, context_of(manifest), extra, (d, manifest)) for d, manifest in replays]
+    return 1 if any(s["status"] == "ERROR" for s in summaries) else 0

@@ -23,3 +23,25 @@ METRIC_POINT = pa.schema(
     ],
     metadata={"schema": "nutanix-cloudforet metric point", "version": METRIC_STORE_VERSION},
 )
+
+SNAPSHOT_SCHEMA_VERSION = 2
+
+# The Parquet twin of schemas/snapshot_v2.avsc.
+SNAPSHOT_ENTITY = pa.schema(
+    [
+        pa.field("schema_version", pa.int32(), nullable=False),
+        pa.field("snapshot_id", pa.string(), nullable=False),
+        pa.field("account", pa.string(), nullable=False),
+        pa.field("kind", pa.string(), nullable=False),
+        pa.field("uuid", pa.string(), nullable=False),
+        pa.field("name", pa.string()),
+        pa.field("cluster_uuid", pa.string()),
+        pa.field("cluster_name", pa.string()),
+        pa.field("power_state", pa.string()),
+        pa.field("collected_at", pa.timestamp("ms", tz="UTC"), nullable=False),
+        pa.field("api_version", pa.string(), nullable=False),
+        pa.field("base_url", pa.string(), nullable=False),
+        pa.field("payload", pa.string(), nullable=False),
+    ],
+    metadata={"schema": "nutanix-cloudforet snapshot entity", "version": str(SNAPSHOT_SCHEMA_VERSION)},
+)

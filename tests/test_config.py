@@ -58,6 +58,13 @@ def test_bad_config_names_the_problem(path, value, message):
     assert message in str(err.value)
 
 
+def test_live_run_without_accounts_exits_2(tmp_path, capsys):
+    path = tmp_path / "config.yaml"
+    path.write_text(yaml.safe_dump(with_("accounts", KeyError)))
+    assert run(["--config", str(path)]) == 2
+    assert "'accounts' is required for a live collection" in capsys.readouterr().err
+
+
 def test_duplicate_account_names():
     raw = with_("accounts", [GOOD["accounts"][0], GOOD["accounts"][0]])
     with pytest.raises(ConfigError, match="duplicate account name"):

@@ -38,17 +38,20 @@ def cloudforet(tmp_path):
     emu.stop()
 
 
-def write_config(tmp_path, servers, emu, auth=None, accounts=None, name="config.yaml"):
+def write_config(tmp_path, servers, emu, auth=None, accounts=None, name="config.yaml", snapshot=None,
+                 metrics="metrics"):
     raw = {
-        "accounts": accounts or [account_entry(s) for s in servers],
+        "accounts": accounts or [account_entry(s) for s in servers] or None,
         "prism": {"page_size": 25, "max_requests_per_s": 200, "max_concurrency": 4, "max_attempts": 3},
         "cloudforet": {"endpoint": emu.endpoint, "domain_id": emu.config.domain_id,
                        "workspace_id": emu.config.workspace_id, "auth": auth or {"token_env": "TEST_CF_TOKEN"},
                        "batch_size": 40},
         "rate_card": {"default": DEFAULT_RATE, "clusters": {"cluster-1-0": {"vcpu_hour": 0.05}}},
-        "metric_store": {"path": str(tmp_path / "metrics")},
+        "metric_store": {"path": str(tmp_path / metrics)},
         "report": {"path": str(tmp_path / "report.json")},
+        "snapshot": {"path": str(tmp_path / "snapshots"), **(snapshot or {})},
     }
+    raw = {k: v for k, v in raw.items() if v is not None}
     path = tmp_path / name
     path.write_text(yaml.safe_dump(raw))
     return str(path)

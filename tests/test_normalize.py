@@ -10,7 +10,7 @@ import pytest
 from emulators.prism.fleet import FleetSpec, generate_fleet
 from transforms.normalize import (MalformedEntity, is_prism_central, latest_utilization, normalize_cluster,
                                   normalize_host, normalize_vm)
-from transforms.prism_read import parse_stats_page
+from transforms.prism_read import parse_stats_entity, parse_stats_page
 from connectors.prism import parse_list_page
 
 FIXTURES = Path(__file__).resolve().parents[2] / "shared" / "fixtures" / "prism" / "v3_prism_go_client" / "v3_keploy"
@@ -171,6 +171,8 @@ def test_groups_answer_parsing_drops_no_data_and_garbage():
                                                              {"time": 3, "values": ["abc"]}]},
             {"name": "unknown_attr", "values": [{"time": 1, "values": ["5"]}]}]},
         {"entity_id": 7, "data": []}]}]}
-    total, series = parse_stats_page(answer)
+    total, entities = parse_stats_page(answer)
     assert total == 2
-    assert series == [("vm-a", {"hypervisor_cpu_usage_ppm": [(1, 100.0)]})]
+    assert [uuid for uuid, _ in entities] == ["vm-a"]
+    assert parse_stats_entity(entities[0][1]) == {"hypervisor_cpu_usage_ppm": [(1, 100.0)]}
+    assert parse_stats_entity("not an entity") == {}

@@ -39,9 +39,9 @@ def account_event(account: str, event: str, **fields: Any) -> dict:
 
 
 def parse_stats_page(answer: dict) -> tuple[int, list[tuple[str, dict]]]:
-    """Groups answer -> (total entities, [(vm uuid, {attribute: [(t_usec, value)]})]).
+    """Groups answer -> (total entities, [(vm uuid, entity_result as Prism answered it)]).
 
-    Values arrive as strings; "-1" (no data) and garbage are dropped.
+    The raw entity result is kept so a snapshot archives what Prism said.
     """
     total = answer.get("total_entity_count", answer.get("filtered_entity_count", 0))
     total = total if isinstance(total, int) and not isinstance(total, bool) and total >= 0 else 0
@@ -50,26 +50,34 @@ def parse_stats_page(answer: dict) -> tuple[int, list[tuple[str, dict]]]:
         if not isinstance(group, dict):
             continue
         for ent in group.get("entity_results") or []:
-            if not isinstance(ent, dict) or not isinstance(ent.get("entity_id"), str):
-                continue
-            series: dict[str, list] = {}
-            for col in ent.get("data") or []:
-                if not isinstance(col, dict) or col.get("name") not in STATS_ATTRIBUTES:
-                    continue
-                points = []
-                for v in col.get("values") or []:
-                    if not isinstance(v, dict) or not isinstance(v.get("time"), int):
-                        continue
-                    vals = v.get("values") or []
-                    try:
-                        value = float(vals[0])
-                    except (IndexError, TypeError, ValueError):
-                        continue
-                    if value >= 0 and value == value and value != float("inf"):
-                        points.append((v["time"], value))
-                series[col["name"]] = sorted(points)
-            out.append((ent["entity_id"], series))
+            if isinstance(ent, dict) and isinstance(ent.get("entity_id"), str) and ent["entity_id"]:
+                out.append((ent["entity_id"], ent))
     return total, out
+
+
+def parse_stats_entity(ent: dict) -> dict:
+    """entity_result -> {attribute: [(t_usec, value)]}.
+
+    Values arrive as strings; "-1" (no data) and garbage are dropped.
+    """
+    series: dict[str, list] = {}
+    columns = ent.get("data") if isinstance(ent, dict) else None
+    for col in columns if isinstance(columns, list) else []:
+        if not isinstance(col, dict) or col.get("name") not in STATS_ATTRIBUTES:
+            continue
+        points = []
+        for v in col.get("values") or []:
+            if not isinstance(v, dict) or not isinstance(v.get("time"), int):
+                continue
+            vals = v.get("values") or []
+            try:
+                value = float(vals[0])
+            except (IndexError, TypeError, ValueError):
+                continue
+            if value >= 0 and value == value and value != float("inf"):
+                points.append((v["time"], value))
+        series[col["name"]] = sorted(points)
+    return series
 
 
 class _PrismDoFn(beam.DoFn):
@@ -87,8 +95,8 @@ class _PrismDoFn(beam.DoFn):
         if kind == STATS:
             answer = client.vm_stats(offset, length, STATS_ATTRIBUTES, self.ctx.stats_start_ms,
                                      self.ctx.stats_end_ms, self.config.prism.stats_interval_s)
-            total, series = parse_stats_page(answer)
-            return {"total": total, "count": len(series), "series": series}
+            total, entities = parse_stats_page(answer)
+            return {"total": total, "count": len(entities), "stats_entities": entities}
         page = client.list_page(kind, offset, length)
         return {"total": page.total_matches, "count": len(page.entities), "entities": page.entities,
                 "answered_length": page.length}
@@ -197,8 +205,8 @@ class SplitPages(beam.DoFn):
         account, kind, base_url = page["account"], page["kind"], page["base_url"]
         yield pvalue.TaggedOutput(STATUS, account_event(account, "page_read", kind=kind, count=page["count"]))
         if kind == STATS:
-            for uuid, series in page["series"]:
-                yield pvalue.TaggedOutput(STATS, ((account, uuid), series))
+            for uuid, raw in page["stats_entities"]:
+                yield pvalue.TaggedOutput(STATS, ((account, uuid), (base_url, raw)))
             return
         for entity in page["entities"]:
             uuid = entity.get("metadata", {}).get("uuid") if isinstance(entity, dict) else None

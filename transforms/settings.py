@@ -69,6 +69,13 @@ class CloudForetOptions:
 
 
 @dataclass(frozen=True)
+class SnapshotOptions:
+    enabled: bool = True
+    path: str = "out/snapshots"
+    format: str = "avro"
+
+
+@dataclass(frozen=True)
 class Config:
     accounts: tuple[AccountConfig, ...]
     prism: PrismOptions
@@ -76,6 +83,7 @@ class Config:
     rate_card: RateCard
     metric_store_path: str
     report_path: str
+    snapshot: SnapshotOptions = SnapshotOptions()
 
     def account(self, name: str) -> AccountConfig:
         for a in self.accounts:
@@ -96,6 +104,7 @@ class RunContext:
     collected_at: str  # ISO-8601 UTC, e.g. 2026-11-28T21:00:00Z
     stats_start_ms: int
     stats_end_ms: int
+    stats_interval_s: int = 300
 
     @property
     def billed_date(self) -> str:
@@ -109,4 +118,4 @@ class RunContext:
         stamp = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(int(collected_at_epoch_s)))
         rid = run_id or time.strftime("run-%Y%m%dT%H%M%SZ", time.gmtime(int(collected_at_epoch_s)))
         return cls(run_id=rid, collected_at=stamp, stats_start_ms=(end_s - window_s) * 1000,
-                   stats_end_ms=end_s * 1000)
+                   stats_end_ms=end_s * 1000, stats_interval_s=interval_s)

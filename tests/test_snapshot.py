@@ -1,0 +1,219 @@
+"""Snapshots: live -> snapshot -> replay reproduces CloudForet; backfill; bad files."""
+from __future__ import annotations
+
+import json
+import shutil
+from collections import Counter
+from pathlib import Path
+
+import fastavro
+import pyarrow.dataset as ds
+import pyarrow.parquet as pq
+import pytest
+
+from emulators.cloudforet.config import EmulatorConfig
+from emulators.cloudforet.server import CloudForetEmulator
+from emulators.prism.fleet import FleetSpec
+from pipeline.run import run
+from tests.conftest import PRISM_PASSWORD, ROOT
+from tests.test_end_to_end import write_config
+from transforms.snapshot import _file_digest, validate_snapshot
+
+SPEC = FleetSpec(seed=5, prism_centrals=2, clusters=2, hosts_per_cluster=1, vms=24, disks_per_vm=1,
+                 power_on_ratio=0.6)
+V1_SAMPLE = ROOT / "tests" / "data" / "snapshot_v1"
+VOLATILE = {"cloud_service_id", "created_at", "updated_at", "deleted_at", "cost_id", "domain_id", "workspace_id",
+            "tag_keys", "collection_info"}
+
+
+@pytest.fixture
+def emulators(tmp_path):
+    started = []
+
+    def start(name: str) -> CloudForetEmulator:
+        emu = CloudForetEmulator(str(tmp_path / f"{name}.sqlite"), EmulatorConfig()).start()
+        started.append(emu)
+        return emu
+
+    yield start
+    for e in started:
+        e.stop()
+
+
+@pytest.fixture(autouse=True)
+def _env(monkeypatch):
+    monkeypatch.setenv("TEST_PRISM_PASSWORD", PRISM_PASSWORD)
+
+
+def state(emu: CloudForetEmulator) -> dict:
+    """CloudForet's state without server-made ids and times, comparable across servers."""
+    strip = lambda d: {k: v for k, v in d.items() if k not in VOLATILE}  # noqa: E731
+    services = sorted((strip(c) for c in emu.store.cloud_services()),
+                      key=lambda c: (c["cloud_service_type"], c["reference"]["resource_id"]))
+    costs = sorted((strip(c) for c in emu.store.costs()),
+                   key=lambda c: (c["resource"], c["usage_type"], c["billed_date"]))
+    return {"services": services, "costs": costs}
+
+
+def metric_rows(path: Path) -> list[dict]:
+    table = ds.dataset(str(path), format="parquet", partitioning="hive").to_table()
+    return sorted(table.to_pylist(), key=lambda r: (r["resource_id"], r["metric"], r["timestamp"]))
+
+
+def run_with(emu, tmp_path, monkeypatch, *args, **config_kw) -> int:
+    monkeypatch.setenv("TEST_CF_TOKEN", emu.app_token())
+    config = write_config(tmp_path, config_kw.pop("servers", []), emu, **config_kw)
+    return run(["--config", config, *args])
+
+
+def only_snapshot(tmp_path) -> Path:
+    (snap,) = [p for p in (tmp_path / "snapshots").iterdir() if p.is_dir()]
+    return snap
+
+
+@pytest.mark.parametrize("fmt", ["avro", "parquet"])
+def test_round_trip_live_snapshot_replay(tmp_path, prism_servers, emulators, monkeypatch, fmt):
+    servers = prism_servers(SPEC)
+    live, replayed = emulators("live"), emulators("replayed")
+    assert run_with(live, tmp_path, monkeypatch, "--collected-at", "2026-11-20T06:00:00Z", servers=servers,
+                    snapshot={"format": fmt}, metrics="metrics-live") == 0
+    snap = only_snapshot(tmp_path)
+    manifest = json.loads((snap / "manifest.json").read_text())
+    assert manifest["format"] == fmt and manifest["collected_at"] == "2026-11-20T06:00:00Z"
+    assert manifest["schema_version"] == 2 and manifest["api_version"] == "v3"
+    assert manifest["counts"] == {"cluster": 6, "host": 4, "vm": 24, "vm_stats": 24}
+    assert set(manifest["accounts"]) == {s.pc.name for s in servers}
+    assert all(f["path"].endswith("." + fmt) for f in manifest["files"])
+
+    # replay into a CloudForet that never saw the live run, from the archive alone
+    for s in servers:
+        s.stop()
+    assert run_with(replayed, tmp_path, monkeypatch, "--source", "snapshot", "--snapshot", str(snap),
+                    servers=servers, metrics="metrics-replay") == 0
+    live_state, replay_state = state(live), state(replayed)
+    assert len(live_state["services"]) == 24 + 24 + 4 + 4 and len(live_state["costs"]) > 24
+    assert replay_state == live_state  # field by field
+    assert metric_rows(tmp_path / "metrics-replay") == metric_rows(tmp_path / "metrics-live")
+    report = json.loads((tmp_path / "report.json").read_text())
+    assert report["billed_date"] == "2026-11-20"  # time from the snapshot, not the clock
+
+    # replaying again changes nothing
+    before_files = sorted(p.name for p in (tmp_path / "metrics-replay").rglob("*.parquet"))
+    assert run_with(replayed, tmp_path, monkeypatch, "--source", "snapshot", "--snapshot", str(snap),
+                    servers=servers, metrics="metrics-replay") == 0
+    assert state(replayed) == replay_state
+    assert len(replayed.store.cloud_services()) == len(live.store.cloud_services())
+    assert sorted(p.name for p in (tmp_path / "metrics-replay").rglob("*.parquet")) == before_files
+    assert metric_rows(tmp_path / "metrics-replay") == metric_rows(tmp_path / "metrics-live")
+
+
+def test_backfill_three_days_in_date_order(tmp_path, prism_servers, emulators, monkeypatch):
+    servers = prism_servers(SPEC)
+    live = emulators("live")
+    days = ["2026-11-03", "2026-11-01", "2026-11-02"]  # collected out of order on purpose
+    for day in days:
+        assert run_with(live, tmp_path, monkeypatch, "--collected-at", f"{day}T06:00:00Z", servers=servers,
+                        metrics="metrics-live") == 0
+    per_day = Counter(c["billed_date"] for c in live.store.costs())
+    assert set(per_day) == set(days) and len(set(per_day.values())) == 1
+
+    backfill = emulators("backfill")
+    assert run_with(backfill, tmp_path, monkeypatch, "--source", "snapshot",
+                    "--snapshot", str(tmp_path / "snapshots" / "*"), servers=servers, metrics="m2") == 0
+    costs = backfill.store.costs()
+    keys = Counter((c["resource"], c["usage_type"], c["billed_date"]) for c in costs)
+    assert max(keys.values()) == 1  # one record per resource, usage type and day
+    assert Counter(c["billed_date"] for c in costs) == per_day
+    # replayed in date order: the last report is the newest day's
+    assert json.loads((tmp_path / "report.json").read_text())["billed_date"] == "2026-11-03"
+
+
+def test_committed_schema_v1_snapshot_still_replays(tmp_path, emulators, monkeypatch):
+    emu = emulators("v1")
+    snap = tmp_path / "v1"
+    shutil.copytree(V1_SAMPLE, snap)
+    assert json.loads((snap / "manifest.json").read_text())["schema_version"] == 1
+    assert run_with(emu, tmp_path, monkeypatch, "--source", "snapshot", "--snapshot", str(snap)) == 0
+    services = emu.store.cloud_services()
+    manifest = json.loads((snap / "manifest.json").read_text())
+    vms = [c for c in services if c["cloud_service_type"] == "Instance"]
+    assert len(vms) == manifest["counts"]["vm"]
+    assert all(c["data"]["cluster"]["name"] for c in vms)
+    assert {c["billed_date"] for c in emu.store.costs()} == {manifest["collected_at"][:10]}
+
+
+def _live_snapshot(tmp_path, prism_servers, emulators, monkeypatch) -> tuple[Path, CloudForetEmulator]:
+    servers = prism_servers(FleetSpec(seed=3, vms=10, clusters=1, hosts_per_cluster=1))
+    assert run_with(emulators("live"), tmp_path, monkeypatch, "--collected-at", "2026-11-20T06:00:00Z",
+                    servers=servers) == 0
+    return only_snapshot(tmp_path), emulators("target")
+
+
+@pytest.mark.parametrize("damage, message", [
+    (lambda f: f.write_bytes(f.read_bytes()[: len(f.read_bytes()) // 2]), "truncated"),
+    (lambda f: f.write_bytes(f.read_bytes()[:-40] + bytes(40)), "corrupt"),
+    (lambda f: f.unlink(), "missing"),
+])
+def test_damaged_snapshot_stops_before_writing(tmp_path, prism_servers, emulators, monkeypatch, capsys,
+                                               damage, message):
+    snap, target = _live_snapshot(tmp_path, prism_servers, emulators, monkeypatch)
+    entity_file = next(snap.glob("entities*"))
+    damage(entity_file)
+    code = run_with(target, tmp_path, monkeypatch, "--source", "snapshot", "--snapshot", str(snap))
+    err = capsys.readouterr().err
+    assert code == 2 and message in err and entity_file.name in err and "Nothing was written" in err
+    assert target.store.cloud_services() == [] and target.store.costs() == []
+
+
+def test_snapshot_without_manifest_is_refused(tmp_path, prism_servers, emulators, monkeypatch, capsys):
+    snap, target = _live_snapshot(tmp_path, prism_servers, emulators, monkeypatch)
+    (snap / "manifest.json").unlink()
+    assert run_with(target, tmp_path, monkeypatch, "--source", "snapshot", "--snapshot", str(snap)) == 2
+    assert "no manifest.json" in capsys.readouterr().err
+    assert target.store.cloud_services() == []
+
+
+def test_one_malformed_entity_is_a_dead_letter_the_rest_replays(tmp_path, prism_servers, emulators, monkeypatch):
+    snap, target = _live_snapshot(tmp_path, prism_servers, emulators, monkeypatch)
+    entity_file = next(snap.glob("entities*.avro"))
+    with entity_file.open("rb") as fh:
+        reader = fastavro.reader(fh)
+        schema, records = reader.writer_schema, list(reader)
+    victim = next(r for r in records if r["kind"] == "vm")
+    victim["payload"] = '{"metadata": {"uuid": "' + victim["uuid"] + '"}, "status": "garbage'  # cut JSON
+    with entity_file.open("wb") as fh:
+        fastavro.writer(fh, schema, records)
+    manifest = json.loads((snap / "manifest.json").read_text())
+    for f in manifest["files"]:  # a file that is whole, holding one bad entity
+        f["bytes"], f["sha256"] = _file_digest(str(snap / f["path"]))
+    (snap / "manifest.json").write_text(json.dumps(manifest))
+    validate_snapshot(str(snap))
+
+    assert run_with(target, tmp_path, monkeypatch, "--source", "snapshot", "--snapshot", str(snap)) == 0
+    vms = [c for c in target.store.cloud_services() if c["cloud_service_type"] == "Instance"]
+    assert len(vms) == 9 and victim["uuid"] not in {c["reference"]["resource_id"] for c in vms}
+    report = json.loads((tmp_path / "report.json").read_text())
+    account = report["accounts"][victim["account"]]
+    assert account["status"] == "WARNING" and account["dead_letters"] == 1
+    assert "malformed snapshot record" in account["errors"][0] and victim["uuid"] in account["errors"][0]
+
+
+def test_snapshot_is_readable_by_ordinary_tools_and_holds_no_secret(tmp_path, prism_servers, emulators,
+                                                                   monkeypatch):
+    snap, _ = _live_snapshot(tmp_path, prism_servers, emulators, monkeypatch)
+    with next(snap.glob("entities*.avro")).open("rb") as fh:
+        rows = list(fastavro.reader(fh))
+    vm = next(r for r in rows if r["kind"] == "vm")
+    assert vm["name"] and vm["cluster_name"] and vm["power_state"] in ("ON", "OFF")
+    assert json.loads(vm["payload"])["metadata"]["uuid"] == vm["uuid"]
+    everything = b"".join(p.read_bytes() for p in snap.iterdir())
+    assert PRISM_PASSWORD.encode() not in everything
+
+
+def test_parquet_snapshot_reads_with_pyarrow(tmp_path, prism_servers, emulators, monkeypatch):
+    servers = prism_servers(FleetSpec(seed=3, vms=6, clusters=1, hosts_per_cluster=1))
+    assert run_with(emulators("live"), tmp_path, monkeypatch, "--collected-at", "2026-11-20T06:00:00Z",
+                    servers=servers, snapshot={"format": "parquet"}) == 0
+    snap = only_snapshot(tmp_path)
+    table = pq.read_table(next(snap.glob("entities*.parquet")), columns=["kind", "uuid", "power_state"])
+    assert Counter(table.column("kind").to_pylist())["vm"] == 6

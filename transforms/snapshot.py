@@ -1,0 +1,337 @@
+"""Snapshots: archive what Prism answered, and replay it through the same pipeline.
+
+A snapshot is a directory ``<root>/<snapshot_id>/`` holding entity files
+(Avro through Beam's Avro IO by default, or Parquet) and ``manifest.json``,
+written last and atomically: a snapshot without a manifest is incomplete. The
+manifest lists every file with its size and SHA-256, so a truncated or corrupt
+file is found before a replay writes anything.
+
+Records keep the fields users query on as typed columns and the entity as
+Prism answered it (``payload``), so nothing is lost. Credentials are never
+part of a record or the manifest.
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+import posixpath
+from collections import Counter
+from datetime import datetime, timezone
+from typing import Any, Iterable
+
+import apache_beam as beam
+from apache_beam import pvalue
+from apache_beam.io.filesystems import FileSystems
+from apache_beam.metrics import Metrics
+from apache_beam.transforms.window import GlobalWindows
+
+from schemas import load_json_schema
+from schemas.parquet import SNAPSHOT_ENTITY, SNAPSHOT_SCHEMA_VERSION
+from transforms.prism_read import STATS, STATUS, account_event
+from transforms.settings import RunContext
+
+MANIFEST = "manifest.json"
+FORMATS = {"avro": ".avro", "parquet": ".parquet"}
+API_VERSION = "v3"
+SUPPORTED_VERSIONS = (1, 2)
+NS = "snapshot"
+
+
+class SnapshotError(Exception):
+    """A snapshot cannot be replayed; the message names the file and the problem."""
+
+
+# -- records ---------------------------------------------------------------
+def _dict(v: Any) -> dict:
+    return v if isinstance(v, dict) else {}
+
+
+def typed_columns(kind: str, uuid: str, payload: dict) -> dict:
+    status, spec = _dict(payload.get("status")), _dict(payload.get("spec"))
+    name = status.get("name") or spec.get("name")
+    cluster = _dict(status.get("cluster_reference") or spec.get("cluster_reference"))
+    power = _dict(status.get("resources")).get("power_state")
+    if kind == "cluster":
+        cluster = {"uuid": uuid, "name": name}
+    if kind == STATS:
+        name, cluster, power = None, {}, None
+    as_str = lambda v: v if isinstance(v, str) else None  # noqa: E731
+    return {"name": as_str(name), "cluster_uuid": as_str(cluster.get("uuid")),
+            "cluster_name": as_str(cluster.get("name")), "power_state": as_str(power)}
+
+
+def to_record(snapshot_id: str, collected_at_ms: int, account: str, kind: str, uuid: str, base_url: str,
+              payload: Any) -> dict:
+    return {"schema_version": SNAPSHOT_SCHEMA_VERSION, "snapshot_id": snapshot_id, "account": account,
+            "kind": kind, "uuid": uuid, **typed_columns(kind, uuid, _dict(payload)),
+            "collected_at": collected_at_ms, "api_version": API_VERSION, "base_url": base_url,
+            "payload": json.dumps(payload, separators=(",", ":"), sort_keys=True)}
+
+
+def upgrade(record: dict) -> dict:
+    """Any supported schema version -> the current record shape."""
+    version = record.get("schema_version")
+    if version == 1:  # v1: ISO text time, payload named entity_json, no typed columns
+        payload = record.get("entity_json", "")
+        try:
+            parsed = json.loads(payload)
+        except ValueError:
+            parsed = {}
+        return {**record, "schema_version": 2, "payload": payload, "api_version": "v3",
+                **typed_columns(record.get("kind", ""), record.get("uuid", ""), _dict(parsed))}
+    if version not in SUPPORTED_VERSIONS:
+        raise ValueError(f"schema_version {version!r} is not one this collector reads {SUPPORTED_VERSIONS}")
+    return record
+
+
+def avro_schema() -> dict:
+    return load_json_schema("snapshot_v2.avsc")
+
+
+# -- manifest --------------------------------------------------------------
+def manifest_path(snapshot_dir: str) -> str:
+    return posixpath.join(snapshot_dir, MANIFEST)
+
+
+def _file_digest(path: str) -> tuple[int, str]:
+    h, size = hashlib.sha256(), 0
+    with FileSystems.open(path, compression_type="uncompressed") as fh:
+        while chunk := fh.read(1 << 20):
+            size += len(chunk)
+            h.update(chunk)
+    return size, h.hexdigest()
+
+
+def _write_json_atomically(path: str, doc: dict) -> None:
+    tmp = f"{path}.tmp"
+    with FileSystems.create(tmp) as fh:
+        fh.write(json.dumps(doc, indent=2, sort_keys=True).encode())
+    if FileSystems.exists(path):
+        FileSystems.delete([path])
+    FileSystems.rename([tmp], [path])
+
+
+class _WriteManifestFn(beam.DoFn):
+    def __init__(self, snapshot_dir: str, ctx: RunContext, fmt: str):
+        self.snapshot_dir, self.ctx, self.fmt = snapshot_dir, ctx, fmt
+
+    def process(self, files: list[str], counts: list, statuses: list) -> Iterable[dict]:
+        per_account: dict[str, dict] = {}
+        for (account, kind), n in counts:
+            per_account.setdefault(account, {})[kind] = n
+        accounts: dict[str, dict] = {}
+        for ev in statuses:
+            a = accounts.setdefault(ev["account"], {"complete": True, "error": None})
+            if ev["event"] == "failed":
+                a.update(complete=False, error=ev.get("error"))
+            elif ev["event"] == "page_failed":
+                a["complete"] = False
+        for account in per_account:
+            accounts.setdefault(account, {"complete": True, "error": None})
+        entries = []
+        for path in sorted(files):
+            size, digest = _file_digest(path)
+            entries.append({"path": posixpath.basename(path), "bytes": size, "sha256": digest})
+        manifest = {
+            "snapshot_id": self.ctx.run_id,
+            "collected_at": self.ctx.collected_at,
+            "api_version": API_VERSION,
+            "format": self.fmt,
+            "schema_version": SNAPSHOT_SCHEMA_VERSION,
+            "stats_window": {"start_ms": self.ctx.stats_start_ms, "end_ms": self.ctx.stats_end_ms,
+                             "interval_s": self.ctx.stats_interval_s},
+            "accounts": {name: {**accounts[name], "counts": per_account.get(name, {})}
+                         for name in sorted(accounts)},
+            "files": entries,
+        }
+        total = Counter()
+        for (_, kind), n in counts:
+            total[kind] += n
+        manifest["counts"] = dict(sorted(total.items()))
+        _write_json_atomically(manifest_path(self.snapshot_dir), manifest)
+        for name, a in manifest["accounts"].items():
+            yield {"sink": "snapshot", "account": name, "records": sum(a["counts"].values())}
+
+
+class WriteSnapshot(beam.PTransform):
+    """ReadFromPrism's outputs -> entity files + manifest under ``<root>/<run_id>/``."""
+
+    def __init__(self, root: str, fmt: str, ctx: RunContext):
+        super().__init__()
+        if fmt not in FORMATS:
+            raise ValueError(f"snapshot format must be one of {sorted(FORMATS)}")
+        self.root, self.fmt, self.ctx = root, fmt, ctx
+
+    def expand(self, read: dict):
+        ctx = self.ctx
+        collected_ms = int(datetime.fromisoformat(ctx.collected_at.replace("Z", "+00:00")).timestamp() * 1000)
+        sid = ctx.run_id
+
+        def vm_record(kv):
+            (account, uuid), (base_url, entity) = kv
+            return to_record(sid, collected_ms, account, "vm", uuid, base_url, entity)
+
+        def stats_record(kv):
+            (account, uuid), (base_url, raw) = kv
+            return to_record(sid, collected_ms, account, STATS, uuid, base_url, raw)
+
+        def infra_record(kv):
+            (account, kind, uuid), (base_url, entity) = kv
+            return to_record(sid, collected_ms, account, kind, uuid, base_url, entity)
+
+        records = ((read["vm"] | "VmRecords" >> beam.Map(vm_record),
+                    read[STATS] | "StatsRecords" >> beam.Map(stats_record),
+                    read["infra"] | "InfraRecords" >> beam.Map(infra_record))
+                   | "AllRecords" >> beam.Flatten())
+        snapshot_dir = posixpath.join(self.root, sid)
+        prefix = posixpath.join(snapshot_dir, "entities")
+        if self.fmt == "avro":
+            files = records | "WriteAvro" >> beam.io.WriteToAvro(prefix, schema=avro_schema(),
+                                                                 file_name_suffix=".avro")
+        else:
+            files = records | "WriteParquet" >> beam.io.WriteToParquet(prefix, schema=SNAPSHOT_ENTITY,
+                                                                       file_name_suffix=".parquet")
+        counts = (records
+                  | "CountKey" >> beam.Map(lambda r: ((r["account"], r["kind"]), 1))
+                  | "CountPerKind" >> beam.CombinePerKey(sum))
+        return (files
+                | "AllFiles" >> beam.combiners.ToList()
+                | "WriteManifest" >> beam.ParDo(_WriteManifestFn(snapshot_dir, ctx, self.fmt),
+                                                pvalue.AsList(counts), pvalue.AsList(read[STATUS])))
+
+
+# -- replay ----------------------------------------------------------------
+def find_snapshots(pattern: str) -> list[str]:
+    """A snapshot dir, its manifest, or a glob of either -> snapshot dirs."""
+    if not any(ch in pattern for ch in "*?["):
+        path = pattern.rstrip("/")
+        return [posixpath.dirname(path) if posixpath.basename(path) == MANIFEST else path]
+    dirs: list[str] = []
+    # Beam's match lists files, not directories: also look for the manifests below.
+    results = FileSystems.match([pattern, posixpath.join(pattern.rstrip("/"), MANIFEST)])
+    for m in [m for r in results for m in r.metadata_list]:
+        path = m.path.rstrip("/")
+        if posixpath.basename(path) == MANIFEST:
+            path = posixpath.dirname(path)
+        elif not FileSystems.exists(manifest_path(path)):
+            continue  # an entity file or an unrelated entry
+        if path not in dirs:
+            dirs.append(path)
+    if not dirs:
+        raise SnapshotError(f"no snapshot (a directory with {MANIFEST}) matches {pattern}")
+    return dirs
+
+
+def load_manifest(snapshot_dir: str) -> dict:
+    path = manifest_path(snapshot_dir)
+    if not FileSystems.exists(path):
+        raise SnapshotError(f"{snapshot_dir}: no {MANIFEST}: not a snapshot, or its writing did not finish")
+    try:
+        with FileSystems.open(path, compression_type="uncompressed") as fh:
+            manifest = json.loads(fh.read().decode())
+    except (ValueError, UnicodeDecodeError) as exc:
+        raise SnapshotError(f"{path}: not valid JSON ({exc})") from None
+    for key in ("snapshot_id", "collected_at", "format", "schema_version", "files", "stats_window", "accounts"):
+        if key not in manifest:
+            raise SnapshotError(f"{path}: the manifest lacks '{key}'")
+    if manifest["format"] not in FORMATS:
+        raise SnapshotError(f"{path}: unknown format {manifest['format']!r}")
+    if manifest["schema_version"] not in SUPPORTED_VERSIONS:
+        raise SnapshotError(f"{path}: schema_version {manifest['schema_version']} is newer than this "
+                            f"collector reads {SUPPORTED_VERSIONS}: upgrade the collector")
+    return manifest
+
+
+def validate_snapshot(snapshot_dir: str) -> dict:
+    """Checks the manifest and every file's size and SHA-256; returns the manifest."""
+    manifest = load_manifest(snapshot_dir)
+    if not manifest["files"]:
+        raise SnapshotError(f"{snapshot_dir}: the manifest lists no entity files")
+    for entry in manifest["files"]:
+        path = posixpath.join(snapshot_dir, entry["path"])
+        if not FileSystems.exists(path):
+            raise SnapshotError(f"{path}: missing (listed in the manifest)")
+        size, digest = _file_digest(path)
+        if size != entry["bytes"]:
+            raise SnapshotError(f"{path}: truncated or altered: {size} bytes, the manifest says {entry['bytes']}")
+        if digest != entry["sha256"]:
+            raise SnapshotError(f"{path}: corrupt: its SHA-256 differs from the manifest's")
+    return manifest
+
+
+def context_of(manifest: dict) -> RunContext:
+    """The replay's clock is the snapshot's: same run id, day and stats window."""
+    w = manifest["stats_window"]
+    return RunContext(run_id=manifest["snapshot_id"], collected_at=manifest["collected_at"],
+                      stats_start_ms=w["start_ms"], stats_end_ms=w["end_ms"], stats_interval_s=w["interval_s"])
+
+
+class _FromRecordFn(beam.DoFn):
+    """Snapshot records -> the same tagged outputs ReadFromPrism produces."""
+
+    def __init__(self):
+        self.replayed = Metrics.counter(NS, "records_replayed")
+        self.malformed = Metrics.counter(NS, "records_malformed")
+
+    def start_bundle(self):
+        self.counts: Counter = Counter()
+
+    def process(self, record: dict) -> Iterable:
+        try:
+            r = upgrade(record)
+            payload = json.loads(r["payload"])
+            account, kind, uuid, base_url = r["account"], r["kind"], r["uuid"], r["base_url"]
+            if not (isinstance(payload, dict) and isinstance(uuid, str) and uuid):
+                raise ValueError("payload is not a JSON object or uuid is empty")
+        except (ValueError, KeyError, TypeError) as exc:
+            self.malformed.inc()
+            yield pvalue.TaggedOutput("dead_letter", {
+                "stage": "replay", "account": str(record.get("account", "?")), "kind": str(record.get("kind")),
+                "id": str(record.get("uuid", ""))[:128], "reason": f"malformed snapshot record: {exc}"[:500]})
+            return
+        self.replayed.inc()
+        self.counts[(account, kind)] += 1
+        if kind == "vm":
+            yield pvalue.TaggedOutput("vm", ((account, uuid), (base_url, payload)))
+        elif kind == STATS:
+            yield pvalue.TaggedOutput(STATS, ((account, uuid), (base_url, payload)))
+        elif kind in ("cluster", "host"):
+            yield pvalue.TaggedOutput("infra", ((account, kind, uuid), (base_url, payload)))
+
+    def finish_bundle(self):
+        for (account, kind), n in sorted(self.counts.items()):
+            yield pvalue.TaggedOutput(STATUS, GlobalWindows.windowed_value(
+                account_event(account, "page_read", kind=kind, count=n)))
+
+
+def _dedupe_first(values: Iterable) -> Any:
+    return next(iter(values))
+
+
+class ReadFromSnapshot(beam.PTransform):
+    """A validated snapshot -> {'vm', 'infra', 'vm_stats', 'status', 'dead_letter'} like ReadFromPrism."""
+
+    def __init__(self, snapshot_dir: str, manifest: dict):
+        super().__init__()
+        self.snapshot_dir, self.manifest = snapshot_dir, manifest
+
+    def expand(self, pbegin):
+        files = [posixpath.join(self.snapshot_dir, f["path"]) for f in self.manifest["files"]]
+        paths = pbegin | "SnapshotFiles" >> beam.Create(files)
+        if self.manifest["format"] == "avro":
+            records = paths | "ReadAvro" >> beam.io.ReadAllFromAvro()
+        else:
+            records = paths | "ReadParquet" >> beam.io.ReadAllFromParquet()
+        out = records | "FromRecords" >> beam.ParDo(_FromRecordFn()).with_outputs(
+            "vm", "infra", STATS, STATUS, "dead_letter")
+        events = []
+        for account, a in sorted(self.manifest["accounts"].items()):
+            if a.get("error"):
+                events.append(account_event(account, "failed", error=f"in the collected run: {a['error']}"))
+            elif not a.get("complete", True):
+                events.append(account_event(account, "page_failed", kind="snapshot", offset=-1,
+                                            error="the collected run was incomplete"))
+        recorded = pbegin | "RecordedStatus" >> beam.Create(events)
+        status = (out[STATUS], recorded) | "ReplayStatus" >> beam.Flatten()
+        infra = out.infra | "DedupeInfra" >> beam.CombinePerKey(_dedupe_first)
+        return {"vm": out.vm, "infra": infra, STATS: out[STATS], STATUS: status, "dead_letter": out.dead_letter}
