@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
 # ./run.sh          demo: emulated Prism Centrals + CloudForet, one collection, summary
+# ./run.sh replay   replay the demo's snapshot into a fresh CloudForet emulator
 # ./run.sh test     the whole test suite
 # ./run.sh bench    the benchmarks (see benchmarks/README.md)
 set -euo pipefail
@@ -39,19 +40,27 @@ stop_emulators() {
   for p in "${PIDS[@]}"; do wait "$p" 2>/dev/null || true; done
 }
 
+start_prism() {  # start_prism DIR
+  "$PY" -m emulators.prism --prism-centrals 2 --clusters 2 --hosts-per-cluster 3 --vms 400 \
+      --port 0 --ready-file "$1/prism.json" >"$1/prism.log" 2>&1 &
+  PIDS+=($!)
+  wait_for "$1/prism.json" "$!" Prism
+}
+
+start_cloudforet() {  # start_cloudforet DIR
+  "$PY" -m emulators.cloudforet --db "$1/cloudforet.sqlite" --port 0 \
+      --ready-file "$1/cloudforet.json" >"$1/cloudforet.log" 2>&1 &
+  PIDS+=($!)
+  wait_for "$1/cloudforet.json" "$!" CloudForet
+}
+
 demo() {
   local dir="$ROOT/.run/demo"
   rm -rf "$dir" && mkdir -p "$dir"
   export PRISM_PASSWORD="demo-$RANDOM-$RANDOM"
   trap stop_emulators EXIT
-  "$PY" -m emulators.prism --prism-centrals 2 --clusters 2 --hosts-per-cluster 3 --vms 400 \
-      --port 0 --ready-file "$dir/prism.json" >"$dir/prism.log" 2>&1 &
-  PIDS+=($!)
-  wait_for "$dir/prism.json" "${PIDS[0]}" Prism
-  "$PY" -m emulators.cloudforet --db "$dir/cloudforet.sqlite" --port 0 \
-      --ready-file "$dir/cloudforet.json" >"$dir/cloudforet.log" 2>&1 &
-  PIDS+=($!)
-  wait_for "$dir/cloudforet.json" "${PIDS[1]}" CloudForet
+  start_prism "$dir"
+  start_cloudforet "$dir"
   "$PY" -m emulators.demo --prism-ready "$dir/prism.json" --cloudforet-ready "$dir/cloudforet.json" \
       --out "$dir" > "$dir/env.sh"
   # shellcheck disable=SC1091
@@ -59,11 +68,30 @@ demo() {
   "$PY" -m pipeline --config "$dir/config.yaml" "$@"
 }
 
+replay() {
+  # Replays the demo's own snapshots into a CloudForet that has never seen them.
+  local demo_dir="$ROOT/.run/demo" dir="$ROOT/.run/replay"
+  if ! ls "$demo_dir"/snapshots/*/manifest.json >/dev/null 2>&1; then
+    echo "no demo snapshot yet: running the demo first" >&2
+    ( demo )
+  fi
+  rm -rf "$dir" && mkdir -p "$dir"
+  trap stop_emulators EXIT
+  start_cloudforet "$dir"
+  echo '{"prism_centrals": []}' > "$dir/prism.json"
+  "$PY" -m emulators.demo --prism-ready "$dir/prism.json" --cloudforet-ready "$dir/cloudforet.json" \
+      --out "$dir" > "$dir/env.sh"
+  # shellcheck disable=SC1091
+  . "$dir/env.sh"
+  "$PY" -m pipeline --config "$dir/config.yaml" --source snapshot --snapshot "$demo_dir/snapshots/*" "$@"
+}
+
 cmd="${1:-demo}"
 [ $# -gt 0 ] && shift
 case "$cmd" in
   demo) ensure_venv; demo "$@" ;;
+  replay) ensure_venv; replay "$@" ;;
   test) ensure_venv; exec "$PY" -m pytest -q "$@" tests ;;
   bench) ensure_venv; exec "$PY" -m benchmarks "$@" ;;
-  *) echo "usage: ./run.sh [demo|test|bench] [args...]" >&2; exit 2 ;;
+  *) echo "usage: ./run.sh [demo|replay|test|bench] [args...]" >&2; exit 2 ;;
 esac

@@ -17,7 +17,8 @@ import yaml
 def demo_config(prism: dict, cloudforet: dict, out_dir: str) -> dict:
     return {
         "accounts": [{"name": pc["name"], "host": pc["host"], "port": pc["port"], "scheme": "http",
-                      "username": "admin", "password_env": "PRISM_PASSWORD"} for pc in prism["prism_centrals"]],
+                      "username": "admin", "password_env": "PRISM_PASSWORD"} for pc in prism["prism_centrals"]]
+        or None,  # a replay takes its accounts from the snapshot
         "prism": {"page_size": 100, "max_requests_per_s": 40, "max_concurrency": 4},
         "cloudforet": {"endpoint": cloudforet["endpoint"], "domain_id": cloudforet["domain_id"],
                        "workspace_id": cloudforet["workspace_id"], "auth": {"token_env": "CLOUDFORET_TOKEN"},
@@ -40,8 +41,9 @@ def main() -> None:
     args = ap.parse_args()
     prism = json.load(open(args.prism_ready))
     cloudforet = json.load(open(args.cloudforet_ready))
+    config = {k: v for k, v in demo_config(prism, cloudforet, args.out).items() if v is not None}
     with open(os.path.join(args.out, "config.yaml"), "w") as fh:
-        yaml.safe_dump(demo_config(prism, cloudforet, args.out), fh, sort_keys=False)
+        yaml.safe_dump(config, fh, sort_keys=False)
     token = next(iter(cloudforet["app_tokens"].values()))
     print(f"export CLOUDFORET_TOKEN={shlex.quote(token)}")
 
