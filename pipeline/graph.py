@@ -1,8 +1,8 @@
 """The pipeline graph: a source, then normalize / cost / metrics, then the sinks.
 
-    source (Prism live, or a snapshot) ──► join VMs with their stats ──► normalize ──► WriteToInventory
-      │ (live: WriteSnapshot)                                 │               └──► ExtractCost ──► WriteToCostAnalysis
-      │                                                       └──► ExtractMetrics ──► WriteToMetricStore
+    source (Prism live, or a snapshot) ──► normalize ──► + latest utilization ──► WriteToInventory
+      │ (live: WriteSnapshot)     │                                        └──► ExtractCost ──► WriteToCostAnalysis
+      │                           └── VM stats ──► ExtractMetrics ──► WriteToMetricStore
     every status, result and dead letter ──► SummarizeRun ──► Notify (+ run report)
 
 Live and replay share everything after the source, which is what makes a
@@ -19,7 +19,7 @@ from transforms.cost_sink import WriteToCostAnalysis
 from transforms.inventory_sink import WriteToInventory
 from transforms.metric_store import WriteToMetricStore
 from transforms.metrics import ExtractMetrics
-from transforms.normalize import DEAD_LETTER, NormalizeInfra, NormalizeVm
+from transforms.normalize import DEAD_LETTER, AttachUtilization, NormalizeInfra, NormalizeVm, latest_utilization
 from transforms.notify import Notify
 from transforms.prism_read import STATS, STATUS, ReadFromPrism, parse_stats_entity
 from transforms.registry import RegisterTypesAndRegions
@@ -54,18 +54,30 @@ def read_snapshot(p: beam.Pipeline, snapshot_dir: str, manifest: dict) -> tuple[
     return p | "ReadFromSnapshot" >> ReadFromSnapshot(snapshot_dir, manifest), []
 
 
+def _first(values):
+    return next(iter(values))
+
+
 def derive(read: dict, config: Config, ctx: RunContext) -> Derived:
-    """Entities -> resources, cost records and metric points (no I/O)."""
+    """Entities -> resources, cost records and metric points (no I/O).
+
+    Entities are normalized where they are read; only small things are
+    grouped: each VM with its latest-utilization summary, disks by uuid.
+    """
     stats = read[STATS] | "ParseStats" >> beam.MapTuple(lambda key, v: (key, parse_stats_entity(v[1])))
-    joined = {"vm": read["vm"], "stats": stats} | "JoinVmsWithStats" >> beam.CoGroupByKey()
-    vms = joined | "NormalizeVms" >> beam.ParDo(NormalizeVm()).with_outputs(DEAD_LETTER, main="resources")
+    points = stats | "ExtractMetrics" >> beam.ParDo(
+        ExtractMetrics(ctx.stats_interval_s, ctx.stats_start_ms, ctx.stats_end_ms))
+    util = stats | "LatestUtilization" >> beam.MapTuple(lambda key, series: (key, latest_utilization(series)))
+    vms = read["vm"] | "NormalizeVms" >> beam.ParDo(NormalizeVm()).with_outputs("vm", "disk", DEAD_LETTER)
+    vm_resources = ({"vm": vms.vm, "util": util}
+                    | "JoinVmsWithUtilization" >> beam.CoGroupByKey()
+                    | "AttachUtilization" >> beam.ParDo(AttachUtilization()))
+    disks = vms.disk | "DedupeDisks" >> beam.CombinePerKey(_first) | "Disks" >> beam.Values()
     infra = read["infra"] | "NormalizeInfra" >> beam.ParDo(NormalizeInfra()).with_outputs(
         DEAD_LETTER, main="resources")
-    resources = (vms.resources, infra.resources) | "AllResources" >> beam.Flatten()
+    resources = (vm_resources, disks, infra.resources) | "AllResources" >> beam.Flatten()
     clusters = infra.resources | "Clusters" >> beam.Filter(lambda r: r["kind"] == "cluster")
     costs = resources | "ExtractCost" >> ExtractCost(config.rate_card, ctx, config.cloudforet.cost_data_source_id)
-    points = joined | "ExtractMetrics" >> beam.ParDo(
-        ExtractMetrics(ctx.stats_interval_s, ctx.stats_start_ms, ctx.stats_end_ms))
     return Derived(resources, clusters, costs, points,
                    [read[DEAD_LETTER], vms[DEAD_LETTER], infra[DEAD_LETTER]])
 

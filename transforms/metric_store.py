@@ -1,4 +1,4 @@
-"""WriteToMetricStore: metric points -> Parquet dataset partitioned by ``date``.
+"""WriteToMetricStore: per-VM metric point batches -> Parquet dataset partitioned by ``date``.
 
 Each run owns the points of its stats window: its files in a day are
 ``<run_id>-NNNNN.parquet`` and re-running the same run id replaces them.
@@ -7,6 +7,7 @@ Rows are sorted by metric, then resource, so readers prune row groups.
 from __future__ import annotations
 
 from datetime import datetime, timezone
+from typing import Iterable
 
 import apache_beam as beam
 import pyarrow as pa
@@ -19,32 +20,53 @@ def date_of(ts_ms: int) -> str:
     return datetime.fromtimestamp(ts_ms / 1000, tz=timezone.utc).strftime("%Y-%m-%d")
 
 
-def metric_partition(point: dict) -> Partition:
-    return (("date", date_of(point["timestamp_ms"])),)
+def split_by_date(batch: dict) -> Iterable[dict]:
+    """A VM's point batch -> one batch per day (a window may cross midnight)."""
+    days = [date_of(t) for t in batch["timestamp_ms"]]
+    if len(set(days)) == 1:
+        yield {**batch, "date": days[0]}
+        return
+    for day in sorted(set(days)):
+        idx = [i for i, d in enumerate(days) if d == day]
+        yield {"account": batch["account"], "resource_id": batch["resource_id"], "date": day,
+               **{k: [batch[k][i] for i in idx] for k in ("metric", "timestamp_ms", "value", "unit")}}
 
 
-def points_table(points: list[dict], run_id: str) -> pa.Table:
-    points = sorted(points, key=lambda p: (p["metric"], p["resource_id"], p["timestamp_ms"]))
-    return pa.Table.from_pydict({
-        "account": [p["account"] for p in points],
-        "resource_id": [p["resource_id"] for p in points],
-        "region_code": [p.get("region_code", "") for p in points],
-        "metric": [p["metric"] for p in points],
-        "timestamp": [p["timestamp_ms"] for p in points],
-        "value": [float(p["value"]) for p in points],
-        "unit": [p["unit"] for p in points],
-        "run_id": [run_id] * len(points),
+def metric_partition(batch: dict) -> Partition:
+    return (("date", batch["date"]),)
+
+
+def batch_size(batch: dict) -> int:
+    return len(batch["metric"])
+
+
+def points_table(batches: list[dict], run_id: str) -> pa.Table:
+    """Point batches -> one table sorted by metric, resource, time (for row-group pruning)."""
+    account, resource, region, metric, ts, value, unit = [], [], [], [], [], [], []
+    for b in batches:
+        n = len(b["metric"])
+        account += [b["account"]] * n
+        resource += [b["resource_id"]] * n
+        region += [b.get("region_code", "")] * n
+        metric += b["metric"]
+        ts += b["timestamp_ms"]
+        value += b["value"]
+        unit += b["unit"]
+    table = pa.Table.from_pydict({
+        "account": account, "resource_id": resource, "region_code": region, "metric": metric,
+        "timestamp": ts, "value": value, "unit": unit, "run_id": [run_id] * len(metric),
     }, schema=METRIC_POINT)
+    return table.sort_by([("metric", "ascending"), ("resource_id", "ascending"), ("timestamp", "ascending")])
 
 
 class _PointsTable:
-    """Picklable ``rows -> Table`` bound to a run id."""
+    """Picklable ``batches -> Table`` bound to a run id."""
 
     def __init__(self, run_id: str):
         self.run_id = run_id
 
-    def __call__(self, rows: list) -> pa.Table:
-        return points_table(rows, self.run_id)
+    def __call__(self, batches: list) -> pa.Table:
+        return points_table(batches, self.run_id)
 
 
 class WriteToMetricStore(beam.PTransform):
@@ -55,6 +77,8 @@ class WriteToMetricStore(beam.PTransform):
         self.root, self.run_id = root, run_id
 
     def expand(self, points):
-        return points | WriteToPartitionedParquet(self.root, self.run_id, _PointsTable(self.run_id),
-                                                  metric_partition, replace="run", sink="metrics",
-                                                  count_key="points")
+        return (points
+                | "SplitByDate" >> beam.FlatMap(split_by_date)
+                | WriteToPartitionedParquet(self.root, self.run_id, _PointsTable(self.run_id), metric_partition,
+                                            replace="run", sink="metrics", count_key="points",
+                                            weight_of=batch_size))

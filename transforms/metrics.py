@@ -24,42 +24,51 @@ METRICS: dict[str, tuple[str, str, Callable[[float, int], float]]] = {
 }
 
 
-def metric_points(account: str, vm_uuid: str, series: dict, interval_s: int,
-                  region_code: str = "", start_ms: int | None = None, end_ms: int | None = None) -> list[dict]:
-    """One point per metric per timestamp; timestamps in epoch milliseconds.
+def metric_columns(series: dict, interval_s: int, start_ms: int | None = None,
+                   end_ms: int | None = None) -> dict[str, list]:
+    """A VM's points as columns (metric, timestamp_ms, value, unit).
 
     Only points inside the run's window are kept, so a replay or a retry
     never emits points the run did not own.
     """
-    out = []
+    cols: dict[str, list] = {"metric": [], "timestamp_ms": [], "value": [], "unit": []}
+    lo = start_ms if start_ms is not None else -(1 << 62)
+    hi = end_ms if end_ms is not None else 1 << 62
     for metric, (attr, unit, convert) in METRICS.items():
         for t_usec, value in series.get(attr, ()):
             ts_ms = t_usec // 1000
-            if (start_ms is not None and ts_ms < start_ms) or (end_ms is not None and ts_ms >= end_ms):
-                continue
-            out.append({"account": account, "resource_id": vm_uuid, "region_code": region_code,
-                        "metric": metric, "timestamp_ms": ts_ms, "value": round(convert(value, interval_s), 6),
-                        "unit": unit})
-    return out
+            if lo <= ts_ms < hi:
+                cols["metric"].append(metric)
+                cols["timestamp_ms"].append(ts_ms)
+                cols["value"].append(round(convert(value, interval_s), 6))
+                cols["unit"].append(unit)
+    return cols
+
+
+def metric_points(account: str, vm_uuid: str, series: dict, interval_s: int,
+                  region_code: str = "", start_ms: int | None = None, end_ms: int | None = None) -> list[dict]:
+    """One dict per point (the readable form of :func:`metric_columns`)."""
+    cols = metric_columns(series, interval_s, start_ms, end_ms)
+    return [{"account": account, "resource_id": vm_uuid, "region_code": region_code, "metric": m,
+             "timestamp_ms": t, "value": v, "unit": u}
+            for m, t, v, u in zip(cols["metric"], cols["timestamp_ms"], cols["value"], cols["unit"])]
 
 
 class ExtractMetrics(beam.DoFn):
-    """Joined (key, {'vm': [...], 'stats': [...]}) -> metric points."""
+    """((account, uuid), series) -> one batch of metric points per VM.
+
+    A batch (a dict holding the VM's points) instead of one element per point
+    keeps millions of points cheap to move; each point still carries its
+    resource id, metric, timestamp, value and unit.
+    """
 
     def __init__(self, interval_s: int, start_ms: int, end_ms: int):
         self.interval_s, self.start_ms, self.end_ms = interval_s, start_ms, end_ms
         self.points = Metrics.counter("metrics", "points_extracted")
 
-    def process(self, joined: tuple) -> Iterable[dict]:
-        (account, uuid), groups = joined
-        vms = list(groups["vm"])
-        if not vms:  # stats of a VM that is no longer listed: not ours to report
-            return
-        _, entity = vms[0]
-        cluster = ((entity.get("status") or {}).get("cluster_reference") or {}) if isinstance(entity, dict) else {}
-        region = cluster.get("uuid", "") if isinstance(cluster, dict) else ""
-        for series in groups["stats"]:
-            points = metric_points(account, uuid, series, self.interval_s, str(region), self.start_ms, self.end_ms)
-            self.points.inc(len(points))
-            yield from points
-            return
+    def process(self, item: tuple) -> Iterable[dict]:
+        (account, uuid), series = item
+        cols = metric_columns(series, self.interval_s, self.start_ms, self.end_ms)
+        if cols["metric"]:
+            self.points.inc(len(cols["metric"]))
+            yield {"account": account, "resource_id": uuid, **cols}

@@ -318,19 +318,40 @@ def dead_letter(stage: str, account: str, kind: str, reason: str, ident: str = "
 
 
 class NormalizeVm(beam.DoFn):
-    """(key, {'vm': [entity...], 'stats': [series...]}) -> VM + disk resources."""
+    """VM entities -> keyed VM resources (tag 'vm') and disk resources (tag 'disk').
 
-    def process(self, joined: tuple) -> Iterable:
-        (account, uuid), groups = joined
-        entities = list(groups["vm"])
-        if not entities:  # stats for a VM that was not listed (deleted meanwhile)
-            return
-        base_url, entity = entities[0]
-        stats = next(iter(groups["stats"]), None)
+    Normalizing before any grouping keeps what is shuffled small: a resource
+    is a fraction of the entity Prism answered.
+    """
+
+    def process(self, item: tuple) -> Iterable:
+        (account, uuid), (base_url, entity) = item
         try:
-            yield from normalize_vm(account, base_url, entity, stats)
+            vm, *disks = normalize_vm(account, base_url, entity)
         except MalformedEntity as exc:
             yield pvalue.TaggedOutput(DEAD_LETTER, dead_letter("normalize", account, "vm", str(exc), uuid))
+            return
+        yield pvalue.TaggedOutput("vm", ((account, uuid), vm))
+        for d in disks:
+            yield pvalue.TaggedOutput("disk", ((account, d["resource_id"]), d))
+
+
+class AttachUtilization(beam.DoFn):
+    """(key, {'vm': [vm...], 'util': [summary...]}) -> the VM with its latest utilization.
+
+    Offset paging over a changing inventory can list a VM twice: one survives.
+    """
+
+    def process(self, joined: tuple) -> Iterable[dict]:
+        _, groups = joined
+        vms = list(groups["vm"])
+        if not vms:  # stats of a VM that is no longer listed
+            return
+        vm = vms[0]
+        util = next(iter(groups["util"]), None)
+        if util:
+            vm["data"]["utilization"] = util
+        yield vm
 
 
 class NormalizeInfra(beam.DoFn):

@@ -1,5 +1,8 @@
 """WriteToPartitionedParquet: rows -> a Hive-partitioned Parquet dataset, atomically.
 
+``weight_of`` says how many records an element stands for (an element may
+be a batch of points), for the buffer limit and the counts.
+
 Written like Beam's file sinks: each bundle writes staging files and emits
 their names; one final step moves the staged files of successful bundles into
 place. A retried bundle's staging file is never committed. Two replacement
@@ -42,9 +45,9 @@ def partition_dir(base: str, partition: Partition) -> str:
 
 class _StageFn(beam.DoFn):
     def __init__(self, root: str, run_id: str, to_table: Callable[[list], pa.Table],
-                 partition_of: Callable[[dict], Partition], namespace: str):
+                 partition_of: Callable[[dict], Partition], namespace: str, weight_of: Callable[[dict], int]):
         self.root, self.run_id = root, run_id
-        self.to_table, self.partition_of = to_table, partition_of
+        self.to_table, self.partition_of, self.weight_of = to_table, partition_of, weight_of
         self.staged = Metrics.counter(namespace, "rows_staged")
 
     def setup(self):
@@ -56,7 +59,7 @@ class _StageFn(beam.DoFn):
 
     def process(self, row: dict) -> Iterable:
         self.buf[self.partition_of(row)].append(row)
-        self.rows += 1
+        self.rows += self.weight_of(row)
         if self.rows >= MAX_BUFFERED_ROWS:
             yield from self._flush()
 
@@ -72,8 +75,11 @@ class _StageFn(beam.DoFn):
             path = posixpath.join(directory, f"{uuid.uuid4().hex}.parquet")
             pq.write_table(self.to_table(rows), path, filesystem=self.fs, compression="zstd",
                            row_group_size=100_000)
-            self.staged.inc(len(rows))
-            yield {"partition": partition, "path": path, "counts": dict(Counter(r["account"] for r in rows))}
+            counts: Counter = Counter()
+            for r in rows:
+                counts[r["account"]] += self.weight_of(r)
+            self.staged.inc(sum(counts.values()))
+            yield {"partition": partition, "path": path, "counts": dict(counts)}
 
 
 class _CommitFn(beam.DoFn):
@@ -119,15 +125,16 @@ class WriteToPartitionedParquet(beam.PTransform):
     """Rows -> per-account results, emitted once the dataset is committed."""
 
     def __init__(self, root: str, run_id: str, to_table: Callable[[list], pa.Table],
-                 partition_of: Callable[[dict], Partition], replace: str, sink: str, count_key: str):
+                 partition_of: Callable[[dict], Partition], replace: str, sink: str, count_key: str,
+                 weight_of: Callable[[dict], int] = lambda row: 1):
         super().__init__()
         if replace not in ("run", "partition"):
             raise ValueError("replace must be 'run' or 'partition'")
-        self.args = (root, run_id, to_table, partition_of, replace, sink, count_key)
+        self.args = (root, run_id, to_table, partition_of, replace, sink, count_key, weight_of)
 
     def expand(self, rows):
-        root, run_id, to_table, partition_of, replace, sink, count_key = self.args
+        root, run_id, to_table, partition_of, replace, sink, count_key, weight_of = self.args
         return (rows
-                | "Stage" >> beam.ParDo(_StageFn(root, run_id, to_table, partition_of, sink))
+                | "Stage" >> beam.ParDo(_StageFn(root, run_id, to_table, partition_of, sink, weight_of))
                 | "Gather" >> beam.combiners.ToList()
                 | "Commit" >> beam.ParDo(_CommitFn(root, run_id, replace, sink, count_key)))
