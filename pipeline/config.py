@@ -72,6 +72,7 @@ def parse_config(raw: Any, source: str = "config") -> Config:
         batch_size=cf.get("batch_size", 100),
         max_attempts=cf.get("max_attempts", 6),
         cost_data_source_id=cf.get("cost_data_source_id", "ds-nutanix"),
+        touch_after_s=cf.get("touch_after_s", 72_000),
         notification_resource_type=notification.get("resource_type", "identity.Domain"),
         notification_resource_id=notification.get("resource_id", cf["domain_id"]),
         notification_topic=notification.get("topic", "nutanix.collector.run"),

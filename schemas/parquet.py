@@ -24,6 +24,7 @@ METRIC_POINT = pa.schema(
     metadata={"schema": "nutanix-cloudforet metric point", "version": METRIC_STORE_VERSION},
 )
 
+
 SNAPSHOT_SCHEMA_VERSION = 2
 
 # The Parquet twin of schemas/snapshot_v2.avsc.
@@ -44,4 +45,30 @@ SNAPSHOT_ENTITY = pa.schema(
         pa.field("payload", pa.string(), nullable=False),
     ],
     metadata={"schema": "nutanix-cloudforet snapshot entity", "version": str(SNAPSHOT_SCHEMA_VERSION)},
+)
+
+COST_STORE_VERSION = "1"
+
+# The cost store: ``{root}/billed_date=YYYY-MM-DD/account=<quoted account>/<run_id>-NNNNN.parquet``,
+# one row per cost record of ``transforms.cost.costs_for``. A re-collected day of
+# an account replaces its partition whole, so the cost plugin never doubles a day.
+COST_RECORD = pa.schema(
+    [
+        pa.field("provider", pa.string(), nullable=False),
+        pa.field("billed_date", pa.string(), nullable=False),  # YYYY-MM-DD, as CloudForet wants it
+        pa.field("cost", pa.float64(), nullable=False),
+        pa.field("usage_quantity", pa.float64(), nullable=False),
+        pa.field("usage_unit", pa.string()),
+        pa.field("product", pa.string()),
+        pa.field("usage_type", pa.string()),
+        pa.field("resource", pa.string(), nullable=False),
+        pa.field("region_code", pa.string()),
+        pa.field("tags", pa.string()),             # JSON object
+        pa.field("additional_info", pa.string()),  # JSON object
+        pa.field("data_source_id", pa.string()),
+        pa.field("account", pa.string(), nullable=False),
+        pa.field("currency", pa.string()),
+        pa.field("run_id", pa.string(), nullable=False),
+    ],
+    metadata={"schema": "nutanix-cloudforet cost record", "version": COST_STORE_VERSION},
 )

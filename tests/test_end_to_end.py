@@ -39,13 +39,13 @@ def cloudforet(tmp_path):
 
 
 def write_config(tmp_path, servers, emu, auth=None, accounts=None, name="config.yaml", snapshot=None,
-                 metrics="metrics"):
+                 metrics="metrics", **cloudforet):
     raw = {
         "accounts": accounts or [account_entry(s) for s in servers] or None,
         "prism": {"page_size": 25, "max_requests_per_s": 200, "max_concurrency": 4, "max_attempts": 3},
         "cloudforet": {"endpoint": emu.endpoint, "domain_id": emu.config.domain_id,
                        "workspace_id": emu.config.workspace_id, "auth": auth or {"token_env": "TEST_CF_TOKEN"},
-                       "batch_size": 40},
+                       "batch_size": 40, **cloudforet},
         "rate_card": {"default": DEFAULT_RATE, "clusters": {"cluster-1-0": {"vcpu_hour": 0.05}}},
         "metric_store": {"path": str(tmp_path / metrics)},
         "report": {"path": str(tmp_path / "report.json")},
@@ -156,9 +156,20 @@ def test_collection_end_to_end_and_second_run_creates_nothing(tmp_path, prism_se
     assert len(store.costs()) == len(costs)
     report2 = json.loads((tmp_path / "report.json").read_text())
     acc = report2["accounts"][servers[0].pc.name]
-    assert acc["inventory"]["created"] == 0 and acc["inventory"]["updated"] == 96
+    # unchanged resources are not rewritten within the touch interval
+    assert acc["inventory"]["created"] == 0 and acc["inventory"]["unchanged"] == 96
+    assert acc["inventory"]["updated"] == 0
     assert acc["cost"]["created"] == 0 and acc["cost"]["already_present"] > 0
     assert len(store.notifications()) == 4  # a new run id, so a new notification per account
+
+    # a change in Prism is written; a resource not written for touch_after_s is touched
+    vm0 = servers[0].pc
+    moved = next(i for i in vm0.iter_live_indices())
+    vm0.delete_vms([moved])
+    config3 = write_config(tmp_path, servers, cloudforet, name="config3.yaml", touch_after_s=0)
+    assert run(["--config", config3, "--collected-at", "2026-11-28T08:00:00Z", "--run-id", "third"]) == 0
+    acc = json.loads((tmp_path / "report.json").read_text())["accounts"][servers[0].pc.name]
+    assert acc["inventory"]["updated"] == 96 - 3 and acc["inventory"]["unchanged"] == 0
 
 
 def test_user_credentials_and_one_failed_account(tmp_path, prism_servers, cloudforet):

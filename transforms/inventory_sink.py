@@ -3,10 +3,18 @@
 Match rule ``reference.resource_id + provider + cloud_service_type +
 cloud_service_group`` (never with an empty resource_id); zero matches create,
 one updates, more is a failure. Many references are looked up per ``list``.
+
+Calls not made are the fastest: the lookup brings back what CloudForet holds,
+and a resource whose fields are unchanged is not rewritten, unless it was
+last written more than ``touch_after_s`` ago (CloudForet deletes what has not
+been updated for 48 hours). The latest utilization alone does not make a
+resource "changed": it is refreshed whenever the resource is written.
 """
 from __future__ import annotations
 
+import time
 from collections import Counter
+from datetime import datetime
 from typing import Hashable, Iterable
 
 import apache_beam as beam
@@ -22,6 +30,37 @@ from transforms.settings import CloudForetOptions
 from transforms.write_engine import Conflict, write_batch
 
 NS = "inventory"
+COMPARED = ("name", "account", "instance_type", "region_code")
+VOLATILE_DATA = {"utilization"}
+LOOKUP_FIELDS = ["cloud_service_id", "reference", "name", "account", "instance_type", "instance_size",
+                 "ip_addresses", "data", "tags", "region_code", "updated_at"]
+
+
+def unchanged(existing: dict, r: dict) -> bool:
+    """True when writing ``r`` would not change what CloudForet holds.
+
+    Struct numbers come back as floats: Python's == treats 4 and 4.0 alike.
+    Updates merge ``data`` and ``tags``, so only our keys are compared.
+    """
+    if any(existing.get(k, "") != r[k] for k in COMPARED):
+        return False
+    if float(existing.get("instance_size", 0)) != float(r["instance_size"]):
+        return False
+    if sorted(existing.get("ip_addresses", [])) != sorted(r["ip_addresses"]):
+        return False
+    if existing.get("reference") != r["reference"]:
+        return False
+    data, tags = existing.get("data", {}), existing.get("tags", {})
+    return (all(data.get(k) == v for k, v in r["data"].items() if k not in VOLATILE_DATA)
+            and all(tags.get(k) == v for k, v in r["tags"].items()))
+
+
+def age_s(updated_at: str, now: float) -> float:
+    try:
+        ts = datetime.fromisoformat(updated_at.replace("Z", "+00:00"))
+    except (AttributeError, ValueError):
+        return float("inf")
+    return now - ts.timestamp()
 
 
 def _fields(r: dict) -> dict:
@@ -46,6 +85,7 @@ class _WriteInventoryFn(BatchedCloudForetWrite):
         super().__init__(options)
         self.created = Metrics.counter(NS, "created")
         self.updated = Metrics.counter(NS, "updated")
+        self.unchanged = Metrics.counter(NS, "unchanged")
         self.failed = Metrics.counter(NS, "failed")
         self.retries = Metrics.counter(NS, "retries")
 
@@ -61,7 +101,7 @@ class _WriteInventoryFn(BatchedCloudForetWrite):
             found = self.client.list_cloud_services(
                 [("reference.resource_id", ids, "in"), ("provider", provider, "eq"),
                  ("cloud_service_type", ctype, "eq"), ("cloud_service_group", cgroup, "eq")],
-                only=["cloud_service_id", "reference"], limit=max(len(ids) * 2, 10))
+                only=LOOKUP_FIELDS, limit=max(len(ids) * 2, 10))
             by_id: dict = {}
             for cs in found:
                 by_id.setdefault(cs.get("reference", {}).get("resource_id"), []).append(cs)
@@ -72,10 +112,15 @@ class _WriteInventoryFn(BatchedCloudForetWrite):
                 raise Conflict(f"{len(existing)} cloud services match reference.resource_id "
                                f"{r['resource_id']} (too many match); remove the duplicates in CloudForet")
             if existing:
+                current = existing[0]
+                if (age_s(current.get("updated_at", ""), now) < self.options.touch_after_s
+                        and unchanged(current, r)):
+                    return "unchanged", None
                 return "updated", self.client.future(self.client.cloud_service.update,
-                                                     update_request(existing[0]["cloud_service_id"], r))
+                                                     update_request(current["cloud_service_id"], r))
             return "created", self.client.future(self.client.cloud_service.create, create_request(r))
 
+        now = time.time()
         outcomes = write_batch(self.client, pending, lookup, make_call, f"CloudService {ctype}",
                                RetryPolicy(max_attempts=self.options.max_attempts),
                                on_retry=self.retries.inc)
@@ -88,9 +133,11 @@ class _WriteInventoryFn(BatchedCloudForetWrite):
                     NS, o.record["account"], o.record["kind"], o.reason, o.record["resource_id"]))
         self.created.inc(sum(n for (_, op), n in counts.items() if op == "created"))
         self.updated.inc(sum(n for (_, op), n in counts.items() if op == "updated"))
+        self.unchanged.inc(sum(n for (_, op), n in counts.items() if op == "unchanged"))
         for account in sorted({a for a, _ in counts}):
             yield {"sink": NS, "account": account, "created": counts[(account, "created")],
-                   "updated": counts[(account, "updated")], "failed": counts[(account, "failed")]}
+                   "updated": counts[(account, "updated")], "unchanged": counts[(account, "unchanged")],
+                   "failed": counts[(account, "failed")]}
 
 
 class WriteToInventory(beam.PTransform):

@@ -30,7 +30,8 @@ def notification_message(summary: dict, account: str) -> dict:
         f"Prism Central '{account}': {a['status']}",
         f"read: {read['clusters']} clusters, {read['hosts']} hosts, {read['vms']} VMs "
         f"({read['pages']} pages, {read['pages_failed']} failed)",
-        f"cloud services: {inv['created']} created, {inv['updated']} updated, {inv['failed']} failed",
+        f"cloud services: {inv['created']} created, {inv['updated']} updated, {inv.get('unchanged', 0)} unchanged, "
+        f"{inv['failed']} failed",
         f"costs: {cost['created']} written, {cost['already_present']} already present, {cost['failed']} failed",
         f"metric points: {a['metrics']['points']}",
     ]

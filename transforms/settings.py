@@ -63,6 +63,7 @@ class CloudForetOptions:
     batch_size: int = 100
     max_attempts: int = 6
     cost_data_source_id: str = "ds-nutanix"
+    touch_after_s: int = 72_000  # rewrite unchanged resources after 20 h (CloudForet deletes after 48 h)
     notification_resource_type: str = "identity.Domain"
     notification_resource_id: str = ""
     notification_topic: str = "nutanix.collector.run"

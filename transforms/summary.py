@@ -21,7 +21,7 @@ def empty_account() -> dict:
         "complete": True,
         "error": None,
         "read": {"clusters": 0, "hosts": 0, "vms": 0, "vm_stats": 0, "pages": 0, "pages_failed": 0},
-        "inventory": {"created": 0, "updated": 0, "failed": 0},
+        "inventory": {"created": 0, "updated": 0, "unchanged": 0, "failed": 0},
         "cost": {"created": 0, "already_present": 0, "failed": 0},
         "metrics": {"points": 0},
         "dead_letters": 0,
