@@ -55,6 +55,13 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--max-page", type=_bounded(int, 1), default=500)
     p.add_argument("--ready-file", default=None, help="write the ready JSON here (atomically)")
     p.add_argument("--verbose", action="store_true", help="log every request to stderr")
+    p.add_argument("--faults", default=None, metavar="SPEC",
+                   help="fault injection spec, e.g. '503:0.02,429:0.01@retry_after=1,401@after=40' "
+                        "(see emulators/faultspec.py and emulators/prism/faults.py)")
+    p.add_argument("--fault-seed", type=int, default=0,
+                   help="seed of the fault draws (Prism Central k uses seed+k)")
+    p.add_argument("--tls-dir", default=None, metavar="DIR",
+                   help="generate a CA + server certificate in DIR and serve HTTPS")
     return p
 
 
@@ -67,6 +74,13 @@ def _write_atomic(path: str, text: str) -> None:
     os.replace(tmp, path)
 
 
+def _faults(args: argparse.Namespace, index: int):
+    if not args.faults:
+        return None
+    from .faults import PrismFaults
+    return PrismFaults(args.faults, seed=args.fault_seed + index)
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
@@ -77,6 +91,18 @@ def main(argv: list[str] | None = None) -> int:
                      disks_per_vm=args.disks_per_vm, power_on_ratio=args.power_on_ratio,
                      stats_interval_s=args.stats_interval_s)
     password = os.environ.get(args.password_env) or DEFAULT_PASSWORD
+    if args.faults:
+        from .faults import PrismFaults
+        try:
+            PrismFaults.parse(args.faults)
+        except ValueError as e:
+            parser.error(f"--faults: {e}")
+    ssl_context = tls_files = None
+    if args.tls_dir:
+        from ..tls import make_ca_and_server_cert, prism_ssl_context
+        hostnames = list(dict.fromkeys([args.host, "127.0.0.1", "localhost"]))
+        tls_files = make_ca_and_server_cert(args.tls_dir, hostnames)
+        ssl_context = prism_ssl_context(tls_files)
 
     stop = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: stop.set())
@@ -88,16 +114,23 @@ def main(argv: list[str] | None = None) -> int:
             port = args.port + pc.index if args.port else 0
             servers.append(PrismServer(pc, username=args.username, password=password,
                                        host=args.host, port=port, max_page=args.max_page,
-                                       verbose=args.verbose).start())
+                                       verbose=args.verbose, ssl_context=ssl_context,
+                                       faults=_faults(args, pc.index)).start())
     except OSError as e:
         for s in servers:
             s.stop()
         print(f"error: cannot listen: {e}", file=sys.stderr)
         return 1
 
-    ready = json.dumps({"prism_centrals": [
-        {"name": s.pc.name, "uuid": s.pc.uuid, "url": s.url, "host": s.host, "port": s.port,
-         "vms": s.pc.vm_count()} for s in servers]})
+    entries = [{"name": s.pc.name, "uuid": s.pc.uuid, "url": s.url, "host": s.host, "port": s.port,
+                "vms": s.pc.vm_count()} for s in servers]
+    for e in entries:
+        e["scheme"] = "https" if tls_files else "http"
+        if tls_files:
+            e["ca_bundle"] = os.path.abspath(tls_files.ca_pem)
+        if args.faults:
+            e["faults"] = args.faults
+    ready = json.dumps({"prism_centrals": entries})
     if args.ready_file:
         _write_atomic(args.ready_file, ready + "\n")
     print(ready, flush=True)

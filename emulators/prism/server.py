@@ -120,7 +120,10 @@ class _Handler(BaseHTTPRequestHandler):
             self.send_header(k, v)
         self.send_header("Content-Length", str(len(resp.body)))
         self.end_headers()
-        if resp.body and self.command != "HEAD":
+        abort = getattr(resp, "abort", None)  # fault injection: part of the body, then a TCP RST
+        if abort is not None and self.command != "HEAD":
+            abort(self)
+        elif resp.body and self.command != "HEAD":
             self.wfile.write(resp.body)
 
     do_GET = do_POST = do_PUT = do_DELETE = do_PATCH = do_HEAD = do_OPTIONS = _handle
@@ -131,6 +134,14 @@ class _HTTPServer(ThreadingHTTPServer):
     request_queue_size = 128
     prism: "PrismServer"
 
+    def handle_error(self, request: Any, client_address: Any) -> None:
+        import sys
+
+        # A client rejecting our certificate or hanging up (timeouts, faults) is routine here.
+        if isinstance(sys.exc_info()[1], (ssl.SSLError, ConnectionError, TimeoutError)):
+            return
+        super().handle_error(request, client_address)
+
 
 class PrismServer:
     """One emulated Prism Central serving one ``PrismCentralFleet``."""
@@ -138,7 +149,7 @@ class PrismServer:
     def __init__(self, pc: PrismCentralFleet, username: str = "admin", password: str = "nutanix/4u",
                  host: str = "127.0.0.1", port: int = 0, max_page: int = 500,
                  product: str = "pc.2024.3.0.1", ssl_context: ssl.SSLContext | None = None,
-                 verbose: bool = False) -> None:
+                 verbose: bool = False, faults: Any = None) -> None:
         if max_page < 1:
             raise ValueError("max_page must be >= 1")
         self.pc = pc
@@ -148,6 +159,7 @@ class PrismServer:
         self.product = product
         self.ssl_context = ssl_context
         self.verbose = verbose
+        self.faults = faults  # an emulators.prism.faults.PrismFaults, or None
         self.requests: collections.Counter[str] = collections.Counter()
         self.common_headers = {
             "X-Content-Type-Options": "nosniff",
@@ -221,6 +233,9 @@ class PrismServer:
         path = raw_path.split("?", 1)[0]
         with self._lock:
             self.requests[path] += 1
+        fault = self.faults.before(self, method, path) if self.faults is not None else None
+        if isinstance(fault, Response):
+            return fault
         if not self._authorized(headers.get("Authorization")):
             return Response(401, b"", {"WWW-Authenticate": REALM})
         try:
@@ -231,7 +246,7 @@ class PrismServer:
             if e.code == 405:
                 resp.headers["Allow"] = "POST"
         resp.headers["X-Envoy-Upstream-Service-Time"] = str(int((time.perf_counter() - started) * 1000))
-        return resp
+        return fault(resp) if fault is not None else resp
 
     def _authorized(self, header: str | None) -> bool:
         if not header:
