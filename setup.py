@@ -10,7 +10,7 @@ setup(
     version="0.1.0",
     description="Apache Beam pipeline that collects Nutanix Prism Central into CloudForet",
     python_requires=">=3.10",
-    packages=find_packages(include=["pipeline*", "transforms*", "connectors*", "schemas*", "emulators*"]),
+    packages=find_packages(include=["pipeline*", "transforms*", "connectors*", "schemas*", "emulators*", "plugin*"]),
     package_data={"schemas": ["*.json", "*.avsc"]},
     include_package_data=True,
     install_requires=[

@@ -2,6 +2,7 @@
 
     python -m emulators.cloudforet --db FILE --port N [--host H] [--config FILE]
         [--latency-ms F] [--cost-create-unsupported] [--ready-file PATH]
+        [--faults SPEC] [--fault-seed N] [--tls-dir DIR]
 
 When serving it prints one JSON line (endpoint, domain, workspace, app
 tokens) and writes the same JSON atomically to --ready-file, which is how
@@ -33,6 +34,12 @@ def _parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--cost-create-unsupported", action="store_true",
                         help="Cost.create answers ERROR_NOT_SUPPORT_API")
     parser.add_argument("--ready-file", help="write the ready JSON here (atomically) once serving")
+    parser.add_argument("--faults", metavar="SPEC",
+                        help="fault injection spec, e.g. 'UNAVAILABLE:0.02,DEADLINE_EXCEEDED_AFTER@calls=5' "
+                             "(see emulators/faultspec.py and emulators/cloudforet/faults.py)")
+    parser.add_argument("--fault-seed", type=int, default=0, help="seed of the fault draws")
+    parser.add_argument("--tls-dir", metavar="DIR",
+                        help="generate a CA + server certificate in DIR and serve TLS")
     return parser.parse_args(argv)
 
 
@@ -64,7 +71,21 @@ def main(argv: list[str] | None = None) -> int:
     for signum in (signal.SIGTERM, signal.SIGINT):
         signal.signal(signum, lambda *_: stop.set())
 
-    emulator = CloudForetEmulator(args.db, config, host=args.host, port=args.port).start()
+    faults = credentials = tls_files = None
+    if args.faults:
+        from .faults import CloudForetFaults
+        try:
+            faults = CloudForetFaults(args.faults, seed=args.fault_seed)
+        except ValueError as exc:
+            print(f"error: --faults: {exc}", file=sys.stderr)
+            return 2
+    if args.tls_dir:
+        from ..tls import grpc_server_credentials, make_ca_and_server_cert
+        tls_files = make_ca_and_server_cert(args.tls_dir, list(dict.fromkeys([args.host, "127.0.0.1", "localhost"])))
+        credentials = grpc_server_credentials(tls_files)
+
+    emulator = CloudForetEmulator(args.db, config, host=args.host, port=args.port,
+                                  server_credentials=credentials, faults=faults).start()
     try:
         ready = {
             "endpoint": emulator.endpoint,
@@ -72,6 +93,11 @@ def main(argv: list[str] | None = None) -> int:
             "workspace_id": config.workspace_id,
             "app_tokens": {app["app_id"]: emulator.app_token(app["app_id"]) for app in config.apps},
         }
+        if tls_files is not None:
+            ready["tls"] = True
+            ready["ca_bundle"] = os.path.abspath(tls_files.ca_pem)
+        if args.faults:
+            ready["faults"] = args.faults
         line = json.dumps(ready)
         if args.ready_file:
             write_atomic(args.ready_file, line + "\n")

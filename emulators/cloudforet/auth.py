@@ -27,6 +27,7 @@ APP_TOKEN_TTL = 365 * 24 * 3600
 
 _OWNER_MEMBER = ("WORKSPACE_OWNER", "WORKSPACE_MEMBER")
 _READERS = ("WORKSPACE_OWNER", "WORKSPACE_MEMBER", "DOMAIN_ADMIN")
+_REGISTRARS = ("WORKSPACE_OWNER", "DOMAIN_ADMIN")
 
 # Which role_type a token needs for each method. A method that is not listed
 # here (other than the public ones) is refused: new RPCs must be added here.
@@ -49,6 +50,17 @@ ROLE_RULES: dict[str, tuple[str, ...]] = {
     "Secret.get_data": ("WORKSPACE_OWNER", "DOMAIN_ADMIN"),
     "ServiceAccount.list": _READERS,
     "ServiceAccount.get": _READERS,
+    # Data-source plugins (DataSource exists in both services, hence the prefixes).
+    "Cost.analyze": _READERS,
+    "monitoring.DataSource.register": _REGISTRARS,
+    "monitoring.DataSource.get": _READERS,
+    "monitoring.DataSource.list": _READERS,
+    "monitoring.Metric.list": _READERS,
+    "monitoring.Metric.get_data": _READERS,
+    "cost_analysis.DataSource.register": _REGISTRARS,
+    "cost_analysis.DataSource.sync": _REGISTRARS,
+    "cost_analysis.DataSource.get": _READERS,
+    "cost_analysis.DataSource.list": _READERS,
 }
 
 # Methods that authenticate by their request body instead of metadata.

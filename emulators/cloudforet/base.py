@@ -2,7 +2,9 @@
 
 The ``rpc`` decorator does, in this order, for every method: authenticate the
 ``token`` metadata, check the role table, add the configured latency, run the
-handler, and translate ``ApiError`` into a gRPC status. Handlers therefore
+handler, and translate ``ApiError`` into a gRPC status. Configured fault
+injection (``faults.CloudForetFaults``) runs first and may fail the call
+before or after the handler. Handlers therefore
 only contain the service logic.
 """
 from __future__ import annotations
@@ -38,6 +40,7 @@ class Backend:
     store: Store
     config: EmulatorConfig
     signer: TokenSigner
+    faults: Any = None  # a faults.CloudForetFaults, set by the server (None: no fault injection)
 
     @classmethod
     def open(cls, db_path: str, config: EmulatorConfig) -> "Backend":
@@ -54,13 +57,18 @@ def rpc(method: str) -> Callable:
         def wrapper(self: Any, request: Message, context: grpc.ServicerContext) -> Message:
             backend: Backend = self.backend
             try:
+                faults = backend.faults
+                after = faults.before(method, request, context, backend) if faults is not None else None
                 claims: Claims | None = None
                 if method not in auth.PUBLIC_METHODS:
                     claims = backend.signer.verify_api_token(_metadata_token(context))
                     auth.check_role(method, claims)
                 if backend.config.latency_ms > 0:
                     time.sleep(backend.config.latency_ms / 1000.0)
-                return fn(self, request, claims)
+                result = fn(self, request, claims)
+                if after is not None:
+                    after()  # e.g. DEADLINE_EXCEEDED after the write was applied
+                return result
             except ApiError as exc:
                 context.abort(exc.code, exc.message)
             except Exception:  # noqa: BLE001 - report as INTERNAL, keep serving

@@ -7,23 +7,33 @@ one stopped and previously issued tokens stay valid.
 from __future__ import annotations
 
 from concurrent import futures
+from typing import TYPE_CHECKING
 
 import grpc
 from spaceone.api.cost_analysis.v1 import cost_pb2_grpc
+from spaceone.api.cost_analysis.v1 import data_source_pb2_grpc as cost_data_source_pb2_grpc
 from spaceone.api.identity.v2 import service_account_pb2_grpc, token_pb2_grpc
 from spaceone.api.inventory.v1 import cloud_service_pb2_grpc, cloud_service_type_pb2_grpc, region_pb2_grpc
+from spaceone.api.monitoring.v1 import data_source_pb2_grpc as monitoring_data_source_pb2_grpc
+from spaceone.api.monitoring.v1 import metric_pb2_grpc as monitoring_metric_pb2_grpc
 from spaceone.api.notification.v1 import notification_pb2_grpc
 from spaceone.api.secret.v1 import secret_pb2_grpc
 
 from . import auth
 from .base import Backend
 from .config import EmulatorConfig
-from .cost_service import CostService
+from .cost_analyze import CostAnalysisCostService
+from .cost_datasource_service import CostDataSourceService
 from .identity_service import ServiceAccountService, TokenService
 from .inventory_service import CloudServiceService, CloudServiceTypeService, RegionService
+from .monitoring_service import MonitoringDataSourceService, MonitoringMetricService
 from .notification_service import NotificationService
+from .plugin_store import PluginStore
 from .secret_service import SecretService
 from .store import Store
+
+if TYPE_CHECKING:
+    from .faults import CloudForetFaults
 
 
 class CloudForetEmulator:
@@ -37,6 +47,7 @@ class CloudForetEmulator:
         port: int = 0,
         max_workers: int = 32,
         server_credentials: grpc.ServerCredentials | None = None,
+        faults: "CloudForetFaults | None" = None,
     ) -> None:
         self.db_path = db_path
         self.config = config or EmulatorConfig()
@@ -44,9 +55,11 @@ class CloudForetEmulator:
         self.port = port
         self.max_workers = max_workers
         self.server_credentials = server_credentials
+        self.faults = faults  # fault injection (emulators.cloudforet.faults), None: off
         self._backend: Backend | None = None
         self._server: grpc.Server | None = None
         self._executor: futures.ThreadPoolExecutor | None = None
+        self._plugins: PluginStore | None = None
 
     @property
     def endpoint(self) -> str:
@@ -71,6 +84,9 @@ class CloudForetEmulator:
         if self._server is not None:
             raise RuntimeError("emulator already started")
         backend = Backend.open(self.db_path, self.config)
+        backend.faults = self.faults
+        if self.faults is not None:
+            self.faults.attach(self)
         executor = futures.ThreadPoolExecutor(max_workers=self.max_workers, thread_name_prefix="cloudforet-emu")
         server = grpc.server(executor)
         token_pb2_grpc.add_TokenServicer_to_server(TokenService(backend), server)
@@ -79,7 +95,13 @@ class CloudForetEmulator:
         cloud_service_pb2_grpc.add_CloudServiceServicer_to_server(CloudServiceService(backend), server)
         cloud_service_type_pb2_grpc.add_CloudServiceTypeServicer_to_server(CloudServiceTypeService(backend), server)
         region_pb2_grpc.add_RegionServicer_to_server(RegionService(backend), server)
-        cost_pb2_grpc.add_CostServicer_to_server(CostService(backend), server)
+        cost_pb2_grpc.add_CostServicer_to_server(CostAnalysisCostService(backend), server)
+        # Data-source plugins: monitoring and cost_analysis pull from registered plugins.
+        plugins = PluginStore(backend.store)
+        monitoring_data_source_pb2_grpc.add_DataSourceServicer_to_server(
+            MonitoringDataSourceService(backend, plugins), server)
+        monitoring_metric_pb2_grpc.add_MetricServicer_to_server(MonitoringMetricService(backend), server)
+        cost_data_source_pb2_grpc.add_DataSourceServicer_to_server(CostDataSourceService(backend, plugins), server)
         notification_pb2_grpc.add_NotificationServicer_to_server(NotificationService(backend), server)
         address = f"{self.host}:{self.port}"
         try:
@@ -89,15 +111,18 @@ class CloudForetEmulator:
                 bound = server.add_insecure_port(address)
         except RuntimeError:
             executor.shutdown(wait=False)
+            plugins.close()
             backend.store.close()
             raise
         if not bound:
             executor.shutdown(wait=False)
+            plugins.close()
             backend.store.close()
             raise RuntimeError(f"could not bind {address}")
         self.port = bound
         server.start()
         self._backend, self._server, self._executor = backend, server, executor
+        self._plugins = plugins
         return self
 
     def stop(self, grace: float | None = 0) -> None:
@@ -108,9 +133,23 @@ class CloudForetEmulator:
             server.stop(grace).wait()
         if executor is not None:
             executor.shutdown(wait=True)  # no handler may touch the store after it is closed
+        if self._plugins is not None:
+            self._plugins.close()
+            self._plugins = None
         if backend is not None:
             backend.store.close()
             self._backend = None
+
+    def restart(self, down: float = 0.0, grace: float | None = 0) -> "CloudForetEmulator":
+        """Stop, stay down ``down`` seconds, start again on the same port and database
+        (state and the token signing key survive, as across a real server restart)."""
+        import time
+
+        if self._server is None:
+            raise RuntimeError("emulator is not started")
+        self.stop(grace)
+        time.sleep(down)
+        return self.start()
 
     def wait(self, timeout: float | None = None) -> bool:
         """Block until the server terminates (or timeout)."""

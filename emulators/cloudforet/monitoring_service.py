@@ -1,0 +1,210 @@
+"""monitoring.v1 DataSource (register/get/list) and Metric (list/get_data), proxied to the plugin.
+
+As the real Monitoring service does: ``register`` calls the plugin's
+``DataSource.init`` and keeps its metadata; ``Metric.list`` looks the
+resources (cloud_service_ids) up in inventory, takes each one's query at the
+plugin's ``required_keys[0]`` and merges the plugin's answers into
+``{cloud_service_id: query}`` metric queries; ``Metric.get_data`` sends the
+metric query (with ``region_name``) to the plugin in chunks and merges the
+values. Stand-ins: the plugin endpoint comes from ``plugin_info.options.endpoint``
+(see ``plugin_client``), and a resource may also be named by its
+``reference.resource_id`` (the VM uuid) instead of its cloud_service_id.
+"""
+from __future__ import annotations
+
+import logging
+
+import grpc
+from google.protobuf import struct_pb2
+from spaceone.api.monitoring.plugin import data_source_pb2 as plugin_ds_pb2
+from spaceone.api.monitoring.plugin import data_source_pb2_grpc as plugin_ds_grpc
+from spaceone.api.monitoring.plugin import metric_pb2 as plugin_metric_pb2
+from spaceone.api.monitoring.plugin import metric_pb2_grpc as plugin_metric_grpc
+from spaceone.api.monitoring.v1 import data_source_pb2, data_source_pb2_grpc, metric_pb2, metric_pb2_grpc
+
+from . import errors, plugin_client, protoconv, query
+from .auth import Claims
+from .base import Backend, in_scope, new_id, now_iso, query_dict, request_filters, require, rpc
+from .base import to_dict, to_msg
+from .errors import ApiError
+from .plugin_store import MON_DATA_SOURCES, PluginStore
+from .store import CLOUD_SERVICES, DELETED
+
+log = logging.getLogger(__name__)
+
+MAX_REQUEST_LIMIT = 200  # resources per plugin call, like the real service's chunks
+
+
+def _struct(d: dict) -> struct_pb2.Struct:
+    s = struct_pb2.Struct()
+    s.update(d)
+    return s
+
+
+def load_data_source(backend: Backend, data_source_id: str, claims: Claims) -> dict:
+    require({"data_source_id": data_source_id}, "data_source_id")
+    doc = backend.store.get(MON_DATA_SOURCES, data_source_id)
+    if doc is None or doc.get("domain_id") != claims.domain_id:
+        raise errors.not_found("data_source_id", data_source_id)
+    if doc.get("state") == "DISABLED":
+        raise ApiError(grpc.StatusCode.FAILED_PRECONDITION,
+                       f"ERROR_DATA_SOURCE_STATE_DISABLED: data_source_id = {data_source_id}")
+    return doc
+
+
+class MonitoringDataSourceService(data_source_pb2_grpc.DataSourceServicer):
+    def __init__(self, backend: Backend, plugins: PluginStore) -> None:
+        self.backend, self.store, self.plugins = backend, backend.store, plugins
+
+    @rpc("monitoring.DataSource.register")
+    def register(self, request: data_source_pb2.RegisterDataSourceRequest, claims: Claims
+                 ) -> data_source_pb2.DataSourceInfo:
+        doc = to_dict(request)
+        require(doc, "name", "plugin_info")
+        info = doc["plugin_info"]
+        require(info, "plugin_id")
+        endpoint = plugin_client.endpoint_of(info.get("options", {}))
+        stub = plugin_ds_grpc.DataSourceStub(plugin_client.channel(endpoint))
+        try:
+            init = stub.init(plugin_ds_pb2.InitRequest(options=_struct(plugin_client.plugin_options(
+                info.get("options", {})))), timeout=plugin_client.PLUGIN_TIMEOUT_S)
+        except grpc.RpcError as exc:
+            raise plugin_client.plugin_error("DataSource.init", exc) from None
+        metadata = protoconv.struct_to_py(init.metadata)
+        ds = {
+            "data_source_id": new_id("ds"),
+            "name": doc["name"],
+            "state": "ENABLED",
+            "monitoring_type": "METRIC",
+            "provider": info.get("provider", ""),
+            "capability": {"supported_schema": [], "monitoring_type": "METRIC"},
+            "plugin_info": {**info, "metadata": metadata},
+            "tags": doc.get("tags", {}),
+            "domain_id": claims.domain_id,
+            "workspace_id": claims.workspace_id,
+            "created_at": now_iso(),
+        }
+        self.store.insert(MON_DATA_SOURCES, ds["data_source_id"], ds, "ENABLED")
+        return to_msg(ds, data_source_pb2.DataSourceInfo)
+
+    @rpc("monitoring.DataSource.get")
+    def get(self, request: data_source_pb2.DataSourceRequest, claims: Claims) -> data_source_pb2.DataSourceInfo:
+        return to_msg(load_data_source(self.backend, request.data_source_id, claims), data_source_pb2.DataSourceInfo)
+
+    @rpc("monitoring.DataSource.list")
+    def list(self, request: data_source_pb2.DataSourceQuery, claims: Claims) -> data_source_pb2.DataSourcesInfo:
+        spec = query.parse(query_dict(request), [{"k": "domain_id", "v": claims.domain_id, "o": "eq"},
+                                                 *request_filters(request)])
+        results, total = query.run(self.store.scan(MON_DATA_SOURCES), spec, "data_source_id")
+        return data_source_pb2.DataSourcesInfo(results=[to_msg(d, data_source_pb2.DataSourceInfo) for d in results],
+                                               total_count=total)
+
+
+class MonitoringMetricService(metric_pb2_grpc.MetricServicer):
+    def __init__(self, backend: Backend) -> None:
+        self.backend, self.store = backend, backend.store
+
+    def _resources(self, ids: list[str], claims: Claims) -> dict[str, dict]:
+        """id as given -> live cloud service in scope (by cloud_service_id, else by reference.resource_id)."""
+        found: dict[str, dict] = {}
+        by_ref = {(d.get("reference") or {}).get("resource_id"): d
+                  for d in self.store.cloud_services_by_ref(ids, include_deleted=False) if in_scope(d, claims)}
+        for rid in ids:
+            doc = self.store.get(CLOUD_SERVICES, rid)
+            if doc is None or doc.get("state") == DELETED or not in_scope(doc, claims):
+                doc = by_ref.get(rid)
+            if doc is not None:
+                found[rid] = doc
+        return found
+
+    @staticmethod
+    def _required_key(ds: dict) -> str:
+        keys = (ds["plugin_info"].get("metadata") or {}).get("required_keys") or []
+        if not keys:
+            raise ApiError(grpc.StatusCode.FAILED_PRECONDITION,
+                           f"ERROR_NOT_FOUND_REQUIRED_KEY: data_source_id = {ds['data_source_id']}")
+        return str(keys[0])
+
+    @rpc("monitoring.Metric.list")
+    def list(self, request: metric_pb2.MetricRequest, claims: Claims) -> metric_pb2.MetricsInfo:
+        ds = load_data_source(self.backend, request.data_source_id, claims)
+        require({"resources": list(request.resources)}, "resources")
+        key = self._required_key(ds)
+        options = plugin_client.plugin_options(ds["plugin_info"].get("options", {}))
+        stub = plugin_metric_grpc.MetricStub(plugin_client.channel(plugin_client.endpoint_of(
+            ds["plugin_info"].get("options", {}))))
+        available = {rid: False for rid in request.resources}
+        per_resource: dict[str, list[dict]] = {}
+        for rid, cs in self._resources(list(request.resources), claims).items():
+            q = query.get_values(cs, key)
+            q = q[0] if q and isinstance(q[0], dict) else {}
+            try:
+                answer = stub.list(plugin_metric_pb2.MetricRequest(options=_struct(options), query=_struct(q)),
+                                   timeout=plugin_client.PLUGIN_TIMEOUT_S)
+            except grpc.RpcError as exc:  # the real service logs and skips the resource
+                log.warning("Metric.list of %s failed: %s", rid, exc)
+                continue
+            available[rid] = True
+            per_resource[cs["cloud_service_id"]] = [protoconv.message_to_dict(m) for m in answer.metrics]
+        # Keep the metrics every available resource has; metric_query maps each resource to its query.
+        merged: dict[str, dict] = {}
+        common: set[str] | None = None
+        for csid, metrics in per_resource.items():
+            keys = {m["key"] for m in metrics}
+            common = keys if common is None else common & keys
+            for m in metrics:
+                entry = merged.setdefault(m["key"], {**m, "metric_query": {}})
+                entry["metric_query"][csid] = m.get("metric_query", {})
+        metrics = [merged[k] for k in merged if common and k in common]
+        return to_msg({"metrics": metrics, "available_resources": available, "domain_id": claims.domain_id},
+                      metric_pb2.MetricsInfo)
+
+    @rpc("monitoring.Metric.get_data")
+    def get_data(self, request: metric_pb2.MetricDataRequest, claims: Claims) -> metric_pb2.MetricDataInfo:
+        doc = to_dict(request)
+        require(doc, "data_source_id", "metric_query", "metric", "start", "end")
+        ds = load_data_source(self.backend, request.data_source_id, claims)
+        self._required_key(ds)
+        supported = (ds["plugin_info"].get("metadata") or {}).get("supported_stat")
+        if request.stat and supported and request.stat not in supported:
+            raise ApiError(grpc.StatusCode.INVALID_ARGUMENT,
+                           f"ERROR_NOT_SUPPORT_METRIC_STAT: stat = {request.stat}, supported = {supported}")
+        metric_query: dict = doc["metric_query"]
+        resources = self._resources(list(metric_query), claims)
+        chunks: dict[str, list[dict]] = {}
+        for key, cs in resources.items():
+            q = dict(metric_query[key]) if isinstance(metric_query[key], dict) else {}
+            q.setdefault("resource_id", (cs.get("reference") or {}).get("resource_id", ""))
+            q["region_name"] = cs.get("region_code", "")
+            region_chunks = chunks.setdefault(cs.get("region_code", ""), [{}])
+            if len(region_chunks[-1]) >= MAX_REQUEST_LIMIT:
+                region_chunks.append({})
+            region_chunks[-1][key] = q
+        options = plugin_client.plugin_options(ds["plugin_info"].get("options", {}))
+        stub = plugin_metric_grpc.MetricStub(plugin_client.channel(plugin_client.endpoint_of(
+            ds["plugin_info"].get("options", {}))))
+        labels: list = []
+        values: dict = {}
+        for region_chunks in chunks.values():
+            for chunk in region_chunks:
+                req = plugin_metric_pb2.MetricDataRequest(
+                    options=_struct(options), metric_query=_struct(chunk), metric=request.metric,
+                    start=request.start, end=request.end, period=request.period, stat=request.stat)
+                try:
+                    answer = stub.get_data(req, timeout=plugin_client.PLUGIN_TIMEOUT_S)
+                except grpc.RpcError as exc:
+                    # The real service swallows plugin errors here (empty answer); we surface
+                    # INVALID_ARGUMENT so a caller learns why, and swallow the rest like it does.
+                    if exc.code() == grpc.StatusCode.INVALID_ARGUMENT:
+                        raise plugin_client.plugin_error("Metric.get_data", exc) from None
+                    log.warning("Metric.get_data failed: %s", exc)
+                    continue
+                if not labels and len(answer.labels.values):
+                    labels = [protoconv.value_to_py(v) for v in answer.labels.values]
+                values.update(protoconv.struct_to_py(answer.values))
+        out = metric_pb2.MetricDataInfo(domain_id=claims.domain_id)
+        out.labels.SetInParent()
+        out.labels.extend(labels)
+        out.values.SetInParent()
+        out.values.update(values)
+        return out

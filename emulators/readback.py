@@ -1,0 +1,165 @@
+"""Read back, through CloudForet's own APIs, what the pipeline wrote and the plugin serves.
+
+    python -m emulators.readback --cloudforet-ready FILE --plugin-endpoint HOST:PORT
+        [--date YYYY-MM-DD] [--vm RESOURCE_ID] [--metric-store DIR] [--app-id ID]
+
+Registers the monitoring and the cost data source (unless one with the same
+name exists), runs cost ``DataSource.sync``, then prints cost per cluster
+(``region_code``) for the day from ``Cost.analyze`` and one VM's CPU and
+memory series from monitoring ``Metric.get_data``. Without ``--vm`` the first
+VM of the metric store is used (``--metric-store``, default: the plugin's
+``out/metrics``); without ``--date`` the newest billed day synced.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from datetime import datetime, timedelta, timezone
+
+import grpc
+import pyarrow.dataset as ds
+from google.protobuf import struct_pb2
+from google.protobuf.json_format import MessageToDict, ParseDict
+from spaceone.api.cost_analysis.v1 import cost_pb2, cost_pb2_grpc
+from spaceone.api.cost_analysis.v1 import data_source_pb2 as cost_ds_pb2
+from spaceone.api.cost_analysis.v1 import data_source_pb2_grpc as cost_ds_grpc
+from spaceone.api.core.v2 import query_pb2
+from spaceone.api.monitoring.v1 import data_source_pb2 as mon_ds_pb2
+from spaceone.api.monitoring.v1 import data_source_pb2_grpc as mon_ds_grpc
+from spaceone.api.monitoring.v1 import metric_pb2, metric_pb2_grpc
+
+from plugin.metric_store import MetricStore
+
+MON_NAME = "nutanix-monitoring"
+COST_NAME = "nutanix-cost"
+PLUGIN_ID = "plugin-nutanix-parquet-datasource"
+CHANNEL_OPTIONS = [("grpc.max_receive_message_length", 256 * 1024 * 1024)]
+
+
+def _struct(d: dict) -> struct_pb2.Struct:
+    s = struct_pb2.Struct()
+    s.update(d)
+    return s
+
+
+def ensure_data_sources(ch: grpc.Channel, md: list, plugin_endpoint: str) -> tuple[str, str]:
+    """(monitoring data_source_id, cost data_source_id), registering what is missing."""
+    mon = mon_ds_grpc.DataSourceStub(ch)
+    found = mon.list(mon_ds_pb2.DataSourceQuery(name=MON_NAME), metadata=md)
+    if found.results:
+        mon_id = found.results[0].data_source_id
+    else:
+        mon_id = mon.register(mon_ds_pb2.RegisterDataSourceRequest(
+            name=MON_NAME, plugin_info=mon_ds_pb2.DataSourcePluginInfo(
+                plugin_id=PLUGIN_ID, version="1.0", provider="nutanix",
+                options=_struct({"endpoint": plugin_endpoint}))), metadata=md).data_source_id
+    cost = cost_ds_grpc.DataSourceStub(ch)
+    found = cost.list(cost_ds_pb2.DataSourceQuery(name=COST_NAME), metadata=md)
+    if found.results:
+        cost_id = found.results[0].data_source_id
+    else:
+        cost_id = cost.register(cost_ds_pb2.RegisterDataSourceRequest(
+            name=COST_NAME, provider="nutanix",
+            data_source_type=cost_ds_pb2.RegisterDataSourceRequest.DataSourceType.EXTERNAL,
+            plugin_info=cost_ds_pb2.PluginInfo(plugin_id=PLUGIN_ID, version="1.0",
+                                               options=_struct({"endpoint": plugin_endpoint}))),
+            metadata=md).data_source_id
+    return mon_id, cost_id
+
+
+def cost_per_cluster(ch: grpc.Channel, md: list, cost_ds_id: str, day: str) -> list[dict]:
+    q = {"granularity": "DAILY", "start": day, "end": day, "group_by": ["region_code"],
+         "fields": {"cost": {"key": "cost", "operator": "sum"}},
+         "sort": [{"key": "region_code"}]}
+    request = cost_pb2.CostAnalyzeQuery(data_source_id=cost_ds_id)
+    ParseDict(q, request.query)
+    answer = cost_pb2_grpc.CostStub(ch).analyze(request, metadata=md)
+    return MessageToDict(answer).get("results", [])
+
+
+def newest_billed_date(ch: grpc.Channel, md: list, cost_ds_id: str) -> str:
+    q = query_pb2.StatisticsQuery(distinct="billed_date")
+    answer = MessageToDict(cost_pb2_grpc.CostStub(ch).stat(cost_pb2.CostStatQuery(query=q, data_source_id=cost_ds_id),
+                                                          metadata=md))
+    dates = answer.get("results", [])
+    return max(dates) if dates else ""
+
+
+def first_vm(metric_store: str) -> str:
+    store = MetricStore(metric_store)
+    days = store.days()
+    if not days:
+        return ""
+    files = store.files(days[-1:])
+    if not files:
+        return ""
+    table = ds.dataset(files[:1], format="parquet").head(1, columns=["resource_id"])
+    return table["resource_id"][0].as_py() if table.num_rows else ""
+
+
+def vm_series(ch: grpc.Channel, md: list, mon_ds_id: str, vm: str, day: str) -> dict[str, tuple[list, list]]:
+    """metric -> (labels, values) of the VM for the day, hourly averages."""
+    start = datetime.fromisoformat(day).replace(tzinfo=timezone.utc)
+    out = {}
+    for metric in ("cpu.utilization", "memory.utilization"):
+        answer = metric_pb2_grpc.MetricStub(ch).get_data(metric_pb2.MetricDataRequest(
+            data_source_id=mon_ds_id, metric_query=_struct({vm: {}}), metric=metric,
+            start=start.strftime("%Y-%m-%dT%H:%M:%SZ"),
+            end=(start + timedelta(days=1)).strftime("%Y-%m-%dT%H:%M:%SZ"), period=3600, stat="AVERAGE"),
+            metadata=md)
+        data = MessageToDict(answer)
+        values = data.get("values", {})
+        out[metric] = (data.get("labels", []), next(iter(values.values()), []))
+    return out
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m emulators.readback", description=__doc__.splitlines()[0])
+    parser.add_argument("--cloudforet-ready", required=True, help="the CloudForet emulator's ready JSON file")
+    parser.add_argument("--plugin-endpoint", required=True, help="HOST:PORT of python -m plugin")
+    parser.add_argument("--date", help="billed day (YYYY-MM-DD); default: the newest synced day")
+    parser.add_argument("--vm", help="VM uuid (reference.resource_id); default: first VM in the metric store")
+    parser.add_argument("--metric-store", default="out/metrics", help="to pick a VM when --vm is absent")
+    parser.add_argument("--app-id", help="which app token of the ready file to use (default: the first)")
+    args = parser.parse_args(argv)
+    with open(args.cloudforet_ready, encoding="utf-8") as fh:
+        ready = json.load(fh)
+    tokens = ready["app_tokens"]
+    token = tokens[args.app_id] if args.app_id else next(iter(tokens.values()))
+    md = [("token", token)]
+    with grpc.insecure_channel(ready["endpoint"], options=CHANNEL_OPTIONS) as ch:
+        mon_id, cost_id = ensure_data_sources(ch, md, args.plugin_endpoint)
+        job = MessageToDict(cost_ds_grpc.DataSourceStub(ch).sync(
+            cost_ds_pb2.SyncDataSourceRequest(data_source_id=cost_id), metadata=md))
+        print(f"cost sync {job.get('job_id')}: {job.get('status')} tasks={job.get('total_tasks', 0)} "
+              f"changed={[(c.get('start'), c.get('end')) for c in job.get('changed', [])]}"
+              + (f" error={job.get('error_message')}" if job.get("status") != "SUCCESS" else ""))
+        day = args.date or newest_billed_date(ch, md, cost_id)
+        print(f"\nCost per cluster (region_code) on {day or '-'}  [Cost.analyze, data source {cost_id}]")
+        rows = cost_per_cluster(ch, md, cost_id, day) if day else []
+        print(f"{'region_code':<40} {'cost':>14}")
+        for row in rows:
+            print(f"{row.get('region_code', ''):<40} {row.get('cost', 0.0):>14.2f}")
+        print(f"{'TOTAL':<40} {sum(r.get('cost', 0.0) for r in rows):>14.2f}")
+        vm = args.vm or first_vm(args.metric_store)
+        if not vm:
+            print("\nno VM in the metric store: no series to show")
+            return 0
+        series_day = day or datetime.now(timezone.utc).date().isoformat()
+        series = vm_series(ch, md, mon_id, vm, series_day)
+        print(f"\nVM {vm} on {series_day}, hourly AVERAGE  [Metric.get_data, data source {mon_id}]")
+        labels = series["cpu.utilization"][0] or series["memory.utilization"][0]
+        print(f"{'time (UTC)':<26} {'cpu.utilization %':>18} {'memory.utilization %':>21}")
+        cpu, mem = series["cpu.utilization"][1], series["memory.utilization"][1]
+        for i, label in enumerate(labels):
+            c = cpu[i] if i < len(cpu) else None
+            m = mem[i] if i < len(mem) else None
+            print(f"{label:<26} {'-' if c is None else f'{c:.2f}':>18} {'-' if m is None else f'{m:.2f}':>21}")
+        if not labels:
+            print("(no points: is the VM known to inventory and in the metric store for that day?)")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
