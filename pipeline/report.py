@@ -38,3 +38,29 @@ def format_summary(summary: dict) -> str:
     if notes:
         lines.append("notifications: " + ", ".join(f"{k}: {v}" for k, v in sorted(notes.items())))
     return "\n".join(lines)
+
+
+def counters(result) -> dict[str, int]:
+    """Every Beam counter of the run, as ``namespace.name -> value``."""
+    out: dict[str, int] = {}
+    for c in result.metrics().query()["counters"]:
+        key = f"{c.key.metric.namespace}.{c.key.metric.name}"
+        value = c.committed if c.committed is not None else c.attempted
+        out[key] = out.get(key, 0) + (value or 0)
+    return dict(sorted(out.items()))
+
+
+def format_counters(values: dict[str, int]) -> str:
+    if not values:
+        return "counters: none"
+    width = max(len(k) for k in values)
+    return "counters:\n" + "\n".join(f"  {k.ljust(width)}  {v}" for k, v in values.items())
+
+
+def add_counters(path: str, values: dict[str, int]) -> None:
+    """Adds the final counters to the run report (written before the run ended)."""
+    from apache_beam.io.filesystems import FileSystems
+    report = read_report(path)
+    report["counters"] = values
+    with FileSystems.create(path) as fh:
+        fh.write(json.dumps(report, indent=2, sort_keys=True).encode())

@@ -20,7 +20,7 @@ from connectors.cloudforet import CloudForetClient
 from connectors.errors import CloudForetError
 from pipeline.config import ConfigError, load_config
 from pipeline.graph import build
-from pipeline.report import format_summary, read_report
+from pipeline.report import add_counters, counters, format_counters, format_summary, read_report
 from transforms.settings import Config, RunContext
 from transforms.snapshot import SnapshotError, context_of, find_snapshots, validate_snapshot
 
@@ -84,9 +84,13 @@ def run_once(config: Config, ctx: RunContext, extra: list[str], snapshot: tuple[
     log.info("run %s: %s for %s", ctx.run_id, what, ctx.billed_date)
     p = beam.Pipeline(runner=runner, options=options)
     build(p, config, ctx, snapshot)
-    p.run().wait_until_finish()
+    result = p.run()
+    result.wait_until_finish()
     summary = read_report(config.report_path)
+    values = counters(result)
+    add_counters(config.report_path, values)
     print(format_summary(summary))
+    print(format_counters(values))
     print(f"run report: {config.report_path} ({time.monotonic() - started:.1f}s)")
     return summary
 

@@ -19,6 +19,7 @@ from spaceone.api.cost_analysis.v1 import cost_pb2
 from connectors.cloudforet import to_struct
 from connectors.errors import CloudForetError
 from connectors.retry import RetryPolicy
+from transforms import progress
 from transforms.batching import DEAD_LETTER, BatchedCloudForetWrite
 from transforms.cost import cost_key
 from transforms.normalize import dead_letter
@@ -108,6 +109,7 @@ class _WriteCostFn(BatchedCloudForetWrite):
         self.skipped.inc(sum(n for (_, op), n in counts.items() if op == "skipped"))
         self.failed.inc(sum(n for (_, op), n in counts.items() if op == "failed"))
         for account in sorted({a for a, _ in counts}):
+            progress.add(account, "cost records done", counts[(account, "created")] + counts[(account, "skipped")])
             yield {"sink": NS, "account": account, "created": counts[(account, "created")],
                    "already_present": counts[(account, "skipped")], "failed": counts[(account, "failed")],
                    "unsupported": self.unsupported}

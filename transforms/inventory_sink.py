@@ -24,6 +24,7 @@ from spaceone.api.inventory.v1 import cloud_service_pb2
 
 from connectors.cloudforet import to_struct
 from connectors.retry import RetryPolicy
+from transforms import progress
 from transforms.batching import DEAD_LETTER, BatchedCloudForetWrite
 from transforms.normalize import dead_letter
 from transforms.settings import CloudForetOptions
@@ -135,6 +136,8 @@ class _WriteInventoryFn(BatchedCloudForetWrite):
         self.updated.inc(sum(n for (_, op), n in counts.items() if op == "updated"))
         self.unchanged.inc(sum(n for (_, op), n in counts.items() if op == "unchanged"))
         for account in sorted({a for a, _ in counts}):
+            progress.add(account, "cloud services written", sum(n for (a, op), n in counts.items()
+                                                                if a == account and op != "failed"))
             yield {"sink": NS, "account": account, "created": counts[(account, "created")],
                    "updated": counts[(account, "updated")], "unchanged": counts[(account, "unchanged")],
                    "failed": counts[(account, "failed")]}

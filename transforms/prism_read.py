@@ -18,6 +18,7 @@ from apache_beam.transforms.window import GlobalWindows
 
 from connectors.errors import ConnectorError, PrismAuthError
 from connectors.prism import PrismClient, parse_list_page
+from transforms import progress
 from transforms.credentials import PrismClients
 from transforms.settings import Config, RunContext
 
@@ -185,6 +186,7 @@ class FetchPages(_PrismDoFn):
                 page = self._fetch(client, kind, offset + got, length - got)
                 self.fetched.inc()
                 self.entities.inc(page["count"])
+                progress.add(account, f"{kind} read", page["count"])
                 outputs.append({"account": account, "kind": kind, "offset": offset + got, "base_url": base_url,
                                 **page})
                 got += page["count"]
