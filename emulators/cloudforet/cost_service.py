@@ -81,7 +81,9 @@ class CostService(cost_pb2_grpc.CostServicer):
     def list(self, request: cost_pb2.CostQuery, claims: Claims) -> cost_pb2.CostsInfo:
         spec = query.parse(query_dict(request), [*scope_filters(claims),
                                                  *request_filters(request, skip=("project_group_id",))])
-        results, total = query.run(self.store.scan(COSTS), spec, "cost_id")
+        resources = spec.lookup_values("resource")
+        docs = self.store.costs_by_resource(resources) if resources is not None else self.store.scan(COSTS)
+        results, total = query.run(docs, spec, "cost_id")
         return cost_pb2.CostsInfo(results=[to_msg(d, cost_pb2.CostInfo) for d in results], total_count=total)
 
     @rpc("Cost.stat")

@@ -1,8 +1,9 @@
 """SQLite persistence: one table per collection of JSON documents.
 
 Documents are stored whole as JSON; the query engine filters them in Python.
-Only the hot lookup of cloud services by ``reference.resource_id`` (what an
-upserting collector does for every resource) has a dedicated indexed column,
+The hot lookups have indexes: cloud services by ``reference.resource_id`` (what an
+upserting collector does for every resource, a dedicated column) and costs by
+``resource`` (what a collector checks before ``Cost.create``, an expression index),
 and ``ukey`` enforces the unique keys of types and regions.
 """
 from __future__ import annotations
@@ -31,6 +32,7 @@ CREATE TABLE IF NOT EXISTS {CLOUD_SERVICE_TYPES} (
 CREATE TABLE IF NOT EXISTS {REGIONS} (
     id TEXT PRIMARY KEY, state TEXT, ukey TEXT UNIQUE, doc TEXT NOT NULL);
 CREATE TABLE IF NOT EXISTS {COSTS} (id TEXT PRIMARY KEY, state TEXT, doc TEXT NOT NULL);
+CREATE INDEX IF NOT EXISTS idx_costs_resource ON {COSTS} (json_extract(doc, '$.resource'));
 CREATE TABLE IF NOT EXISTS {NOTIFICATIONS} (id TEXT PRIMARY KEY, state TEXT, doc TEXT NOT NULL);
 """
 
@@ -133,6 +135,20 @@ class Store:
                 marks = ",".join("?" * len(chunk))
                 rows.extend(self._conn.execute(
                     f"SELECT rowid, doc FROM {CLOUD_SERVICES} WHERE ref_resource_id IN ({marks}){state_sql}",
+                    chunk).fetchall())
+        rows.sort(key=lambda r: r[0])
+        return [json.loads(r[1]) for r in rows]
+
+    def costs_by_resource(self, resources: Iterable[Any]) -> list[dict]:
+        """Costs whose ``resource`` is one of ``resources`` (expression index)."""
+        ids = sorted({str(i) for i in resources if i is not None})
+        rows: list[tuple[int, str]] = []
+        with self._lock:
+            for start in range(0, len(ids), _IN_CHUNK):
+                chunk = ids[start:start + _IN_CHUNK]
+                marks = ",".join("?" * len(chunk))
+                rows.extend(self._conn.execute(
+                    f"SELECT rowid, doc FROM {COSTS} WHERE json_extract(doc, '$.resource') IN ({marks})",
                     chunk).fetchall())
         rows.sort(key=lambda r: r[0])
         return [json.loads(r[1]) for r in rows]
