@@ -47,11 +47,26 @@ start_prism() {  # start_prism DIR
   wait_for "$1/prism.json" "$!" Prism
 }
 
-start_cloudforet() {  # start_cloudforet DIR
-  "$PY" -m emulators.cloudforet --db "$1/cloudforet.sqlite" --port 0 \
+start_cloudforet() {  # start_cloudforet DIR: answers Cost.create like current servers (not supported)
+  "$PY" -m emulators.cloudforet --db "$1/cloudforet.sqlite" --port 0 --cost-create-unsupported \
       --ready-file "$1/cloudforet.json" >"$1/cloudforet.log" 2>&1 &
   PIDS+=($!)
   wait_for "$1/cloudforet.json" "$!" CloudForet
+}
+
+start_plugin() {  # start_plugin DIR: the collector's monitoring + cost data-source plugin
+  "$PY" -m plugin --port 0 --store "$1" --ready-file "$1/plugin.json" >"$1/plugin.log" 2>&1 &
+  PIDS+=($!)
+  wait_for "$1/plugin.json" "$!" plugin
+}
+
+readback() {  # readback DIR: what CloudForet shows, through its own read APIs
+  local endpoint
+  endpoint=$("$PY" -c 'import json,sys; print(json.load(open(sys.argv[1]))["endpoint"])' "$1/plugin.json")
+  echo
+  echo "== CloudForet reads back (data sources registered, costs synced from the plugin) =="
+  "$PY" -m emulators.readback --cloudforet-ready "$1/cloudforet.json" --plugin-endpoint "$endpoint" \
+      --metric-store "$1/metrics"
 }
 
 demo() {
@@ -61,11 +76,13 @@ demo() {
   trap stop_emulators EXIT
   start_prism "$dir"
   start_cloudforet "$dir"
+  start_plugin "$dir"
   "$PY" -m emulators.demo --prism-ready "$dir/prism.json" --cloudforet-ready "$dir/cloudforet.json" \
       --out "$dir" > "$dir/env.sh"
   # shellcheck disable=SC1091
   . "$dir/env.sh"
   "$PY" -m pipeline --config "$dir/config.yaml" "$@"
+  readback "$dir"
 }
 
 replay() {
@@ -78,12 +95,14 @@ replay() {
   rm -rf "$dir" && mkdir -p "$dir"
   trap stop_emulators EXIT
   start_cloudforet "$dir"
+  start_plugin "$dir"
   echo '{"prism_centrals": []}' > "$dir/prism.json"
   "$PY" -m emulators.demo --prism-ready "$dir/prism.json" --cloudforet-ready "$dir/cloudforet.json" \
       --out "$dir" > "$dir/env.sh"
   # shellcheck disable=SC1091
   . "$dir/env.sh"
   "$PY" -m pipeline --config "$dir/config.yaml" --source snapshot --snapshot "$demo_dir/snapshots/*" "$@"
+  readback "$dir"
 }
 
 cmd="${1:-demo}"

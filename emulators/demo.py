@@ -22,12 +22,16 @@ def demo_config(prism: dict, cloudforet: dict, out_dir: str) -> dict:
         "prism": {"page_size": 100, "max_requests_per_s": 40, "max_concurrency": 4},
         "cloudforet": {"endpoint": cloudforet["endpoint"], "domain_id": cloudforet["domain_id"],
                        "workspace_id": cloudforet["workspace_id"], "auth": {"token_env": "CLOUDFORET_TOKEN"},
-                       "cost_data_source_id": "ds-nutanix"},
+                       "cost_data_source_id": "ds-nutanix",
+                       # like CloudForet servers from 2025 on: costs reach it through the cost
+                       # data-source plugin, which serves the cost store
+                       "cost_mode": "datasource"},
         "rate_card": {
             "default": {"vcpu_hour": 0.02, "gib_ram_hour": 0.005, "gib_storage_month": 0.05, "currency": "USD"},
             "clusters": {"cluster-0-1": {"vcpu_hour": 0.035}},
         },
         "metric_store": {"path": os.path.join(out_dir, "metrics")},
+        "cost_store": {"path": os.path.join(out_dir, "costs")},
         "report": {"path": os.path.join(out_dir, "run-report.json")},
         "snapshot": {"path": os.path.join(out_dir, "snapshots"), "format": "avro"},
     }

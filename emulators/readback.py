@@ -99,14 +99,14 @@ def first_vm(metric_store: str) -> str:
 
 
 def vm_series(ch: grpc.Channel, md: list, mon_ds_id: str, vm: str, day: str) -> dict[str, tuple[list, list]]:
-    """metric -> (labels, values) of the VM for the day, hourly averages."""
+    """metric -> (labels, values) of the VM for the day, 5-minute averages."""
     start = datetime.fromisoformat(day).replace(tzinfo=timezone.utc)
     out = {}
     for metric in ("cpu.utilization", "memory.utilization"):
         answer = metric_pb2_grpc.MetricStub(ch).get_data(metric_pb2.MetricDataRequest(
             data_source_id=mon_ds_id, metric_query=_struct({vm: {}}), metric=metric,
             start=start.strftime("%Y-%m-%dT%H:%M:%SZ"),
-            end=(start + timedelta(days=1)).strftime("%Y-%m-%dT%H:%M:%SZ"), period=3600, stat="AVERAGE"),
+            end=(start + timedelta(days=1)).strftime("%Y-%m-%dT%H:%M:%SZ"), period=300, stat="AVERAGE"),
             metadata=md)
         data = MessageToDict(answer)
         values = data.get("values", {})
@@ -131,7 +131,8 @@ def main(argv: list[str] | None = None) -> int:
     with grpc.insecure_channel(ready["endpoint"], options=CHANNEL_OPTIONS) as ch:
         mon_id, cost_id = ensure_data_sources(ch, md, args.plugin_endpoint)
         job = MessageToDict(cost_ds_grpc.DataSourceStub(ch).sync(
-            cost_ds_pb2.SyncDataSourceRequest(data_source_id=cost_id), metadata=md))
+            cost_ds_pb2.SyncDataSourceRequest(data_source_id=cost_id), metadata=md),
+            preserving_proto_field_name=True)
         print(f"cost sync {job.get('job_id')}: {job.get('status')} tasks={job.get('total_tasks', 0)} "
               f"changed={[(c.get('start'), c.get('end')) for c in job.get('changed', [])]}"
               + (f" error={job.get('error_message')}" if job.get("status") != "SUCCESS" else ""))
@@ -148,13 +149,15 @@ def main(argv: list[str] | None = None) -> int:
             return 0
         series_day = day or datetime.now(timezone.utc).date().isoformat()
         series = vm_series(ch, md, mon_id, vm, series_day)
-        print(f"\nVM {vm} on {series_day}, hourly AVERAGE  [Metric.get_data, data source {mon_id}]")
+        print(f"\nVM {vm} on {series_day}, 5-minute AVERAGE  [Metric.get_data, data source {mon_id}]")
         labels = series["cpu.utilization"][0] or series["memory.utilization"][0]
         print(f"{'time (UTC)':<26} {'cpu.utilization %':>18} {'memory.utilization %':>21}")
         cpu, mem = series["cpu.utilization"][1], series["memory.utilization"][1]
         for i, label in enumerate(labels):
             c = cpu[i] if i < len(cpu) else None
             m = mem[i] if i < len(mem) else None
+            if c is None and m is None:
+                continue  # no point in that period (outside the collected window)
             print(f"{label:<26} {'-' if c is None else f'{c:.2f}':>18} {'-' if m is None else f'{m:.2f}':>21}")
         if not labels:
             print("(no points: is the VM known to inventory and in the metric store for that day?)")

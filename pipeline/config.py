@@ -73,6 +73,7 @@ def parse_config(raw: Any, source: str = "config") -> Config:
         max_attempts=cf.get("max_attempts", 6),
         cost_data_source_id=cf.get("cost_data_source_id", "ds-nutanix"),
         touch_after_s=cf.get("touch_after_s", 72_000),
+        cost_mode=cf.get("cost_mode", "api"),
         notification_resource_type=notification.get("resource_type", "identity.Domain"),
         notification_resource_id=notification.get("resource_id", cf["domain_id"]),
         notification_topic=notification.get("topic", "nutanix.collector.run"),
@@ -89,6 +90,7 @@ def parse_config(raw: Any, source: str = "config") -> Config:
         metric_store_path=out,
         report_path=raw.get("report", {}).get("path", "out/run-report.json"),
         snapshot=SnapshotOptions(**raw.get("snapshot", {})),
+        cost_store_path=raw.get("cost_store", {}).get("path", "out/costs"),
     )
 
 

@@ -16,6 +16,7 @@ import apache_beam as beam
 
 from transforms.cost import ExtractCost
 from transforms.cost_sink import WriteToCostAnalysis
+from transforms.cost_store import WriteToCostStore
 from transforms.inventory_sink import WriteToInventory
 from transforms.metric_store import WriteToMetricStore
 from transforms.metrics import ExtractMetrics
@@ -87,14 +88,18 @@ def write_and_notify(read: dict, derived: Derived, extra_results: list, config: 
     cf = config.cloudforet
     registry = derived.clusters | "RegisterTypesAndRegions" >> RegisterTypesAndRegions(cf)
     inventory = derived.resources | "WriteToInventory" >> WriteToInventory(cf)
-    service_accounts = {a.name: a.service_account_id for a in config.accounts if a.service_account_id}
-    costs = derived.costs | "WriteToCostAnalysis" >> WriteToCostAnalysis(cf, service_accounts)
     metrics = derived.points | "WriteToMetricStore" >> WriteToMetricStore(config.metric_store_path, ctx.run_id)
-
-    results = ((inventory.results, costs.results, metrics, registry.results, *extra_results)
-               | "SinkResults" >> beam.Flatten())
-    dead_letters = ((*derived.dead_letters, inventory[DEAD_LETTER], costs[DEAD_LETTER], registry[DEAD_LETTER])
-                    | "DeadLetters" >> beam.Flatten())
+    results = [inventory.results, metrics, registry.results, *extra_results]
+    dead_letters = [*derived.dead_letters, inventory[DEAD_LETTER], registry[DEAD_LETTER]]
+    if cf.cost_mode in ("api", "both"):
+        service_accounts = {a.name: a.service_account_id for a in config.accounts if a.service_account_id}
+        costs = derived.costs | "WriteToCostAnalysis" >> WriteToCostAnalysis(cf, service_accounts)
+        results.append(costs.results)
+        dead_letters.append(costs[DEAD_LETTER])
+    if cf.cost_mode in ("datasource", "both"):
+        results.append(derived.costs | "WriteToCostStore" >> WriteToCostStore(config.cost_store_path, ctx.run_id))
+    results = results | "SinkResults" >> beam.Flatten()
+    dead_letters = dead_letters | "DeadLetters" >> beam.Flatten()
     summary = (read[STATUS], results, dead_letters) | "SummarizeRun" >> SummarizeRun(ctx, account_names)
     return summary | "Notify" >> Notify(cf, config.report_path)
 

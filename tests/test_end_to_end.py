@@ -48,6 +48,7 @@ def write_config(tmp_path, servers, emu, auth=None, accounts=None, name="config.
                        "batch_size": 40, **cloudforet},
         "rate_card": {"default": DEFAULT_RATE, "clusters": {"cluster-1-0": {"vcpu_hour": 0.05}}},
         "metric_store": {"path": str(tmp_path / metrics)},
+        "cost_store": {"path": str(tmp_path / "costs")},
         "report": {"path": str(tmp_path / "report.json")},
         "snapshot": {"path": str(tmp_path / "snapshots"), **(snapshot or {})},
     }

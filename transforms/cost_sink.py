@@ -53,9 +53,10 @@ class _WriteCostFn(BatchedCloudForetWrite):
         self.failed = Metrics.counter(NS, "failed")
         self.retries = Metrics.counter(NS, "retries")
 
-    def start_bundle(self):
-        super().start_bundle()
-        self.unsupported = getattr(self, "unsupported", False)
+    def setup(self):
+        super().setup()
+        self.unsupported = False  # set for good by the first ERROR_NOT_SUPPORT_API answer
+        self.hint_sent: set = set()
 
     def group_of(self, c: dict) -> Hashable:
         return c["billed_date"], c["data_source_id"]
@@ -102,9 +103,15 @@ class _WriteCostFn(BatchedCloudForetWrite):
         counts: Counter = Counter()
         for c, op, reason in results:
             counts[(c["account"], op)] += 1
-            if op == "failed":
-                yield pvalue.TaggedOutput(DEAD_LETTER, dead_letter(
-                    NS, c["account"], c["usage_type"], reason, f"{c['resource']}/{c['billed_date']}"))
+            if op != "failed":
+                continue
+            if reason == NOT_SUPPORTED_HINT:
+                # One dead letter says it all; the count says how many records it cost.
+                if c["account"] in self.hint_sent:
+                    continue
+                self.hint_sent.add(c["account"])
+            yield pvalue.TaggedOutput(DEAD_LETTER, dead_letter(
+                NS, c["account"], c["usage_type"], reason, f"{c['resource']}/{c['billed_date']}"))
         self.created.inc(sum(n for (_, op), n in counts.items() if op == "created"))
         self.skipped.inc(sum(n for (_, op), n in counts.items() if op == "skipped"))
         self.failed.inc(sum(n for (_, op), n in counts.items() if op == "failed"))

@@ -33,6 +33,7 @@ def notification_message(summary: dict, account: str) -> dict:
         f"cloud services: {inv['created']} created, {inv['updated']} updated, {inv.get('unchanged', 0)} unchanged, "
         f"{inv['failed']} failed",
         f"costs: {cost['created']} written, {cost['already_present']} already present, {cost['failed']} failed",
+        f"cost store records: {a.get('cost_store', {}).get('records', 0)}",
         f"metric points: {a['metrics']['points']}",
     ]
     if a["error"]:

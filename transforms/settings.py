@@ -63,6 +63,7 @@ class CloudForetOptions:
     batch_size: int = 100
     max_attempts: int = 6
     cost_data_source_id: str = "ds-nutanix"
+    cost_mode: str = "api"  # api: Cost.create | datasource: the cost store the plugin serves | both
     touch_after_s: int = 72_000  # rewrite unchanged resources after 20 h (CloudForet deletes after 48 h)
     notification_resource_type: str = "identity.Domain"
     notification_resource_id: str = ""
@@ -84,6 +85,7 @@ class Config:
     rate_card: RateCard
     metric_store_path: str
     report_path: str
+    cost_store_path: str = "out/costs"
     snapshot: SnapshotOptions = SnapshotOptions()
 
     def account(self, name: str) -> AccountConfig:
