@@ -26,6 +26,7 @@ from spaceone.api.notification.v1 import notification_pb2, notification_pb2_grpc
 from spaceone.api.secret.v1 import secret_pb2, secret_pb2_grpc
 
 from connectors.errors import CloudForetError
+from connectors.retry import Deadline, RetryPolicy
 
 log = logging.getLogger(__name__)
 
@@ -159,6 +160,16 @@ class TokenProvider:
         self._access_exp = _jwt_exp(self._access) or time.time() + 365 * 86400
 
     def _grant_user_token(self) -> None:
+        had_refresh = self._refresh is not None
+        try:
+            self._grant_once()
+        except CloudForetError as err:
+            if err.code != "UNAUTHENTICATED" or not had_refresh:
+                raise
+            # The refresh token itself was refused (expired, revoked): log in again.
+            self._grant_once()
+
+    def _grant_once(self) -> None:
         now = time.time()
         try:
             if not self._refresh or now > self._refresh_exp - REFRESH_MARGIN_S:
@@ -200,9 +211,12 @@ def map_rpc_error(exc: grpc.RpcError, what: str) -> CloudForetError:
 class CloudForetClient:
     """Typed access to the services the collector uses, with auth attached."""
 
-    def __init__(self, endpoint: CloudForetEndpoint, auth: CloudForetAuth, timeout_s: float = 30.0):
+    def __init__(self, endpoint: CloudForetEndpoint, auth: CloudForetAuth, timeout_s: float = 30.0,
+                 retry: RetryPolicy | None = None):
         self.endpoint = endpoint
         self.timeout_s = timeout_s
+        self.retry = retry or RetryPolicy()
+        self.retries_made = 0
         channel = shared_channel(endpoint)
         self.tokens = TokenProvider(channel, auth, timeout_s)
         self.cloud_service = cloud_service_pb2_grpc.CloudServiceStub(channel)
@@ -218,16 +232,29 @@ class CloudForetClient:
         return (("token", self.tokens.token()),)
 
     def call(self, method: Callable, request, what: str, timeout_s: float | None = None):
-        """A unary call; on UNAUTHENTICATED the token is refreshed once."""
-        for attempt in (1, 2):
+        """A unary call, retried with backoff while the failure is transient;
+        on UNAUTHENTICATED the token is renewed once. Use it for reads and for
+        writes that are idempotent: the sinks retry their writes themselves,
+        looking the record up again first."""
+        deadline = Deadline(self.retry.max_total_s)
+        renewed = False
+        attempt = 0
+        while True:
+            attempt += 1
             try:
                 return method(request, metadata=self._metadata(), timeout=timeout_s or self.timeout_s)
             except grpc.RpcError as exc:
                 err = map_rpc_error(exc, what)
-                if err.code == "UNAUTHENTICATED" and attempt == 1:
-                    self.tokens.invalidate()
-                    continue
-                raise err from None
+            if err.code == "UNAUTHENTICATED" and not renewed:
+                self.tokens.invalidate()
+                renewed = True
+                continue
+            delay = self.retry.delay(attempt)
+            if not err.transient or attempt >= self.retry.max_attempts or not deadline.allows(delay):
+                raise err
+            self.retries_made += 1
+            log.debug("retrying %s in %.2fs after %s", what, delay, err.code)
+            time.sleep(delay)
 
     def future(self, method, request, timeout_s: float | None = None) -> grpc.Future:
         """Starts a unary call without waiting: many in flight on one channel."""

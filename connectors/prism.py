@@ -7,6 +7,7 @@ envelope, nothing about Beam or CloudForet.
 from __future__ import annotations
 
 import logging
+import re
 import time
 from dataclasses import dataclass, field
 from typing import Any
@@ -25,6 +26,7 @@ LIST_KINDS = {"cluster": "clusters", "host": "hosts", "vm": "vms"}
 TRANSIENT_STATUSES = {429, 500, 502, 503, 504}
 # A single v3 page is at most a few MB; anything far larger is not Prism.
 MAX_BODY_BYTES = 256 * 1024 * 1024
+_CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f\u200b-\u200f\u2028-\u202e\u2066-\u2069]+")
 
 
 @dataclass(frozen=True)
@@ -191,7 +193,8 @@ def _v3_message(content: bytes) -> str:
     try:
         body = _json_loads(content)
         msg = body["message_list"][0]
-        text = str(msg.get("message") or msg.get("reason") or "")[:300]
+        # Prism's text is untrusted: no control characters (log/terminal injection), bounded.
+        text = _CONTROL.sub(" ", str(msg.get("message") or msg.get("reason") or "")[:300]).strip()
         return f": {text}" if text else ""
     except Exception:  # not an envelope: say nothing more than the status
         return ""

@@ -14,7 +14,7 @@ import yaml
 from connectors.cloudforet import CloudForetAuth, CloudForetEndpoint
 from schemas import load_json_schema
 from transforms.settings import (AccountConfig, CloudForetOptions, Config, PrismOptions, Rate, RateCard,
-                                 SnapshotOptions)
+                                 ReconcileOptions, SnapshotOptions)
 
 
 class ConfigError(ValueError):
@@ -91,6 +91,7 @@ def parse_config(raw: Any, source: str = "config") -> Config:
         report_path=raw.get("report", {}).get("path", "out/run-report.json"),
         snapshot=SnapshotOptions(**raw.get("snapshot", {})),
         cost_store_path=raw.get("cost_store", {}).get("path", "out/costs"),
+        reconcile=ReconcileOptions(**raw.get("reconcile", {})),
     )
 
 

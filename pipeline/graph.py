@@ -23,6 +23,7 @@ from transforms.metrics import ExtractMetrics
 from transforms.normalize import DEAD_LETTER, AttachUtilization, NormalizeInfra, NormalizeVm, latest_utilization
 from transforms.notify import Notify
 from transforms.prism_read import STATS, STATUS, ReadFromPrism, parse_stats_entity
+from transforms.reconcile import NOTES, Reconcile
 from transforms.registry import RegisterTypesAndRegions
 from transforms.settings import Config, RunContext
 from transforms.snapshot import ReadFromSnapshot, WriteSnapshot
@@ -37,6 +38,7 @@ class Derived:
     clusters: beam.PCollection
     costs: beam.PCollection
     points: beam.PCollection
+    malformed: beam.PCollection  # entities that could not be normalized (their uuid was seen)
     dead_letters: list
 
 
@@ -79,18 +81,34 @@ def derive(read: dict, config: Config, ctx: RunContext) -> Derived:
     resources = (vm_resources, disks, infra.resources) | "AllResources" >> beam.Flatten()
     clusters = infra.resources | "Clusters" >> beam.Filter(lambda r: r["kind"] == "cluster")
     costs = resources | "ExtractCost" >> ExtractCost(config.rate_card, ctx, config.cloudforet.cost_data_source_id)
-    return Derived(resources, clusters, costs, points,
-                   [read[DEAD_LETTER], vms[DEAD_LETTER], infra[DEAD_LETTER]])
+    malformed = (vms[DEAD_LETTER], infra[DEAD_LETTER]) | "Malformed" >> beam.Flatten()
+    return Derived(resources, clusters, costs, points, malformed, [read[DEAD_LETTER], malformed])
+
+
+def reconcile(read: dict, derived: Derived, inventory, config: Config) -> tuple[list, list, list]:
+    """Deletes what Prism no longer has (live runs, complete accounts only)."""
+    seen = ((derived.resources | "SeenResources" >> beam.Map(lambda r: (r["account"], r["resource_id"])),
+             derived.malformed | "SeenMalformed" >> beam.Map(lambda d: (d["account"], d["id"])))
+            | "Seen" >> beam.Flatten())
+    events = (read[STATUS], read[DEAD_LETTER]) | "ReadEvents" >> beam.Flatten()
+    out = (seen, events, inventory.results) | "Reconcile" >> Reconcile(config.cloudforet, config.reconcile)
+    return [out.results], [out["dead_letter"]], [out[NOTES]]
 
 
 def write_and_notify(read: dict, derived: Derived, extra_results: list, config: Config, ctx: RunContext,
-                     account_names: tuple[str, ...]) -> beam.PCollection:
+                     account_names: tuple[str, ...], live: bool = True) -> beam.PCollection:
     cf = config.cloudforet
     registry = derived.clusters | "RegisterTypesAndRegions" >> RegisterTypesAndRegions(cf)
     inventory = derived.resources | "WriteToInventory" >> WriteToInventory(cf)
     metrics = derived.points | "WriteToMetricStore" >> WriteToMetricStore(config.metric_store_path, ctx.run_id)
     results = [inventory.results, metrics, registry.results, *extra_results]
     dead_letters = [*derived.dead_letters, inventory[DEAD_LETTER], registry[DEAD_LETTER]]
+    statuses = [read[STATUS]]
+    if live and config.reconcile.enabled:
+        more_results, more_dead, notes = reconcile(read, derived, inventory, config)
+        results += more_results
+        dead_letters += more_dead
+        statuses += notes
     if cf.cost_mode in ("api", "both"):
         service_accounts = {a.name: a.service_account_id for a in config.accounts if a.service_account_id}
         costs = derived.costs | "WriteToCostAnalysis" >> WriteToCostAnalysis(cf, service_accounts)
@@ -100,7 +118,8 @@ def write_and_notify(read: dict, derived: Derived, extra_results: list, config: 
         results.append(derived.costs | "WriteToCostStore" >> WriteToCostStore(config.cost_store_path, ctx.run_id))
     results = results | "SinkResults" >> beam.Flatten()
     dead_letters = dead_letters | "DeadLetters" >> beam.Flatten()
-    summary = (read[STATUS], results, dead_letters) | "SummarizeRun" >> SummarizeRun(ctx, account_names)
+    statuses = statuses | "Statuses" >> beam.Flatten()
+    summary = (statuses, results, dead_letters) | "SummarizeRun" >> SummarizeRun(ctx, account_names)
     return summary | "Notify" >> Notify(cf, config.report_path)
 
 
@@ -114,4 +133,4 @@ def build(p: beam.Pipeline, config: Config, ctx: RunContext,
         read, extra = read_snapshot(p, *snapshot)
         names = tuple(sorted(snapshot[1]["accounts"]))
     derived = derive(read, config, ctx)
-    return write_and_notify(read, derived, extra, config, ctx, names)
+    return write_and_notify(read, derived, extra, config, ctx, names, live=snapshot is None)

@@ -13,12 +13,13 @@ def read_report(path: str) -> dict:
 
 def format_summary(summary: dict) -> str:
     head = ["account", "status", "clusters", "hosts", "VMs", "pages", "created", "updated", "unchanged",
-            "failed", "costs", "cost skip", "cost store", "points", "dead"]
+            "deleted", "failed", "costs", "cost skip", "cost store", "points", "dead"]
     rows = []
     for name, a in sorted(summary["accounts"].items()):
         r, inv, cost = a["read"], a["inventory"], a["cost"]
         rows.append([name, a["status"], r["clusters"], r["hosts"], r["vms"], f"{r['pages']}/{r['pages_failed']}",
-                     inv["created"], inv["updated"], inv.get("unchanged", 0), inv["failed"], cost["created"],
+                     inv["created"], inv["updated"], inv.get("unchanged", 0),
+                     a.get("reconcile", {}).get("deleted", 0), inv["failed"], cost["created"],
                      cost["already_present"], a.get("cost_store", {}).get("records", 0),
                      a["metrics"]["points"], a["dead_letters"]])
     widths = [max(len(str(x)) for x in col) for col in zip(head, *rows)]
@@ -30,6 +31,8 @@ def format_summary(summary: dict) -> str:
     for name, a in sorted(summary["accounts"].items()):
         if a["error"]:
             lines.append(f"! {name}: account failed: {a['error']}")
+        for note in a.get("notes", []):
+            lines.append(f"* {name}: {note}")
         for e in a["errors"][:5]:
             lines.append(f"! {name}: {e}")
         if a["dead_letters"] > 5:

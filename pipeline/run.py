@@ -8,6 +8,7 @@ entirely, 2 unusable configuration, 3 CloudForet unreachable or login refused.
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import logging
 import sys
 import time
@@ -18,6 +19,7 @@ from apache_beam.options.pipeline_options import PipelineOptions
 
 from connectors.cloudforet import CloudForetClient
 from connectors.errors import CloudForetError
+from connectors.retry import RetryPolicy
 from pipeline.config import ConfigError, load_config
 from pipeline.graph import build
 from pipeline.report import add_counters, counters, format_counters, format_summary, read_report
@@ -36,6 +38,8 @@ def parse_args(argv: list[str]) -> tuple[argparse.Namespace, list[str]]:
                         help="read Prism Central (live) or replay archived snapshots")
     parser.add_argument("--snapshot", help="with --source snapshot: a snapshot directory, its manifest, "
                                            "or a glob of them (replayed in collection-time order)")
+    parser.add_argument("--allow-mass-delete", action="store_true",
+                        help="let reconciliation delete more than reconcile.max_delete_fraction of an account")
     parser.add_argument("--log-level", default="INFO", choices=["DEBUG", "INFO", "WARNING", "ERROR"])
     return parser.parse_known_args(argv)
 
@@ -64,7 +68,8 @@ def beam_options(extra: list[str]) -> tuple[PipelineOptions, object | None]:
 def preflight(config: Config) -> None:
     """Fails fast if CloudForet cannot be reached or refuses the credentials."""
     cf = config.cloudforet
-    client = CloudForetClient(cf.endpoint, cf.auth, timeout_s=min(cf.timeout_s, 15.0))
+    client = CloudForetClient(cf.endpoint, cf.auth, timeout_s=min(cf.timeout_s, 15.0),
+                              retry=RetryPolicy(max_attempts=3, max_total_s=20))
     client.tokens.token()
     client.list_notifications(cf.notification_topic)  # any authenticated read proves the token works
 
@@ -100,6 +105,9 @@ def run(argv: list[str] | None = None) -> int:
     logging.basicConfig(level=args.log_level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     try:
         config = load_config(args.config)
+        if args.allow_mass_delete:
+            config = dataclasses.replace(config, reconcile=dataclasses.replace(config.reconcile,
+                                                                               allow_mass_delete=True))
         ctx = RunContext.create(_collected_at(args.collected_at), config.prism.stats_window_s,
                                 config.prism.stats_interval_s, args.run_id)
     except ConfigError as exc:

@@ -199,3 +199,49 @@ def test_user_credentials_and_one_failed_account(tmp_path, prism_servers, cloudf
     assert notes["good"]["notification_type"] == "SUCCESS"
     assert PRISM_PASSWORD not in (tmp_path / "report.json").read_text()
     assert "not-the-password" not in (tmp_path / "report.json").read_text()
+
+
+def test_reconciliation_deletes_what_prism_no_longer_has(tmp_path, prism_servers, cloudforet):
+    server, = prism_servers(FleetSpec(seed=4, vms=20, clusters=1, hosts_per_cluster=1, disks_per_vm=1))
+    config = write_config(tmp_path, [server], cloudforet)
+    assert run(["--config", config, "--collected-at", COLLECTED_AT]) == 0
+    live = lambda: {c["reference"]["resource_id"] for c in cloudforet.store.cloud_services()}  # noqa: E731
+    assert len(live()) == 20 + 20 + 1 + 1
+
+    gone = [1, 2]
+    gone_ids = {server.pc.vm_uuid(i) for i in gone}
+    gone_ids |= {d["uuid"] for i in gone for d in server.pc.vm_entity(i)["spec"]["resources"]["disk_list"]
+                 if d["device_properties"]["device_type"] == "DISK"}
+    server.pc.delete_vms(gone)
+    assert run(["--config", config, "--collected-at", "2026-11-29T06:00:00Z"]) == 0
+    assert live() & gone_ids == set() and len(live()) == 42 - 4
+    deleted = [c for c in cloudforet.store.cloud_services(include_deleted=True) if c["state"] == "DELETED"]
+    assert {c["reference"]["resource_id"] for c in deleted} == gone_ids
+    report = json.loads((tmp_path / "report.json").read_text())
+    assert report["accounts"][server.pc.name]["reconcile"]["deleted"] == 4
+
+    # a guard: 60% gone at once is refused unless allowed
+    server.pc.delete_vms(range(3, 15))
+    assert run(["--config", config, "--collected-at", "2026-11-30T06:00:00Z"]) == 0
+    acc = json.loads((tmp_path / "report.json").read_text())["accounts"][server.pc.name]
+    assert acc["reconcile"]["deleted"] == 0 and acc["reconcile"]["refused"] == 24
+    assert any("reconciliation refused" in n and "--allow-mass-delete" in n for n in acc["notes"])
+    assert len(live()) == 38
+    assert run(["--config", config, "--collected-at", "2026-11-30T07:00:00Z", "--allow-mass-delete"]) == 0
+    assert len(live()) == 38 - 24
+
+
+def test_no_reconciliation_after_an_incomplete_collection(tmp_path, prism_servers, cloudforet):
+    from emulators.prism.faults import PrismFaults
+    server, = prism_servers(FleetSpec(seed=4, vms=30, clusters=1, hosts_per_cluster=1, disks_per_vm=1))
+    config = write_config(tmp_path, [server], cloudforet)
+    assert run(["--config", config, "--collected-at", COLLECTED_AT]) == 0
+    before = len(cloudforet.store.cloud_services())
+    server.pc.delete_vms([0])
+    # every VM page after the first fails: the collection is incomplete
+    server.faults = PrismFaults("500@after=1@path=/vms/list")
+    assert run(["--config", config, "--collected-at", "2026-11-29T06:00:00Z"]) == 0
+    acc = json.loads((tmp_path / "report.json").read_text())["accounts"][server.pc.name]
+    assert acc["status"] == "WARNING" and not acc["complete"]
+    assert any("reconciliation skipped" in n for n in acc["notes"])
+    assert len(cloudforet.store.cloud_services()) == before  # nothing deleted

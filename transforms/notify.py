@@ -36,6 +36,9 @@ def notification_message(summary: dict, account: str) -> dict:
         f"cost store records: {a.get('cost_store', {}).get('records', 0)}",
         f"metric points: {a['metrics']['points']}",
     ]
+    if a.get("reconcile"):
+        lines.append(f"deleted (no longer in Prism): {a['reconcile'].get('deleted', 0)}")
+    lines += a.get("notes", [])
     if a["error"]:
         lines.append(f"account failed: {a['error']}")
     lines += [f"error: {e}" for e in a["errors"][:5]]

@@ -71,6 +71,13 @@ class CloudForetOptions:
 
 
 @dataclass(frozen=True)
+class ReconcileOptions:
+    enabled: bool = True
+    max_delete_fraction: float = 0.2
+    allow_mass_delete: bool = False
+
+
+@dataclass(frozen=True)
 class SnapshotOptions:
     enabled: bool = True
     path: str = "out/snapshots"
@@ -87,6 +94,7 @@ class Config:
     report_path: str
     cost_store_path: str = "out/costs"
     snapshot: SnapshotOptions = SnapshotOptions()
+    reconcile: ReconcileOptions = ReconcileOptions()
 
     def account(self, name: str) -> AccountConfig:
         for a in self.accounts:

@@ -46,6 +46,8 @@ def apply_event(accounts: dict, ev: dict) -> None:
             acc["read"]["pages_failed"] += 1
             acc["complete"] = False
             _add_error(acc, f"read {ev.get('kind')} page at offset {ev.get('offset')}: {ev.get('error')}")
+        elif event == "note":
+            acc.setdefault("notes", []).append(ev.get("text", ""))
         elif event == "page_read":
             acc["read"]["pages"] += 1
             acc["read"][READ_KEYS.get(ev.get("kind"), "other")] = \
@@ -94,6 +96,8 @@ class _SummaryFn(beam.CombineFn):
                 m["error"] = m["error"] or a["error"]
                 m["dead_letters"] += a["dead_letters"]
                 m["errors"] = (m["errors"] + a["errors"])[:MAX_ERRORS_PER_ACCOUNT]
+                if a.get("notes"):
+                    m["notes"] = m.get("notes", []) + a["notes"]
                 for section, values in a.items():
                     if not isinstance(values, dict):
                         continue

@@ -1,0 +1,166 @@
+"""Reconcile: cloud services Prism no longer has are deleted in CloudForet.
+
+Only after a complete collection of the account: a failed page, a failed
+account or an entity read without a uuid means "not seen" is not "gone", so
+nothing is deleted and the run report says why. A guard refuses to delete
+more than ``max_delete_fraction`` of an account's cloud services in one run
+unless told to (``--allow-mass-delete``): an empty answer from a confused
+Prism Central must not empty CloudForet. Runs after the inventory writes.
+"""
+from __future__ import annotations
+
+import logging
+import time
+from typing import Iterable
+
+import apache_beam as beam
+import grpc
+from apache_beam import pvalue
+from apache_beam.metrics import Metrics
+from spaceone.api.inventory.v1 import cloud_service_pb2
+
+from connectors.cloudforet import CloudForetClient, map_rpc_error
+from connectors.errors import CloudForetError
+from connectors.retry import RetryPolicy
+from transforms.normalize import PROVIDER
+from transforms.settings import CloudForetOptions, ReconcileOptions
+
+log = logging.getLogger(__name__)
+NS = "reconcile"
+NOTES = "notes"
+IN_FLIGHT = 64
+
+
+def completeness(events: Iterable[dict]) -> tuple[bool, str]:
+    """From an account's read events: may its unseen resources be deleted?"""
+    for ev in events:
+        if ev.get("event") == "failed":
+            return False, f"the account failed: {ev.get('error')}"
+        if ev.get("event") == "page_failed":
+            return False, f"a {ev.get('kind')} page at offset {ev.get('offset')} could not be read"
+        if ev.get("stage") == "read":
+            return False, "an entity without a uuid was read"
+    return True, ""
+
+
+class _CompletenessFn(beam.CombineFn):
+    def create_accumulator(self):
+        return (True, "")
+
+    def add_input(self, acc, ev):
+        if not acc[0]:
+            return acc
+        ok, why = completeness([ev])
+        return acc if ok else (ok, why)
+
+    def merge_accumulators(self, accs):
+        for acc in accs:
+            if not acc[0]:
+                return acc
+        return (True, "")
+
+    def extract_output(self, acc):
+        return acc
+
+
+class _ReconcileFn(beam.DoFn):
+    def __init__(self, options: CloudForetOptions, reconcile: ReconcileOptions):
+        self.options, self.reconcile = options, reconcile
+        self.deleted = Metrics.counter(NS, "deleted")
+        self.refused = Metrics.counter(NS, "refused")
+
+    def setup(self):
+        self.client = CloudForetClient(self.options.endpoint, self.options.auth, self.options.timeout_s)
+
+    def process(self, item: tuple, complete: dict, _writes_done: list) -> Iterable:
+        account, seen_ids = item
+        ok, why = complete.get(account, (False, "no read events for the account"))
+        if not ok:
+            yield pvalue.TaggedOutput(NOTES, {"account": account, "event": "note",
+                                              "text": f"reconciliation skipped: {why}; nothing was deleted"})
+            return
+        seen = set(seen_ids)
+        try:
+            existing = self.client.list_cloud_services(
+                [("provider", PROVIDER, "eq"), ("account", account, "eq")],
+                only=["cloud_service_id", "reference", "cloud_service_type", "name"])
+        except CloudForetError as err:
+            yield pvalue.TaggedOutput(NOTES, {"account": account, "event": "note",
+                                              "text": f"reconciliation skipped: {err}"})
+            return
+        stale = [cs for cs in existing if cs.get("reference", {}).get("resource_id") not in seen]
+        if not stale:
+            yield {"sink": NS, "account": account, "deleted": 0}
+            return
+        share = len(stale) / max(1, len(existing))
+        if share > self.reconcile.max_delete_fraction and not self.reconcile.allow_mass_delete:
+            self.refused.inc(len(stale))
+            yield pvalue.TaggedOutput(NOTES, {"account": account, "event": "note", "text": (
+                f"reconciliation refused: {len(stale)} of {len(existing)} cloud services ({share:.0%}) are no "
+                f"longer in Prism, above the {self.reconcile.max_delete_fraction:.0%} guard; if that is right, "
+                "run again with --allow-mass-delete")})
+            yield {"sink": NS, "account": account, "deleted": 0, "refused": len(stale)}
+            return
+        deleted, failed = self._delete(stale)
+        self.deleted.inc(deleted)
+        for cs, reason in failed:
+            yield pvalue.TaggedOutput("dead_letter", {"stage": NS, "account": account,
+                                                      "kind": cs.get("cloud_service_type", ""),
+                                                      "id": cs.get("reference", {}).get("resource_id", ""),
+                                                      "reason": reason})
+        log.info("account %s: deleted %d cloud services that Prism no longer has", account, deleted)
+        yield {"sink": NS, "account": account, "deleted": deleted, "failed": len(failed)}
+
+    def _delete(self, stale: list[dict]) -> tuple[int, list]:
+        """Deletes with many calls in flight; NOT_FOUND means someone else did it."""
+        policy = RetryPolicy(max_attempts=self.options.max_attempts)
+        pending, deleted, failed = list(stale), 0, []
+        for attempt in range(1, policy.max_attempts + 1):
+            retry = []
+            for start in range(0, len(pending), IN_FLIGHT):
+                chunk = pending[start:start + IN_FLIGHT]
+                futures = [(cs, self.client.future(self.client.cloud_service.delete,
+                                                   cloud_service_pb2.CloudServiceRequest(
+                                                       cloud_service_id=cs["cloud_service_id"])))
+                           for cs in chunk]
+                for cs, future in futures:
+                    try:
+                        future.result()
+                        deleted += 1
+                    except grpc.RpcError as exc:
+                        err = map_rpc_error(exc, "CloudService.delete")
+                        if err.code == "NOT_FOUND":
+                            deleted += 1
+                        elif err.transient or err.code == "UNAUTHENTICATED":
+                            if err.code == "UNAUTHENTICATED":
+                                self.client.tokens.invalidate()
+                            retry.append((cs, str(err)))
+                        else:
+                            failed.append((cs, str(err)))
+            if not retry:
+                break
+            if attempt == policy.max_attempts:
+                failed += [(cs, f"{why} (gave up after {attempt} attempts)") for cs, why in retry]
+                break
+            pending = [cs for cs, _ in retry]
+            time.sleep(policy.delay(attempt))
+        return deleted, failed
+
+
+class Reconcile(beam.PTransform):
+    """(seen ids, read events, inventory results) -> results, notes and dead letters."""
+
+    def __init__(self, options: CloudForetOptions, reconcile: ReconcileOptions):
+        super().__init__()
+        self.options, self.reconcile = options, reconcile
+
+    def expand(self, pcolls):
+        seen, events, inventory_results = pcolls
+        complete = (events
+                    | "KeyByAccount" >> beam.Map(lambda ev: (ev.get("account", "?"), ev))
+                    | "Completeness" >> beam.CombinePerKey(_CompletenessFn()))
+        return (seen
+                | "SeenPerAccount" >> beam.GroupByKey()
+                | "DeleteUnseen" >> beam.ParDo(_ReconcileFn(self.options, self.reconcile),
+                                               pvalue.AsDict(complete), pvalue.AsList(inventory_results))
+                .with_outputs(NOTES, "dead_letter", main="results"))
