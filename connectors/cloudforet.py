@@ -124,8 +124,10 @@ def _jwt_exp(token: str) -> float | None:
 class TokenProvider:
     """Gives a valid token; re-issues or re-grants shortly before expiry."""
 
-    def __init__(self, channel: grpc.Channel, auth: CloudForetAuth, timeout_s: float = 30.0):
+    def __init__(self, channel: grpc.Channel, auth: CloudForetAuth, timeout_s: float = 30.0,
+                 endpoint: CloudForetEndpoint | None = None):
         self.auth = auth
+        self.endpoint = endpoint
         self.timeout_s = timeout_s
         self._token_stub = token_pb2_grpc.TokenStub(channel)
         self._lock = threading.Lock()
@@ -190,7 +192,7 @@ class TokenProvider:
                 timeout=self.timeout_s)
         except grpc.RpcError as exc:
             self._refresh = None
-            raise map_rpc_error(exc, f"CloudForet login as {self.auth.user_id}") from None
+            raise tls_hint(map_rpc_error(exc, f"CloudForet login as {self.auth.user_id}"), self.endpoint) from None
         self._access = granted.access_token
         self._access_exp = _jwt_exp(granted.access_token) or now + DEFAULT_ACCESS_TTL_S
 
@@ -208,6 +210,20 @@ def map_rpc_error(exc: grpc.RpcError, what: str) -> CloudForetError:
     return CloudForetError(f"{what}: {code}: {details}.{hint}", code=code, transient=code in TRANSIENT_CODES)
 
 
+def tls_hint(err: CloudForetError, endpoint: CloudForetEndpoint | None) -> CloudForetError:
+    """gRPC reports a refused certificate as a bare UNAVAILABLE whose text is the last address it tried
+    (often an unrelated "connection refused" on ::1): say what to check when TLS is in use."""
+    if err.code != "UNAVAILABLE" or endpoint is None or not endpoint.use_tls:
+        return err
+    if endpoint.ca_bundle:
+        hint = (f" The endpoint is reached over TLS: check that cloudforet.ca_bundle ({endpoint.ca_bundle}) "
+                "is the CA that signed the server's certificate.")
+    else:
+        hint = (" The endpoint is reached over TLS, trusting the system CAs: if the server's certificate is "
+                "signed by a private CA, set cloudforet.ca_bundle to it (tls: false only for a plaintext endpoint).")
+    return CloudForetError(f"{err}{hint}", code=err.code, transient=err.transient)
+
+
 class CloudForetClient:
     """Typed access to the services the collector uses, with auth attached."""
 
@@ -218,7 +234,7 @@ class CloudForetClient:
         self.retry = retry or RetryPolicy()
         self.retries_made = 0
         channel = shared_channel(endpoint)
-        self.tokens = TokenProvider(channel, auth, timeout_s)
+        self.tokens = TokenProvider(channel, auth, timeout_s, endpoint)
         self.cloud_service = cloud_service_pb2_grpc.CloudServiceStub(channel)
         self.cloud_service_type = cloud_service_type_pb2_grpc.CloudServiceTypeStub(channel)
         self.region = region_pb2_grpc.RegionStub(channel)
@@ -251,7 +267,7 @@ class CloudForetClient:
                 continue
             delay = self.retry.delay(attempt)
             if not err.transient or attempt >= self.retry.max_attempts or not deadline.allows(delay):
-                raise err
+                raise tls_hint(err, self.endpoint)
             self.retries_made += 1
             log.debug("retrying %s in %.2fs after %s", what, delay, err.code)
             time.sleep(delay)

@@ -124,7 +124,10 @@ class PrismClient:
             self.limiter.acquire()
             retry_after: float | None = None
             try:
-                resp = self.session.post(url, json=body, timeout=self.timeout_s, stream=True)
+                # verify passed per request: requests lets REQUESTS_CA_BUNDLE/CURL_CA_BUNDLE override
+                # session.verify, which would silently drop ca_bundle and verify_ssl: false.
+                resp = self.session.post(url, json=body, timeout=self.timeout_s, stream=True,
+                                         verify=self.session.verify)
                 status = resp.status_code
                 content = _read_capped(resp, where)
             except requests.exceptions.SSLError as exc:
