@@ -2,7 +2,8 @@
 import importlib
 import sys
 
-BENCHMARKS = {"e2e": "benchmarks.e2e"}
+BENCHMARKS = {"e2e": "benchmarks.e2e", "replay": "benchmarks.replay",
+              "fleet_scale": "benchmarks.fleet_scale"}
 
 
 def main() -> None:
