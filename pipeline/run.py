@@ -102,7 +102,8 @@ def run_once(config: Config, ctx: RunContext, extra: list[str], snapshot: tuple[
 
 def run(argv: list[str] | None = None) -> int:
     args, extra = parse_args(sys.argv[1:] if argv is None else argv)
-    logging.basicConfig(level=args.log_level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    # force: importing Beam already gave the root logger a handler
+    logging.basicConfig(level=args.log_level, format="%(asctime)s %(levelname)s %(name)s: %(message)s", force=True)
     try:
         config = load_config(args.config)
         if args.allow_mass_delete:

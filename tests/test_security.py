@@ -224,10 +224,6 @@ def run_subprocess(config: str, env: dict, run_id: str) -> subprocess.CompletedP
                           cwd=ROOT, env=env, capture_output=True, timeout=120)
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "BUG pipeline/run.py run(): logging.basicConfig(level=args.log_level, ...) is a no-op because importing "
-    "apache_beam already logged a warning and so gave the root logger a handler at WARNING; --log-level "
-    "DEBUG/INFO is silently ignored. Fix: logging.basicConfig(..., force=True)"))
 def test_log_level_option_takes_effect(tmp_path):
     proc = subprocess.run([sys.executable, "-c",
                            "import logging, sys; from pipeline.run import run; "

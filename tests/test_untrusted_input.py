@@ -4,10 +4,6 @@ A tiny HTTP server (``http.server`` in a thread on 127.0.0.1:0) answers exactly
 what each test wants, so the real ``PrismClient`` talks real HTTP; what it
 returns then goes through the pipeline's own page splitting and normalization
 (``SplitPages``, ``NormalizeVm``, ``parse_stats_*``), called directly.
-
-Tests marked ``xfail(strict=True)`` pin product bugs reported to the lead (in
-``transforms/``, which this suite may not edit): they turn into failures when
-the bug is fixed, so the marker can be removed then.
 """
 from __future__ import annotations
 
@@ -295,9 +291,6 @@ def test_entities_of_the_wrong_type_become_dead_letters(server, good_vm):
     assert r2 and not d2 and r2[0]["resource_id"] == good_vm["metadata"]["uuid"]
 
 
-@pytest.mark.xfail(strict=True, raises=AttributeError, reason=(
-    "BUG transforms/prism_read.py SplitPages.process: entity.get('metadata', {}).get('uuid') raises "
-    "AttributeError when metadata is a string or null; should be a dead letter"))
 @pytest.mark.parametrize("metadata", ["a string", None, [1, 2]])
 def test_entity_whose_metadata_is_not_an_object_is_a_dead_letter(metadata):
     routed, dead = split([{"metadata": metadata, "status": {"name": "x"}}])
@@ -330,10 +323,6 @@ ABSURD_NUMBERS = {
 }
 
 
-@pytest.mark.xfail(strict=True, raises=(OverflowError, ValueError), reason=(
-    "BUG transforms/normalize.py _int: int(float('inf')) / int(5000-digit str) raise, and huge ints overflow "
-    "float() in instance_size / memory_gib / size_gib; NormalizeVm only catches MalformedEntity, so one "
-    "hostile VM crashes the whole run"))
 @pytest.mark.parametrize("mutate", ABSURD_NUMBERS.values(), ids=ABSURD_NUMBERS.keys())
 def test_absurd_numbers_in_an_entity_do_not_crash_the_run(good_vm, mutate):
     e = copy.deepcopy(good_vm)
@@ -363,10 +352,6 @@ def test_stats_of_the_wrong_shape_are_skipped():
     assert parse_stats_entity("not a dict") == {} and parse_stats_entity({"data": "x"}) == {}
 
 
-@pytest.mark.xfail(strict=True, raises=(TypeError, KeyError), reason=(
-    "BUG transforms/prism_read.py parse_stats_page (`for ent in group.get('entity_results') or []` with an int) "
-    "and parse_stats_entity (`col.get('values') or []` with an int; `vals[0]` on a dict raises KeyError, "
-    "not caught): a hostile groups answer crashes FetchPages/ParseStats"))
 @pytest.mark.parametrize("case", ["entity_results int", "values int", "values dict"])
 def test_stats_with_scalar_where_a_list_belongs_are_skipped(case):
     if case == "entity_results int":
@@ -431,10 +416,6 @@ def test_hostile_strings_in_clusters_and_hosts(good_infra):
             assert not C0.search(s) and len(s) <= MAX_STR, (r["kind"], path)
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "BUG transforms/normalize.py normalize_vm: a disk is named f'{name}-{adapter}{device_index}' from the "
-    "already-capped VM name, so it reaches 255 + 1 + 32 + len(str(device_index)) characters; cap the result "
-    "with clean_str(..., MAX_NAME)"))
 def test_disk_names_are_bounded_too(good_vm):
     e = copy.deepcopy(good_vm)
     e["status"]["name"] = "N" * 100_000
@@ -445,10 +426,6 @@ def test_disk_names_are_bounded_too(good_vm):
     assert all(len(r["name"]) <= MAX_NAME for r in resources), [len(r["name"]) for r in resources]
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "BUG transforms/normalize.py _CONTROL = [\\x00-\\x1f\\x7f] misses the C1 controls \\x80-\\x9f (\\x9b is a "
-    "one-byte CSI, \\x85 is a line break for str.splitlines) and bidi overrides (U+202E); suggested: "
-    "[\\x00-\\x1f\\x7f-\\x9f\\u200b-\\u200f\\u2028-\\u202e\\u2066-\\u2069]"))
 def test_c1_controls_and_bidi_overrides_are_removed(good_vm):
     e = copy.deepcopy(good_vm)
     e["status"]["name"] = "vm\x85INFO injected\x9b31m\u202etxt.exe"

@@ -31,7 +31,9 @@ CLOUD_SERVICE_TYPES = [
 DEAD_LETTER = "dead_letter"
 MAX_NAME = 255
 MAX_STR = 1024
-_CONTROL = re.compile(r"[\x00-\x1f\x7f]")
+# C0 and C1 controls, zero-width and bidi overrides: no log or console forging.
+_CONTROL = re.compile("[\x00-\x1f\x7f-\x9f\u200b-\u200f\u2028-\u202e\u2066-\u2069]")
+MAX_COUNT = 1 << 53  # larger "counts" are not counts
 _UUID = re.compile(r"^[0-9a-fA-F-]{8,64}$")
 
 
@@ -58,14 +60,20 @@ def _list(value: Any) -> list:
 
 
 def _int(value: Any, default: int = 0) -> int:
+    """An integer from an untrusted field; absurd, infinite or NaN values give the default."""
     if isinstance(value, bool):
         return default
-    if isinstance(value, int):
+    if isinstance(value, float):
+        if not (value == value and abs(value) < MAX_COUNT):
+            return default
+        value = int(value)
+    elif isinstance(value, str):
+        text = value.strip()
+        if not (text.lstrip("-").isdigit() and len(text) <= 17):
+            return default
+        value = int(text)
+    if isinstance(value, int) and -MAX_COUNT < value < MAX_COUNT:
         return value
-    if isinstance(value, float) and value == value:
-        return int(value)
-    if isinstance(value, str) and value.strip().lstrip("-").isdigit():
-        return int(value)
     return default
 
 
@@ -167,7 +175,7 @@ def normalize_vm(account: str, base_url: str, entity: dict, stats: dict | None =
     power = clean_str(res.get("power_state"), 32).upper() or "UNKNOWN"
     sockets = max(0, _int(res.get("num_sockets"), 0))
     per_socket = max(0, _int(res.get("num_vcpus_per_socket"), 1))
-    vcpus = sockets * per_socket
+    vcpus = sockets * per_socket if sockets * per_socket < MAX_COUNT else 0
     memory_mib = max(0, _int(res.get("memory_size_mib"), 0))
     memory_gib = round(memory_mib / 1024, 3)
     meta = _dict(entity.get("metadata"))
@@ -235,8 +243,9 @@ def normalize_vm(account: str, base_url: str, entity: dict, stats: dict | None =
     }
     out = [vm]
     for summary, container in vm_disks:
-        disk = _base("disk", account, summary["uuid"], f"{name}-{summary['adapter_type'].lower() or 'disk'}"
-                     f"{summary['device_index']}", cluster["uuid"], base_url, link_uuid=uuid)
+        disk_name = clean_str(f"{name}-{summary['adapter_type'].lower() or 'disk'}{summary['device_index']}",
+                              MAX_NAME)
+        disk = _base("disk", account, summary["uuid"], disk_name, cluster["uuid"], base_url, link_uuid=uuid)
         disk["tags"] = tags
         disk["data"] = {
             "size_gib": summary["size_gib"],

@@ -47,10 +47,12 @@ def parse_stats_page(answer: dict) -> tuple[int, list[tuple[str, dict]]]:
     total = answer.get("total_entity_count", answer.get("filtered_entity_count", 0))
     total = total if isinstance(total, int) and not isinstance(total, bool) and total >= 0 else 0
     out = []
-    for group in answer.get("group_results") or []:
+    groups = answer.get("group_results")
+    for group in groups if isinstance(groups, list) else []:
         if not isinstance(group, dict):
             continue
-        for ent in group.get("entity_results") or []:
+        results = group.get("entity_results")
+        for ent in results if isinstance(results, list) else []:
             if isinstance(ent, dict) and isinstance(ent.get("entity_id"), str) and ent["entity_id"]:
                 out.append((ent["entity_id"], ent))
     return total, out
@@ -67,13 +69,14 @@ def parse_stats_entity(ent: dict) -> dict:
         if not isinstance(col, dict) or col.get("name") not in STATS_ATTRIBUTES:
             continue
         points = []
-        for v in col.get("values") or []:
+        values = col.get("values")
+        for v in values if isinstance(values, list) else []:
             if not isinstance(v, dict) or not isinstance(v.get("time"), int):
                 continue
-            vals = v.get("values") or []
+            vals = v.get("values")
             try:
-                value = float(vals[0])
-            except (IndexError, TypeError, ValueError):
+                value = float(vals[0]) if isinstance(vals, list) and vals else float("nan")
+            except (TypeError, ValueError, OverflowError):
                 continue
             if value >= 0 and value == value and value != float("inf"):
                 points.append((v["time"], value))
@@ -211,7 +214,8 @@ class SplitPages(beam.DoFn):
                 yield pvalue.TaggedOutput(STATS, ((account, uuid), (base_url, raw)))
             return
         for entity in page["entities"]:
-            uuid = entity.get("metadata", {}).get("uuid") if isinstance(entity, dict) else None
+            meta = entity.get("metadata") if isinstance(entity, dict) else None
+            uuid = meta.get("uuid") if isinstance(meta, dict) else None
             if not isinstance(uuid, str) or not uuid:
                 yield pvalue.TaggedOutput("dead_letter", {
                     "stage": "read", "account": account, "kind": kind, "id": f"offset {page['offset']}",
