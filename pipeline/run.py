@@ -44,6 +44,22 @@ def parse_args(argv: list[str]) -> tuple[argparse.Namespace, list[str]]:
     return parser.parse_known_args(argv)
 
 
+def setup_logging(level: str) -> None:
+    """Importing Beam already gave the root logger a plain stderr handler at
+    WARNING (so basicConfig alone would do nothing): set the level and format
+    on that handler, and leave other handlers (e.g. a test's) alone."""
+    root = logging.getLogger()
+    root.setLevel(level)
+    fmt = logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s")
+    plain = [h for h in root.handlers if type(h) is logging.StreamHandler]  # noqa: E721
+    if not plain:
+        handler = logging.StreamHandler()
+        root.addHandler(handler)
+        plain = [handler]
+    for h in plain:
+        h.setFormatter(fmt)
+
+
 def _collected_at(value: str | None) -> float:
     if not value:
         return time.time()
@@ -102,8 +118,7 @@ def run_once(config: Config, ctx: RunContext, extra: list[str], snapshot: tuple[
 
 def run(argv: list[str] | None = None) -> int:
     args, extra = parse_args(sys.argv[1:] if argv is None else argv)
-    # force: importing Beam already gave the root logger a handler
-    logging.basicConfig(level=args.log_level, format="%(asctime)s %(levelname)s %(name)s: %(message)s", force=True)
+    setup_logging(args.log_level)
     try:
         config = load_config(args.config)
         if args.allow_mass_delete:
