@@ -16,7 +16,7 @@ import requests
 from requests.adapters import HTTPAdapter
 
 from connectors.errors import PrismAuthError, PrismError, PrismResponseError
-from connectors.ratelimit import RateLimiter
+from connectors.ratelimit import shared_limiter
 from connectors.retry import Deadline, RetryPolicy
 
 log = logging.getLogger(__name__)
@@ -69,7 +69,8 @@ class PrismClient:
         self.creds = creds
         self.timeout_s = timeout_s
         self.retry = retry or RetryPolicy()
-        self.limiter = RateLimiter(rate_per_s)
+        # Shared by every client of this Prism Central in the process.
+        self.limiter = shared_limiter(creds.base_url, rate_per_s)
         self.retries_made = 0
         self.session = requests.Session()
         self.session.auth = (creds.username, creds.password)

@@ -10,11 +10,14 @@ import time
 
 
 class RateLimiter:
-    def __init__(self, rate_per_s: float, burst: int | None = None):
+    """Smooth by default (a burst of one): never more than ``rate`` + 1
+    requests in any one-second window, from the first second on."""
+
+    def __init__(self, rate_per_s: float, burst: int = 1):
         if rate_per_s <= 0:
             raise ValueError("rate_per_s must be > 0")
         self.rate = float(rate_per_s)
-        self.capacity = float(burst if burst is not None else max(1, int(rate_per_s)))
+        self.capacity = float(max(1, burst))
         self._tokens = self.capacity
         self._last = time.monotonic()
         self._lock = threading.Lock()
@@ -33,3 +36,17 @@ class RateLimiter:
                 need = (1.0 - self._tokens) / self.rate
             time.sleep(need)
             waited += need
+
+
+_shared: dict[tuple[str, float], RateLimiter] = {}
+_shared_lock = threading.Lock()
+
+
+def shared_limiter(key: str, rate_per_s: float) -> RateLimiter:
+    """One limiter per Prism Central per process, whichever DoFn asks: the
+    budget is the Prism Central's, not each client's."""
+    with _shared_lock:
+        limiter = _shared.get((key, rate_per_s))
+        if limiter is None:
+            limiter = _shared[(key, rate_per_s)] = RateLimiter(rate_per_s)
+        return limiter

@@ -81,6 +81,16 @@ def beam_options(extra: list[str]) -> tuple[PipelineOptions, object | None]:
     return options, runner
 
 
+def share_rate_limit(config: Config, extra: list[str]) -> Config:
+    """Worker processes of the local runner each get their share of a Prism
+    Central's request budget (on Flink/Dataflow set prism.rate_limit_shares)."""
+    options = PipelineOptions(extra).get_all_options()
+    if options.get("direct_running_mode") == "multi_processing" and (options.get("direct_num_workers") or 1) > 1:
+        shares = max(config.prism.rate_limit_shares, int(options["direct_num_workers"]))
+        return dataclasses.replace(config, prism=dataclasses.replace(config.prism, rate_limit_shares=shares))
+    return config
+
+
 def preflight(config: Config) -> None:
     """Fails fast if CloudForet cannot be reached or refuses the credentials."""
     cf = config.cloudforet
@@ -99,6 +109,7 @@ def plan_replays(pattern: str | None) -> list[tuple[str, dict]]:
 
 
 def run_once(config: Config, ctx: RunContext, extra: list[str], snapshot: tuple[str, dict] | None = None) -> dict:
+    config = share_rate_limit(config, extra)
     options, runner = beam_options(extra)
     started = time.monotonic()
     what = f"replaying snapshot {snapshot[0]}" if snapshot else f"collecting {len(config.accounts)} account(s)"

@@ -76,3 +76,25 @@ def test_two_prism_centrals_are_two_accounts(prism_servers):
     assert len(live_vms(servers[0])) == len(live_vms(servers[1])) == 15
     run_read(config_for(servers, page_size=8), expected, expected,
              infra_kinds(servers[0], 1, 1) + infra_kinds(servers[1], 1, 1))
+
+
+def test_requests_stay_under_the_per_prism_central_rate(prism_servers):
+    import threading
+    import time as _time
+    (server,) = prism_servers(FleetSpec(vms=200, clusters=1, hosts_per_cluster=1))
+    stamps, lock = [], threading.Lock()
+    original = server._dispatch
+
+    def recording(*args, **kwargs):
+        with lock:
+            stamps.append(_time.monotonic())
+        return original(*args, **kwargs)
+
+    server._dispatch = recording
+    expected = live_vms(server)
+    run_read(config_for([server], page_size=10, max_requests_per_s=10, max_concurrency=8), expected, expected,
+             infra_kinds(server, 1, 1))
+    assert len(stamps) == 2 + 2 * 20  # clusters, hosts, 20 VM pages, 20 stats pages
+    worst = max(sum(1 for t in stamps if s <= t < s + 1.0) for s in stamps)
+    assert worst <= 11  # 10/s, a burst of one: never above the budget, though 8 fetch in parallel
+    assert stamps[-1] - stamps[0] >= (len(stamps) - 2) / 10

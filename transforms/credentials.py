@@ -98,7 +98,8 @@ class PrismClients:
         if creds.scheme == "https" and not creds.verify_ssl:
             log.warning("account '%s': TLS certificate verification is OFF (verify_ssl: false)", account.name)
         p = self.config.prism
-        return PrismClient(account.name, creds, timeout_s=p.timeout_s, rate_per_s=p.max_requests_per_s,
+        return PrismClient(account.name, creds, timeout_s=p.timeout_s,
+                           rate_per_s=p.max_requests_per_s / max(1, p.rate_limit_shares),
                            retry=RetryPolicy(max_attempts=p.max_attempts), pool_size=p.max_concurrency)
 
     def close(self) -> None:

@@ -48,7 +48,8 @@ class AccountConfig:
 class PrismOptions:
     page_size: int = 500
     timeout_s: float = 30.0
-    max_requests_per_s: float = 20.0
+    max_requests_per_s: float = 20.0  # per Prism Central, across all worker processes
+    rate_limit_shares: int = 1  # worker processes sharing that budget (each gets rate / shares)
     max_concurrency: int = 8
     max_attempts: int = 6
     stats_window_s: int = 3600
