@@ -75,7 +75,9 @@ def derive(read: dict, config: Config, ctx: RunContext) -> Derived:
     vm_resources = ({"vm": vms.vm, "util": util}
                     | "JoinVmsWithUtilization" >> beam.CoGroupByKey()
                     | "AttachUtilization" >> beam.ParDo(AttachUtilization()))
-    disks = vms.disk | "DedupeDisks" >> beam.CombinePerKey(_first) | "Disks" >> beam.Values()
+    # A GroupByKey, not a lifted combiner: its buffer holds encoded disks, not Python objects.
+    disks = (vms.disk | "GroupDisks" >> beam.GroupByKey()
+             | "DedupeDisks" >> beam.MapTuple(lambda _, same: _first(same)))
     infra = read["infra"] | "NormalizeInfra" >> beam.ParDo(NormalizeInfra()).with_outputs(
         DEAD_LETTER, main="resources")
     resources = (vm_resources, disks, infra.resources) | "AllResources" >> beam.Flatten()

@@ -164,7 +164,8 @@ class FetchPages(_PrismDoFn):
 
     def process(self, request: tuple) -> Iterable:
         self.pending.add(self.pool.submit(self._fetch_range, *request))
-        if len(self.pending) >= 2 * self.config.prism.max_concurrency:
+        # Hand pages on as they come: at most max_concurrency decoded pages wait here.
+        if len(self.pending) >= self.config.prism.max_concurrency:
             done, self.pending = wait(self.pending, return_when=FIRST_COMPLETED)
             for f in done:
                 yield from f.result()
