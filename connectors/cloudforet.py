@@ -30,7 +30,9 @@ from connectors.retry import Deadline, RetryPolicy
 
 log = logging.getLogger(__name__)
 
-TRANSIENT_CODES = {"UNAVAILABLE", "DEADLINE_EXCEEDED", "RESOURCE_EXHAUSTED", "ABORTED", "INTERNAL", "UNKNOWN"}
+# CANCELLED: we never cancel a call ourselves, so it is the server going away (a restart).
+TRANSIENT_CODES = {"UNAVAILABLE", "DEADLINE_EXCEEDED", "RESOURCE_EXHAUSTED", "ABORTED", "INTERNAL", "UNKNOWN",
+                   "CANCELLED"}
 REFRESH_MARGIN_S = 300  # refresh a token five minutes before it expires
 DEFAULT_ACCESS_TTL_S = 1800
 
