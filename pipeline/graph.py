@@ -1,7 +1,7 @@
 """The pipeline graph: a source, then normalize / cost / metrics, then the sinks.
 
-    source (Prism live, or a snapshot) ──► normalize ──► + latest utilization ──► WriteToInventory
-      │ (live: WriteSnapshot)     │                                        └──► ExtractCost ──► WriteToCostAnalysis
+    source (Prism live, or a snapshot) ──► normalize ──► VM + disks + latest utilization ──► WriteToInventory
+      │ (live: WriteSnapshot)     │         (clusters, hosts ──► WriteToInventory) └──► ExtractCost ──► cost sinks
       │                           └── VM stats ──► ExtractMetrics ──► WriteToMetricStore
     every status, result and dead letter ──► SummarizeRun ──► Notify (+ run report)
 
@@ -32,14 +32,24 @@ from transforms.summary import SummarizeRun
 
 @dataclass
 class Derived:
-    """What the shared middle of the pipeline produces from a source."""
+    """What the shared middle of the pipeline produces from a source.
 
-    resources: beam.PCollection
+    VMs with their disks, and clusters with hosts, stay two PCollections: a
+    Flatten of outputs of two steps would make the local runner copy both
+    whole into memory, so each sink is applied to each side instead.
+    """
+
+    vm_side: beam.PCollection  # VMs and their disks
+    infra: beam.PCollection  # clusters and hosts
     clusters: beam.PCollection
     costs: beam.PCollection
     points: beam.PCollection
     malformed: beam.PCollection  # entities that could not be normalized (their uuid was seen)
     dead_letters: list
+
+    @property
+    def sides(self) -> tuple[tuple[str, beam.PCollection], ...]:
+        return (("Vms", self.vm_side), ("Infra", self.infra))
 
 
 def read_live(p: beam.Pipeline, config: Config, ctx: RunContext) -> tuple[dict, list]:
@@ -57,43 +67,36 @@ def read_snapshot(p: beam.Pipeline, snapshot_dir: str, manifest: dict) -> tuple[
     return p | "ReadFromSnapshot" >> ReadFromSnapshot(snapshot_dir, manifest), []
 
 
-def _first(values):
-    return next(iter(values))
-
-
 def derive(read: dict, config: Config, ctx: RunContext) -> Derived:
     """Entities -> resources, cost records and metric points (no I/O).
 
     Entities are normalized where they are read; only small things are
-    grouped: each VM with its latest-utilization summary, disks by uuid.
+    grouped: each VM with its disks and its latest-utilization summary.
     """
     stats = read[STATS] | "ParseStats" >> beam.MapTuple(lambda key, v: (key, parse_stats_entity(v[1])))
     points = stats | "ExtractMetrics" >> beam.ParDo(
         ExtractMetrics(ctx.stats_interval_s, ctx.stats_start_ms, ctx.stats_end_ms))
     util = stats | "LatestUtilization" >> beam.MapTuple(lambda key, series: (key, latest_utilization(series)))
     vms = read["vm"] | "NormalizeVms" >> beam.ParDo(NormalizeVm()).with_outputs("vm", "disk", DEAD_LETTER)
-    vm_resources = ({"vm": vms.vm, "util": util}
-                    | "JoinVmsWithUtilization" >> beam.CoGroupByKey()
-                    | "AttachUtilization" >> beam.ParDo(AttachUtilization()))
-    # A GroupByKey, not a lifted combiner: its buffer holds encoded disks, not Python objects.
-    disks = (vms.disk | "GroupDisks" >> beam.GroupByKey()
-             | "DedupeDisks" >> beam.MapTuple(lambda _, same: _first(same)))
+    vm_side = ({"vm": vms.vm, "disk": vms.disk, "util": util}
+               | "JoinVmsDisksUtilization" >> beam.CoGroupByKey()
+               | "AttachUtilization" >> beam.ParDo(AttachUtilization()))
     infra = read["infra"] | "NormalizeInfra" >> beam.ParDo(NormalizeInfra()).with_outputs(
         DEAD_LETTER, main="resources")
-    resources = (vm_resources, disks, infra.resources) | "AllResources" >> beam.Flatten()
     clusters = infra.resources | "Clusters" >> beam.Filter(lambda r: r["kind"] == "cluster")
-    costs = resources | "ExtractCost" >> ExtractCost(config.rate_card, ctx, config.cloudforet.cost_data_source_id)
+    costs = vm_side | "ExtractCost" >> ExtractCost(config.rate_card, ctx, config.cloudforet.cost_data_source_id)
     malformed = (vms[DEAD_LETTER], infra[DEAD_LETTER]) | "Malformed" >> beam.Flatten()
-    return Derived(resources, clusters, costs, points, malformed, [read[DEAD_LETTER], malformed])
+    return Derived(vm_side, infra.resources, clusters, costs, points, malformed, [read[DEAD_LETTER], malformed])
 
 
-def reconcile(read: dict, derived: Derived, inventory, config: Config) -> tuple[list, list, list]:
+def reconcile(read: dict, derived: Derived, inventory_results, config: Config) -> tuple[list, list, list]:
     """Deletes what Prism no longer has (live runs, complete accounts only)."""
-    seen = ((derived.resources | "SeenResources" >> beam.Map(lambda r: (r["account"], r["resource_id"])),
+    key = lambda r: (r["account"], r["resource_id"])  # noqa: E731
+    seen = ((*(side | f"Seen{name}" >> beam.Map(key) for name, side in derived.sides),
              derived.malformed | "SeenMalformed" >> beam.Map(lambda d: (d["account"], d["id"])))
             | "Seen" >> beam.Flatten())
     events = (read[STATUS], read[DEAD_LETTER]) | "ReadEvents" >> beam.Flatten()
-    out = (seen, events, inventory.results) | "Reconcile" >> Reconcile(config.cloudforet, config.reconcile)
+    out = (seen, events, inventory_results) | "Reconcile" >> Reconcile(config.cloudforet, config.reconcile)
     return [out.results], [out["dead_letter"]], [out[NOTES]]
 
 
@@ -101,13 +104,14 @@ def write_and_notify(read: dict, derived: Derived, extra_results: list, config: 
                      account_names: tuple[str, ...], live: bool = True) -> beam.PCollection:
     cf = config.cloudforet
     registry = derived.clusters | "RegisterTypesAndRegions" >> RegisterTypesAndRegions(cf)
-    inventory = derived.resources | "WriteToInventory" >> WriteToInventory(cf)
+    inventory = [side | f"Write{name}ToInventory" >> WriteToInventory(cf) for name, side in derived.sides]
+    inventory_results = [i.results for i in inventory] | "InventoryResults" >> beam.Flatten()
     metrics = derived.points | "WriteToMetricStore" >> WriteToMetricStore(config.metric_store_path, ctx.run_id)
-    results = [inventory.results, metrics, registry.results, *extra_results]
-    dead_letters = [*derived.dead_letters, inventory[DEAD_LETTER], registry[DEAD_LETTER]]
+    results = [inventory_results, metrics, registry.results, *extra_results]
+    dead_letters = [*derived.dead_letters, *(i[DEAD_LETTER] for i in inventory), registry[DEAD_LETTER]]
     statuses = [read[STATUS]]
     if live and config.reconcile.enabled:
-        more_results, more_dead, notes = reconcile(read, derived, inventory, config)
+        more_results, more_dead, notes = reconcile(read, derived, inventory_results, config)
         results += more_results
         dead_letters += more_dead
         statuses += notes

@@ -58,16 +58,17 @@ def test_every_vm_of_every_page(prism_servers, vms):
     # every VM exactly once (keys before any dedupe), its stats too, and the
     # Prism Central pseudo-cluster listed alongside the 2 clusters
     run_read(config_for([server]), expected, expected, infra_kinds(server, 2, 4))
-    assert server.requests["/api/nutanix/v3/vms/list"] == max(1, -(-vms // 500))
-    assert server.requests["/api/nutanix/v3/groups"] == max(1, -(-vms // 500))
+    # every page once, and the first once more by the planner (it learns the total and page length)
+    assert server.requests["/api/nutanix/v3/vms/list"] == 1 + max(1, -(-vms // 500))
+    assert server.requests["/api/nutanix/v3/groups"] == 1 + max(1, -(-vms // 500))
 
 
 def test_server_answering_shorter_pages_than_asked(prism_servers):
     (server,) = prism_servers(FleetSpec(vms=100, clusters=1, hosts_per_cluster=2), max_page=7)
     expected = live_vms(server)
     run_read(config_for([server], page_size=50), expected, expected, infra_kinds(server, 1, 2))
-    # planned with the answered length: ceil(100 / 7) calls, none wasted
-    assert server.requests["/api/nutanix/v3/vms/list"] == 15
+    # planned with the answered length: the planner's call, then ceil(100 / 7) pages
+    assert server.requests["/api/nutanix/v3/vms/list"] == 1 + 15
 
 
 def test_two_prism_centrals_are_two_accounts(prism_servers):
@@ -94,7 +95,7 @@ def test_requests_stay_under_the_per_prism_central_rate(prism_servers):
     expected = live_vms(server)
     run_read(config_for([server], page_size=10, max_requests_per_s=10, max_concurrency=8), expected, expected,
              infra_kinds(server, 1, 1))
-    assert len(stamps) == 2 + 2 * 20  # clusters, hosts, 20 VM pages, 20 stats pages
+    assert len(stamps) == 4 + 2 + 2 * 20  # planner's 4 calls; clusters, hosts, 20 VM pages, 20 stats pages
     worst = max(sum(1 for t in stamps if s <= t < s + 1.0) for s in stamps)
     assert worst <= 11  # 10/s, a burst of one: never above the budget, though 8 fetch in parallel
     assert stamps[-1] - stamps[0] >= (len(stamps) - 2) / 10

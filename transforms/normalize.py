@@ -341,14 +341,16 @@ class NormalizeVm(beam.DoFn):
             yield pvalue.TaggedOutput(DEAD_LETTER, dead_letter("normalize", account, "vm", str(exc), uuid))
             return
         yield pvalue.TaggedOutput("vm", ((account, uuid), vm))
-        for d in disks:
-            yield pvalue.TaggedOutput("disk", ((account, d["resource_id"]), d))
+        for d in disks:  # keyed by their VM: they travel through the same join
+            yield pvalue.TaggedOutput("disk", ((account, uuid), d))
 
 
 class AttachUtilization(beam.DoFn):
-    """(key, {'vm': [vm...], 'util': [summary...]}) -> the VM with its latest utilization.
+    """(key, {'vm': [vm...], 'disk': [disk...], 'util': [summary...]}) -> the VM
+    with its latest utilization, and its disks.
 
-    Offset paging over a changing inventory can list a VM twice: one survives.
+    Offset paging over a changing inventory can list a VM twice: one survives,
+    and each of its disks once.
     """
 
     def process(self, joined: tuple) -> Iterable[dict]:
@@ -361,6 +363,11 @@ class AttachUtilization(beam.DoFn):
         if util:
             vm["data"]["utilization"] = util
         yield vm
+        seen = set()
+        for disk in groups["disk"]:
+            if disk["resource_id"] not in seen:
+                seen.add(disk["resource_id"])
+                yield disk
 
 
 class NormalizeInfra(beam.DoFn):

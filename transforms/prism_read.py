@@ -107,10 +107,13 @@ class _PrismDoFn(beam.DoFn):
 
 
 class PlanPages(_PrismDoFn):
-    """Account -> its first page of each kind, and requests for the others.
+    """Account -> a request for every page of each kind.
 
-    The first page gives ``total_matches`` and the page length the server really
-    answers; the rest are planned with that length.
+    A first call gives ``total_matches`` and the page length the server really
+    answers; every page, the first included, is then requested by the fetch
+    step. Fetching the first page twice costs one call per kind, and keeps all
+    entities flowing through one fused step (a Flatten of pages from two steps
+    would make the local runner hold every page in memory).
     """
 
     def __init__(self, config: Config, ctx: RunContext):
@@ -123,22 +126,22 @@ class PlanPages(_PrismDoFn):
         try:
             client = self.clients.get(account)
             base_url = client.creds.base_url
-            totals = {}
+            totals, requests = {}, []
             for kind in LIST_KINDS + (STATS,):
                 first = self._fetch(client, kind, 0, size)
                 totals[kind] = first["total"]
-                yield {"account": account, "kind": kind, "offset": 0, "base_url": base_url, **first}
                 step = first.get("answered_length") or first["count"] or size
                 step = max(1, min(step, size))
-                for offset in range(first["count"] or step, first["total"], step):
-                    self.planned.inc()
-                    yield pvalue.TaggedOutput("requests", (account, kind, offset, step, base_url))
+                requests += [(account, kind, offset, step, base_url)
+                             for offset in range(0, max(first["total"], 1), step)]
         except ConnectorError as exc:
             self.failed_accounts.inc()
             reason = "credentials rejected" if isinstance(exc, PrismAuthError) else "unreachable or failing"
             log.error("account %s failed (%s): %s", account, reason, exc)
             yield pvalue.TaggedOutput(STATUS, account_event(account, "failed", error=str(exc)))
             return
+        self.planned.inc(len(requests))
+        yield from requests
         yield pvalue.TaggedOutput(STATUS, account_event(account, "planned", totals=totals))
 
 
@@ -244,14 +247,14 @@ class ReadFromPrism(beam.PTransform):
 
     def expand(self, accounts):
         planned = accounts | "PlanPages" >> beam.ParDo(PlanPages(self.config, self.ctx)).with_outputs(
-            "requests", STATUS, main="pages")
+            STATUS, main="requests")
         fetched = (planned.requests
                    | "ReshufflePageRequests" >> beam.Reshuffle()
                    | "FetchPages" >> beam.ParDo(FetchPages(self.config, self.ctx)).with_outputs(STATUS, main="pages"))
-        pages = (planned.pages, fetched.pages) | "AllPages" >> beam.Flatten()
-        split = pages | "SplitPages" >> beam.ParDo(SplitPages()).with_outputs(
+        split = fetched.pages | "SplitPages" >> beam.ParDo(SplitPages()).with_outputs(
             "vm", "infra", STATS, STATUS, "dead_letter")
         status = (planned[STATUS], fetched[STATUS], split[STATUS]) | "ReadStatus" >> beam.Flatten()
         infra = split.infra | "DedupeInfra" >> beam.CombinePerKey(_first)
-        return {"vm": split.vm, "infra": infra, STATS: split[STATS], STATUS: status,
+        # infra_raw: as read, before dedupe, in the same step as VMs and stats (for the snapshot)
+        return {"vm": split.vm, "infra": infra, "infra_raw": split.infra, STATS: split[STATS], STATUS: status,
                 "dead_letter": split.dead_letter}

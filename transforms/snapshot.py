@@ -181,7 +181,7 @@ class WriteSnapshot(beam.PTransform):
 
         records = ((read["vm"] | "VmRecords" >> beam.Map(vm_record),
                     read[STATS] | "StatsRecords" >> beam.Map(stats_record),
-                    read["infra"] | "InfraRecords" >> beam.Map(infra_record))
+                    read.get("infra_raw", read["infra"]) | "InfraRecords" >> beam.Map(infra_record))
                    | "AllRecords" >> beam.Flatten())
         snapshot_dir = posixpath.join(self.root, sid)
         prefix = posixpath.join(snapshot_dir, "entities")
