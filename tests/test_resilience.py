@@ -1,0 +1,112 @@
+"""Runner retries of whole bundles, and runs killed with SIGKILL, end in the right state."""
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import pytest
+
+from emulators.cloudforet.config import EmulatorConfig
+from emulators.cloudforet.server import CloudForetEmulator
+from emulators.prism.fleet import FleetSpec
+from pipeline.run import run
+from tests.conftest import PRISM_PASSWORD, ROOT
+from tests.test_end_to_end import write_config
+from tests.test_fault_matrix import DAY, assert_matches_fleet, expected
+from tests.test_snapshot import state
+from transforms import cost_sink, inventory_sink
+
+SPEC = FleetSpec(seed=31, prism_centrals=1, clusters=2, hosts_per_cluster=1, vms=30, disks_per_vm=1)
+
+
+@pytest.fixture
+def cloudforets(tmp_path, monkeypatch):
+    started = []
+
+    def start(name):
+        emu = CloudForetEmulator(str(tmp_path / f"{name}.sqlite"), EmulatorConfig()).start()
+        started.append(emu)
+        return emu
+
+    monkeypatch.setenv("TEST_PRISM_PASSWORD", PRISM_PASSWORD)
+    yield start
+    for e in started:
+        e.stop()
+
+
+_failed_once: set = set()
+
+
+def fail_once_per_bundle(cls, monkeypatch):
+    """Each bundle writes its first batch for real, then fails, the first time only."""
+    original_start, original_write = cls.start_bundle, cls.write
+
+    def start_bundle(self):
+        original_start(self)
+        self.first_batch_of_bundle = True
+
+    def write(self, group, batch):
+        outputs = list(original_write(self, group, batch))
+        if self.first_batch_of_bundle:
+            self.first_batch_of_bundle = False
+            key = (cls.__name__, tuple(sorted(str(r.get("resource_id", r.get("resource"))) for r in batch)))
+            if key not in _failed_once:
+                _failed_once.add(key)
+                raise RuntimeError("injected: the bundle fails after its writes were applied")
+        return iter(outputs)
+
+    monkeypatch.setattr(cls, "start_bundle", start_bundle)
+    monkeypatch.setattr(cls, "write", write)
+
+
+def test_runner_retrying_whole_bundles_leaves_the_same_state(tmp_path, prism_servers, cloudforets, monkeypatch):
+    server, = prism_servers(SPEC)
+    reference, retried = cloudforets("reference"), cloudforets("retried")
+    monkeypatch.setenv("TEST_CF_TOKEN", reference.app_token())
+    config = write_config(tmp_path, [server], reference, batch_size=7, name="reference.yaml", metrics="m-ref")
+    assert run(["--config", config, "--collected-at", f"{DAY}T06:00:00Z", "--run-id", "r"]) == 0
+
+    # BundleBasedDirectRunner retries a failed bundle; every sink bundle fails once after writing
+    fail_once_per_bundle(inventory_sink._WriteInventoryFn, monkeypatch)
+    fail_once_per_bundle(cost_sink._WriteCostFn, monkeypatch)
+    monkeypatch.setenv("TEST_CF_TOKEN", retried.app_token())
+    config = write_config(tmp_path, [server], retried, batch_size=7, name="retried.yaml", metrics="m-retried")
+    assert run(["--config", config, "--collected-at", f"{DAY}T06:00:00Z", "--run-id", "r",
+                "--runner", "BundleBasedDirectRunner"]) == 0
+    assert _failed_once, "no bundle was failed: the test did not test anything"
+    assert state(retried) == state(reference)
+    assert_matches_fleet(retried, server)
+
+
+def test_runs_killed_at_any_point_then_rerun_end_right(tmp_path, prism_servers, cloudforets, monkeypatch):
+    server, = prism_servers(SPEC)
+    emu = cloudforets("killed")
+    config = write_config(tmp_path, [server], emu, batch_size=5, touch_after_s=0)
+    env = dict(os.environ, TEST_CF_TOKEN=emu.app_token(), TEST_PRISM_PASSWORD=PRISM_PASSWORD)
+    args = [sys.executable, "-m", "pipeline", "--config", config, "--collected-at", f"{DAY}T06:00:00Z",
+            "--log-level", "WARNING"]
+    killed_at = []
+    for i, delay in enumerate((2.0, 3.5, 5.0, 6.5)):
+        proc = subprocess.Popen(args + ["--run-id", f"killed-{i}"], cwd=ROOT, env=env,
+                                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        time.sleep(delay)
+        if proc.poll() is None:
+            proc.send_signal(signal.SIGKILL)
+            killed_at.append(delay)
+        proc.wait(60)
+        if i == 1:
+            server.pc.delete_vms([3])  # Prism changes between the killed runs, too
+    assert killed_at, "every run finished before it could be killed"
+    assert len(emu.store.cloud_services()) > 0  # the killed runs got somewhere
+
+    proc = subprocess.run(args + ["--run-id", "complete"], cwd=ROOT, env=env, capture_output=True, text=True,
+                          timeout=300)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    # a killed run may have written the day's costs of the VM deleted since: at most once
+    server.pc.deleted.discard(3)
+    earlier = expected(server)[1]
+    server.pc.delete_vms([3])
+    assert_matches_fleet(emu, server, maybe_costs=earlier)
