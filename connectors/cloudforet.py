@@ -263,6 +263,8 @@ class CloudForetClient:
                 return method(request, metadata=self._metadata(), timeout=timeout_s or self.timeout_s)
             except grpc.RpcError as exc:
                 err = map_rpc_error(exc, what)
+            except CloudForetError as exc:  # the login itself failed (it may be transient too)
+                err = exc
             if err.code == "UNAUTHENTICATED" and not renewed:
                 self.tokens.invalidate()
                 renewed = True

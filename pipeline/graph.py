@@ -97,7 +97,7 @@ def reconcile(read: dict, derived: Derived, inventory_results, config: Config) -
             | "Seen" >> beam.Flatten())
     events = (read[STATUS], read[DEAD_LETTER]) | "ReadEvents" >> beam.Flatten()
     out = (seen, events, inventory_results) | "Reconcile" >> Reconcile(config.cloudforet, config.reconcile)
-    return [out.results], [out["dead_letter"]], [out[NOTES]]
+    return [out["results"]], [out["dead_letter"]], [out[NOTES]]
 
 
 def write_and_notify(read: dict, derived: Derived, extra_results: list, config: Config, ctx: RunContext,

@@ -236,7 +236,7 @@ def test_readback_prints_both_tables(env, capsys):
     assert f"Cost per cluster (region_code) on {DAY}" in out
     for cluster, cost in records.items():
         assert f"{cost:.2f}" in out and cluster in out
-    assert "VM vm-a1 on 2026-11-28, hourly AVERAGE" in out and "2026-11-28T23:00:00.000Z" in out
+    assert "VM vm-a1 on 2026-11-28, 5-minute AVERAGE" in out and "2026-11-28T23:00:00.000Z" in out
     assert main(args) == 0  # idempotent: data sources are reused, not registered twice
     out = capsys.readouterr().out
     assert "tasks=0" in out

@@ -175,7 +175,7 @@ def test_snapshot_without_manifest_is_refused(tmp_path, prism_servers, emulators
 
 def test_one_malformed_entity_is_a_dead_letter_the_rest_replays(tmp_path, prism_servers, emulators, monkeypatch):
     snap, target = _live_snapshot(tmp_path, prism_servers, emulators, monkeypatch)
-    entity_file = next(snap.glob("entities*.avro"))
+    entity_file = next(snap.glob("entities-vm-*.avro"))
     with entity_file.open("rb") as fh:
         reader = fastavro.reader(fh)
         schema, records = reader.writer_schema, list(reader)
@@ -201,7 +201,7 @@ def test_one_malformed_entity_is_a_dead_letter_the_rest_replays(tmp_path, prism_
 def test_snapshot_is_readable_by_ordinary_tools_and_holds_no_secret(tmp_path, prism_servers, emulators,
                                                                    monkeypatch):
     snap, _ = _live_snapshot(tmp_path, prism_servers, emulators, monkeypatch)
-    with next(snap.glob("entities*.avro")).open("rb") as fh:
+    with next(snap.glob("entities-vm-*.avro")).open("rb") as fh:
         rows = list(fastavro.reader(fh))
     vm = next(r for r in rows if r["kind"] == "vm")
     assert vm["name"] and vm["cluster_name"] and vm["power_state"] in ("ON", "OFF")
@@ -215,5 +215,5 @@ def test_parquet_snapshot_reads_with_pyarrow(tmp_path, prism_servers, emulators,
     assert run_with(emulators("live"), tmp_path, monkeypatch, "--collected-at", "2026-11-20T06:00:00Z",
                     servers=servers, snapshot={"format": "parquet"}) == 0
     snap = only_snapshot(tmp_path)
-    table = pq.read_table(next(snap.glob("entities*.parquet")), columns=["kind", "uuid", "power_state"])
+    table = pq.read_table(next(snap.glob("entities-vm-*.parquet")), columns=["kind", "uuid", "power_state"])
     assert Counter(table.column("kind").to_pylist())["vm"] == 6

@@ -74,10 +74,8 @@ class _ReconcileFn(beam.DoFn):
 
     def process(self, item: tuple, complete: dict, _writes_done: list) -> Iterable:
         account, seen_ids = item
-        ok, why = complete.get(account, (False, "no read events for the account"))
-        if not ok:
-            yield pvalue.TaggedOutput(NOTES, {"account": account, "event": "note",
-                                              "text": f"reconciliation skipped: {why}; nothing was deleted"})
+        ok, _ = complete.get(account, (False, ""))
+        if not ok:  # said once per account by skipped_notes()
             return
         seen = set(seen_ids)
         try:
@@ -159,8 +157,17 @@ class Reconcile(beam.PTransform):
         complete = (events
                     | "KeyByAccount" >> beam.Map(lambda ev: (ev.get("account", "?"), ev))
                     | "Completeness" >> beam.CombinePerKey(_CompletenessFn()))
-        return (seen
-                | "SeenPerAccount" >> beam.GroupByKey()
-                | "DeleteUnseen" >> beam.ParDo(_ReconcileFn(self.options, self.reconcile),
-                                               pvalue.AsDict(complete), pvalue.AsList(inventory_results))
-                .with_outputs(NOTES, "dead_letter", main="results"))
+        out = (seen
+               | "SeenPerAccount" >> beam.GroupByKey()
+               | "DeleteUnseen" >> beam.ParDo(_ReconcileFn(self.options, self.reconcile),
+                                              pvalue.AsDict(complete), pvalue.AsList(inventory_results))
+               .with_outputs(NOTES, "dead_letter", main="results"))
+        skipped = complete | "SkippedNotes" >> beam.FlatMapTuple(skipped_notes)
+        notes = (out[NOTES], skipped) | "AllNotes" >> beam.Flatten()
+        return {"results": out.results, "dead_letter": out.dead_letter, NOTES: notes}
+
+
+def skipped_notes(account: str, state: tuple) -> Iterable[dict]:
+    ok, why = state
+    if not ok:
+        yield {"account": account, "event": "note", "text": f"reconciliation skipped: {why}; nothing was deleted"}

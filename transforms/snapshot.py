@@ -179,21 +179,26 @@ class WriteSnapshot(beam.PTransform):
             (account, kind, uuid), (base_url, entity) = kv
             return to_record(sid, collected_ms, account, kind, uuid, base_url, entity)
 
-        records = ((read["vm"] | "VmRecords" >> beam.Map(vm_record),
-                    read[STATS] | "StatsRecords" >> beam.Map(stats_record),
-                    read.get("infra_raw", read["infra"]) | "InfraRecords" >> beam.Map(infra_record))
-                   | "AllRecords" >> beam.Flatten())
         snapshot_dir = posixpath.join(self.root, sid)
-        prefix = posixpath.join(snapshot_dir, "entities")
-        if self.fmt == "avro":
-            files = records | "WriteAvro" >> beam.io.WriteToAvro(prefix, schema=avro_schema(),
-                                                                 file_name_suffix=".avro")
-        else:
-            files = records | "WriteParquet" >> beam.io.WriteToParquet(prefix, schema=SNAPSHOT_ENTITY,
-                                                                       file_name_suffix=".parquet")
-        counts = (records
-                  | "CountKey" >> beam.Map(lambda r: ((r["account"], r["kind"]), 1))
-                  | "CountPerKind" >> beam.CombinePerKey(sum))
+        # One write per kind of input: a Flatten of the three would make the local
+        # runner hold every record in memory before writing any.
+        sources = (("vm", read["vm"], vm_record), ("vm_stats", read[STATS], stats_record),
+                   ("infra", read.get("infra_raw", read["infra"]), infra_record))
+        file_sets, count_sets = [], []
+        for name, pcoll, to_rec in sources:
+            label = "".join(part.title() for part in name.split("_"))
+            records = pcoll | f"{label}Records" >> beam.Map(to_rec)
+            prefix = posixpath.join(snapshot_dir, f"entities-{name}")
+            if self.fmt == "avro":
+                files = records | f"Write{label}Avro" >> beam.io.WriteToAvro(
+                    prefix, schema=avro_schema(), file_name_suffix=".avro")
+            else:
+                files = records | f"Write{label}Parquet" >> beam.io.WriteToParquet(
+                    prefix, schema=SNAPSHOT_ENTITY, file_name_suffix=".parquet")
+            file_sets.append(files)
+            count_sets.append(records | f"Count{label}" >> beam.Map(lambda r: ((r["account"], r["kind"]), 1)))
+        files = file_sets | "EntityFiles" >> beam.Flatten()
+        counts = count_sets | "CountKeys" >> beam.Flatten() | "CountPerKind" >> beam.CombinePerKey(sum)
         return (files
                 | "AllFiles" >> beam.combiners.ToList()
                 | "WriteManifest" >> beam.ParDo(_WriteManifestFn(snapshot_dir, ctx, self.fmt),
