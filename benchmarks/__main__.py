@@ -3,7 +3,8 @@ import importlib
 import sys
 
 BENCHMARKS = {"e2e": "benchmarks.e2e", "replay": "benchmarks.replay",
-              "fleet_scale": "benchmarks.fleet_scale"}
+              "fleet_scale": "benchmarks.fleet_scale",
+              "soak": "benchmarks.soak"}
 
 
 def main() -> None:
