@@ -5,6 +5,8 @@ import json
 
 from apache_beam.io.filesystems import FileSystems
 
+from transforms.files import write_json_atomically
+
 
 def read_report(path: str) -> dict:
     with FileSystems.open(path) as fh:
@@ -62,8 +64,6 @@ def format_counters(values: dict[str, int]) -> str:
 
 def add_counters(path: str, values: dict[str, int]) -> None:
     """Adds the final counters to the run report (written before the run ended)."""
-    from apache_beam.io.filesystems import FileSystems
     report = read_report(path)
     report["counters"] = values
-    with FileSystems.create(path) as fh:
-        fh.write(json.dumps(report, indent=2, sort_keys=True).encode())
+    write_json_atomically(path, report)

@@ -7,16 +7,15 @@ written to a temporary name and renamed.
 """
 from __future__ import annotations
 
-import json
 import logging
 from typing import Iterable
 
 import apache_beam as beam
-from apache_beam.io.filesystems import FileSystems
 from apache_beam.metrics import Metrics
 
 from connectors.cloudforet import CloudForetClient
 from connectors.errors import CloudForetError
+from transforms.files import write_json_atomically
 from transforms.settings import CloudForetOptions
 
 log = logging.getLogger(__name__)
@@ -53,18 +52,6 @@ def notification_message(summary: dict, account: str) -> dict:
     }
 
 
-def write_report(path: str, summary: dict) -> None:
-    tmp = f"{path}.tmp"
-    directory = path.rsplit("/", 1)[0] if "/" in path else ""
-    if directory and not FileSystems.exists(directory):
-        FileSystems.mkdirs(directory)
-    with FileSystems.create(tmp) as fh:
-        fh.write(json.dumps(summary, indent=2, sort_keys=True).encode())
-    if FileSystems.exists(path):
-        FileSystems.delete([path])
-    FileSystems.rename([tmp], [path])
-
-
 class _NotifyFn(beam.DoFn):
     def __init__(self, options: CloudForetOptions, report_path: str):
         self.options, self.report_path = options, report_path
@@ -97,7 +84,7 @@ class _NotifyFn(beam.DoFn):
             except CloudForetError as err:
                 log.error("notification for %s failed: %s", account, err)
                 summary["notifications"][account] = f"failed: {err}"
-        write_report(self.report_path, summary)
+        write_json_atomically(self.report_path, summary)
         yield summary
 
 

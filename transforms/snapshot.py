@@ -27,6 +27,7 @@ from apache_beam.transforms.window import GlobalWindows
 
 from schemas import load_json_schema
 from schemas.parquet import SNAPSHOT_ENTITY, SNAPSHOT_SCHEMA_VERSION
+from transforms.files import write_json_atomically
 from transforms.prism_read import STATS, STATUS, account_event
 from transforms.settings import RunContext
 
@@ -102,15 +103,6 @@ def _file_digest(path: str) -> tuple[int, str]:
     return size, h.hexdigest()
 
 
-def _write_json_atomically(path: str, doc: dict) -> None:
-    tmp = f"{path}.tmp"
-    with FileSystems.create(tmp) as fh:
-        fh.write(json.dumps(doc, indent=2, sort_keys=True).encode())
-    if FileSystems.exists(path):
-        FileSystems.delete([path])
-    FileSystems.rename([tmp], [path])
-
-
 class _WriteManifestFn(beam.DoFn):
     def __init__(self, snapshot_dir: str, ctx: RunContext, fmt: str):
         self.snapshot_dir, self.ctx, self.fmt = snapshot_dir, ctx, fmt
@@ -148,7 +140,7 @@ class _WriteManifestFn(beam.DoFn):
         for (_, kind), n in counts:
             total[kind] += n
         manifest["counts"] = dict(sorted(total.items()))
-        _write_json_atomically(manifest_path(self.snapshot_dir), manifest)
+        write_json_atomically(manifest_path(self.snapshot_dir), manifest)
         for name, a in manifest["accounts"].items():
             yield {"sink": "snapshot", "account": name, "records": sum(a["counts"].values())}
 

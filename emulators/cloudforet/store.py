@@ -124,34 +124,27 @@ class Store:
             rows = self._conn.execute(sql).fetchall()
         return [json.loads(r[0]) for r in rows]
 
-    def cloud_services_by_ref(self, resource_ids: Iterable[Any], include_deleted: bool = True) -> list[dict]:
-        """Cloud services whose ``reference.resource_id`` is one of ``resource_ids`` (indexed)."""
-        ids = sorted({str(i) for i in resource_ids if i is not None})
-        state_sql = "" if include_deleted else f" AND state IS NOT '{DELETED}'"
+    def _where_in(self, sql: str, values: Iterable[Any]) -> list[dict]:
+        """Documents from ``sql`` (ending in ``IN ({marks})``) for every value, in insertion order."""
+        ids = sorted({str(i) for i in values if i is not None})
         rows: list[tuple[int, str]] = []
         with self._lock:
             for start in range(0, len(ids), _IN_CHUNK):
                 chunk = ids[start:start + _IN_CHUNK]
-                marks = ",".join("?" * len(chunk))
-                rows.extend(self._conn.execute(
-                    f"SELECT rowid, doc FROM {CLOUD_SERVICES} WHERE ref_resource_id IN ({marks}){state_sql}",
-                    chunk).fetchall())
+                rows.extend(self._conn.execute(sql.format(marks=",".join("?" * len(chunk))), chunk).fetchall())
         rows.sort(key=lambda r: r[0])
         return [json.loads(r[1]) for r in rows]
 
+    def cloud_services_by_ref(self, resource_ids: Iterable[Any], include_deleted: bool = True) -> list[dict]:
+        """Cloud services whose ``reference.resource_id`` is one of ``resource_ids`` (indexed)."""
+        state_sql = "" if include_deleted else f" AND state IS NOT '{DELETED}'"
+        return self._where_in(f"SELECT rowid, doc FROM {CLOUD_SERVICES} WHERE ref_resource_id IN ({{marks}})"
+                              f"{state_sql}", resource_ids)
+
     def costs_by_resource(self, resources: Iterable[Any]) -> list[dict]:
         """Costs whose ``resource`` is one of ``resources`` (expression index)."""
-        ids = sorted({str(i) for i in resources if i is not None})
-        rows: list[tuple[int, str]] = []
-        with self._lock:
-            for start in range(0, len(ids), _IN_CHUNK):
-                chunk = ids[start:start + _IN_CHUNK]
-                marks = ",".join("?" * len(chunk))
-                rows.extend(self._conn.execute(
-                    f"SELECT rowid, doc FROM {COSTS} WHERE json_extract(doc, '$.resource') IN ({marks})",
-                    chunk).fetchall())
-        rows.sort(key=lambda r: r[0])
-        return [json.loads(r[1]) for r in rows]
+        return self._where_in(f"SELECT rowid, doc FROM {COSTS} WHERE json_extract(doc, '$.resource') IN ({{marks}})",
+                              resources)
 
     # -- read helpers for tests ----------------------------------------------
     def cloud_services(self, include_deleted: bool = False) -> list[dict]:
