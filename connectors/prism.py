@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import logging
 import re
+import threading
 import time
 from dataclasses import dataclass, field
 from typing import Any
@@ -71,7 +72,8 @@ class PrismClient:
         self.retry = retry or RetryPolicy()
         # Shared by every client of this Prism Central in the process.
         self.limiter = shared_limiter(creds.base_url, rate_per_s)
-        self.retries_made = 0
+        self.retries_made = 0  # in all threads
+        self._local = threading.local()  # per thread, for callers that count their own
         self.session = requests.Session()
         self.session.auth = (creds.username, creds.password)
         self.session.headers.update({"Accept": "application/json", "Content-Type": "application/json"})
@@ -83,6 +85,12 @@ class PrismClient:
 
     def close(self) -> None:
         self.session.close()
+
+    def take_retries(self) -> int:
+        """Retries this thread made since its last call (and resets the count)."""
+        n = getattr(self._local, "retries", 0)
+        self._local.retries = 0
+        return n
 
     # -- public calls -----------------------------------------------------
     def list_page(self, kind: str, offset: int, length: int) -> Page:
@@ -159,6 +167,7 @@ class PrismClient:
             if attempt >= self.retry.max_attempts or not deadline.allows(delay):
                 raise PrismError(f"{err} (gave up after {attempt} attempts)", err.status, transient=True)
             self.retries_made += 1
+            self._local.retries = getattr(self._local, "retries", 0) + 1
             log.debug("retrying %s in %.2fs after: %s", where, delay, err)
             time.sleep(delay)
 

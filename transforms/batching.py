@@ -12,6 +12,7 @@ from typing import Hashable, Iterable
 
 import apache_beam as beam
 from apache_beam import pvalue
+from apache_beam.metrics import Metrics
 from apache_beam.transforms.window import GlobalWindows
 
 from connectors.cloudforet import CloudForetClient
@@ -29,6 +30,7 @@ class BatchedCloudForetWrite(beam.DoFn):
 
     def setup(self):
         self.client = CloudForetClient(self.options.endpoint, self.options.auth, self.options.timeout_s)
+        self._published_call_retries = 0
 
     def start_bundle(self):
         self._buffers: dict[Hashable, list] = defaultdict(list)
@@ -44,6 +46,12 @@ class BatchedCloudForetWrite(beam.DoFn):
             self._buffers[group] = []
             yield from self.write(group, buf)
 
+    def publish_call_retries(self) -> None:
+        """Lookups retried inside the client (reads), as a Beam counter."""
+        delta = self.client.retries_made - self._published_call_retries
+        self._published_call_retries = self.client.retries_made
+        Metrics.counter("cloudforet", "call_retries").inc(delta)
+
     def finish_bundle(self):
         buffers, self._buffers = self._buffers, defaultdict(list)
         for group, batch in buffers.items():
@@ -54,3 +62,4 @@ class BatchedCloudForetWrite(beam.DoFn):
                     yield pvalue.TaggedOutput(out.tag, GlobalWindows.windowed_value(out.value))
                 else:
                     yield GlobalWindows.windowed_value(out)
+        self.publish_call_retries()

@@ -51,7 +51,7 @@ class _WriteCostFn(BatchedCloudForetWrite):
         self.created = Metrics.counter(NS, "created")
         self.skipped = Metrics.counter(NS, "already_present")
         self.failed = Metrics.counter(NS, "failed")
-        self.retries = Metrics.counter(NS, "retries")
+        self.retries = Metrics.counter(NS, "records_retried")
 
     def setup(self):
         super().setup()

@@ -88,7 +88,7 @@ class _WriteInventoryFn(BatchedCloudForetWrite):
         self.updated = Metrics.counter(NS, "updated")
         self.unchanged = Metrics.counter(NS, "unchanged")
         self.failed = Metrics.counter(NS, "failed")
-        self.retries = Metrics.counter(NS, "retries")
+        self.retries = Metrics.counter(NS, "records_retried")
 
     def group_of(self, r: dict) -> Hashable:
         return r["provider"], r["cloud_service_type"], r["cloud_service_group"]

@@ -153,6 +153,7 @@ class FetchPages(_PrismDoFn):
         self.fetched = Metrics.counter(NS, "pages_fetched")
         self.failed = Metrics.counter(NS, "pages_failed")
         self.entities = Metrics.counter(NS, "entities_read")
+        self.retries = Metrics.counter(NS, "retries")
 
     def setup(self):
         super().setup()
@@ -171,28 +172,39 @@ class FetchPages(_PrismDoFn):
         if len(self.pending) >= self.config.prism.max_concurrency:
             done, self.pending = wait(self.pending, return_when=FIRST_COMPLETED)
             for f in done:
-                yield from f.result()
+                yield from self._outputs(f)
 
     def finish_bundle(self):
         done, _ = wait(self.pending)
         self.pending = set()
         for f in done:
-            for out in f.result():
+            for out in self._outputs(f):
                 if isinstance(out, pvalue.TaggedOutput):
                     yield pvalue.TaggedOutput(out.tag, GlobalWindows.windowed_value(out.value))
                 else:
                     yield GlobalWindows.windowed_value(out)
 
-    def _fetch_range(self, account: str, kind: str, offset: int, length: int, base_url: str) -> list:
+    def _outputs(self, future: Future) -> list:
+        """Counts in the bundle's thread: Beam counters bumped in pool threads are lost."""
+        outputs, tally = future.result()
+        self.fetched.inc(tally["pages"])
+        self.entities.inc(tally["entities"])
+        self.failed.inc(tally["failed"])
+        self.retries.inc(tally["retries"])
+        return outputs
+
+    def _fetch_range(self, account: str, kind: str, offset: int, length: int, base_url: str) -> tuple:
         """Fetches [offset, offset+length); follows up if the server answers fewer."""
         outputs: list = []
+        tally = {"pages": 0, "entities": 0, "failed": 0, "retries": 0}
         got = 0
+        client = None
         try:
             client = self.clients.get(account)
             while got < length:
                 page = self._fetch(client, kind, offset + got, length - got)
-                self.fetched.inc()
-                self.entities.inc(page["count"])
+                tally["pages"] += 1
+                tally["entities"] += page["count"]
                 progress.add(account, f"{kind} read", page["count"])
                 outputs.append({"account": account, "kind": kind, "offset": offset + got, "base_url": base_url,
                                 **page})
@@ -200,11 +212,12 @@ class FetchPages(_PrismDoFn):
                 if page["count"] == 0 or offset + got >= page["total"]:
                     break
         except ConnectorError as exc:
-            self.failed.inc()
+            tally["failed"] += 1
             log.error("page %s offset %d of account %s failed: %s", kind, offset + got, account, exc)
             outputs.append(pvalue.TaggedOutput(STATUS, account_event(
                 account, "page_failed", kind=kind, offset=offset + got, error=str(exc))))
-        return outputs
+        tally["retries"] = client.take_retries() if client is not None else 0
+        return outputs, tally
 
 
 class SplitPages(beam.DoFn):

@@ -40,7 +40,7 @@ MakeCall = Callable[[Any, list], tuple]  # (record, existing) -> (op, future | N
 
 def write_batch(client: CloudForetClient, pending: dict, lookup: Lookup, make_call: MakeCall, what: str,
                 policy: RetryPolicy, stop: Callable[[CloudForetError], bool] = lambda e: False,
-                on_retry: Callable[[], None] = lambda: None) -> list[Outcome]:
+                on_retry: Callable[[int], None] = lambda n: None) -> list[Outcome]:
     """Writes every record of ``pending`` (key -> record) at most once.
 
     ``stop(err)`` may say that an error makes every remaining record fail at
@@ -105,7 +105,7 @@ def write_batch(client: CloudForetClient, pending: dict, lookup: Lookup, make_ca
             outcomes += [Outcome(k, r, "failed", f"{last_error.get(k, 'failed')} (gave up after {attempt} "
                                  "attempts)") for k, r in pending.items()]
             break
-        on_retry()
+        on_retry(len(pending))  # records written again
         log.debug("%s: retrying %d records in %.2fs", what, len(pending), delay)
         time.sleep(delay)
     return outcomes
