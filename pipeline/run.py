@@ -58,6 +58,10 @@ def setup_logging(level: str) -> None:
         plain = [handler]
     for h in plain:
         h.setFormatter(fmt)
+    # Beam's and gRPC's INFO lines drown the collector's own; DEBUG shows everything.
+    quiet = logging.DEBUG if level == "DEBUG" else logging.WARNING
+    for name in ("apache_beam", "urllib3"):
+        logging.getLogger(name).setLevel(quiet)
 
 
 def _collected_at(value: str | None) -> float:
