@@ -60,7 +60,8 @@ def setup_logging(level: str) -> None:
         h.setFormatter(fmt)
     # Beam's and gRPC's INFO lines drown the collector's own; DEBUG shows everything.
     quiet = logging.DEBUG if level == "DEBUG" else logging.WARNING
-    for name in ("apache_beam", "urllib3"):
+    for name in ("apache_beam.typehints", "apache_beam.io", "apache_beam.runners.portability.fn_api_runner",
+                 "apache_beam.runners.worker.statecache", "urllib3"):
         logging.getLogger(name).setLevel(quiet)
 
 

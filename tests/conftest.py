@@ -31,6 +31,23 @@ def prism_servers():
         s.stop()
 
 
+@pytest.fixture
+def cloudforets(tmp_path):
+    """Starts CloudForet emulators by name (fresh SQLite files); stops them after the test."""
+    from emulators.cloudforet.config import EmulatorConfig
+    from emulators.cloudforet.server import CloudForetEmulator
+    started = []
+
+    def start(name: str) -> CloudForetEmulator:
+        emu = CloudForetEmulator(str(tmp_path / f"{name}.sqlite"), EmulatorConfig()).start()
+        started.append(emu)
+        return emu
+
+    yield start
+    for e in started:
+        e.stop()
+
+
 def account_entry(server: PrismServer, name: str | None = None, password_env: str = "TEST_PRISM_PASSWORD") -> dict:
     return {"name": name or server.pc.name, "host": server.host,
             "port": server.port, "scheme": "http", "username": "admin", "password_env": password_env}

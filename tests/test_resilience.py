@@ -22,19 +22,10 @@ from transforms import cost_sink, inventory_sink
 SPEC = FleetSpec(seed=31, prism_centrals=1, clusters=2, hosts_per_cluster=1, vms=30, disks_per_vm=1)
 
 
-@pytest.fixture
-def cloudforets(tmp_path, monkeypatch):
-    started = []
-
-    def start(name):
-        emu = CloudForetEmulator(str(tmp_path / f"{name}.sqlite"), EmulatorConfig()).start()
-        started.append(emu)
-        return emu
-
+@pytest.fixture(autouse=True)
+def _env(monkeypatch):
     monkeypatch.setenv("TEST_PRISM_PASSWORD", PRISM_PASSWORD)
-    yield start
-    for e in started:
-        e.stop()
+
 
 
 _failed_once: set = set()

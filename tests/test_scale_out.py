@@ -34,20 +34,6 @@ RUN_ID = "scale-out"
 MULTI = ["--direct_num_workers", "2", "--direct_running_mode", "multi_processing"]
 
 
-@pytest.fixture
-def cloudforets(tmp_path):
-    started = []
-
-    def start(name: str) -> CloudForetEmulator:
-        emu = CloudForetEmulator(str(tmp_path / f"{name}.sqlite"), EmulatorConfig()).start()
-        started.append(emu)
-        return emu
-
-    yield start
-    for e in started:
-        e.stop()
-
-
 def table_rows(path) -> list[dict]:
     table = ds.dataset(str(path), format="parquet", partitioning="hive").to_table()
     return sorted(table.to_pylist(), key=lambda r: json.dumps(r, sort_keys=True, default=str))

@@ -26,20 +26,6 @@ VOLATILE = {"cloud_service_id", "created_at", "updated_at", "deleted_at", "cost_
             "tag_keys", "collection_info"}
 
 
-@pytest.fixture
-def emulators(tmp_path):
-    started = []
-
-    def start(name: str) -> CloudForetEmulator:
-        emu = CloudForetEmulator(str(tmp_path / f"{name}.sqlite"), EmulatorConfig()).start()
-        started.append(emu)
-        return emu
-
-    yield start
-    for e in started:
-        e.stop()
-
-
 @pytest.fixture(autouse=True)
 def _env(monkeypatch):
     monkeypatch.setenv("TEST_PRISM_PASSWORD", PRISM_PASSWORD)
@@ -72,9 +58,9 @@ def only_snapshot(tmp_path) -> Path:
 
 
 @pytest.mark.parametrize("fmt", ["avro", "parquet"])
-def test_round_trip_live_snapshot_replay(tmp_path, prism_servers, emulators, monkeypatch, fmt):
+def test_round_trip_live_snapshot_replay(tmp_path, prism_servers, cloudforets, monkeypatch, fmt):
     servers = prism_servers(SPEC)
-    live, replayed = emulators("live"), emulators("replayed")
+    live, replayed = cloudforets("live"), cloudforets("replayed")
     assert run_with(live, tmp_path, monkeypatch, "--collected-at", "2026-11-20T06:00:00Z", servers=servers,
                     snapshot={"format": fmt}, metrics="metrics-live") == 0
     snap = only_snapshot(tmp_path)
@@ -107,9 +93,9 @@ def test_round_trip_live_snapshot_replay(tmp_path, prism_servers, emulators, mon
     assert metric_rows(tmp_path / "metrics-replay") == metric_rows(tmp_path / "metrics-live")
 
 
-def test_backfill_three_days_in_date_order(tmp_path, prism_servers, emulators, monkeypatch):
+def test_backfill_three_days_in_date_order(tmp_path, prism_servers, cloudforets, monkeypatch):
     servers = prism_servers(SPEC)
-    live = emulators("live")
+    live = cloudforets("live")
     days = ["2026-11-03", "2026-11-01", "2026-11-02"]  # collected out of order on purpose
     for day in days:
         assert run_with(live, tmp_path, monkeypatch, "--collected-at", f"{day}T06:00:00Z", servers=servers,
@@ -117,7 +103,7 @@ def test_backfill_three_days_in_date_order(tmp_path, prism_servers, emulators, m
     per_day = Counter(c["billed_date"] for c in live.store.costs())
     assert set(per_day) == set(days) and len(set(per_day.values())) == 1
 
-    backfill = emulators("backfill")
+    backfill = cloudforets("backfill")
     assert run_with(backfill, tmp_path, monkeypatch, "--source", "snapshot",
                     "--snapshot", str(tmp_path / "snapshots" / "*"), servers=servers, metrics="m2") == 0
     costs = backfill.store.costs()
@@ -128,8 +114,8 @@ def test_backfill_three_days_in_date_order(tmp_path, prism_servers, emulators, m
     assert json.loads((tmp_path / "report.json").read_text())["billed_date"] == "2026-11-03"
 
 
-def test_committed_schema_v1_snapshot_still_replays(tmp_path, emulators, monkeypatch):
-    emu = emulators("v1")
+def test_committed_schema_v1_snapshot_still_replays(tmp_path, cloudforets, monkeypatch):
+    emu = cloudforets("v1")
     snap = tmp_path / "v1"
     shutil.copytree(V1_SAMPLE, snap)
     assert json.loads((snap / "manifest.json").read_text())["schema_version"] == 1
@@ -142,11 +128,11 @@ def test_committed_schema_v1_snapshot_still_replays(tmp_path, emulators, monkeyp
     assert {c["billed_date"] for c in emu.store.costs()} == {manifest["collected_at"][:10]}
 
 
-def _live_snapshot(tmp_path, prism_servers, emulators, monkeypatch) -> tuple[Path, CloudForetEmulator]:
+def _live_snapshot(tmp_path, prism_servers, cloudforets, monkeypatch) -> tuple[Path, CloudForetEmulator]:
     servers = prism_servers(FleetSpec(seed=3, vms=10, clusters=1, hosts_per_cluster=1))
-    assert run_with(emulators("live"), tmp_path, monkeypatch, "--collected-at", "2026-11-20T06:00:00Z",
+    assert run_with(cloudforets("live"), tmp_path, monkeypatch, "--collected-at", "2026-11-20T06:00:00Z",
                     servers=servers) == 0
-    return only_snapshot(tmp_path), emulators("target")
+    return only_snapshot(tmp_path), cloudforets("target")
 
 
 @pytest.mark.parametrize("damage, message", [
@@ -154,9 +140,9 @@ def _live_snapshot(tmp_path, prism_servers, emulators, monkeypatch) -> tuple[Pat
     (lambda f: f.write_bytes(f.read_bytes()[:-40] + bytes(40)), "corrupt"),
     (lambda f: f.unlink(), "missing"),
 ])
-def test_damaged_snapshot_stops_before_writing(tmp_path, prism_servers, emulators, monkeypatch, capsys,
+def test_damaged_snapshot_stops_before_writing(tmp_path, prism_servers, cloudforets, monkeypatch, capsys,
                                                damage, message):
-    snap, target = _live_snapshot(tmp_path, prism_servers, emulators, monkeypatch)
+    snap, target = _live_snapshot(tmp_path, prism_servers, cloudforets, monkeypatch)
     entity_file = next(snap.glob("entities*"))
     damage(entity_file)
     code = run_with(target, tmp_path, monkeypatch, "--source", "snapshot", "--snapshot", str(snap))
@@ -165,16 +151,16 @@ def test_damaged_snapshot_stops_before_writing(tmp_path, prism_servers, emulator
     assert target.store.cloud_services() == [] and target.store.costs() == []
 
 
-def test_snapshot_without_manifest_is_refused(tmp_path, prism_servers, emulators, monkeypatch, capsys):
-    snap, target = _live_snapshot(tmp_path, prism_servers, emulators, monkeypatch)
+def test_snapshot_without_manifest_is_refused(tmp_path, prism_servers, cloudforets, monkeypatch, capsys):
+    snap, target = _live_snapshot(tmp_path, prism_servers, cloudforets, monkeypatch)
     (snap / "manifest.json").unlink()
     assert run_with(target, tmp_path, monkeypatch, "--source", "snapshot", "--snapshot", str(snap)) == 2
     assert "no manifest.json" in capsys.readouterr().err
     assert target.store.cloud_services() == []
 
 
-def test_one_malformed_entity_is_a_dead_letter_the_rest_replays(tmp_path, prism_servers, emulators, monkeypatch):
-    snap, target = _live_snapshot(tmp_path, prism_servers, emulators, monkeypatch)
+def test_one_malformed_entity_is_a_dead_letter_the_rest_replays(tmp_path, prism_servers, cloudforets, monkeypatch):
+    snap, target = _live_snapshot(tmp_path, prism_servers, cloudforets, monkeypatch)
     entity_file = next(snap.glob("entities-vm-*.avro"))
     with entity_file.open("rb") as fh:
         reader = fastavro.reader(fh)
@@ -198,9 +184,9 @@ def test_one_malformed_entity_is_a_dead_letter_the_rest_replays(tmp_path, prism_
     assert "malformed snapshot record" in account["errors"][0] and victim["uuid"] in account["errors"][0]
 
 
-def test_snapshot_is_readable_by_ordinary_tools_and_holds_no_secret(tmp_path, prism_servers, emulators,
+def test_snapshot_is_readable_by_ordinary_tools_and_holds_no_secret(tmp_path, prism_servers, cloudforets,
                                                                    monkeypatch):
-    snap, _ = _live_snapshot(tmp_path, prism_servers, emulators, monkeypatch)
+    snap, _ = _live_snapshot(tmp_path, prism_servers, cloudforets, monkeypatch)
     with next(snap.glob("entities-vm-*.avro")).open("rb") as fh:
         rows = list(fastavro.reader(fh))
     vm = next(r for r in rows if r["kind"] == "vm")
@@ -210,9 +196,9 @@ def test_snapshot_is_readable_by_ordinary_tools_and_holds_no_secret(tmp_path, pr
     assert PRISM_PASSWORD.encode() not in everything
 
 
-def test_parquet_snapshot_reads_with_pyarrow(tmp_path, prism_servers, emulators, monkeypatch):
+def test_parquet_snapshot_reads_with_pyarrow(tmp_path, prism_servers, cloudforets, monkeypatch):
     servers = prism_servers(FleetSpec(seed=3, vms=6, clusters=1, hosts_per_cluster=1))
-    assert run_with(emulators("live"), tmp_path, monkeypatch, "--collected-at", "2026-11-20T06:00:00Z",
+    assert run_with(cloudforets("live"), tmp_path, monkeypatch, "--collected-at", "2026-11-20T06:00:00Z",
                     servers=servers, snapshot={"format": "parquet"}) == 0
     snap = only_snapshot(tmp_path)
     table = pq.read_table(next(snap.glob("entities-vm-*.parquet")), columns=["kind", "uuid", "power_state"])
