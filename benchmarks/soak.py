@@ -392,14 +392,14 @@ def main(argv: list[str]) -> None:
     print(f"\n=== Soak: {args.vms} VMs, {args.rate:.1%} faults per side, {args.runs} runs "
           f"({time.monotonic() - started:.0f} s in all; load average now {os.getloadavg()[0]:.2f}) ===")
     print(f"{'run':>3} | {'faulty s':>8} | {'fault-free s':>12} | {'ratio':>6} | {'injected Prism':>14} | "
-          f"{'injected CF':>11} | {'retry rounds inv+cost':>21} | {'diff':>4} | {'fault-free diff':>15}")
+          f"{'injected CF':>11} | {'records retried':>21} | {'diff':>4} | {'fault-free diff':>15}")
     failed = False
     for f, c in zip(faulty, clean):
         ratio = f"{f['seconds'] / c['seconds']:5.2f}x" if c else "-"
         r = f["retries"]
         print(f"{f['run']:>3} | {f['seconds']:8.1f} | {(c['seconds'] if c else float('nan')):12.1f} | {ratio:>6} | "
               f"{sum(f['prism_injected'].values()):>14} | {sum(f['cf_injected'].values()):>11} | "
-              f"{r.get('inventory.retries', 0) + r.get('cost.retries', 0):>21} | {f['diff']['total']:>4} | "
+              f"{r.get('inventory.records_retried', 0) + r.get('cost.records_retried', 0):>21} | {f['diff']['total']:>4} | "
               f"{(c['diff']['total'] if c else '-'):>15}")
         for row in (f, c):
             if row and (row["diff"]["total"] or row["problems"]):
@@ -418,13 +418,9 @@ def main(argv: list[str]) -> None:
           f"requests = {sum(pi.values()) / max(1, pc):.2%} ({_kinds(pi)})")
     print(f"injected faults, CloudForet side (CloudForetFaults.injected, emulator child): {sum(ci.values())} of "
           f"{cc} calls = {sum(ci.values()) / max(1, cc):.2%} ({_kinds(ci)})")
-    print(f"retries, pipeline Beam counters (CloudForet sinks): {dict(rt) or 'none'} -- these count retry ROUNDS "
-          "of a batch (transforms/write_engine.py write_batch calls on_retry once per round, however many "
-          "records it retries), not calls retried")
-    print("retries not published by the pipeline: Prism client (connectors/prism.py PrismClient.retries_made) and "
-          "CloudForet unary calls (connectors/cloudforet.py CloudForetClient.retries_made: lookups, Cost.list, "
-          "reconcile's list, registrations); each injected fault makes its caller retry once unless that was "
-          "the last attempt, so the injected counts above stand for them")
+    print(f"retries, the pipeline's Beam counters summed over runs: {dict(rt) or 'none'} (prism.retries: Prism "
+          "calls retried; *.records_retried: records the sinks wrote again; cloudforet.call_retries: lookups "
+          "retried; reconcile, registration and the notification retry without a counter)")
     if failed:
         bar = "!" * 78
         print(f"{bar}\n!! SOAK FAILED: a final-state diff is not empty or a run did not succeed (see above)\n{bar}",
