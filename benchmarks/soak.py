@@ -87,7 +87,7 @@ def cloudforet_child(argv: list[str]) -> int:
     ap.add_argument("--latency-ms", type=float, default=None)
     args = ap.parse_args(argv)
 
-    from emulators.cloudforet.__main__ import write_atomic
+    from emulators.readyfile import write_atomic
     from emulators.cloudforet.config import EmulatorConfig
     from emulators.cloudforet.faults import CloudForetFaults
     from emulators.cloudforet.server import CloudForetEmulator

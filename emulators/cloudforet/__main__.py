@@ -16,10 +16,9 @@ import logging
 import os
 import signal
 import sys
-import tempfile
 import threading
-from pathlib import Path
 
+from ..readyfile import write_atomic
 from .config import EmulatorConfig
 from .server import CloudForetEmulator
 
@@ -41,21 +40,6 @@ def _parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--tls-dir", metavar="DIR",
                         help="generate a CA + server certificate in DIR and serve TLS")
     return parser.parse_args(argv)
-
-
-def write_atomic(path: str, text: str) -> None:
-    """Write via a temp file + rename so readers never see a partial file."""
-    target = Path(path)
-    target.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", dir=target.parent)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as fh:
-            fh.write(text)
-        os.replace(tmp, target)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -15,6 +15,7 @@ import sys
 import threading
 from typing import Callable
 
+from ..readyfile import write_atomic
 from .fleet import FleetSpec, generate_fleet
 from .server import PrismServer
 
@@ -63,15 +64,6 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--tls-dir", default=None, metavar="DIR",
                    help="generate a CA + server certificate in DIR and serve HTTPS")
     return p
-
-
-def _write_atomic(path: str, text: str) -> None:
-    tmp = f"{path}.tmp.{os.getpid()}"
-    with open(tmp, "w", encoding="utf-8") as fh:
-        fh.write(text)
-        fh.flush()
-        os.fsync(fh.fileno())
-    os.replace(tmp, path)
 
 
 def _faults(args: argparse.Namespace, index: int):
@@ -132,7 +124,7 @@ def main(argv: list[str] | None = None) -> int:
             e["faults"] = args.faults
     ready = json.dumps({"prism_centrals": entries})
     if args.ready_file:
-        _write_atomic(args.ready_file, ready + "\n")
+        write_atomic(args.ready_file, ready + "\n")
     print(ready, flush=True)
 
     while not stop.wait(0.5):
