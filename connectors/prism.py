@@ -100,8 +100,8 @@ class PrismClient:
         return parse_list_page(body, kind, offset, self._where(path))
 
     def vm_stats(self, offset: int, count: int, attributes: list[str], start_ms: int, end_ms: int,
-                 interval_s: int) -> dict:
-        """A page of VM time series from the groups API."""
+                 interval_s: int, entity_ids: list[str] | None = None) -> dict:
+        """A page of VM time series from the groups API (of ``entity_ids`` only, when given)."""
         body = {
             "entity_type": "mh_vm",
             "group_member_attributes": [{"attribute": a} for a in attributes],
@@ -112,6 +112,8 @@ class PrismClient:
             "downsampling_interval": interval_s,
             "filter_criteria": "is_cvm==0",
         }
+        if entity_ids is not None:
+            body["entity_ids"] = list(entity_ids)
         path = f"{V3}/groups"
         answer = self.post(path, body)
         if not isinstance(answer, dict) or not isinstance(answer.get("group_results", []), list):

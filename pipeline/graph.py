@@ -1,8 +1,9 @@
 """The pipeline graph: a source, then normalize / cost / metrics, then the sinks.
 
-    source (Prism live, or a snapshot) ──► normalize ──► VM + disks + latest utilization ──► WriteToInventory
-      │ (live: WriteSnapshot)     │         (clusters, hosts ──► WriteToInventory) └──► ExtractCost ──► cost sinks
-      │                           └── VM stats ──► ExtractMetrics ──► WriteToMetricStore
+    source (Prism live, or a snapshot): each VM with its stats
+      │ (live: WriteSnapshot)  ──► normalize ──► VM + disks + latest utilization ──► WriteToInventory
+      │                            │         (clusters, hosts ──► WriteToInventory) └──► ExtractCost ──► cost sinks
+      │                            └── VM stats ──► ExtractMetrics ──► WriteToMetricStore
     every status, result and dead letter ──► SummarizeRun ──► Notify (+ run report)
 
 Live and replay share everything after the source, which is what makes a
@@ -20,9 +21,9 @@ from transforms.cost_store import WriteToCostStore
 from transforms.inventory_sink import WriteToInventory
 from transforms.metric_store import WriteToMetricStore
 from transforms.metrics import ExtractMetrics
-from transforms.normalize import DEAD_LETTER, AttachUtilization, NormalizeInfra, NormalizeVm, latest_utilization
+from transforms.normalize import DEAD_LETTER, NormalizeInfra, NormalizeVm
 from transforms.notify import Notify
-from transforms.prism_read import STATS, STATUS, ReadFromPrism, parse_stats_entity
+from transforms.prism_read import STATUS, VM_WITH_STATS, ReadFromPrism, parse_stats_entity
 from transforms.reconcile import NOTES, Reconcile
 from transforms.registry import RegisterTypesAndRegions
 from transforms.settings import Config, RunContext
@@ -53,9 +54,16 @@ class Derived:
 
 
 def read_live(p: beam.Pipeline, config: Config, ctx: RunContext) -> tuple[dict, list]:
-    """Prism -> entities; the snapshot archive is one more 'sink' of the read."""
+    """Prism -> entities; the snapshot archive is one more 'sink' of the read.
+
+    On the local runner VMs are deduplicated in the workers; elsewhere a
+    shuffle also catches repeats that landed in two workers.
+    """
+    from apache_beam.runners.portability.fn_api_runner import FnApiRunner
+
     names = [a.name for a in config.accounts]
-    read = p | "Accounts" >> beam.Create(names) | "ReadFromPrism" >> ReadFromPrism(config, ctx)
+    shuffle = not isinstance(p.runner, FnApiRunner)
+    read = p | "Accounts" >> beam.Create(names) | "ReadFromPrism" >> ReadFromPrism(config, ctx, shuffle_dedupe=shuffle)
     extra_results = []
     if config.snapshot.enabled:
         extra_results.append(read | "WriteSnapshot" >> WriteSnapshot(config.snapshot.path,
@@ -70,17 +78,17 @@ def read_snapshot(p: beam.Pipeline, snapshot_dir: str, manifest: dict) -> tuple[
 def derive(read: dict, config: Config, ctx: RunContext) -> Derived:
     """Entities -> resources, cost records and metric points (no I/O).
 
-    Entities are normalized where they are read; only small things are
-    grouped: each VM with its disks and its latest-utilization summary.
+    Every VM arrives with its stats, so nothing is grouped: a VM flows from
+    its page to the sinks in one fused step, whatever the fleet's size.
     """
-    stats = read[STATS] | "ParseStats" >> beam.MapTuple(lambda key, v: (key, parse_stats_entity(v[1])))
-    points = stats | "ExtractMetrics" >> beam.ParDo(
-        ExtractMetrics(ctx.stats_interval_s, ctx.stats_start_ms, ctx.stats_end_ms))
-    util = stats | "LatestUtilization" >> beam.MapTuple(lambda key, series: (key, latest_utilization(series)))
-    vms = read["vm"] | "NormalizeVms" >> beam.ParDo(NormalizeVm()).with_outputs("vm", "disk", DEAD_LETTER)
-    vm_side = ({"vm": vms.vm, "disk": vms.disk, "util": util}
-               | "JoinVmsDisksUtilization" >> beam.CoGroupByKey()
-               | "AttachUtilization" >> beam.ParDo(AttachUtilization()))
+    parsed = read[VM_WITH_STATS] | "ParseStats" >> beam.MapTuple(
+        lambda key, v: (key, (v[0], v[1], parse_stats_entity(v[2]) if v[2] is not None else {})))
+    points = (parsed
+              | "VmSeries" >> beam.MapTuple(lambda key, v: (key, v[2]))
+              | "ExtractMetrics" >> beam.ParDo(ExtractMetrics(ctx.stats_interval_s, ctx.stats_start_ms,
+                                                              ctx.stats_end_ms)))
+    vms = parsed | "NormalizeVms" >> beam.ParDo(NormalizeVm()).with_outputs(DEAD_LETTER, main="resources")
+    vm_side = vms.resources
     infra = read["infra"] | "NormalizeInfra" >> beam.ParDo(NormalizeInfra()).with_outputs(
         DEAD_LETTER, main="resources")
     clusters = infra.resources | "Clusters" >> beam.Filter(lambda r: r["kind"] == "cluster")

@@ -9,7 +9,7 @@ from apache_beam.testing.util import assert_that, equal_to
 from emulators.prism.fleet import FleetSpec
 from pipeline.config import parse_config
 from tests.conftest import PRISM_PASSWORD, account_entry
-from transforms.prism_read import STATS, STATUS, ReadFromPrism
+from transforms.prism_read import STATS, STATUS, VM_WITH_STATS, ReadFromPrism
 from transforms.settings import RunContext
 
 COLLECTED_AT = 1_795_000_000  # a fixed instant: tests never depend on the clock
@@ -31,6 +31,11 @@ def run_read(config, expect_vm, expect_stats, expect_infra_kinds, bad_events=())
         read = p | beam.Create([a.name for a in config.accounts]) | ReadFromPrism(config, ctx)
         assert_that(read["vm"] | "vmkeys" >> beam.Keys(), equal_to(expect_vm), label="vm")
         assert_that(read[STATS] | "statkeys" >> beam.Keys(), equal_to(expect_stats), label="stats")
+        # each VM leaves the read once, paired with its own stats
+        paired = read[VM_WITH_STATS] | "paired" >> beam.MapTuple(
+            lambda key, v: (key, v[1]["metadata"]["uuid"], v[2]["entity_id"] if v[2] else None))
+        assert_that(paired, equal_to([(k, k[1], k[1] if k in expect_stats else None) for k in expect_vm]),
+                    label="paired")
         assert_that(read["infra"] | "kinds" >> beam.Map(lambda k: k[0][:2]), equal_to(expect_infra_kinds),
                     label="infra")
         assert_that(read[STATUS] | beam.Filter(lambda e: e["event"] in ("failed", "page_failed")),
@@ -58,9 +63,10 @@ def test_every_vm_of_every_page(prism_servers, vms):
     # every VM exactly once (keys before any dedupe), its stats too, and the
     # Prism Central pseudo-cluster listed alongside the 2 clusters
     run_read(config_for([server]), expected, expected, infra_kinds(server, 2, 4))
-    # every page once, and the first once more by the planner (it learns the total and page length)
+    # every page once, and the first once more by the planner (it learns the total and page length);
+    # one stats call per page of VMs (their entity_ids), none for an empty fleet
     assert server.requests["/api/nutanix/v3/vms/list"] == 1 + max(1, -(-vms // 500))
-    assert server.requests["/api/nutanix/v3/groups"] == 1 + max(1, -(-vms // 500))
+    assert server.requests["/api/nutanix/v3/groups"] == -(-vms // 500)
 
 
 def test_server_answering_shorter_pages_than_asked(prism_servers):
@@ -69,6 +75,7 @@ def test_server_answering_shorter_pages_than_asked(prism_servers):
     run_read(config_for([server], page_size=50), expected, expected, infra_kinds(server, 1, 2))
     # planned with the answered length: the planner's call, then ceil(100 / 7) pages
     assert server.requests["/api/nutanix/v3/vms/list"] == 1 + 15
+    assert server.requests["/api/nutanix/v3/groups"] == 15
 
 
 def test_two_prism_centrals_are_two_accounts(prism_servers):
@@ -95,7 +102,7 @@ def test_requests_stay_under_the_per_prism_central_rate(prism_servers):
     expected = live_vms(server)
     run_read(config_for([server], page_size=10, max_requests_per_s=10, max_concurrency=8), expected, expected,
              infra_kinds(server, 1, 1))
-    assert len(stamps) == 4 + 2 + 2 * 20  # planner's 4 calls; clusters, hosts, 20 VM pages, 20 stats pages
+    assert len(stamps) == 3 + 2 + 2 * 20  # planner's 3 calls; clusters, hosts, 20 VM pages, their 20 stats calls
     worst = max(sum(1 for t in stamps if s <= t < s + 1.0) for s in stamps)
     assert worst <= 11  # 10/s, a burst of one: never above the budget, though 8 fetch in parallel
     assert stamps[-1] - stamps[0] >= (len(stamps) - 2) / 10

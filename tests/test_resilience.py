@@ -72,17 +72,31 @@ def test_runner_retrying_whole_bundles_leaves_the_same_state(tmp_path, prism_ser
     assert_matches_fleet(retried, server)
 
 
-def test_runs_killed_at_any_point_then_rerun_end_right(tmp_path, prism_servers, cloudforets, monkeypatch):
+def test_runs_killed_at_any_point_then_rerun_end_right(tmp_path, prism_servers, monkeypatch):
     server, = prism_servers(SPEC)
-    emu = cloudforets("killed")
+    # 20 ms a call spreads the writes over a second or two, so the kills land mid-write on any machine
+    emu = CloudForetEmulator(str(tmp_path / "killed.sqlite"), EmulatorConfig(latency_ms=20)).start()
+    try:
+        _killed_then_rerun(tmp_path, server, emu)
+    finally:
+        emu.stop()
+
+
+def _killed_then_rerun(tmp_path, server, emu):
     config = write_config(tmp_path, [server], emu, batch_size=5, touch_after_s=0)
     env = dict(os.environ, TEST_CF_TOKEN=emu.app_token(), TEST_PRISM_PASSWORD=PRISM_PASSWORD)
     args = [sys.executable, "-m", "pipeline", "--config", config, "--collected-at", f"{DAY}T06:00:00Z",
             "--log-level", "WARNING"]
     killed_at = []
-    for i, delay in enumerate((2.0, 3.5, 5.0, 6.5)):
+    # each run is killed a while after its first write reached CloudForet: in the inventory writes, the
+    # cost writes, or between them
+    for i, delay in enumerate((0.0, 0.3, 0.7, 1.2)):
+        before = emu.store.changes
         proc = subprocess.Popen(args + ["--run-id", f"killed-{i}"], cwd=ROOT, env=env,
                                 stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        deadline = time.monotonic() + 120
+        while emu.store.changes == before and proc.poll() is None and time.monotonic() < deadline:
+            time.sleep(0.005)
         time.sleep(delay)
         if proc.poll() is None:
             proc.send_signal(signal.SIGKILL)

@@ -18,6 +18,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any, Callable, Iterator
 
 import pytest
+from apache_beam.pvalue import TaggedOutput
 
 import connectors.prism as prism
 from connectors.errors import PrismAuthError, PrismError, PrismResponseError
@@ -139,9 +140,9 @@ def split(page_entities: list, kind: str = "vm") -> tuple[list, list]:
 
 def normalize_through_dofn(account: str, uuid: str, entity: Any) -> tuple[list, list]:
     """NormalizeVm as the pipeline runs it: (resources, dead letters). An exception is a crash of the run."""
-    out = list(NormalizeVm().process(((account, uuid), ("http://pc", entity))))
-    resources = [o.value[1] for o in out if o.tag in ("vm", "disk")]
-    dead = [o.value for o in out if o.tag == DEAD_LETTER]
+    out = list(NormalizeVm().process(((account, uuid), ("http://pc", entity, {}))))
+    resources = [o for o in out if not isinstance(o, TaggedOutput)]
+    dead = [o.value for o in out if isinstance(o, TaggedOutput) and o.tag == DEAD_LETTER]
     return resources, dead
 
 

@@ -327,47 +327,17 @@ def dead_letter(stage: str, account: str, kind: str, reason: str, ident: str = "
 
 
 class NormalizeVm(beam.DoFn):
-    """VM entities -> keyed VM resources (tag 'vm') and disk resources (tag 'disk').
-
-    Normalizing before any grouping keeps what is shuffled small: a resource
-    is a fraction of the entity Prism answered.
-    """
+    """((account, uuid), (base_url, entity, series)) -> the VM resource, with its
+    latest utilization, and its disk resources; malformed VMs to 'dead_letter'."""
 
     def process(self, item: tuple) -> Iterable:
-        (account, uuid), (base_url, entity) = item
+        (account, uuid), (base_url, entity, series) = item
         try:
-            vm, *disks = normalize_vm(account, base_url, entity)
+            resources = normalize_vm(account, base_url, entity, series)
         except MalformedEntity as exc:
             yield pvalue.TaggedOutput(DEAD_LETTER, dead_letter("normalize", account, "vm", str(exc), uuid))
             return
-        yield pvalue.TaggedOutput("vm", ((account, uuid), vm))
-        for d in disks:  # keyed by their VM: they travel through the same join
-            yield pvalue.TaggedOutput("disk", ((account, uuid), d))
-
-
-class AttachUtilization(beam.DoFn):
-    """(key, {'vm': [vm...], 'disk': [disk...], 'util': [summary...]}) -> the VM
-    with its latest utilization, and its disks.
-
-    Offset paging over a changing inventory can list a VM twice: one survives,
-    and each of its disks once.
-    """
-
-    def process(self, joined: tuple) -> Iterable[dict]:
-        _, groups = joined
-        vms = list(groups["vm"])
-        if not vms:  # stats of a VM that is no longer listed
-            return
-        vm = vms[0]
-        util = next(iter(groups["util"]), None)
-        if util:
-            vm["data"]["utilization"] = util
-        yield vm
-        seen = set()
-        for disk in groups["disk"]:
-            if disk["resource_id"] not in seen:
-                seen.add(disk["resource_id"])
-                yield disk
+        yield from resources
 
 
 class NormalizeInfra(beam.DoFn):

@@ -4,10 +4,17 @@ The shape follows Beam's datastoreio: plan the pages from ``total_matches``,
 ``Reshuffle`` the page requests so they spread over workers, then fetch. Each
 worker keeps one HTTP session per account and fetches several pages at once
 (bounded by ``max_concurrency`` and the per-Prism-Central rate limiter).
+
+Each VM page's stats are fetched with it (the groups API's ``entity_ids``),
+so a VM leaves the read with its own time series: nothing downstream has to
+join VMs with stats, and a VM can flow to the sinks as soon as its page is in
+(a join would hold every VM of the fleet in the local runner's memory).
 """
 from __future__ import annotations
 
 import logging
+import threading
+from uuid import uuid4
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from typing import Any, Iterable
 
@@ -26,6 +33,7 @@ log = logging.getLogger(__name__)
 
 LIST_KINDS = ("cluster", "host", "vm")
 STATS = "vm_stats"
+VM_WITH_STATS = "vm_with_stats"  # ((account, uuid), (base_url, entity, stats entity_result | None))
 STATS_ATTRIBUTES = [
     "hypervisor_cpu_usage_ppm", "memory_usage_ppm", "controller_num_iops", "controller_num_read_iops",
     "controller_num_write_iops", "controller_read_io_bandwidth_kBps", "controller_write_io_bandwidth_kBps",
@@ -96,14 +104,28 @@ class _PrismDoFn(beam.DoFn):
         self.clients.close()
 
     def _fetch(self, client: PrismClient, kind: str, offset: int, length: int) -> dict:
-        if kind == STATS:
-            answer = client.vm_stats(offset, length, STATS_ATTRIBUTES, self.ctx.stats_start_ms,
-                                     self.ctx.stats_end_ms, self.config.prism.stats_interval_s)
-            total, entities = parse_stats_page(answer)
-            return {"total": total, "count": len(entities), "stats_entities": entities}
         page = client.list_page(kind, offset, length)
         return {"total": page.total_matches, "count": len(page.entities), "entities": page.entities,
                 "answered_length": page.length}
+
+    def _fetch_stats(self, client: PrismClient, uuids: list[str]) -> tuple[list, int]:
+        """The stats of these VMs -> ([(uuid, entity_result)], calls made).
+
+        A server that answers fewer members than asked is asked again from
+        where it stopped.
+        """
+        entities: list = []
+        calls = 0
+        while len(entities) < len(uuids):
+            answer = client.vm_stats(len(entities), len(uuids) - len(entities), STATS_ATTRIBUTES,
+                                     self.ctx.stats_start_ms, self.ctx.stats_end_ms,
+                                     self.config.prism.stats_interval_s, entity_ids=uuids)
+            calls += 1
+            _, got = parse_stats_page(answer)
+            if not got:
+                break
+            entities += got
+        return entities, calls
 
 
 class PlanPages(_PrismDoFn):
@@ -127,7 +149,7 @@ class PlanPages(_PrismDoFn):
             client = self.clients.get(account)
             base_url = client.creds.base_url
             totals, requests = {}, []
-            for kind in LIST_KINDS + (STATS,):
+            for kind in LIST_KINDS:
                 first = self._fetch(client, kind, 0, size)
                 totals[kind] = first["total"]
                 step = first.get("answered_length") or first["count"] or size
@@ -193,6 +215,24 @@ class FetchPages(_PrismDoFn):
         self.retries.inc(tally["retries"])
         return outputs
 
+    def _with_stats(self, client: PrismClient, account: str, offset: int, page: dict, tally: dict) -> list:
+        """Adds the page's VM stats to it; failing stats cost the stats, not the VMs."""
+        uuids = [u for u in (_uuid_of(e) for e in page["entities"]) if u]
+        page["stats_entities"] = []
+        if not uuids:
+            return []
+        try:
+            page["stats_entities"], calls = self._fetch_stats(client, uuids)
+        except ConnectorError as exc:
+            tally["failed"] += 1
+            log.error("stats of the vm page at offset %d of account %s failed: %s", offset, account, exc)
+            return [pvalue.TaggedOutput(STATUS, account_event(
+                account, "page_failed", kind=STATS, offset=offset, error=str(exc)))]
+        tally["pages"] += calls
+        tally["entities"] += len(page["stats_entities"])
+        progress.add(account, f"{STATS} read", len(page["stats_entities"]))
+        return []
+
     def _fetch_range(self, account: str, kind: str, offset: int, length: int, base_url: str) -> tuple:
         """Fetches [offset, offset+length); follows up if the server answers fewer."""
         outputs: list = []
@@ -206,6 +246,8 @@ class FetchPages(_PrismDoFn):
                 tally["pages"] += 1
                 tally["entities"] += page["count"]
                 progress.add(account, f"{kind} read", page["count"])
+                if kind == "vm":
+                    outputs += self._with_stats(client, account, offset + got, page, tally)
                 outputs.append({"account": account, "kind": kind, "offset": offset + got, "base_url": base_url,
                                 **page})
                 got += page["count"]
@@ -220,26 +262,38 @@ class FetchPages(_PrismDoFn):
         return outputs, tally
 
 
+def _uuid_of(entity: Any) -> str | None:
+    meta = entity.get("metadata") if isinstance(entity, dict) else None
+    uuid = meta.get("uuid") if isinstance(meta, dict) else None
+    return uuid if isinstance(uuid, str) and uuid else None
+
+
 class SplitPages(beam.DoFn):
-    """Pages -> keyed entities per kind (tagged outputs), and page counts."""
+    """Pages -> keyed entities per kind (tagged outputs), and page counts.
+
+    ``vm`` and ``vm_stats`` are the entities as read (for the snapshot);
+    ``vm_with_stats`` pairs each VM with its stats for the rest of the run.
+    """
 
     def process(self, page: dict) -> Iterable:
         account, kind, base_url = page["account"], page["kind"], page["base_url"]
         yield pvalue.TaggedOutput(STATUS, account_event(account, "page_read", kind=kind, count=page["count"]))
-        if kind == STATS:
-            for uuid, raw in page["stats_entities"]:
+        stats = {}
+        if kind == "vm":
+            stats = dict(page.get("stats_entities", ()))
+            yield pvalue.TaggedOutput(STATUS, account_event(account, "page_read", kind=STATS, count=len(stats)))
+            for uuid, raw in stats.items():
                 yield pvalue.TaggedOutput(STATS, ((account, uuid), (base_url, raw)))
-            return
         for entity in page["entities"]:
-            meta = entity.get("metadata") if isinstance(entity, dict) else None
-            uuid = meta.get("uuid") if isinstance(meta, dict) else None
-            if not isinstance(uuid, str) or not uuid:
+            uuid = _uuid_of(entity)
+            if uuid is None:
                 yield pvalue.TaggedOutput("dead_letter", {
                     "stage": "read", "account": account, "kind": kind, "id": f"offset {page['offset']}",
                     "reason": "entity without metadata.uuid"})
                 continue
             if kind == "vm":
                 yield pvalue.TaggedOutput("vm", ((account, uuid), (base_url, entity)))
+                yield pvalue.TaggedOutput(VM_WITH_STATS, ((account, uuid), (base_url, entity, stats.get(uuid))))
             else:
                 yield pvalue.TaggedOutput("infra", ((account, kind, uuid), (base_url, entity)))
 
@@ -249,14 +303,73 @@ def _first(values: Iterable) -> Any:
     return next(iter(values))
 
 
-class ReadFromPrism(beam.PTransform):
-    """accounts -> {'vm': ((account, uuid), (base_url, entity)), 'infra': ..., 'vm_stats': ...,
-    'status': account events, 'dead_letter': unreadable entities}."""
+class _SeenKeys:
+    """Keys already handed on by committed bundles of one pipeline, per process."""
 
-    def __init__(self, config: Config, ctx: RunContext):
+    _lock = threading.Lock()
+    _runs: dict[str, set] = {}
+
+    @classmethod
+    def of(cls, token: str) -> set:
+        with cls._lock:
+            if token not in cls._runs:
+                cls._runs.clear()  # one pipeline at a time per process: forget the last one
+                cls._runs[token] = set()
+            return cls._runs[token]
+
+    @classmethod
+    def commit(cls, token: str, keys: set) -> None:
+        with cls._lock:
+            cls._runs.setdefault(token, set()).update(keys)
+
+
+class DropRepeats(beam.DoFn):
+    """Offset paging over a changing inventory can list a VM on two pages: hand it on once.
+
+    Without a shuffle: the keys of committed bundles are remembered per process
+    and pipeline (a few MB at 100k VMs; ``token`` is new for every pipeline
+    built, so a re-run with the same run id starts afresh), a bundle's own keys
+    only once it finishes,
+    so a retried bundle hands its VMs on again. Repeats that land in two worker
+    processes are caught by the shuffle that ``ReadFromPrism`` adds on
+    distributed runners.
+    """
+
+    def __init__(self, token: str | None = None):
+        self.token = token or uuid4().hex
+        self.dropped = Metrics.counter(NS, "repeats_dropped")
+
+    def start_bundle(self):
+        self.committed = _SeenKeys.of(self.token)
+        self.bundle: set = set()
+
+    def process(self, item: tuple) -> Iterable:
+        key = item[0]
+        if key in self.bundle or key in self.committed:
+            self.dropped.inc()
+            return
+        self.bundle.add(key)
+        yield item
+
+    def finish_bundle(self):
+        _SeenKeys.commit(self.token, self.bundle)
+        self.bundle = set()
+
+
+class ReadFromPrism(beam.PTransform):
+    """accounts -> {'vm_with_stats': ((account, uuid), (base_url, entity, stats|None)), once per VM;
+    'vm', 'vm_stats', 'infra_raw': as read (for the snapshot); 'infra': ((account, kind, uuid), (base_url,
+    entity)), once each; 'status': account events; 'dead_letter': unreadable entities}.
+
+    ``shuffle_dedupe`` also groups VMs by key (on distributed runners, where a
+    shuffle spills to disk and repeats may land in different workers).
+    """
+
+    def __init__(self, config: Config, ctx: RunContext, shuffle_dedupe: bool = False):
         super().__init__()
         self.config = config
         self.ctx = ctx
+        self.shuffle_dedupe = shuffle_dedupe
 
     def expand(self, accounts):
         planned = accounts | "PlanPages" >> beam.ParDo(PlanPages(self.config, self.ctx)).with_outputs(
@@ -265,9 +378,12 @@ class ReadFromPrism(beam.PTransform):
                    | "ReshufflePageRequests" >> beam.Reshuffle()
                    | "FetchPages" >> beam.ParDo(FetchPages(self.config, self.ctx)).with_outputs(STATUS, main="pages"))
         split = fetched.pages | "SplitPages" >> beam.ParDo(SplitPages()).with_outputs(
-            "vm", "infra", STATS, STATUS, "dead_letter")
+            "vm", "infra", STATS, VM_WITH_STATS, STATUS, "dead_letter")
+        vms = split[VM_WITH_STATS] | "DropRepeatedVms" >> beam.ParDo(DropRepeats())
+        if self.shuffle_dedupe:
+            vms = vms | "DedupeVms" >> beam.CombinePerKey(_first)
         status = (planned[STATUS], fetched[STATUS], split[STATUS]) | "ReadStatus" >> beam.Flatten()
         infra = split.infra | "DedupeInfra" >> beam.CombinePerKey(_first)
         # infra_raw: as read, before dedupe, in the same step as VMs and stats (for the snapshot)
-        return {"vm": split.vm, "infra": infra, "infra_raw": split.infra, STATS: split[STATS], STATUS: status,
-                "dead_letter": split.dead_letter}
+        return {VM_WITH_STATS: vms, "vm": split.vm, "infra": infra, "infra_raw": split.infra, STATS: split[STATS],
+                STATUS: status, "dead_letter": split.dead_letter}

@@ -66,6 +66,12 @@ class Store:
         with self._lock:
             self._conn.close()
 
+    @property
+    def changes(self) -> int:
+        """Rows written since the store was opened (a cheap 'has anything been written' probe)."""
+        with self._lock:
+            return self._conn.total_changes
+
     # -- meta ---------------------------------------------------------------
     def meta_get_or_set(self, key: str, default: bytes) -> bytes:
         """The stored value for ``key``, storing ``default`` first if absent."""
