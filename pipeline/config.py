@@ -70,6 +70,7 @@ def parse_config(raw: Any, source: str = "config") -> Config:
         auth=CloudForetAuth(domain_id=cf["domain_id"], workspace_id=cf["workspace_id"], **cf["auth"]),
         timeout_s=cf.get("timeout_s", 30.0),
         batch_size=cf.get("batch_size", 100),
+        batches_in_flight=cf.get("batches_in_flight", 2),
         max_attempts=cf.get("max_attempts", 6),
         cost_data_source_id=cf.get("cost_data_source_id", "ds-nutanix"),
         touch_after_s=cf.get("touch_after_s", 72_000),

@@ -323,6 +323,29 @@ def test_list_query(client: Client, app: Any) -> None:
     assert err.code() == grpc.StatusCode.INVALID_ARGUMENT
 
 
+def test_paging_a_listing_sees_writes_made_between_pages(client: Client, app: Any) -> None:
+    """Pages of one listing are answered from a kept selection, dropped at the next write."""
+    for i in range(5):
+        client.cs.create(vm(f"p-{i}"), metadata=app, timeout=5)
+
+    def page(start: int) -> tuple[list[str], int]:
+        res = client.cs.list(msg(cloud_service_pb2.CloudServiceQuery, {"provider": "nutanix", "query": {
+            "sort": [{"key": "reference.resource_id"}], "page": {"start": start, "limit": 2},
+            "only": ["reference.resource_id"]}}), metadata=app, timeout=5)
+        return [to_dict(r)["reference"]["resource_id"] for r in res.results], res.total_count
+
+    assert page(1) == (["p-0", "p-1"], 5)
+    assert page(3) == (["p-2", "p-3"], 5)
+    client.cs.create(vm("p-25"), metadata=app, timeout=5)  # sorts between p-2 and p-3
+    assert page(3) == (["p-2", "p-25"], 6)
+    listed = client.cs.list(msg(cloud_service_pb2.CloudServiceQuery, {"query": {
+        "filter": [{"k": "reference.resource_id", "v": "p-4"}], "only": ["cloud_service_id"]}}),
+        metadata=app, timeout=5)
+    client.cs.delete(cloud_service_pb2.CloudServiceRequest(cloud_service_id=listed.results[0].cloud_service_id),
+                     metadata=app, timeout=5)
+    assert page(5) == (["p-3"], 5)
+
+
 def test_types_and_regions(client: Client, app: Any) -> None:
     t = client.cst.create(cloud_service_type_pb2.CreateCloudServiceTypeRequest(
         name="VirtualMachine", provider="nutanix", group="Compute", is_primary=True), metadata=app, timeout=5)

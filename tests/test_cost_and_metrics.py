@@ -101,3 +101,16 @@ def test_metric_conversions_and_window():
     assert by[("network.received_throughput", 1_000_000)]["value"] == 10.0  # 3000 bytes / 300 s
     assert all(p["resource_id"] == "vm-1" and p["region_code"] == "cl" for p in pts)
     assert len(pts) == 5
+
+
+def test_a_points_batch_is_split_at_midnight_utc():
+    from transforms.metric_store import split_by_date
+    midnight = 1_795_046_400_000  # 2026-11-19T00:00:00Z
+    assert midnight % 86_400_000 == 0
+    batch = {"account": "a", "resource_id": "r", "metric": ["m", "m", "m"], "unit": ["u", "u", "u"],
+             "timestamp_ms": [midnight - 300_000, midnight, midnight + 300_000], "value": [1.0, 2.0, 3.0]}
+    days = list(split_by_date(batch))
+    assert [(d["date"], d["value"]) for d in days] == [("2026-11-18", [1.0]), ("2026-11-19", [2.0, 3.0])]
+    same_day = {**batch, "timestamp_ms": [midnight, midnight + 1, midnight + 86_399_999]}
+    assert [(d["date"], d["value"]) for d in split_by_date(same_day)] == [("2026-11-19", [1.0, 2.0, 3.0])]
+    assert list(split_by_date({**batch, "metric": [], "unit": [], "timestamp_ms": [], "value": []})) == []

@@ -33,24 +33,27 @@ _failed_once: set = set()
 
 def fail_once_per_bundle(cls, monkeypatch):
     """Each bundle writes its first batch for real, then fails, the first time only."""
-    original_start, original_write = cls.start_bundle, cls.write
+    original_start, original_write = cls.start_bundle, cls.start_write
 
     def start_bundle(self):
         original_start(self)
         self.first_batch_of_bundle = True
 
-    def write(self, group, batch):
-        outputs = list(original_write(self, group, batch))
-        if self.first_batch_of_bundle:
-            self.first_batch_of_bundle = False
+    def start_write(self, group, batch):
+        finish = original_write(self, group, batch)
+        first, self.first_batch_of_bundle = self.first_batch_of_bundle, False
+
+        def finish_then_fail():
+            outputs = list(finish())  # the batch is written and answered
             key = (cls.__name__, tuple(sorted(str(r.get("resource_id", r.get("resource"))) for r in batch)))
-            if key not in _failed_once:
+            if first and key not in _failed_once:
                 _failed_once.add(key)
                 raise RuntimeError("injected: the bundle fails after its writes were applied")
-        return iter(outputs)
+            return iter(outputs)
+        return finish_then_fail
 
     monkeypatch.setattr(cls, "start_bundle", start_bundle)
-    monkeypatch.setattr(cls, "write", write)
+    monkeypatch.setattr(cls, "start_write", start_write)
 
 
 def test_runner_retrying_whole_bundles_leaves_the_same_state(tmp_path, prism_servers, cloudforets, monkeypatch):

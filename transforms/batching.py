@@ -4,11 +4,16 @@ Like Beam's datastoreio writers: the client is opened in ``setup``, elements
 are buffered per group (records of one group share a lookup call), a batch is
 flushed when full and at ``finish_bundle``, and every flush emits results.
 Plain buffering keeps the fast FnApiRunner path (no timers).
+
+A flushed batch is started (looked up, its calls put in flight) and finished
+later: up to ``batches_in_flight`` batches overlap, so CloudForet is never
+idle while the next batch is looked up and built. Every batch is finished
+before the bundle ends, so a bundle's outputs still mean "written".
 """
 from __future__ import annotations
 
-from collections import defaultdict
-from typing import Hashable, Iterable
+from collections import defaultdict, deque
+from typing import Callable, Hashable, Iterable
 
 import apache_beam as beam
 from apache_beam import pvalue
@@ -21,8 +26,12 @@ from transforms.settings import CloudForetOptions
 DEAD_LETTER = "dead_letter"
 
 
+Finisher = Callable[[], Iterable]  # waits for a started batch; yields its results and dead letters
+
+
 class BatchedCloudForetWrite(beam.DoFn):
-    """Subclasses define ``write(group, batch)``, which yields per-batch results
+    """Subclasses define ``start_write(group, batch)``, which starts a batch and
+    returns its finisher: a call that waits for it and yields per-batch results
     and ``TaggedOutput(DEAD_LETTER, ...)`` for records that failed."""
 
     def __init__(self, options: CloudForetOptions):
@@ -34,6 +43,7 @@ class BatchedCloudForetWrite(beam.DoFn):
 
     def start_bundle(self):
         self._buffers: dict[Hashable, list] = defaultdict(list)
+        self._in_flight: deque[Finisher] = deque()
 
     def group_of(self, element) -> Hashable:
         return None
@@ -44,7 +54,16 @@ class BatchedCloudForetWrite(beam.DoFn):
         buf.append(element)
         if len(buf) >= self.options.batch_size:
             self._buffers[group] = []
-            yield from self.write(group, buf)
+            yield from self._submit(group, buf)
+
+    def start_write(self, group: Hashable, batch: list) -> Finisher:
+        raise NotImplementedError
+
+    def _submit(self, group: Hashable, batch: list) -> Iterable:
+        """Starts ``batch`` once fewer than ``batches_in_flight`` batches are in flight."""
+        while len(self._in_flight) >= max(1, self.options.batches_in_flight):
+            yield from self._in_flight.popleft()()
+        self._in_flight.append(self.start_write(group, batch))
 
     def publish_call_retries(self) -> None:
         """Lookups retried inside the client (reads), as a Beam counter."""
@@ -54,12 +73,15 @@ class BatchedCloudForetWrite(beam.DoFn):
 
     def finish_bundle(self):
         buffers, self._buffers = self._buffers, defaultdict(list)
+        outputs = []
         for group, batch in buffers.items():
-            if not batch:
-                continue
-            for out in self.write(group, batch):
-                if isinstance(out, pvalue.TaggedOutput):
-                    yield pvalue.TaggedOutput(out.tag, GlobalWindows.windowed_value(out.value))
-                else:
-                    yield GlobalWindows.windowed_value(out)
+            if batch:
+                outputs += self._submit(group, batch)
+        while self._in_flight:
+            outputs += self._in_flight.popleft()()
+        for out in outputs:
+            if isinstance(out, pvalue.TaggedOutput):
+                yield pvalue.TaggedOutput(out.tag, GlobalWindows.windowed_value(out.value))
+            else:
+                yield GlobalWindows.windowed_value(out)
         self.publish_call_retries()

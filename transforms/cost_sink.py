@@ -24,7 +24,7 @@ from transforms.batching import DEAD_LETTER, BatchedCloudForetWrite
 from transforms.cost import cost_key
 from transforms.normalize import dead_letter
 from transforms.settings import CloudForetOptions
-from transforms.write_engine import write_batch
+from transforms.write_engine import BatchWrite
 
 NS = "cost"
 NOT_SUPPORTED = "ERROR_NOT_SUPPORT_API"
@@ -61,11 +61,10 @@ class _WriteCostFn(BatchedCloudForetWrite):
     def group_of(self, c: dict) -> Hashable:
         return c["billed_date"], c["data_source_id"]
 
-    def write(self, group: Hashable, batch: list) -> Iterable:
+    def start_write(self, group: Hashable, batch: list):
         billed_date, data_source_id = group
         if self.unsupported:
-            yield from self._report([(c, "failed", NOT_SUPPORTED_HINT) for c in batch])
-            return
+            return lambda: self._report([(c, "failed", NOT_SUPPORTED_HINT) for c in batch])
         pending = {cost_key(c): c for c in batch}
 
         def lookup(keys: list) -> dict:
@@ -90,14 +89,14 @@ class _WriteCostFn(BatchedCloudForetWrite):
                 self.unsupported = True
             return self.unsupported
 
-        outcomes = write_batch(self.client, pending, lookup, make_call, "Cost",
-                               RetryPolicy(max_attempts=self.options.max_attempts), stop=stop,
-                               on_retry=self.retries.inc)
-        results = []
-        for o in outcomes:
-            reason = NOT_SUPPORTED_HINT if self.unsupported and o.op == "failed" else o.reason
-            results.append((o.record, o.op, reason))
-        yield from self._report(results)
+        started = BatchWrite(self.client, pending, lookup, make_call, "Cost",
+                             RetryPolicy(max_attempts=self.options.max_attempts), stop=stop,
+                             on_retry=self.retries.inc).start()
+        return lambda: self._report(self._results(started.finish()))
+
+    def _results(self, outcomes: list) -> list:
+        return [(o.record, o.op, NOT_SUPPORTED_HINT if self.unsupported and o.op == "failed" else o.reason)
+                for o in outcomes]
 
     def _report(self, results: list) -> Iterable:
         counts: Counter = Counter()

@@ -28,7 +28,7 @@ from transforms import progress
 from transforms.batching import DEAD_LETTER, BatchedCloudForetWrite
 from transforms.normalize import dead_letter
 from transforms.settings import CloudForetOptions
-from transforms.write_engine import Conflict, write_batch
+from transforms.write_engine import BatchWrite, Conflict
 
 NS = "inventory"
 COMPARED = ("name", "account", "instance_type", "region_code")
@@ -93,7 +93,7 @@ class _WriteInventoryFn(BatchedCloudForetWrite):
     def group_of(self, r: dict) -> Hashable:
         return r["provider"], r["cloud_service_type"], r["cloud_service_group"]
 
-    def write(self, group: Hashable, batch: list) -> Iterable:
+    def start_write(self, group: Hashable, batch: list):
         provider, ctype, cgroup = group
         # Never send an empty resource_id: it would widen the match.
         pending = {r["resource_id"]: r for r in batch if r["resource_id"]}
@@ -122,9 +122,11 @@ class _WriteInventoryFn(BatchedCloudForetWrite):
             return "created", self.client.future(self.client.cloud_service.create, create_request(r))
 
         now = time.time()
-        outcomes = write_batch(self.client, pending, lookup, make_call, f"CloudService {ctype}",
-                               RetryPolicy(max_attempts=self.options.max_attempts),
-                               on_retry=self.retries.inc)
+        started = BatchWrite(self.client, pending, lookup, make_call, f"CloudService {ctype}",
+                             RetryPolicy(max_attempts=self.options.max_attempts), on_retry=self.retries.inc).start()
+        return lambda: self._report(started.finish())
+
+    def _report(self, outcomes: list) -> Iterable:
         counts: Counter = Counter()
         for o in outcomes:
             counts[(o.record["account"], o.op)] += 1

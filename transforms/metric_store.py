@@ -20,12 +20,19 @@ def date_of(ts_ms: int) -> str:
     return datetime.fromtimestamp(ts_ms / 1000, tz=timezone.utc).strftime("%Y-%m-%d")
 
 
+DAY_MS = 86_400_000
+
+
 def split_by_date(batch: dict) -> Iterable[dict]:
     """A VM's point batch -> one batch per day (a window may cross midnight)."""
-    days = [date_of(t) for t in batch["timestamp_ms"]]
-    if len(set(days)) == 1:
-        yield {**batch, "date": days[0]}
+    stamps = batch["timestamp_ms"]
+    if not stamps:
         return
+    lo, hi = min(stamps), max(stamps)
+    if lo // DAY_MS == hi // DAY_MS:  # the usual case: one day, no per-point work
+        yield {**batch, "date": date_of(lo)}
+        return
+    days = [date_of(t) for t in stamps]
     for day in sorted(set(days)):
         idx = [i for i, d in enumerate(days) if d == day]
         yield {"account": batch["account"], "resource_id": batch["resource_id"], "date": day,

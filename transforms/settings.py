@@ -62,6 +62,7 @@ class CloudForetOptions:
     auth: CloudForetAuth
     timeout_s: float = 30.0
     batch_size: int = 100
+    batches_in_flight: int = 2  # per sink and worker: batch_size x this many calls at once, at most
     max_attempts: int = 6
     cost_data_source_id: str = "ds-nutanix"
     cost_mode: str = "api"  # api: Cost.create | datasource: the cost store the plugin serves | both

@@ -38,74 +38,105 @@ Lookup = Callable[[list], dict]  # keys -> {key: [existing...]}
 MakeCall = Callable[[Any, list], tuple]  # (record, existing) -> (op, future | None)
 
 
-def write_batch(client: CloudForetClient, pending: dict, lookup: Lookup, make_call: MakeCall, what: str,
-                policy: RetryPolicy, stop: Callable[[CloudForetError], bool] = lambda e: False,
-                on_retry: Callable[[int], None] = lambda n: None) -> list[Outcome]:
-    """Writes every record of ``pending`` (key -> record) at most once.
+class BatchWrite:
+    """One batch, written at most once per record: ``start()`` looks up and puts
+    every call in flight without waiting; ``finish()`` waits for the answers and
+    retries what failed transiently (looking the records up again first).
 
+    Between the two the caller can start the next batch, so CloudForet always
+    has calls to work on while the next lookup and requests are prepared.
     ``stop(err)`` may say that an error makes every remaining record fail at
     once (e.g. an API the server no longer supports).
     """
-    outcomes: list[Outcome] = []
-    deadline = Deadline(policy.max_total_s)
-    last_error: dict = {}
-    attempt = 0
-    stopped: CloudForetError | None = None
-    while pending:
-        attempt += 1
-        retry: dict = {}
+
+    def __init__(self, client: CloudForetClient, pending: dict, lookup: Lookup, make_call: MakeCall, what: str,
+                 policy: RetryPolicy, stop: Callable[[CloudForetError], bool] = lambda e: False,
+                 on_retry: Callable[[int], None] = lambda n: None):
+        self.client, self.pending, self.lookup, self.make_call = client, pending, lookup, make_call
+        self.what, self.policy, self.stop, self.on_retry = what, policy, stop, on_retry
+        self.outcomes: list[Outcome] = []
+        self.deadline = Deadline(policy.max_total_s)
+        self.last_error: dict = {}
+        self.attempt = 0
+        self.calls: list = []
+        self.retry: dict = {}
+
+    def start(self) -> "BatchWrite":
+        """Lookup, then every call of this attempt in flight."""
+        self.attempt += 1
+        self.retry, self.calls = {}, []
         try:
-            existing = lookup(list(pending))
+            existing = self.lookup(list(self.pending))
         except CloudForetError as err:
             if not err.transient and err.code != "UNAUTHENTICATED":
-                return outcomes + [Outcome(k, r, "failed", str(err)) for k, r in pending.items()]
-            existing, retry = None, dict(pending)
-            last_error = {k: str(err) for k in pending}
-        if existing is not None:
-            calls = []
-            for key, record in pending.items():
-                try:
-                    op, future = make_call(record, existing.get(key, []))
-                except Conflict as exc:
-                    outcomes.append(Outcome(key, record, "failed", f"{what}: {exc}"))
-                    continue
-                except CloudForetError as err:  # e.g. the token could not be renewed
-                    if err.transient:
-                        retry[key], last_error[key] = record, str(err)
-                    else:
-                        outcomes.append(Outcome(key, record, "failed", str(err)))
-                    continue
-                if future is None:
-                    outcomes.append(Outcome(key, record, op))
+                self.outcomes += [Outcome(k, r, "failed", str(err)) for k, r in self.pending.items()]
+                self.pending = {}
+                return self
+            self.retry = dict(self.pending)
+            self.last_error.update({k: str(err) for k in self.pending})
+            return self
+        for key, record in self.pending.items():
+            try:
+                op, future = self.make_call(record, existing.get(key, []))
+            except Conflict as exc:
+                self.outcomes.append(Outcome(key, record, "failed", f"{self.what}: {exc}"))
+                continue
+            except CloudForetError as err:  # e.g. the token could not be renewed
+                if err.transient:
+                    self.retry[key], self.last_error[key] = record, str(err)
                 else:
-                    calls.append((key, record, op, future))
-            for key, record, op, future in calls:
-                try:
-                    future.result()
-                    outcomes.append(Outcome(key, record, op))
-                    continue
-                except grpc.RpcError as exc:
-                    err = map_rpc_error(exc, f"{what} ({op})")
-                if stop(err):
-                    stopped = err
-                if err.code == "UNAUTHENTICATED":
-                    client.tokens.invalidate()
-                if err.transient or err.code == "UNAUTHENTICATED":
-                    retry[key] = record
-                    last_error[key] = str(err)
-                else:
-                    outcomes.append(Outcome(key, record, "failed", str(err)))
-        if stopped is not None:
-            return outcomes + [Outcome(k, r, "failed", str(stopped)) for k, r in retry.items()]
-        pending = retry
-        if not pending:
-            break
-        delay = policy.delay(attempt)
-        if attempt >= policy.max_attempts or not deadline.allows(delay):
-            outcomes += [Outcome(k, r, "failed", f"{last_error.get(k, 'failed')} (gave up after {attempt} "
-                                 "attempts)") for k, r in pending.items()]
-            break
-        on_retry(len(pending))  # records written again
-        log.debug("%s: retrying %d records in %.2fs", what, len(pending), delay)
-        time.sleep(delay)
-    return outcomes
+                    self.outcomes.append(Outcome(key, record, "failed", str(err)))
+                continue
+            if future is None:
+                self.outcomes.append(Outcome(key, record, op))
+            else:
+                self.calls.append((key, record, op, future))
+        return self
+
+    def _collect(self) -> CloudForetError | None:
+        """Waits for this attempt's calls; returns the error that stops the batch, if any."""
+        stopped = None
+        for key, record, op, future in self.calls:
+            try:
+                future.result()
+                self.outcomes.append(Outcome(key, record, op))
+                continue
+            except grpc.RpcError as exc:
+                err = map_rpc_error(exc, f"{self.what} ({op})")
+            if self.stop(err):
+                stopped = err
+            if err.code == "UNAUTHENTICATED":
+                self.client.tokens.invalidate()
+            if err.transient or err.code == "UNAUTHENTICATED":
+                self.retry[key] = record
+                self.last_error[key] = str(err)
+            else:
+                self.outcomes.append(Outcome(key, record, "failed", str(err)))
+        self.calls = []
+        return stopped
+
+    def finish(self) -> list[Outcome]:
+        """Every record's outcome (blocks; retries happen here)."""
+        while True:
+            stopped = self._collect()
+            if stopped is not None:
+                return self.outcomes + [Outcome(k, r, "failed", str(stopped)) for k, r in self.retry.items()]
+            self.pending, self.retry = self.retry, {}
+            if not self.pending:
+                return self.outcomes
+            delay = self.policy.delay(self.attempt)
+            if self.attempt >= self.policy.max_attempts or not self.deadline.allows(delay):
+                return self.outcomes + [
+                    Outcome(k, r, "failed", f"{self.last_error.get(k, 'failed')} (gave up after {self.attempt} "
+                            "attempts)") for k, r in self.pending.items()]
+            self.on_retry(len(self.pending))  # records written again
+            log.debug("%s: retrying %d records in %.2fs", self.what, len(self.pending), delay)
+            time.sleep(delay)
+            self.start()
+
+
+def write_batch(client: CloudForetClient, pending: dict, lookup: Lookup, make_call: MakeCall, what: str,
+                policy: RetryPolicy, stop: Callable[[CloudForetError], bool] = lambda e: False,
+                on_retry: Callable[[int], None] = lambda n: None) -> list[Outcome]:
+    """Writes every record of ``pending`` (key -> record) at most once, waiting for the answers."""
+    return BatchWrite(client, pending, lookup, make_call, what, policy, stop, on_retry).start().finish()

@@ -82,8 +82,12 @@ class CostService(cost_pb2_grpc.CostServicer):
         spec = query.parse(query_dict(request), [*scope_filters(claims),
                                                  *request_filters(request, skip=("project_group_id",))])
         resources = spec.lookup_values("resource")
-        docs = self.store.costs_by_resource(resources) if resources is not None else self.store.scan(COSTS)
-        results, total = query.run(docs, spec, "cost_id")
+        if resources is not None:
+            results, total = query.run(self.store.costs_by_resource(resources), spec, "cost_id")
+        else:  # a listing, often paged: the selection is kept until the next write
+            selected = self.store.scan_selected(COSTS, True, query.selection_key(spec),
+                                                lambda docs: query.select_sorted(docs, spec))
+            results, total = query.run((), spec, "cost_id", selected=selected)
         return cost_pb2.CostsInfo(results=[to_msg(d, cost_pb2.CostInfo) for d in results], total_count=total)
 
     @rpc("Cost.stat")

@@ -111,9 +111,11 @@ class CloudServiceService(cloud_service_pb2_grpc.CloudServiceServicer):
         ref_ids = spec.lookup_values("reference.resource_id")
         if ref_ids is not None:
             docs = self.store.cloud_services_by_ref(ref_ids, include_deleted=include_deleted)
-        else:
-            docs = self.store.scan(CLOUD_SERVICES, include_deleted=include_deleted)
-        results, total = query.run(docs, spec, "cloud_service_id")
+            results, total = query.run(docs, spec, "cloud_service_id")
+        else:  # a listing, often paged: the selection is kept until the next write
+            selected = self.store.scan_selected(CLOUD_SERVICES, include_deleted, query.selection_key(spec),
+                                                lambda docs: query.select_sorted(docs, spec))
+            results, total = query.run((), spec, "cloud_service_id", selected=selected)
         return cloud_service_pb2.CloudServicesInfo(
             results=[to_msg(d, cloud_service_pb2.CloudServiceInfo) for d in results], total_count=total)
 

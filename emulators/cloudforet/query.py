@@ -287,14 +287,29 @@ def project(doc: dict, only: list[str], id_key: str) -> dict:
     return out
 
 
-def run(docs: Iterable[dict], spec: QuerySpec, id_key: str) -> tuple[list[dict], int]:
-    """Filter, sort, page and project; returns (results, total_count before paging)."""
+def selection_key(spec: QuerySpec) -> str:
+    """What decides the selection and its order (not the page nor the fields)."""
+    return repr((spec.filters, spec.filter_or, spec.sort, spec.keyword))
+
+
+def select_sorted(docs: Iterable[dict], spec: QuerySpec) -> list[dict]:
     selected = select(docs, spec)
+    if spec.sort:
+        sort_docs(selected, spec.sort)
+    return selected
+
+
+def run(docs: Iterable[dict], spec: QuerySpec, id_key: str, selected: list[dict] | None = None
+        ) -> tuple[list[dict], int]:
+    """Filter, sort, page and project; returns (results, total_count before paging).
+
+    ``selected``: the filtered, sorted documents when the caller has them already.
+    """
+    if selected is None:
+        selected = select_sorted(docs, spec)
     total = len(selected)
     if spec.count_only:
         return [], total
-    if spec.sort:
-        sort_docs(selected, spec.sort)
     results = page(selected, spec.start, spec.limit)
     if spec.only:
         results = [project(d, spec.only, id_key) for d in results]

@@ -11,7 +11,7 @@ from __future__ import annotations
 import json
 import sqlite3
 import threading
-from typing import Any, Iterable
+from typing import Any, Callable, Iterable
 
 CLOUD_SERVICES = "cloud_services"
 CLOUD_SERVICE_TYPES = "cloud_service_types"
@@ -57,6 +57,7 @@ class Store:
         # WAL with synchronous=NORMAL costs no fsync per call.
         self._conn = sqlite3.connect(path, check_same_thread=False, isolation_level=None, cached_statements=256)
         self._lock = threading.Lock()
+        self._selected: dict[tuple, tuple[int, list[dict]]] = {}
         with self._lock:
             self._conn.execute("PRAGMA journal_mode=WAL")
             self._conn.execute("PRAGMA synchronous=NORMAL")
@@ -129,6 +130,28 @@ class Store:
         with self._lock:
             rows = self._conn.execute(sql).fetchall()
         return [json.loads(r[0]) for r in rows]
+
+    def scan_selected(self, collection: str, include_deleted: bool, key: str,
+                      select: Callable[[list[dict]], list[dict]]) -> list[dict]:
+        """``select(scan(...))``, remembered until the next write.
+
+        A client paging through a large listing asks the same query once per
+        page; a database answers each page from its index, and this store from
+        the first page's result instead of decoding every document again.
+        """
+        cache_key = (collection, include_deleted, key)
+        with self._lock:
+            version = self._conn.total_changes
+            hit = self._selected.get(cache_key)
+        if hit is not None and hit[0] == version:
+            return hit[1]
+        selected = select(self.scan(collection, include_deleted))
+        with self._lock:
+            if self._conn.total_changes == version:
+                if len(self._selected) >= 8:
+                    self._selected.pop(next(iter(self._selected)))
+                self._selected[cache_key] = (version, selected)
+        return selected
 
     def _where_in(self, sql: str, values: Iterable[Any]) -> list[dict]:
         """Documents from ``sql`` (ending in ``IN ({marks})``) for every value, in insertion order."""

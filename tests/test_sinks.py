@@ -1,0 +1,77 @@
+"""The sinks keep several batches in flight, bounded, and still write each record once."""
+from __future__ import annotations
+
+import threading
+import time
+
+import pytest
+from apache_beam import pvalue
+
+from emulators.cloudforet.config import EmulatorConfig
+from emulators.cloudforet.inventory_service import CloudServiceService
+from emulators.cloudforet.server import CloudForetEmulator
+from emulators.prism.fleet import FleetSpec, generate_fleet
+from transforms.inventory_sink import _WriteInventoryFn
+from transforms.normalize import normalize_vm
+from transforms.settings import CloudForetAuth, CloudForetEndpoint, CloudForetOptions
+
+
+class InFlight:
+    """Counts CloudService.create calls the emulator is answering at once."""
+
+    def __init__(self):
+        self.now = self.most = 0
+        self.lock = threading.Lock()
+
+    def wrap(self, create):
+        def counted(servicer, request, context):
+            with self.lock:
+                self.now += 1
+                self.most = max(self.most, self.now)
+            try:
+                time.sleep(0.02)  # a slow server: answers overlap only if the client lets them
+                return create(servicer, request, context)
+            finally:
+                with self.lock:
+                    self.now -= 1
+        return counted
+
+
+def records(n_vms: int) -> list[dict]:
+    pc = generate_fleet(FleetSpec(vms=n_vms, prism_centrals=1, clusters=1, hosts_per_cluster=1, disks_per_vm=1))[0]
+    return [r for e in pc.vm_entities(0, n_vms) for r in normalize_vm(pc.name, "http://pc", e) if r["kind"] == "vm"]
+
+
+def write_all(emu, monkeypatch, batch_size: int, in_flight: int, recs: list[dict]) -> list:
+    monkeypatch.setenv("TEST_CF_TOKEN", emu.app_token())
+    options = CloudForetOptions(
+        endpoint=CloudForetEndpoint(emu.endpoint),
+        auth=CloudForetAuth(domain_id=emu.config.domain_id, workspace_id=emu.config.workspace_id,
+                            token_env="TEST_CF_TOKEN"),
+        batch_size=batch_size, batches_in_flight=in_flight)
+    fn = _WriteInventoryFn(options)
+    fn.setup()
+    fn.start_bundle()
+    out = [o for r in recs for o in fn.process(r)]
+    out += [o.value for o in fn.finish_bundle()]
+    return out
+
+
+@pytest.mark.parametrize("in_flight", [1, 3])
+def test_batches_overlap_up_to_the_limit_and_each_record_is_written_once(tmp_path, monkeypatch, in_flight):
+    counter = InFlight()
+    monkeypatch.setattr(CloudServiceService, "create", counter.wrap(CloudServiceService.create))
+    emu = CloudForetEmulator(str(tmp_path / "cf.sqlite"), EmulatorConfig()).start()
+    try:
+        recs = records(60)
+        out = write_all(emu, monkeypatch, batch_size=5, in_flight=in_flight, recs=recs)
+        held = [cs["reference"]["resource_id"] for cs in emu.store.cloud_services()]
+    finally:
+        emu.stop()
+    assert sorted(held) == sorted(r["resource_id"] for r in recs)  # every record, once
+    results = [o for o in out if not isinstance(o, pvalue.TaggedOutput)]
+    assert sum(r["created"] for r in results) == 60 and not any(r["failed"] for r in results)
+    # one batch of 5 at a time, or up to 3 batches' calls at once, never more
+    assert counter.most <= 5 * in_flight
+    if in_flight > 1:
+        assert counter.most > 5
