@@ -147,6 +147,24 @@ def cf_counts(cf: dict) -> dict:
     return {"cloud_services": cs, "costs": costs}
 
 
+def write_window_s(db: Path) -> float:
+    """Seconds from the first to the last cloud service or cost record CloudForet created
+    (its own ``created_at`` stamps, in milliseconds, read from the emulator's SQLite)."""
+    import sqlite3
+    from datetime import datetime
+    conn = sqlite3.connect(db)
+    try:
+        stamps = [v for table in ("cloud_services", "costs") for v in conn.execute(
+            f"SELECT min(json_extract(doc, '$.created_at')), max(json_extract(doc, '$.created_at')) "
+            f"FROM {table}").fetchone() if v]
+    finally:
+        conn.close()
+    if not stamps:
+        return float("nan")
+    t = [datetime.fromisoformat(v.replace("Z", "+00:00")).timestamp() for v in stamps]
+    return max(t) - min(t)
+
+
 def metric_rows(root: Path) -> int:
     return sum(pq.read_metadata(f).num_rows for f in Path(root).glob("date=*/*.parquet"))
 
@@ -358,17 +376,26 @@ def sink_throughput(snapshot: Path, vms: int, pcs: int, best: dict, problems: li
         config = write_config(work, prism, cf)
         r = run_pipeline(config, cf, extra=["--source", "snapshot", "--snapshot", str(snapshot)])
         held = cf_counts(cf)
+    window = write_window_s(work / "cf.sqlite")
     shutil.rmtree(work, ignore_errors=True)
     writes = held["cloud_services"] + held["costs"]
-    rate = writes / r["seconds"]
+    rate, rate_window = writes / r["seconds"], writes / window
     share = rate / best["rate"] if best.get("rate") else float("nan")
-    print("  measured: (cloud services + cost records CloudForet holds afterwards) / wall time of the whole\n"
-          "  replay process (Beam start-up, snapshot check and read, normalize, lookups, writes, metric store,\n"
-          "  report) — so it understates the sinks' own throughput.")
-    print(f"  replay: {r['seconds']:.1f} s, {held['cloud_services']} cloud services + {held['costs']} costs = "
-          f"{writes} writes -> {rate:.0f} writes/s = {share:.0%} of the tight client's {best['rate']:.0f}/s "
-          f"({'meets' if share >= GOAL_SINK else 'BELOW'} goal >= {GOAL_SINK:.0%})")
-    return {"seconds": r["seconds"], "writes": writes, "rate": rate, "share": share}
+    share_window = rate_window / best["rate"] if best.get("rate") else float("nan")
+    print("  writes = cloud services + cost records CloudForet holds afterwards. Two rates:\n"
+          "  - write window: writes / (last - first created_at CloudForet stamped): the sinks' own rate while\n"
+          "    they write (reading, joining and normalizing the snapshot go on in the same step meanwhile);\n"
+          "  - whole process: writes / wall time of the replay process (Beam start-up, snapshot check and\n"
+          "    read, the VM/stats join, lookups, writes, metric store, report): a floor.")
+    print(f"  replay: {r['seconds']:.1f} s, write window {window:.1f} s; {held['cloud_services']} cloud services + "
+          f"{held['costs']} costs = {writes} writes")
+    print(f"  write window:  {rate_window:7.0f} writes/s = {share_window:.0%} of the tight client's "
+          f"{best['rate']:.0f}/s ({'meets' if share_window >= GOAL_SINK else 'BELOW'} goal >= {GOAL_SINK:.0%})")
+    print(f"  whole process: {rate:7.0f} writes/s = {share:.0%}")
+    if share_window < GOAL_SINK:
+        problems.append(f"sinks at {share_window:.0%} of raw capacity (goal {GOAL_SINK:.0%})")
+    return {"seconds": r["seconds"], "writes": writes, "rate": rate, "share": share, "window_s": window,
+            "rate_window": rate_window, "share_window": share_window}
 
 
 # -- scale ---------------------------------------------------------------------------------
@@ -462,11 +489,12 @@ def prism_rate(rate: float, vms: int, page_size: int, workers: int) -> dict:
             "mean_rate": (len(stamps) - 1) / span if span else 0.0, "workers": workers}
 
 
-def rate_check(problems: list, workers_list: list[int]) -> None:
+def rate_check(problems: list, workers_list: list[int]) -> list[dict]:
     rate, vms, page = 10, 2000, 50
     print(f"\n=== Prism rate: ReadFromPrism alone, max_requests_per_s={rate}, {vms} VMs, page_size={page}, "
           f"one Prism Central (in-process emulator, requests timestamped in _dispatch) ===", flush=True)
     limit = 2 * rate  # a token bucket of capacity `rate` may send rate + burst in its first second
+    rows = []
     for workers in workers_list:
         r = prism_rate(rate, vms, page, workers)
         ok = r["max_1s"] <= limit
@@ -476,6 +504,57 @@ def rate_check(problems: list, workers_list: list[int]) -> None:
               f"first: {r['per_second']}", flush=True)
         if not ok:
             problems.append(f"Prism rate with {workers} worker(s): {r['max_1s']} requests in 1 s > {limit}")
+        rows.append({**r, "rate": rate, "limit": limit})
+    return rows
+
+
+# -- the table -----------------------------------------------------------------------------
+def _verdict(ok: bool) -> str:
+    return "met" if ok else "NOT MET"
+
+
+def print_table(args, results: dict, best: dict | None, sink: dict | None, scale_rows: list,
+                rates: list) -> None:
+    """Every figure of the issue in one table, the ratio next to each, the goal and whether it holds."""
+    lats = list(results)
+    head = "".join(f"{f'{lat:g} ms/call':>16}" for lat in lats)
+    print(f"{'figure':46}{head}  goal")
+    def row(label: str, cells: list[str], goal: str = "") -> None:
+        print(f"{label:46}{''.join(f'{c:>16}' for c in cells)}  {goal}")
+    n = args.vms
+    row(f"{n:,} VMs: baseline first run (s)",
+        [f"{r['baseline']['wall_seconds']:.1f}" if r.get("baseline") else "-" for r in results.values()])
+    row(f"{n:,} VMs: pipeline first run (s)", [f"{r['first']['seconds']:.1f}" for r in results.values()])
+    cells, goal = [], ""
+    for lat, r in results.items():
+        x = r.get("ratio_first")
+        cells.append(f"{x:.1f}x" if x else "-")
+        if lat == 5 and x:
+            goal = f">= {GOAL_FIRST:g}x at 5 ms: {_verdict(x >= GOAL_FIRST)}"
+    row("  baseline / pipeline", cells, goal)
+    row(f"{n:,} VMs: pipeline second run, unchanged (s)", [f"{r['second']['seconds']:.1f}" for r in results.values()])
+    cells = [f"{r['ratio_second']:.1f}x" for r in results.values()]
+    worst = min((r["ratio_second"] for r in results.values()), default=0)
+    row("  first / second", cells, f">= {GOAL_SECOND:g}x: {_verdict(worst >= GOAL_SECOND)}" if results else "")
+    row("  pipeline peak RSS, first run (MiB)", [f"{r['first']['tree_peak_mib']:.0f}" for r in results.values()])
+    if best:
+        print(f"{'tight client, best creates/s (in flight)':46}{best['rate']:16.0f}  ({best.get('in_flight')})")
+    if sink:
+        print(f"{'sinks, write window: writes/s, share':46}{sink['rate_window']:16.0f}  {sink['share_window']:.0%} "
+              f"of raw; >= {GOAL_SINK:.0%}: {_verdict(sink['share_window'] >= GOAL_SINK)}")
+        print(f"{'sinks, whole replay process: writes/s, share':46}{sink['rate']:16.0f}  {sink['share']:.0%} of raw")
+    if scale_rows:
+        print(f"scale, first runs at {args.scale_latency_ms:g} ms/call:")
+        n0, _, m0, *_ = scale_rows[0]
+        for vms, secs, mib, procs, _, _ in scale_rows:
+            print(f"  {vms:>9,} VMs {secs:9.1f} s {mib:8.0f} MiB peak ({procs} procs)  memory x{mib / m0:.2f} "
+                  f"for x{vms / n0:g} VMs" + ("  OVER 2 GiB" if mib >= 2048 else ""))
+        n1, _, m1, *_ = scale_rows[-1]
+        print(f"  goal: largest completes under 2 GiB: {_verdict(m1 < 2048)}; growth less than linear: "
+              f"{_verdict(len(scale_rows) < 2 or m1 / m0 < n1 / n0)}")
+    for r in rates:
+        print(f"Prism rate, {r['workers']} worker(s): worst 1 s window {r['max_1s']} requests at "
+              f"{r['rate']}/s configured (bucket limit {r['limit']}): {_verdict(r['max_1s'] <= r['limit'])}")
 
 
 # -- main ----------------------------------------------------------------------------------
@@ -508,26 +587,20 @@ def main(argv: list[str]) -> None:
     started = time.monotonic()
     for lat in latencies:
         results[lat] = compare_latency(args.vms, args.prism_centrals, lat, args.skip_baseline, args.keep, problems)
+    best, sink, scale_rows, rates = None, None, [], []
     if not args.skip_capacity:
         best = raw_capacity(args.capacity_calls, _ints(args.in_flight))
         source = results.get(0.0) or next(iter(results.values()), None)
         if source and source["snapshot"].exists():
-            sink_throughput(source["snapshot"], args.vms, args.prism_centrals, best, problems)
+            sink = sink_throughput(source["snapshot"], args.vms, args.prism_centrals, best, problems)
         else:
             print("  (no first-run snapshot to replay: the sink throughput was not measured)")
     if args.scale:
-        scale(_ints(args.scale), args.prism_centrals, args.scale_latency_ms, args.keep, problems)
+        scale_rows = scale(_ints(args.scale), args.prism_centrals, args.scale_latency_ms, args.keep, problems)
     if not args.skip_rate:
-        rate_check(problems, _ints(args.rate_workers))
-
+        rates = rate_check(problems, _ints(args.rate_workers))
     print(f"\n=== Summary ({time.monotonic() - started:.0f} s) ===")
-    for lat, r in results.items():
-        first = r["first"]["seconds"]
-        line = f"  {lat:g} ms: pipeline first {first:.1f} s, second {r['second']['seconds']:.1f} s " \
-               f"(first/second {r['ratio_second']:.1f}x)"
-        if r.get("ratio_first"):
-            line += f"; baseline {r['baseline']['wall_seconds']:.1f} s (baseline/pipeline {r['ratio_first']:.1f}x)"
-        print(line)
+    print_table(args, results, best, sink, scale_rows, rates)
     if problems:
         print("PROBLEMS:")
         for p in problems:
