@@ -5,8 +5,9 @@ The shape follows Beam's datastoreio: plan the pages from ``total_matches``,
 worker keeps one HTTP session per account and fetches several pages at once
 (bounded by ``max_concurrency`` and the per-Prism-Central rate limiter).
 
-Each VM page's stats are fetched with it (the groups API's ``entity_ids``),
-so a VM leaves the read with its own time series: nothing downstream has to
+Each VM page's stats are fetched with it (the v3 groups request's
+``entity_ids``, "a set of entities that the request will be scoped to"), so a
+VM leaves the read with its own time series: nothing downstream has to
 join VMs with stats, and a VM can flow to the sinks as soon as its page is in
 (a join would hold every VM of the fleet in the local runner's memory).
 """
@@ -14,9 +15,9 @@ from __future__ import annotations
 
 import logging
 import threading
-from uuid import uuid4
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from typing import Any, Iterable
+from uuid import uuid4
 
 import apache_beam as beam
 from apache_beam import pvalue
