@@ -190,9 +190,12 @@ def cf_args(latency_ms: float) -> list[str]:
     return ["--latency-ms", str(latency_ms)] if latency_ms else []
 
 
+PIPELINE_ARGS: list[str] = []  # --pipeline-args: Beam options for every pipeline run of the benchmark
+
+
 def sampled_pipeline(config: Path, cf: dict, **kw) -> dict:
     with TreeSampler() as sampler:
-        r = run_pipeline(config, cf, **kw)
+        r = run_pipeline(config, cf, extra=PIPELINE_ARGS, **kw)
     r["tree_peak_mib"] = sampler.peak_kib / MIB
     r["tree_procs"] = sampler.peak_procs
     return r
@@ -322,10 +325,28 @@ def sample_records(n: int) -> list[dict]:
     return out[:n]
 
 
+def mixed_requests(n: int) -> list[tuple[str, object]]:
+    """n create requests in the pipeline's own mix and order: each cloud service (VM, then its
+    disks) followed by its cost records (vCPU + memory per powered-on VM, storage per disk)."""
+    from transforms.cost import costs_for
+    from transforms.cost_sink import create_request as cost_request
+    from transforms.inventory_sink import create_request as service_request
+    from transforms.settings import Rate, RateCard
+    card = RateCard(Rate(0.02, 0.005, 0.05, "USD"))
+    out: list[tuple[str, object]] = []
+    for r in sample_records(n):
+        out.append(("service", service_request(r)))
+        out += [("cost", cost_request(c)) for c in costs_for(r, card, "2026-11-28", "ds-nutanix")]
+        if len(out) >= n:
+            break
+    return out[:n]
+
+
 def tight_client(cf: dict, requests_: list, in_flight: int) -> tuple[float, int]:
     """(seconds, errors) for every request with up to ``in_flight`` outstanding on one channel."""
     channel = grpc.insecure_channel(cf["endpoint"])
-    stub = cloud_service_pb2_grpc.CloudServiceStub(channel)
+    create = {"service": cloud_service_pb2_grpc.CloudServiceStub(channel).create,
+              "cost": cost_pb2_grpc.CostStub(channel).create}
     md = (("token", cf_token(cf)),)
     sem = threading.Semaphore(in_flight)
     errors = [0]
@@ -336,9 +357,9 @@ def tight_client(cf: dict, requests_: list, in_flight: int) -> tuple[float, int]
         sem.release()
 
     start = time.monotonic()
-    for req in requests_:
+    for kind, req in requests_:
         sem.acquire()
-        stub.create.future(req, metadata=md, timeout=60).add_done_callback(done)
+        create[kind].future(req, metadata=md, timeout=60).add_done_callback(done)
     for _ in range(in_flight):
         sem.acquire()
     seconds = time.monotonic() - start
@@ -347,20 +368,19 @@ def tight_client(cf: dict, requests_: list, in_flight: int) -> tuple[float, int]
 
 
 def raw_capacity(calls: int, in_flights: list[int]) -> dict:
-    from transforms.inventory_sink import create_request
-    print(f"\n=== CloudForet emulator raw capacity (no latency): {calls} CloudService.create per setting ===",
-          flush=True)
-    records = sample_records(calls + 200)
-    reqs = [create_request(r) for r in records]
+    print(f"\n=== CloudForet emulator raw capacity (no latency): {calls} creates per setting, "
+          f"CloudService.create and Cost.create in the pipeline's mix ===", flush=True)
+    reqs = mixed_requests(calls + 400)
+    mix = sum(1 for k, _ in reqs if k == "cost") / len(reqs)
     work = tempdir()
     best = {"rate": 0.0}
     with emulators(work, prism_args(1, 1), []) as (_, cf):
-        tight_client(cf, reqs[:200], 16)  # warm-up
+        tight_client(cf, reqs[:400], 16)  # warm-up
         for k in in_flights:
-            seconds, errors = tight_client(cf, reqs[200:200 + calls], k)
+            seconds, errors = tight_client(cf, reqs[400:400 + calls], k)
             rate = calls / seconds
-            print(f"  up to {k:4d} in flight on one channel: {seconds:6.2f} s, {rate:7.0f} creates/s, "
-                  f"{errors} errors", flush=True)
+            print(f"  up to {k:4d} in flight on one channel: {seconds:6.2f} s, {rate:7.0f} creates/s "
+                  f"({mix:.0%} of them costs), {errors} errors", flush=True)
             if rate > best["rate"] and not errors:
                 best = {"rate": rate, "in_flight": k}
     shutil.rmtree(work, ignore_errors=True)
@@ -374,7 +394,7 @@ def sink_throughput(snapshot: Path, vms: int, pcs: int, best: dict, problems: li
     work = tempdir()
     with emulators(work, prism_args(1, 1), []) as (prism, cf):
         config = write_config(work, prism, cf)
-        r = run_pipeline(config, cf, extra=["--source", "snapshot", "--snapshot", str(snapshot)])
+        r = run_pipeline(config, cf, extra=["--source", "snapshot", "--snapshot", str(snapshot), *PIPELINE_ARGS])
         held = cf_counts(cf)
     window = write_window_s(work / "cf.sqlite")
     shutil.rmtree(work, ignore_errors=True)
@@ -440,6 +460,7 @@ def prism_rate(rate: float, vms: int, page_size: int, workers: int) -> dict:
     from emulators.prism.fleet import FleetSpec, generate_fleet
     from emulators.prism.server import PrismServer
     from pipeline.config import parse_config
+    from pipeline.run import share_rate_limit
     from transforms.prism_read import ReadFromPrism
     from transforms.settings import RunContext
 
@@ -468,6 +489,7 @@ def prism_rate(rate: float, vms: int, page_size: int, workers: int) -> dict:
         opts = ["--direct_num_workers", str(workers)]
         if workers > 1:
             opts += ["--direct_running_mode", "multi_processing"]
+        config = share_rate_limit(config, opts)  # what `python -m pipeline` does with these options
         start = time.monotonic()
         with beam.Pipeline(runner=FnApiRunner(), options=PipelineOptions(opts)) as p:
             _ = p | beam.Create([pc.name]) | ReadFromPrism(config, ctx)
@@ -493,15 +515,16 @@ def rate_check(problems: list, workers_list: list[int]) -> list[dict]:
     rate, vms, page = 10, 2000, 50
     print(f"\n=== Prism rate: ReadFromPrism alone, max_requests_per_s={rate}, {vms} VMs, page_size={page}, "
           f"one Prism Central (in-process emulator, requests timestamped in _dispatch) ===", flush=True)
-    limit = 2 * rate  # a token bucket of capacity `rate` may send rate + burst in its first second
     rows = []
     for workers in workers_list:
+        # each worker process's limiter keeps to rate/workers with a burst of one request
+        limit = rate + workers
         r = prism_rate(rate, vms, page, workers)
         ok = r["max_1s"] <= limit
         print(f"  {workers} worker(s){' (multi_processing)' if workers > 1 else ''}: {r['requests']} requests "
               f"in {r['seconds']:.1f} s, mean {r['mean_rate']:.1f}/s, max in any 1 s window {r['max_1s']} "
-              f"({'within' if ok else 'ABOVE'} {rate} + burst {rate} = {limit}); requests per second from the "
-              f"first: {r['per_second']}", flush=True)
+              f"({'within' if ok else 'ABOVE'} {rate}/s + a burst of 1 per worker = {limit}); requests per "
+              f"second from the first: {r['per_second']}", flush=True)
         if not ok:
             problems.append(f"Prism rate with {workers} worker(s): {r['max_1s']} requests in 1 s > {limit}")
         rows.append({**r, "rate": rate, "limit": limit})
@@ -554,7 +577,7 @@ def print_table(args, results: dict, best: dict | None, sink: dict | None, scale
               f"{_verdict(len(scale_rows) < 2 or m1 / m0 < n1 / n0)}")
     for r in rates:
         print(f"Prism rate, {r['workers']} worker(s): worst 1 s window {r['max_1s']} requests at "
-              f"{r['rate']}/s configured (bucket limit {r['limit']}): {_verdict(r['max_1s'] <= r['limit'])}")
+              f"{r['rate']}/s configured (limit {r['limit']}): {_verdict(r['max_1s'] <= r['limit'])}")
 
 
 # -- main ----------------------------------------------------------------------------------
@@ -576,10 +599,16 @@ def main(argv: list[str]) -> None:
     ap.add_argument("--skip-capacity", action="store_true")
     ap.add_argument("--skip-rate", action="store_true")
     ap.add_argument("--keep", action="store_true", help="keep the work directories")
+    ap.add_argument("--pipeline-args", default="",
+                    help="Beam options for every pipeline run, e.g. '--direct_num_workers 2 "
+                         "--direct_running_mode multi_processing'")
     args = ap.parse_args(argv)
+    PIPELINE_ARGS[:] = args.pipeline_args.split()
     latencies = [float(x) for x in args.latency_ms.split(",") if x.strip()]
     print(f"machine: {platform.machine()}, {os.cpu_count()} cores, Python {platform.python_version()}; "
           f"load average {os.getloadavg()[0]:.2f} (other work on the machine skews every figure)")
+    if PIPELINE_ARGS:
+        print(f"pipeline runs with: {' '.join(PIPELINE_ARGS)}")
     print(f"fleet: {args.vms} VMs over {args.prism_centrals} Prism Centrals, 4 clusters x 4 hosts each, "
           f"2 disks/VM; pipeline config from benchmarks/harness.write_config", flush=True)
     problems: list[str] = []
