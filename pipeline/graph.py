@@ -21,9 +21,10 @@ from transforms.cost_store import WriteToCostStore
 from transforms.inventory_sink import WriteToInventory
 from transforms.metric_store import WriteToMetricStore
 from transforms.metrics import ExtractMetrics
-from transforms.normalize import DEAD_LETTER, NormalizeInfra, NormalizeVm
+from transforms.normalize import (DEAD_LETTER, AttachUtilization, NormalizeInfra, NormalizeVm, NormalizeVmAlone,
+                                  latest_utilization)
 from transforms.notify import Notify
-from transforms.prism_read import STATUS, VM_WITH_STATS, ReadFromPrism, parse_stats_entity
+from transforms.prism_read import STATS, STATUS, VM_WITH_STATS, ReadFromPrism, parse_stats_entity
 from transforms.reconcile import NOTES, Reconcile
 from transforms.registry import RegisterTypesAndRegions
 from transforms.settings import Config, RunContext
@@ -78,23 +79,44 @@ def read_snapshot(p: beam.Pipeline, snapshot_dir: str, manifest: dict) -> tuple[
 def derive(read: dict, config: Config, ctx: RunContext) -> Derived:
     """Entities -> resources, cost records and metric points (no I/O).
 
-    Every VM arrives with its stats, so nothing is grouped: a VM flows from
-    its page to the sinks in one fused step, whatever the fleet's size.
+    A live read hands on every VM with its stats, so nothing is grouped: a VM
+    flows from its page to the sinks in one fused step, whatever the fleet's
+    size. A snapshot holds VMs and stats apart: their resources and latest
+    utilization (small) are joined; points come from the stats directly.
     """
-    parsed = read[VM_WITH_STATS] | "ParseStats" >> beam.MapTuple(
-        lambda key, v: (key, (v[0], v[1], parse_stats_entity(v[2]) if v[2] is not None else {})))
-    points = (parsed
-              | "VmSeries" >> beam.MapTuple(lambda key, v: (key, v[2]))
-              | "ExtractMetrics" >> beam.ParDo(ExtractMetrics(ctx.stats_interval_s, ctx.stats_start_ms,
-                                                              ctx.stats_end_ms)))
-    vms = parsed | "NormalizeVms" >> beam.ParDo(NormalizeVm()).with_outputs(DEAD_LETTER, main="resources")
-    vm_side = vms.resources
+    if VM_WITH_STATS in read:
+        vm_side, points, vm_dead = _vms_with_stats(read[VM_WITH_STATS], ctx)
+    else:
+        vm_side, points, vm_dead = _vms_joined_with_stats(read["vm"], read[STATS], ctx)
     infra = read["infra"] | "NormalizeInfra" >> beam.ParDo(NormalizeInfra()).with_outputs(
         DEAD_LETTER, main="resources")
     clusters = infra.resources | "Clusters" >> beam.Filter(lambda r: r["kind"] == "cluster")
     costs = vm_side | "ExtractCost" >> ExtractCost(config.rate_card, ctx, config.cloudforet.cost_data_source_id)
-    malformed = (vms[DEAD_LETTER], infra[DEAD_LETTER]) | "Malformed" >> beam.Flatten()
+    malformed = (vm_dead, infra[DEAD_LETTER]) | "Malformed" >> beam.Flatten()
     return Derived(vm_side, infra.resources, clusters, costs, points, malformed, [read[DEAD_LETTER], malformed])
+
+
+def _extract_metrics(ctx: RunContext) -> beam.ParDo:
+    return beam.ParDo(ExtractMetrics(ctx.stats_interval_s, ctx.stats_start_ms, ctx.stats_end_ms))
+
+
+def _vms_with_stats(pairs: beam.PCollection, ctx: RunContext) -> tuple:
+    parsed = pairs | "ParseStats" >> beam.MapTuple(
+        lambda key, v: (key, (v[0], v[1], parse_stats_entity(v[2]) if v[2] is not None else {})))
+    points = parsed | "VmSeries" >> beam.MapTuple(lambda key, v: (key, v[2])) | "ExtractMetrics" >> _extract_metrics(ctx)
+    vms = parsed | "NormalizeVms" >> beam.ParDo(NormalizeVm()).with_outputs(DEAD_LETTER, main="resources")
+    return vms.resources, points, vms[DEAD_LETTER]
+
+
+def _vms_joined_with_stats(vms: beam.PCollection, stats: beam.PCollection, ctx: RunContext) -> tuple:
+    series = stats | "ParseStats" >> beam.MapTuple(lambda key, v: (key, parse_stats_entity(v[1])))
+    points = series | "ExtractMetrics" >> _extract_metrics(ctx)
+    util = series | "LatestUtilization" >> beam.MapTuple(lambda key, s: (key, latest_utilization(s)))
+    normalized = vms | "NormalizeVms" >> beam.ParDo(NormalizeVmAlone()).with_outputs(DEAD_LETTER, main="resources")
+    vm_side = ({"vm": normalized.resources, "util": util}
+               | "JoinVmsWithUtilization" >> beam.CoGroupByKey()
+               | "AttachUtilization" >> beam.ParDo(AttachUtilization()))
+    return vm_side, points, normalized[DEAD_LETTER]
 
 
 def reconcile(read: dict, derived: Derived, inventory_results, config: Config) -> tuple[list, list, list]:

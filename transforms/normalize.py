@@ -340,6 +340,40 @@ class NormalizeVm(beam.DoFn):
         yield from resources
 
 
+class NormalizeVmAlone(beam.DoFn):
+    """((account, uuid), (base_url, entity)) -> ((account, uuid), [VM resource, disk resources...]).
+
+    For sources that hold VMs and their stats apart (snapshots): the VM is
+    normalized before it meets its utilization, so the join holds resources,
+    a fraction of the entity.
+    """
+
+    def process(self, item: tuple) -> Iterable:
+        (account, uuid), (base_url, entity) = item
+        try:
+            yield (account, uuid), normalize_vm(account, base_url, entity)
+        except MalformedEntity as exc:
+            yield pvalue.TaggedOutput(DEAD_LETTER, dead_letter("normalize", account, "vm", str(exc), uuid))
+
+
+class AttachUtilization(beam.DoFn):
+    """(key, {'vm': [[vm, disks...]...], 'util': [summary...]}) -> the VM with its
+    latest utilization, then its disks. A VM listed twice survives once; the
+    stats of a VM no longer listed make no resource."""
+
+    def process(self, joined: tuple) -> Iterable[dict]:
+        _, groups = joined
+        resources = next(iter(groups["vm"]), None)
+        if not resources:
+            return
+        vm, *disks = resources
+        util = next(iter(groups["util"]), None)
+        if util:
+            vm["data"]["utilization"] = util
+        yield vm
+        yield from disks
+
+
 class NormalizeInfra(beam.DoFn):
     """Cluster and host entities -> resources (the Prism Central cluster is skipped)."""
 

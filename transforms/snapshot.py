@@ -28,7 +28,7 @@ from apache_beam.transforms.window import GlobalWindows
 from schemas import load_json_schema
 from schemas.parquet import SNAPSHOT_ENTITY, SNAPSHOT_SCHEMA_VERSION
 from transforms.files import write_json_atomically
-from transforms.prism_read import STATS, STATUS, VM_WITH_STATS, account_event
+from transforms.prism_read import STATS, STATUS, account_event
 from transforms.settings import RunContext
 
 MANIFEST = "manifest.json"
@@ -305,22 +305,9 @@ def _dedupe_first(values: Iterable) -> Any:
     return next(iter(values))
 
 
-def _pair_vm_with_stats(joined: tuple) -> Iterable[tuple]:
-    """(key, {'vm': [...], 'stats': [...]}) -> one VM with its stats, as the live read pairs them.
-
-    A VM listed twice survives once; stats of a VM no longer listed are dropped.
-    """
-    key, groups = joined
-    vm = next(iter(groups["vm"]), None)
-    if vm is None:
-        return
-    stats = next(iter(groups["stats"]), None)
-    yield key, (vm[0], vm[1], stats[1] if stats is not None else None)
-
-
 class ReadFromSnapshot(beam.PTransform):
-    """A validated snapshot -> {'vm_with_stats', 'vm', 'infra', 'vm_stats', 'status', 'dead_letter'} like
-    ReadFromPrism (VMs and their stats are archived apart, so here they are joined)."""
+    """A validated snapshot -> {'vm', 'infra', 'vm_stats', 'status', 'dead_letter'} like ReadFromPrism,
+    but VMs and their stats apart, as they are archived (``derive`` joins what it needs of them)."""
 
     def __init__(self, snapshot_dir: str, manifest: dict):
         super().__init__()
@@ -345,8 +332,4 @@ class ReadFromSnapshot(beam.PTransform):
         recorded = pbegin | "RecordedStatus" >> beam.Create(events)
         status = (out[STATUS], recorded) | "ReplayStatus" >> beam.Flatten()
         infra = out.infra | "DedupeInfra" >> beam.CombinePerKey(_dedupe_first)
-        vms = ({"vm": out.vm, "stats": out[STATS]}
-               | "JoinVmsWithStats" >> beam.CoGroupByKey()
-               | "PairVmsWithStats" >> beam.FlatMap(_pair_vm_with_stats))
-        return {VM_WITH_STATS: vms, "vm": out.vm, "infra": infra, STATS: out[STATS], STATUS: status,
-                "dead_letter": out.dead_letter}
+        return {"vm": out.vm, "infra": infra, STATS: out[STATS], STATUS: status, "dead_letter": out.dead_letter}
