@@ -55,21 +55,31 @@ class Derived:
 
 
 def read_live(p: beam.Pipeline, config: Config, ctx: RunContext) -> tuple[dict, list]:
-    """Prism -> entities; the snapshot archive is one more 'sink' of the read.
-
-    On the local runner VMs are deduplicated in the workers; elsewhere a
-    shuffle also catches repeats that landed in two workers.
-    """
-    from apache_beam.runners.portability.fn_api_runner import FnApiRunner
-
+    """Prism -> entities; the snapshot archive is one more 'sink' of the read."""
     names = [a.name for a in config.accounts]
-    shuffle = not isinstance(p.runner, FnApiRunner)
-    read = p | "Accounts" >> beam.Create(names) | "ReadFromPrism" >> ReadFromPrism(config, ctx, shuffle_dedupe=shuffle)
+    read = p | "Accounts" >> beam.Create(names) | "ReadFromPrism" >> ReadFromPrism(
+        config, ctx, shuffle_dedupe=runs_in_several_processes(p))
     extra_results = []
     if config.snapshot.enabled:
         extra_results.append(read | "WriteSnapshot" >> WriteSnapshot(config.snapshot.path,
                                                                     config.snapshot.format, ctx))
     return read, extra_results
+
+
+def runs_in_several_processes(p: beam.Pipeline) -> bool:
+    """Whether VMs repeated by offset paging could reach two worker processes.
+
+    In one process every worker drops the repeats it has seen; across
+    processes (Flink, Dataflow, the local runner's multi_processing mode) a
+    shuffle by VM does, at the price of holding the VMs in the shuffle.
+    """
+    from apache_beam.options.pipeline_options import DirectOptions
+    from apache_beam.runners.portability.fn_api_runner import FnApiRunner
+
+    if not isinstance(p.runner, FnApiRunner):
+        return True
+    direct = p.options.view_as(DirectOptions)
+    return direct.direct_running_mode == "multi_processing" and (direct.direct_num_workers or 1) > 1
 
 
 def read_snapshot(p: beam.Pipeline, snapshot_dir: str, manifest: dict) -> tuple[dict, list]:

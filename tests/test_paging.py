@@ -115,3 +115,37 @@ def test_requests_stay_under_the_per_prism_central_rate(prism_servers, workers):
     # 10/s in all: each worker keeps to its share with a burst of one, though 8 fetch in parallel in each
     assert worst <= 10 + workers
     assert stamps[-1] - stamps[0] >= (len(stamps) - 1 - workers) / 10
+
+
+def test_a_vm_listed_twice_is_handed_on_once_and_a_failed_bundle_hands_its_vms_on_again():
+    from transforms.prism_read import DropRepeats
+    a, b = ("pc", "vm-a"), ("pc", "vm-b")
+    fn = DropRepeats(token="pipeline-1")
+    fn.start_bundle()
+    assert [*fn.process((a, 1)), *fn.process((a, 2))] == [(a, 1)]  # a repeat within a bundle
+    fn.finish_bundle()
+    fn.start_bundle()
+    assert list(fn.process((b, 1))) == [(b, 1)]  # this bundle fails: finish_bundle never runs
+    fn.start_bundle()  # the runner retries it
+    assert [*fn.process((b, 1)), *fn.process((a, 3))] == [(b, 1)]  # b again; a was committed
+    fn.finish_bundle()
+    other = DropRepeats(token="pipeline-1")  # another DoFn instance of the same pipeline and process
+    other.start_bundle()
+    assert list(other.process((b, 2))) == []
+    fresh = DropRepeats()  # a new pipeline (same run id or not) starts afresh
+    fresh.start_bundle()
+    assert list(fresh.process((a, 4))) == [(a, 4)]
+
+
+@pytest.mark.parametrize("args, runner, shuffled", [
+    ([], "fn_api", False),
+    (["--direct_num_workers", "2"], "fn_api", False),  # threads of one process
+    (["--direct_num_workers", "2", "--direct_running_mode", "multi_processing"], "fn_api", True),
+    ([], "BundleBasedDirectRunner", True),
+])
+def test_repeats_are_shuffled_away_when_workers_run_in_several_processes(args, runner, shuffled):
+    from apache_beam.options.pipeline_options import PipelineOptions
+
+    from pipeline.graph import runs_in_several_processes
+    p = beam.Pipeline(runner=FnApiRunner() if runner == "fn_api" else runner, options=PipelineOptions(args))
+    assert runs_in_several_processes(p) is shuffled
