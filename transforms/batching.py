@@ -56,9 +56,6 @@ class BatchedCloudForetWrite(beam.DoFn):
             self._buffers[group] = []
             yield from self._submit(group, buf)
 
-    def start_write(self, group: Hashable, batch: list) -> Finisher:
-        raise NotImplementedError
-
     def _submit(self, group: Hashable, batch: list) -> Iterable:
         """Starts ``batch`` once fewer than ``batches_in_flight`` batches are in flight."""
         while len(self._in_flight) >= max(1, self.options.batches_in_flight):
