@@ -75,3 +75,38 @@ def test_batches_overlap_up_to_the_limit_and_each_record_is_written_once(tmp_pat
     assert counter.most <= 5 * in_flight
     if in_flight > 1:
         assert counter.most > 5
+
+
+def test_a_bundle_retried_while_its_calls_are_in_flight_creates_nothing_twice(tmp_path, monkeypatch):
+    """The runner retries a failed bundle at once; its earlier calls may not have landed yet."""
+    original = CloudServiceService.create
+
+    def slow_create(servicer, request, context):
+        time.sleep(0.3)
+        return original(servicer, request, context)
+
+    monkeypatch.setattr(CloudServiceService, "create", slow_create)
+    emu = CloudForetEmulator(str(tmp_path / "cf.sqlite"), EmulatorConfig()).start()
+    try:
+        recs = records(10)
+        monkeypatch.setenv("TEST_CF_TOKEN", emu.app_token())
+        options = CloudForetOptions(
+            endpoint=CloudForetEndpoint(emu.endpoint),
+            auth=CloudForetAuth(domain_id=emu.config.domain_id, workspace_id=emu.config.workspace_id,
+                                token_env="TEST_CF_TOKEN"),
+            batch_size=5, batches_in_flight=2)
+        failed = _WriteInventoryFn(options)
+        failed.setup()
+        failed.start_bundle()
+        assert [o for r in recs for o in failed.process(r)] == []  # two batches in flight, none answered
+        # the bundle fails here (an error elsewhere in the fused step): finish_bundle never runs
+        retried = _WriteInventoryFn(options)
+        retried.setup()
+        retried.start_bundle()
+        out = [o for r in recs for o in retried.process(r)] + [o.value for o in retried.finish_bundle()]
+        held = [cs["reference"]["resource_id"] for cs in emu.store.cloud_services()]
+    finally:
+        emu.stop()
+    assert sorted(held) == sorted(r["resource_id"] for r in recs)  # each once
+    results = [o for o in out if not isinstance(o, pvalue.TaggedOutput)]
+    assert sum(r["created"] for r in results) == 0 and sum(r["unchanged"] for r in results) == 10

@@ -9,6 +9,7 @@ whose answer was lost (applied, but DEADLINE_EXCEEDED) is never made twice.
 from __future__ import annotations
 
 import logging
+import threading
 import time
 from dataclasses import dataclass
 from typing import Any, Callable, Hashable
@@ -38,6 +39,44 @@ Lookup = Callable[[list], dict]  # keys -> {key: [existing...]}
 MakeCall = Callable[[Any, list], tuple]  # (record, existing) -> (op, future | None)
 
 
+class _CallsInFlight:
+    """Per process: the write calls not yet answered, by (what, key).
+
+    A bundle that fails while its batches' calls are in flight is retried by
+    the runner; the retry's lookup must not run before those calls land, or it
+    would miss what they create and create it again. Every batch waits for
+    earlier calls on its keys before its lookup.
+    """
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._calls: dict[Hashable, list] = {}
+
+    def wait_for(self, what: str, keys: list) -> None:
+        with self._lock:
+            earlier = [f for k in keys for f in self._calls.pop((what, k), ())]
+        for future in earlier:
+            try:
+                future.result()
+            except Exception:  # noqa: BLE001 - only its landing matters here, not its outcome
+                pass
+
+    def add(self, what: str, key: Hashable, future) -> None:
+        with self._lock:
+            self._calls.setdefault((what, key), []).append(future)
+
+    def answered(self, what: str, key: Hashable, future) -> None:
+        with self._lock:
+            calls = self._calls.get((what, key))
+            if calls and future in calls:
+                calls.remove(future)
+                if not calls:
+                    del self._calls[(what, key)]
+
+
+IN_FLIGHT = _CallsInFlight()
+
+
 class BatchWrite:
     """One batch, written at most once per record: ``start()`` looks up and puts
     every call in flight without waiting; ``finish()`` waits for the answers and
@@ -65,6 +104,7 @@ class BatchWrite:
         """Lookup, then every call of this attempt in flight."""
         self.attempt += 1
         self.retry, self.calls = {}, []
+        IN_FLIGHT.wait_for(self.what, list(self.pending))
         try:
             existing = self.lookup(list(self.pending))
         except CloudForetError as err:
@@ -90,6 +130,7 @@ class BatchWrite:
             if future is None:
                 self.outcomes.append(Outcome(key, record, op))
             else:
+                IN_FLIGHT.add(self.what, key, future)
                 self.calls.append((key, record, op, future))
         return self
 
@@ -103,6 +144,8 @@ class BatchWrite:
                 continue
             except grpc.RpcError as exc:
                 err = map_rpc_error(exc, f"{self.what} ({op})")
+            finally:
+                IN_FLIGHT.answered(self.what, key, future)
             if self.stop(err):
                 stopped = err
             if err.code == "UNAUTHENTICATED":
