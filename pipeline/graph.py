@@ -21,10 +21,11 @@ from transforms.cost_store import WriteToCostStore
 from transforms.inventory_sink import WriteToInventory
 from transforms.metric_store import WriteToMetricStore
 from transforms.metrics import ExtractMetrics
-from transforms.normalize import (DEAD_LETTER, AttachUtilization, NormalizeInfra, NormalizeVm, NormalizeVmAlone,
+from transforms.normalize import (DEAD_LETTER, NormalizeInfra, NormalizeVm, NormalizeVmWithUtilization,
                                   latest_utilization)
 from transforms.notify import Notify
-from transforms.prism_read import STATS, STATUS, VM_WITH_STATS, ReadFromPrism, parse_stats_entity
+from transforms.prism_read import (STATS, STATUS, VM_WITH_STATS, DropRepeats, ReadFromPrism, first_seen,
+                                   parse_stats_entity)
 from transforms.reconcile import NOTES, Reconcile
 from transforms.registry import RegisterTypesAndRegions
 from transforms.settings import Config, RunContext
@@ -91,8 +92,8 @@ def derive(read: dict, config: Config, ctx: RunContext) -> Derived:
 
     A live read hands on every VM with its stats, so nothing is grouped: a VM
     flows from its page to the sinks in one fused step, whatever the fleet's
-    size. A snapshot holds VMs and stats apart: their resources and latest
-    utilization (small) are joined; points come from the stats directly.
+    size. A snapshot holds VMs and stats apart: the latest utilization of
+    every VM (small) is a side input of normalize; points come from the stats.
     """
     if VM_WITH_STATS in read:
         vm_side, points, vm_dead = _vms_with_stats(read[VM_WITH_STATS], ctx)
@@ -122,11 +123,12 @@ def _vms_joined_with_stats(vms: beam.PCollection, stats: beam.PCollection, ctx: 
     series = stats | "ParseStats" >> beam.MapTuple(lambda key, v: (key, parse_stats_entity(v[1])))
     points = series | "ExtractMetrics" >> _extract_metrics(ctx)
     util = series | "LatestUtilization" >> beam.MapTuple(lambda key, s: (key, latest_utilization(s)))
-    normalized = vms | "NormalizeVms" >> beam.ParDo(NormalizeVmAlone()).with_outputs(DEAD_LETTER, main="resources")
-    vm_side = ({"vm": normalized.resources, "util": util}
-               | "JoinVmsWithUtilization" >> beam.CoGroupByKey()
-               | "AttachUtilization" >> beam.ParDo(AttachUtilization()))
-    return vm_side, points, normalized[DEAD_LETTER]
+    vms = vms | "DropRepeatedVms" >> beam.ParDo(DropRepeats())  # a snapshot holds what paging read
+    if runs_in_several_processes(vms.pipeline):
+        vms = vms | "DedupeVms" >> beam.CombinePerKey(first_seen)
+    normalized = vms | "NormalizeVms" >> beam.ParDo(NormalizeVmWithUtilization(), beam.pvalue.AsDict(util)
+                                                    ).with_outputs(DEAD_LETTER, main="resources")
+    return normalized.resources, points, normalized[DEAD_LETTER]
 
 
 def reconcile(read: dict, derived: Derived, inventory_results, config: Config) -> tuple[list, list, list]:

@@ -340,34 +340,22 @@ class NormalizeVm(beam.DoFn):
         yield from resources
 
 
-class NormalizeVmAlone(beam.DoFn):
-    """((account, uuid), (base_url, entity)) -> ((account, uuid), [VM resource, disk resources...]).
+class NormalizeVmWithUtilization(beam.DoFn):
+    """((account, uuid), (base_url, entity)) + {key: utilization summary} -> the VM
+    resource with its latest utilization, then its disks.
 
-    For sources that hold VMs and their stats apart (snapshots): the VM is
-    normalized before it meets its utilization, so the join holds resources,
-    a fraction of the entity.
+    For sources that hold VMs and their stats apart (snapshots): the summaries
+    of every VM, a few hundred bytes each, come as a side input.
     """
 
-    def process(self, item: tuple) -> Iterable:
+    def process(self, item: tuple, utilization: dict) -> Iterable:
         (account, uuid), (base_url, entity) = item
         try:
-            yield (account, uuid), normalize_vm(account, base_url, entity)
+            vm, *disks = normalize_vm(account, base_url, entity)
         except MalformedEntity as exc:
             yield pvalue.TaggedOutput(DEAD_LETTER, dead_letter("normalize", account, "vm", str(exc), uuid))
-
-
-class AttachUtilization(beam.DoFn):
-    """(key, {'vm': [[vm, disks...]...], 'util': [summary...]}) -> the VM with its
-    latest utilization, then its disks. A VM listed twice survives once; the
-    stats of a VM no longer listed make no resource."""
-
-    def process(self, joined: tuple) -> Iterable[dict]:
-        _, groups = joined
-        resources = next(iter(groups["vm"]), None)
-        if not resources:
             return
-        vm, *disks = resources
-        util = next(iter(groups["util"]), None)
+        util = utilization.get((account, uuid))
         if util:
             vm["data"]["utilization"] = util
         yield vm

@@ -299,7 +299,7 @@ class SplitPages(beam.DoFn):
                 yield pvalue.TaggedOutput("infra", ((account, kind, uuid), (base_url, entity)))
 
 
-def _first(values: Iterable) -> Any:
+def first_seen(values: Iterable) -> Any:
     """Offset paging over a changing inventory can repeat an entity: keep one."""
     return next(iter(values))
 
@@ -382,9 +382,9 @@ class ReadFromPrism(beam.PTransform):
             "vm", "infra", STATS, VM_WITH_STATS, STATUS, "dead_letter")
         vms = split[VM_WITH_STATS] | "DropRepeatedVms" >> beam.ParDo(DropRepeats())
         if self.shuffle_dedupe:
-            vms = vms | "DedupeVms" >> beam.CombinePerKey(_first)
+            vms = vms | "DedupeVms" >> beam.CombinePerKey(first_seen)
         status = (planned[STATUS], fetched[STATUS], split[STATUS]) | "ReadStatus" >> beam.Flatten()
-        infra = split.infra | "DedupeInfra" >> beam.CombinePerKey(_first)
+        infra = split.infra | "DedupeInfra" >> beam.CombinePerKey(first_seen)
         # infra_raw: as read, before dedupe, in the same step as VMs and stats (for the snapshot)
         return {VM_WITH_STATS: vms, "vm": split.vm, "infra": infra, "infra_raw": split.infra, STATS: split[STATS],
                 STATUS: status, "dead_letter": split.dead_letter}

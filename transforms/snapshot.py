@@ -28,7 +28,7 @@ from apache_beam.transforms.window import GlobalWindows
 from schemas import load_json_schema
 from schemas.parquet import SNAPSHOT_ENTITY, SNAPSHOT_SCHEMA_VERSION
 from transforms.files import write_json_atomically
-from transforms.prism_read import STATS, STATUS, account_event
+from transforms.prism_read import STATS, STATUS, account_event, first_seen
 from transforms.settings import RunContext
 
 MANIFEST = "manifest.json"
@@ -264,9 +264,14 @@ def context_of(manifest: dict) -> RunContext:
 
 
 class _FromRecordFn(beam.DoFn):
-    """Snapshot records -> the same tagged outputs ReadFromPrism produces."""
+    """Snapshot records -> the same tagged outputs ReadFromPrism produces.
 
-    def __init__(self):
+    ``stats``: True takes only the VM stats records, False every other one,
+    so two passes over the same files see each record once.
+    """
+
+    def __init__(self, stats: bool):
+        self.stats = stats
         self.replayed = Metrics.counter(NS, "records_replayed")
         self.malformed = Metrics.counter(NS, "records_malformed")
 
@@ -274,6 +279,8 @@ class _FromRecordFn(beam.DoFn):
         self.counts: Counter = Counter()
 
     def process(self, record: dict) -> Iterable:
+        if (record.get("kind") == STATS) != self.stats:
+            return
         try:
             r = upgrade(record)
             payload = json.loads(r["payload"])
@@ -301,27 +308,33 @@ class _FromRecordFn(beam.DoFn):
                 account_event(account, "page_read", kind=kind, count=n)))
 
 
-def _dedupe_first(values: Iterable) -> Any:
-    return next(iter(values))
-
-
 class ReadFromSnapshot(beam.PTransform):
     """A validated snapshot -> {'vm', 'infra', 'vm_stats', 'status', 'dead_letter'} like ReadFromPrism,
-    but VMs and their stats apart, as they are archived (``derive`` joins what it needs of them)."""
+    but VMs and their stats apart, as they are archived (``derive`` pairs what it needs of them)."""
 
     def __init__(self, snapshot_dir: str, manifest: dict):
         super().__init__()
         self.snapshot_dir, self.manifest = snapshot_dir, manifest
 
     def expand(self, pbegin):
-        files = [posixpath.join(self.snapshot_dir, f["path"]) for f in self.manifest["files"]]
-        paths = pbegin | "SnapshotFiles" >> beam.Create(files)
-        if self.manifest["format"] == "avro":
-            records = paths | "ReadAvro" >> beam.io.ReadAllFromAvro()
-        else:
-            records = paths | "ReadParquet" >> beam.io.ReadAllFromParquet()
-        out = records | "FromRecords" >> beam.ParDo(_FromRecordFn()).with_outputs(
-            "vm", "infra", STATS, STATUS, "dead_letter")
+        """Two passes: the VM stats first (their utilization summaries are a
+        side input of normalize, small), then everything else, so no VM has to
+        wait in memory for its stats. A live run archives the kinds in separate
+        files and each pass reads only its own; other snapshots are read twice."""
+        files = [f["path"] for f in self.manifest["files"]]
+        split = [f for f in files if posixpath.basename(f).startswith(f"entities-{STATS}-")]
+        passes = (("Stats", True, split or files), ("", False, [f for f in files if f not in split] or files))
+        outs = {}
+        for label, stats, names in passes:
+            paths = pbegin | f"SnapshotFiles{label}" >> beam.Create(
+                [posixpath.join(self.snapshot_dir, f) for f in names])
+            if self.manifest["format"] == "avro":
+                records = paths | f"ReadAvro{label}" >> beam.io.ReadAllFromAvro()
+            else:
+                records = paths | f"ReadParquet{label}" >> beam.io.ReadAllFromParquet()
+            outs[stats] = records | f"{label}FromRecords" >> beam.ParDo(_FromRecordFn(stats)).with_outputs(
+                "vm", "infra", STATS, STATUS, "dead_letter")
+        out, stats_out = outs[False], outs[True]
         events = []
         for account, a in sorted(self.manifest["accounts"].items()):
             if a.get("error"):
@@ -330,6 +343,7 @@ class ReadFromSnapshot(beam.PTransform):
                 events.append(account_event(account, "page_failed", kind="snapshot", offset=-1,
                                             error="the collected run was incomplete"))
         recorded = pbegin | "RecordedStatus" >> beam.Create(events)
-        status = (out[STATUS], recorded) | "ReplayStatus" >> beam.Flatten()
-        infra = out.infra | "DedupeInfra" >> beam.CombinePerKey(_dedupe_first)
-        return {"vm": out.vm, "infra": infra, STATS: out[STATS], STATUS: status, "dead_letter": out.dead_letter}
+        status = (out[STATUS], stats_out[STATUS], recorded) | "ReplayStatus" >> beam.Flatten()
+        dead = (out.dead_letter, stats_out.dead_letter) | "ReplayDeadLetters" >> beam.Flatten()
+        infra = out.infra | "DedupeInfra" >> beam.CombinePerKey(first_seen)
+        return {"vm": out.vm, "infra": infra, STATS: stats_out[STATS], STATUS: status, "dead_letter": dead}
