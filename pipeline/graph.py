@@ -24,8 +24,7 @@ from transforms.metrics import ExtractMetrics
 from transforms.normalize import (DEAD_LETTER, NormalizeInfra, NormalizeVm, NormalizeVmWithUtilization,
                                   latest_utilization)
 from transforms.notify import Notify
-from transforms.prism_read import (STATS, STATUS, VM_WITH_STATS, DropRepeats, ReadFromPrism, first_seen,
-                                   parse_stats_entity)
+from transforms.prism_read import STATS, STATUS, VM_WITH_STATS, HandOnOnce, ReadFromPrism, parse_stats_entity
 from transforms.reconcile import NOTES, Reconcile
 from transforms.registry import RegisterTypesAndRegions
 from transforms.settings import Config, RunContext
@@ -98,7 +97,7 @@ def derive(read: dict, config: Config, ctx: RunContext) -> Derived:
     if VM_WITH_STATS in read:
         vm_side, points, vm_dead = _vms_with_stats(read[VM_WITH_STATS], ctx)
     else:
-        vm_side, points, vm_dead = _vms_joined_with_stats(read["vm"], read[STATS], ctx)
+        vm_side, points, vm_dead = _vms_apart_from_stats(read["vm"], read[STATS], ctx)
     infra = read["infra"] | "NormalizeInfra" >> beam.ParDo(NormalizeInfra()).with_outputs(
         DEAD_LETTER, main="resources")
     clusters = infra.resources | "Clusters" >> beam.Filter(lambda r: r["kind"] == "cluster")
@@ -119,13 +118,12 @@ def _vms_with_stats(pairs: beam.PCollection, ctx: RunContext) -> tuple:
     return vms.resources, points, vms[DEAD_LETTER]
 
 
-def _vms_joined_with_stats(vms: beam.PCollection, stats: beam.PCollection, ctx: RunContext) -> tuple:
+def _vms_apart_from_stats(vms: beam.PCollection, stats: beam.PCollection, ctx: RunContext) -> tuple:
     series = stats | "ParseStats" >> beam.MapTuple(lambda key, v: (key, parse_stats_entity(v[1])))
     points = series | "ExtractMetrics" >> _extract_metrics(ctx)
     util = series | "LatestUtilization" >> beam.MapTuple(lambda key, s: (key, latest_utilization(s)))
-    vms = vms | "DropRepeatedVms" >> beam.ParDo(DropRepeats())  # a snapshot holds what paging read
-    if runs_in_several_processes(vms.pipeline):
-        vms = vms | "DedupeVms" >> beam.CombinePerKey(first_seen)
+    # a snapshot holds what offset paging read, repeats included
+    vms = vms | "DropRepeatedVms" >> HandOnOnce(runs_in_several_processes(vms.pipeline))
     normalized = vms | "NormalizeVms" >> beam.ParDo(NormalizeVmWithUtilization(), beam.pvalue.AsDict(util)
                                                     ).with_outputs(DEAD_LETTER, main="resources")
     return normalized.resources, points, normalized[DEAD_LETTER]

@@ -357,6 +357,19 @@ class DropRepeats(beam.DoFn):
         self.bundle = set()
 
 
+class HandOnOnce(beam.PTransform):
+    """Keyed VMs -> each key once: ``DropRepeats`` in every process, and with
+    ``shuffle`` a grouping by key too (for workers in several processes)."""
+
+    def __init__(self, shuffle: bool):
+        super().__init__()
+        self.shuffle = shuffle
+
+    def expand(self, vms):
+        vms = vms | "InProcess" >> beam.ParDo(DropRepeats())
+        return vms | "ByKey" >> beam.CombinePerKey(first_seen) if self.shuffle else vms
+
+
 class ReadFromPrism(beam.PTransform):
     """accounts -> {'vm_with_stats': ((account, uuid), (base_url, entity, stats|None)), once per VM;
     'vm', 'vm_stats', 'infra_raw': as read (for the snapshot); 'infra': ((account, kind, uuid), (base_url,
@@ -380,9 +393,7 @@ class ReadFromPrism(beam.PTransform):
                    | "FetchPages" >> beam.ParDo(FetchPages(self.config, self.ctx)).with_outputs(STATUS, main="pages"))
         split = fetched.pages | "SplitPages" >> beam.ParDo(SplitPages()).with_outputs(
             "vm", "infra", STATS, VM_WITH_STATS, STATUS, "dead_letter")
-        vms = split[VM_WITH_STATS] | "DropRepeatedVms" >> beam.ParDo(DropRepeats())
-        if self.shuffle_dedupe:
-            vms = vms | "DedupeVms" >> beam.CombinePerKey(first_seen)
+        vms = split[VM_WITH_STATS] | "DropRepeatedVms" >> HandOnOnce(self.shuffle_dedupe)
         status = (planned[STATUS], fetched[STATUS], split[STATUS]) | "ReadStatus" >> beam.Flatten()
         infra = split.infra | "DedupeInfra" >> beam.CombinePerKey(first_seen)
         # infra_raw: as read, before dedupe, in the same step as VMs and stats (for the snapshot)
