@@ -21,8 +21,7 @@ from transforms.cost_store import WriteToCostStore
 from transforms.inventory_sink import WriteToInventory
 from transforms.metric_store import WriteToMetricStore
 from transforms.metrics import ExtractMetrics
-from transforms.normalize import (DEAD_LETTER, NormalizeInfra, NormalizeVm, NormalizeVmWithUtilization,
-                                  latest_utilization)
+from transforms.normalize import DEAD_LETTER, NormalizeInfra, NormalizeVm, latest_utilization
 from transforms.notify import Notify
 from transforms.prism_read import STATS, STATUS, VM_WITH_STATS, HandOnOnce, ReadFromPrism, parse_stats_entity
 from transforms.reconcile import NOTES, Reconcile
@@ -124,8 +123,10 @@ def _vms_apart_from_stats(vms: beam.PCollection, stats: beam.PCollection, ctx: R
     util = series | "LatestUtilization" >> beam.MapTuple(lambda key, s: (key, latest_utilization(s)))
     # a snapshot holds what offset paging read, repeats included
     vms = vms | "DropRepeatedVms" >> HandOnOnce(runs_in_several_processes(vms.pipeline))
-    normalized = vms | "NormalizeVms" >> beam.ParDo(NormalizeVmWithUtilization(), beam.pvalue.AsDict(util)
-                                                    ).with_outputs(DEAD_LETTER, main="resources")
+    normalized = (vms
+                  | "WithoutSeries" >> beam.MapTuple(lambda key, v: (key, (v[0], v[1], None)))
+                  | "NormalizeVms" >> beam.ParDo(NormalizeVm(), utilization=beam.pvalue.AsDict(util))
+                  .with_outputs(DEAD_LETTER, main="resources"))
     return normalized.resources, points, normalized[DEAD_LETTER]
 
 

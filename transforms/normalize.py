@@ -327,39 +327,25 @@ def dead_letter(stage: str, account: str, kind: str, reason: str, ident: str = "
 
 
 class NormalizeVm(beam.DoFn):
-    """((account, uuid), (base_url, entity, series)) -> the VM resource, with its
-    latest utilization, and its disk resources; malformed VMs to 'dead_letter'."""
+    """((account, uuid), (base_url, entity, series | None)) -> the VM resource, with its
+    latest utilization, and its disk resources; malformed VMs to 'dead_letter'.
 
-    def process(self, item: tuple) -> Iterable:
+    ``utilization``: for sources that hold VMs and their stats apart
+    (snapshots), every VM's latest-utilization summary, a side input of a few
+    hundred bytes per VM, used where ``series`` is None.
+    """
+
+    def process(self, item: tuple, utilization: dict | None = None) -> Iterable:
         (account, uuid), (base_url, entity, series) = item
         try:
             resources = normalize_vm(account, base_url, entity, series)
         except MalformedEntity as exc:
             yield pvalue.TaggedOutput(DEAD_LETTER, dead_letter("normalize", account, "vm", str(exc), uuid))
             return
-        yield from resources
-
-
-class NormalizeVmWithUtilization(beam.DoFn):
-    """((account, uuid), (base_url, entity)) + {key: utilization summary} -> the VM
-    resource with its latest utilization, then its disks.
-
-    For sources that hold VMs and their stats apart (snapshots): the summaries
-    of every VM, a few hundred bytes each, come as a side input.
-    """
-
-    def process(self, item: tuple, utilization: dict) -> Iterable:
-        (account, uuid), (base_url, entity) = item
-        try:
-            vm, *disks = normalize_vm(account, base_url, entity)
-        except MalformedEntity as exc:
-            yield pvalue.TaggedOutput(DEAD_LETTER, dead_letter("normalize", account, "vm", str(exc), uuid))
-            return
-        util = utilization.get((account, uuid))
+        util = utilization.get((account, uuid)) if utilization is not None and series is None else None
         if util:
-            vm["data"]["utilization"] = util
-        yield vm
-        yield from disks
+            resources[0]["data"]["utilization"] = util
+        yield from resources
 
 
 class NormalizeInfra(beam.DoFn):

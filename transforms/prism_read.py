@@ -327,13 +327,11 @@ class _SeenKeys:
 class DropRepeats(beam.DoFn):
     """Offset paging over a changing inventory can list a VM on two pages: hand it on once.
 
-    Without a shuffle: the keys of committed bundles are remembered per process
-    and pipeline (a few MB at 100k VMs; ``token`` is new for every pipeline
-    built, so a re-run with the same run id starts afresh), a bundle's own keys
-    only once it finishes,
-    so a retried bundle hands its VMs on again. Repeats that land in two worker
-    processes are caught by the shuffle that ``ReadFromPrism`` adds on
-    distributed runners.
+    The keys of committed bundles are remembered per process and pipeline (a
+    few MB at 100k VMs; ``token`` is new for every pipeline built, so a re-run
+    with the same run id starts afresh); a bundle's own keys count only once it
+    finishes, so a retried bundle hands its VMs on again. Repeats that land in
+    two worker processes are left to the shuffle of ``HandOnOnce``.
     """
 
     def __init__(self, token: str | None = None):
@@ -375,8 +373,8 @@ class ReadFromPrism(beam.PTransform):
     'vm', 'vm_stats', 'infra_raw': as read (for the snapshot); 'infra': ((account, kind, uuid), (base_url,
     entity)), once each; 'status': account events; 'dead_letter': unreadable entities}.
 
-    ``shuffle_dedupe`` also groups VMs by key (on distributed runners, where a
-    shuffle spills to disk and repeats may land in different workers).
+    ``shuffle_dedupe`` also groups VMs by key (when workers run in several
+    processes, where repeats may land in different workers).
     """
 
     def __init__(self, config: Config, ctx: RunContext, shuffle_dedupe: bool = False):

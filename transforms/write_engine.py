@@ -177,9 +177,3 @@ class BatchWrite:
             time.sleep(delay)
             self.start()
 
-
-def write_batch(client: CloudForetClient, pending: dict, lookup: Lookup, make_call: MakeCall, what: str,
-                policy: RetryPolicy, stop: Callable[[CloudForetError], bool] = lambda e: False,
-                on_retry: Callable[[int], None] = lambda n: None) -> list[Outcome]:
-    """Writes every record of ``pending`` (key -> record) at most once, waiting for the answers."""
-    return BatchWrite(client, pending, lookup, make_call, what, policy, stop, on_retry).start().finish()
