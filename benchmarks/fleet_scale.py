@@ -404,9 +404,9 @@ def sink_throughput(snapshot: Path, vms: int, pcs: int, best: dict, problems: li
     share_window = rate_window / best["rate"] if best.get("rate") else float("nan")
     print("  writes = cloud services + cost records CloudForet holds afterwards. Two rates:\n"
           "  - write window: writes / (last - first created_at CloudForet stamped): the sinks' own rate while\n"
-          "    they write (reading, joining and normalizing the snapshot go on in the same step meanwhile);\n"
+          "    they write (reading and normalizing the snapshot go on in the same step meanwhile);\n"
           "  - whole process: writes / wall time of the replay process (Beam start-up, snapshot check and\n"
-          "    read, the VM/stats join, lookups, writes, metric store, report): a floor.")
+          "    read, normalize, lookups, writes, metric store, report): a floor.")
     print(f"  replay: {r['seconds']:.1f} s, write window {window:.1f} s; {held['cloud_services']} cloud services + "
           f"{held['costs']} costs = {writes} writes")
     print(f"  write window:  {rate_window:7.0f} writes/s = {share_window:.0%} of the tight client's "
