@@ -18,6 +18,7 @@ setup(
         "grpcio==1.85.3",
         "protobuf==6.33.6",
         "requests==2.34.2",
+        "orjson==3.13.0",
         "fastavro==1.13.1",
         "pyarrow==25.0.1",
         "spaceone-api==2.0.435",

@@ -14,6 +14,7 @@ import threading
 import time
 import tracemalloc
 import unicodedata
+from pathlib import Path
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any, Callable, Iterator
 
@@ -467,6 +468,25 @@ def test_invalid_json_is_transient_and_never_quoted(server, body):
     msg = str(err)
     assert "invalid or truncated JSON" in msg and "gave up after 3 attempts" in msg and f"'{ACCOUNT}'" in msg
     assert BODY_MARK not in msg
+
+
+@pytest.mark.parametrize("body", [
+    b"\xef\xbb\xbf" + json.dumps({"metadata": {"total_matches": 1}, "entities": []}).encode(),  # BOM
+    b'{"metadata": {"total_matches": 1}, "entities": [], "api_version": NaN}',              # NaN
+], ids=["bom", "nan"])
+def test_json_the_fast_parser_refuses_still_parses(server, body):
+    """Answers orjson refuses but the standard parser took before still read as a page."""
+    server.respond = lambda h: send_raw(h, body)
+    page = server.client().list_page("vm", 0, 20)
+    assert page.total_matches == 1 and page.entities == [] and server.hits == 1
+
+
+def test_recorded_answers_parse_as_the_standard_parser_does():
+    recorded = sorted((Path(__file__).resolve().parents[2] / "shared" / "fixtures" / "prism").rglob("*.json"))
+    assert recorded
+    for path in recorded:
+        raw = path.read_bytes()
+        assert prism._json_loads(raw) == json.loads(raw), path.name
 
 
 def test_body_cut_short_by_the_server_is_transient(server):
