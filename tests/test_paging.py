@@ -149,3 +149,19 @@ def test_repeats_are_shuffled_away_when_workers_run_in_several_processes(args, r
     from pipeline.graph import runs_in_several_processes
     p = beam.Pipeline(runner=FnApiRunner() if runner == "fn_api" else runner, options=PipelineOptions(args))
     assert runs_in_several_processes(p) is shuffled
+
+
+def test_tune_gc_raises_the_thresholds_and_never_lowers_one():
+    import gc
+
+    from transforms.gc_tuning import THRESHOLDS, tune_gc
+    saved = gc.get_threshold()
+    try:
+        gc.set_threshold(700, 10, 10)  # CPython's defaults
+        tune_gc()
+        assert gc.get_threshold() == THRESHOLDS
+        gc.set_threshold(THRESHOLDS[0] * 10, 1, THRESHOLDS[2] * 10)
+        tune_gc()
+        assert gc.get_threshold() == (THRESHOLDS[0] * 10, THRESHOLDS[1], THRESHOLDS[2] * 10)
+    finally:
+        gc.set_threshold(*saved)

@@ -17,7 +17,7 @@ from emulators.prism.fleet import FleetSpec
 from pipeline.run import run
 from tests.conftest import PRISM_PASSWORD, ROOT
 from tests.test_end_to_end import write_config
-from transforms.snapshot import _file_digest, validate_snapshot
+from transforms.snapshot import _file_digest, payload_json, validate_snapshot
 
 SPEC = FleetSpec(seed=5, prism_centrals=2, clusters=2, hosts_per_cluster=1, vms=24, disks_per_vm=1,
                  power_on_ratio=0.6)
@@ -231,3 +231,19 @@ def test_a_vm_archived_twice_replays_once_with_its_utilization(tmp_path, prism_s
     assert state(target) == state(live)  # utilization included: the replay is the live run again
     inventory = json.loads((tmp_path / "report.json").read_text())["accounts"][twice["account"]]["inventory"]
     assert inventory["created"] == len(refs) and inventory["unchanged"] == inventory["updated"] == 0  # handed on once
+
+
+@pytest.mark.parametrize("payload", [
+    {"spec": {"name": "vm-é-\u2603", "resources": {"num_sockets": 2}}, "metadata": {"uuid": "u"}, "b": [1.5, 1e16]},
+    {"metadata": {"uuid": "u"}, "status": {"resources": {"memory": float("nan"), "x": float("inf")}}},
+    {"big": 123456789012345678901234567890, "neg": -(2 ** 70)},
+    {"guest_tools": None, "name": "nullable"},
+    {2: "integer keys", 1: 0},
+], ids=["plain", "nan-and-inf", "beyond-64-bits", "null", "non-string-key"])
+def test_payload_json_reads_back_exactly_as_the_standard_encoder(payload):
+    """The archived text must mean what the standard encoder's would: NaN stays NaN, big
+    integers stay exact, keys stay sorted."""
+    text = payload_json(payload)
+    expected = json.dumps(payload, separators=(",", ":"), sort_keys=True)
+    assert repr(json.loads(text)) == repr(json.loads(expected))
+    assert list(json.loads(text)) == sorted(json.loads(expected))

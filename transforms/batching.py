@@ -21,6 +21,7 @@ from apache_beam.metrics import Metrics
 from apache_beam.transforms.window import GlobalWindows
 
 from connectors.cloudforet import CloudForetClient
+from transforms.gc_tuning import tune_gc
 from transforms.settings import CloudForetOptions
 
 DEAD_LETTER = "dead_letter"
@@ -38,6 +39,7 @@ class BatchedCloudForetWrite(beam.DoFn):
         self.options = options
 
     def setup(self):
+        tune_gc()
         self.client = CloudForetClient(self.options.endpoint, self.options.auth, self.options.timeout_s)
         self._published_call_retries = 0
 

@@ -28,6 +28,7 @@ from connectors.errors import ConnectorError, PrismAuthError
 from connectors.prism import PrismClient, parse_list_page
 from transforms import progress
 from transforms.credentials import PrismClients
+from transforms.gc_tuning import tune_gc
 from transforms.settings import Config, RunContext
 
 log = logging.getLogger(__name__)
@@ -99,6 +100,7 @@ class _PrismDoFn(beam.DoFn):
         self.ctx = ctx
 
     def setup(self):
+        tune_gc()
         self.clients = PrismClients(self.config)
 
     def teardown(self):

@@ -20,6 +20,7 @@ from datetime import datetime, timezone
 from typing import Any, Iterable
 
 import apache_beam as beam
+import orjson
 from apache_beam import pvalue
 from apache_beam.io.filesystems import FileSystems
 from apache_beam.metrics import Metrics
@@ -27,6 +28,7 @@ from apache_beam.transforms.window import GlobalWindows
 
 from schemas import load_json_schema
 from schemas.parquet import SNAPSHOT_ENTITY, SNAPSHOT_SCHEMA_VERSION
+from transforms.gc_tuning import tune_gc
 from transforms.files import write_json_atomically
 from transforms.prism_read import STATS, STATUS, account_event, first_seen
 from transforms.settings import RunContext
@@ -66,7 +68,21 @@ def to_record(snapshot_id: str, collected_at_ms: int, account: str, kind: str, u
     return {"schema_version": SNAPSHOT_SCHEMA_VERSION, "snapshot_id": snapshot_id, "account": account,
             "kind": kind, "uuid": uuid, **typed_columns(kind, uuid, _dict(payload)),
             "collected_at": collected_at_ms, "api_version": API_VERSION, "base_url": base_url,
-            "payload": json.dumps(payload, separators=(",", ":"), sort_keys=True)}
+            "payload": payload_json(payload)}
+
+
+def payload_json(payload: Any) -> str:
+    """Compact JSON, keys sorted. orjson when its text means exactly what the standard
+    encoder's would (archiving every page's entities is a large share of a run's CPU):
+    orjson writes NaN and infinities as null and refuses integers beyond 64 bits and
+    non-string keys, so any text with a null in it, or a refusal, goes the standard way."""
+    try:
+        text = orjson.dumps(payload, option=orjson.OPT_SORT_KEYS)
+    except TypeError:
+        text = b"null"
+    if b"null" not in text:
+        return text.decode()
+    return json.dumps(payload, separators=(",", ":"), sort_keys=True)
 
 
 def upgrade(record: dict) -> dict:
@@ -274,6 +290,9 @@ class _FromRecordFn(beam.DoFn):
         self.stats = stats
         self.replayed = Metrics.counter(NS, "records_replayed")
         self.malformed = Metrics.counter(NS, "records_malformed")
+
+    def setup(self):
+        tune_gc()
 
     def start_bundle(self):
         self.counts: Counter = Counter()
