@@ -18,6 +18,7 @@ import signal
 import sys
 import threading
 
+from ..gctune import relax_gc
 from ..readyfile import write_atomic
 from .config import EmulatorConfig
 from .server import CloudForetEmulator
@@ -44,6 +45,7 @@ def _parse_args(argv: list[str] | None) -> argparse.Namespace:
 
 def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(level=logging.WARNING, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    relax_gc()
     args = _parse_args(argv)
     config = EmulatorConfig.from_file(args.config) if args.config else EmulatorConfig()
     if args.latency_ms is not None:

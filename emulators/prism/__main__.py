@@ -15,6 +15,7 @@ import sys
 import threading
 from typing import Callable
 
+from ..gctune import relax_gc
 from ..readyfile import write_atomic
 from .fleet import FleetSpec, generate_fleet
 from .server import PrismServer
@@ -74,6 +75,7 @@ def _faults(args: argparse.Namespace, index: int):
 
 
 def main(argv: list[str] | None = None) -> int:
+    relax_gc()
     parser = build_parser()
     args = parser.parse_args(argv)
     if args.port and args.port + args.prism_centrals - 1 > 65535:
