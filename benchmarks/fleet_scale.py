@@ -8,7 +8,9 @@
    each on its own fresh pair of emulators with the same fleet, ratio
    baseline/pipeline; then the pipeline's second run over the unchanged fleet
    (same emulators, later the same day, new run id), ratio first/second. What
-   CloudForet holds after each is counted and compared.
+   CloudForet holds after each is counted and compared. Then the floor: a process
+   that only reads the fleet and the second run's stats window from Prism
+   (benchmarks/read_floor.py); first run / floor bounds first/second from above.
 2. Raw capacity: a tight client (CloudService.create, up to K in flight on one
    channel) against a fresh CloudForet emulator, no latency, vs the pipeline's
    sinks replaying the first run's snapshot into another fresh emulator.
@@ -219,6 +221,21 @@ def run_baseline_child(config: Path, cf: dict, collected_at: str, work: Path) ->
     return result
 
 
+def read_floor(config: Path, collected_at: str, work: Path, metric_store: Path | None = None) -> dict:
+    """benchmarks/read_floor.py in its own process: the fleet and the new stats window read from
+    Prism (and with ``metric_store`` the new points stored), nothing else. No run over the same
+    fleet can take less."""
+    out = work / "read_floor.json"
+    store = ["--metric-store", str(metric_store)] if metric_store else []
+    env = dict(os.environ, PRISM_PASSWORD=PRISM_PASSWORD)
+    proc = subprocess.run([sys.executable, "-m", "benchmarks.read_floor", "--config", str(config),
+                           "--collected-at", collected_at, "--json-out", str(out), *store, *PIPELINE_ARGS],
+                          cwd=ROOT, env=env, capture_output=True, text=True)
+    if proc.returncode != 0:
+        raise RuntimeError(f"read_floor exited {proc.returncode}:\n{proc.stderr[-3000:]}")
+    return json.loads(out.read_text())
+
+
 def _fmt_ratio(x: float, goal: float | None = None) -> str:
     text = f"{x:6.1f}x"
     if goal is not None:
@@ -243,8 +260,11 @@ def compare_latency(vms: int, pcs: int, latency_ms: float, skip_baseline: bool, 
         held_first = cf_counts(cf)
         second = sampled_pipeline(config, cf, collected_at=SECOND_AT, run_id=f"fleet-{latency_ms:g}ms-2")
         held_second = cf_counts(cf)
+        floor = read_floor(config, SECOND_AT, work)
+        floor_stored = read_floor(config, SECOND_AT, work, metric_store=work / "floor-metrics")
     points = metric_rows(work / "metrics")
-    out.update(first=first, second=second, held_first=held_first, held_second=held_second,
+    out.update(first=first, second=second, held_first=held_first, held_second=held_second, floor=floor,
+               floor_stored=floor_stored,
                snapshot=work / "snapshots" / f"fleet-{latency_ms:g}ms-1")
     base = None
     if not skip_baseline:
@@ -276,6 +296,14 @@ def compare_latency(vms: int, pcs: int, latency_ms: float, skip_baseline: bool, 
     print(f"{'pipeline, second run (unchanged)':34} {second['seconds']:8.1f} {t2['vms'] / second['seconds']:7.0f} "
           f"{held_second['cloud_services']:13d} {held_second['costs']:7d} {t2['points']:8d} {t2['failed']:6d} "
           f"{second['tree_peak_mib']:12.0f}  first/second {_fmt_ratio(ratio2, GOAL_SECOND)}")
+    print(f"{'Prism read alone (floor of any run)':34} {floor['seconds']:8.1f} {floor['vms'] / floor['seconds']:7.0f} "
+          f"{'-':>13} {'-':>7} {'-':>8} {'-':>6} {'-':>12}  highest first/second reachable "
+          f"{first['seconds'] / floor['seconds']:.1f}x")
+    fs = floor_stored
+    print(f"{'Prism read + points stored (floor)':34} {fs['seconds']:8.1f} {fs['vms'] / fs['seconds']:7.0f} "
+          f"{'-':>13} {'-':>7} {metric_rows(work / 'floor-metrics'):8d} {'-':>6} {'-':>12}  highest first/second "
+          f"reachable {first['seconds'] / fs['seconds']:.1f}x")
+    print(f"  Prism read alone: {floor['vms']} VMs and {floor['points']} stats points parsed, nothing written")
     print(f"  pipeline report, first run:  {report_sums(first['report'])}")
     print(f"  pipeline report, second run: {report_sums(second['report'])}")
     print(f"  metric store rows (both pipeline runs): {points}")
@@ -559,6 +587,13 @@ def print_table(args, results: dict, best: dict | None, sink: dict | None, scale
     cells = [f"{r['ratio_second']:.1f}x" for r in results.values()]
     worst = min((r["ratio_second"] for r in results.values()), default=0)
     row("  first / second", cells, f">= {GOAL_SECOND:g}x: {_verdict(worst >= GOAL_SECOND)}" if results else "")
+    row(f"{n:,} VMs: Prism read alone, floor (s)", [f"{r['floor']['seconds']:.1f}" for r in results.values()])
+    row("  first / floor: highest first/second", [f"{r['first']['seconds'] / r['floor']['seconds']:.1f}x"
+                                                   for r in results.values()])
+    row(f"{n:,} VMs: read + points stored, floor (s)",
+        [f"{r['floor_stored']['seconds']:.1f}" for r in results.values()])
+    row("  first / that floor: highest first/second", [
+        f"{r['first']['seconds'] / r['floor_stored']['seconds']:.1f}x" for r in results.values()])
     row("  pipeline peak RSS, first run (MiB)", [f"{r['first']['tree_peak_mib']:.0f}" for r in results.values()])
     if best:
         print(f"{'tight client, best creates/s (in flight)':46}{best['rate']:16.0f}  ({best.get('in_flight')})")
