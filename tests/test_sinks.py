@@ -17,7 +17,7 @@ from transforms.settings import CloudForetAuth, CloudForetEndpoint, CloudForetOp
 
 
 class InFlight:
-    """Counts CloudService.create calls the emulator is answering at once."""
+    """Counts the calls of one kind the emulator is answering at once."""
 
     def __init__(self):
         self.now = self.most = 0
@@ -110,3 +110,40 @@ def test_a_bundle_retried_while_its_calls_are_in_flight_creates_nothing_twice(tm
     assert sorted(held) == sorted(r["resource_id"] for r in recs)  # each once
     results = [o for o in out if not isinstance(o, pvalue.TaggedOutput)]
     assert sum(r["created"] for r in results) == 0 and sum(r["unchanged"] for r in results) == 10
+
+
+def test_the_same_record_twice_in_one_bundle_is_written_once_without_deadlock(tmp_path, monkeypatch):
+    """A batch waits for earlier calls on its keys; when those are the same bundle's own
+    batch still in flight, its answers must land without the bundle's thread."""
+    emu = CloudForetEmulator(str(tmp_path / "cf.sqlite"), EmulatorConfig()).start()
+    try:
+        recs = records(10)
+        out: list = []
+        worker = threading.Thread(target=lambda: out.extend(
+            write_all(emu, monkeypatch, batch_size=5, in_flight=2, recs=recs[:5] + recs[:5] + recs[5:])), daemon=True)
+        worker.start()
+        worker.join(30)
+        assert not worker.is_alive(), "the sink deadlocked on its own batch in flight"
+        held = [cs["reference"]["resource_id"] for cs in emu.store.cloud_services()]
+    finally:
+        emu.stop()
+    assert sorted(held) == sorted(r["resource_id"] for r in recs)  # each once
+    results = [o for o in out if not isinstance(o, pvalue.TaggedOutput)]
+    assert sum(r["created"] for r in results) == 10 and sum(r["unchanged"] for r in results) == 5
+
+
+def test_lookups_of_an_unchanged_fleet_overlap(tmp_path, monkeypatch):
+    """A second run's batches are nothing but lookups: they must not wait one for another."""
+    counter = InFlight()
+    monkeypatch.setattr(CloudServiceService, "list", counter.wrap(CloudServiceService.list))
+    emu = CloudForetEmulator(str(tmp_path / "cf.sqlite"), EmulatorConfig()).start()
+    try:
+        recs = records(40)
+        write_all(emu, monkeypatch, batch_size=5, in_flight=3, recs=recs)  # creates them
+        counter.most = 0
+        out = write_all(emu, monkeypatch, batch_size=5, in_flight=3, recs=recs)
+    finally:
+        emu.stop()
+    results = [o for o in out if not isinstance(o, pvalue.TaggedOutput)]
+    assert sum(r["unchanged"] for r in results) == 40 and sum(r["created"] for r in results) == 0
+    assert 1 < counter.most <= 3

@@ -5,14 +5,15 @@ are buffered per group (records of one group share a lookup call), a batch is
 flushed when full and at ``finish_bundle``, and every flush emits results.
 Plain buffering keeps the fast FnApiRunner path (no timers).
 
-A flushed batch is started (looked up, its calls put in flight) and finished
-later: up to ``batches_in_flight`` batches overlap, so CloudForet is never
-idle while the next batch is looked up and built. Every batch is finished
+A flushed batch is started (looked up, its calls put in flight, in a thread of
+the DoFn's own) and finished later: up to ``batches_in_flight`` batches
+overlap, so neither CloudForet nor the bundle's thread waits for the other. Every batch is finished
 before the bundle ends, so a bundle's outputs still mean "written".
 """
 from __future__ import annotations
 
 from collections import defaultdict, deque
+from concurrent.futures import ThreadPoolExecutor
 from typing import Callable, Hashable, Iterable
 
 import apache_beam as beam
@@ -42,6 +43,11 @@ class BatchedCloudForetWrite(beam.DoFn):
         tune_gc()
         self.client = CloudForetClient(self.options.endpoint, self.options.auth, self.options.timeout_s)
         self._published_call_retries = 0
+        # a started batch is looked up and its calls answered in one of these threads
+        self.runner = ThreadPoolExecutor(max(1, self.options.batches_in_flight), thread_name_prefix="cf-batch")
+
+    def teardown(self):
+        self.runner.shutdown(wait=True)
 
     def start_bundle(self):
         self._buffers: dict[Hashable, list] = defaultdict(list)

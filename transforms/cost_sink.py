@@ -91,7 +91,7 @@ class _WriteCostFn(BatchedCloudForetWrite):
 
         started = BatchWrite(self.client, pending, lookup, make_call, "Cost",
                              RetryPolicy(max_attempts=self.options.max_attempts), stop=stop,
-                             on_retry=self.retries.inc).start()
+                             on_retry=self.retries.inc, runner=self.runner).start()
         return lambda: self._report(self._results(started.finish()))
 
     def _results(self, outcomes: list) -> list:

@@ -11,6 +11,7 @@ from __future__ import annotations
 import logging
 import threading
 import time
+from concurrent.futures import Executor, Future
 from dataclasses import dataclass
 from typing import Any, Callable, Hashable
 
@@ -90,8 +91,10 @@ class BatchWrite:
 
     def __init__(self, client: CloudForetClient, pending: dict, lookup: Lookup, make_call: MakeCall, what: str,
                  policy: RetryPolicy, stop: Callable[[CloudForetError], bool] = lambda e: False,
-                 on_retry: Callable[[int], None] = lambda n: None):
+                 on_retry: Callable[[int], None] = lambda n: None, runner: Executor | None = None):
         self.client, self.pending, self.lookup, self.make_call = client, pending, lookup, make_call
+        self.runner = runner
+        self._attempt: Future | None = None
         self.what, self.policy, self.stop, self.on_retry = what, policy, stop, on_retry
         self.outcomes: list[Outcome] = []
         self.deadline = Deadline(policy.max_total_s)
@@ -101,20 +104,43 @@ class BatchWrite:
         self.retry: dict = {}
 
     def start(self) -> "BatchWrite":
-        """Lookup, then every call of this attempt in flight."""
+        """Lookup, then every call of this attempt in flight: here, or, given a ``runner``, in
+        one of its threads, which then also waits for the answers, so that the caller goes
+        on at once (a lookup takes a round trip; an unchanged fleet's batches are nothing
+        but lookups)."""
         self.attempt += 1
         self.retry, self.calls = {}, []
-        IN_FLIGHT.wait_for(self.what, list(self.pending))
+        keys = list(self.pending)
+        IN_FLIGHT.wait_for(self.what, keys)
+        if self.runner is None:
+            self._issue(keys)
+            return self
+        claim: Future = Future()  # stands for this attempt's calls until every one is answered
+        for key in keys:
+            IN_FLIGHT.add(self.what, key, claim)
+        self._attempt = self.runner.submit(self._issue_and_collect, keys, claim)
+        return self
+
+    def _issue_and_collect(self, keys: list, claim: Future) -> CloudForetError | None:
         try:
-            existing = self.lookup(list(self.pending))
+            self._issue(keys)
+            return self._collect()
+        finally:
+            for key in keys:
+                IN_FLIGHT.answered(self.what, key, claim)
+            claim.set_result(None)
+
+    def _issue(self, keys: list) -> None:
+        try:
+            existing = self.lookup(keys)
         except CloudForetError as err:
             if not err.transient and err.code != "UNAUTHENTICATED":
                 self.outcomes += [Outcome(k, r, "failed", str(err)) for k, r in self.pending.items()]
                 self.pending = {}
-                return self
+                return
             self.retry = dict(self.pending)
             self.last_error.update({k: str(err) for k in self.pending})
-            return self
+            return
         for key, record in self.pending.items():
             try:
                 op, future = self.make_call(record, existing.get(key, []))
@@ -132,7 +158,6 @@ class BatchWrite:
             else:
                 IN_FLIGHT.add(self.what, key, future)
                 self.calls.append((key, record, op, future))
-        return self
 
     def _collect(self) -> CloudForetError | None:
         """Waits for this attempt's calls; returns the error that stops the batch, if any."""
@@ -161,7 +186,11 @@ class BatchWrite:
     def finish(self) -> list[Outcome]:
         """Every record's outcome (blocks; retries happen here)."""
         while True:
-            stopped = self._collect()
+            if self._attempt is not None:
+                attempt, self._attempt = self._attempt, None
+                stopped = attempt.result()
+            else:
+                stopped = self._collect()
             if stopped is not None:
                 return self.outcomes + [Outcome(k, r, "failed", str(stopped)) for k, r in self.retry.items()]
             self.pending, self.retry = self.retry, {}
