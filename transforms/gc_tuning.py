@@ -13,7 +13,7 @@ from __future__ import annotations
 import gc
 import threading
 
-THRESHOLDS = (10_000, 10, 10)
+THRESHOLDS = (50_000, 20, 10)
 _lock = threading.Lock()
 
 
