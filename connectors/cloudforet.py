@@ -12,6 +12,7 @@ import logging
 import os
 import threading
 import time
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any, Callable
 
@@ -35,6 +36,7 @@ TRANSIENT_CODES = {"UNAVAILABLE", "DEADLINE_EXCEEDED", "RESOURCE_EXHAUSTED", "AB
                    "CANCELLED"}
 REFRESH_MARGIN_S = 300  # refresh a token five minutes before it expires
 DEFAULT_ACCESS_TTL_S = 1800
+LIST_PAGES_IN_FLIGHT = 4  # the pages after the first of one listing, asked for at once
 
 
 @dataclass(frozen=True)
@@ -296,26 +298,29 @@ class CloudForetClient:
     def list_cloud_services(self, filters: list[tuple[str, Any, str]], only: list[str] | None = None,
                             limit: int = 1000) -> list[dict]:
         """All matches of ``filters``, following pages."""
-        results, start = [], 1
-        while True:
-            query = make_query(filters, page=(start, limit), only=only)
-            info = self.call(self.cloud_service.list, cloud_service_pb2.CloudServiceQuery(query=query),
-                             "CloudService.list")
-            results.extend(to_dict(r) for r in info.results)
-            if len(info.results) < limit or len(results) >= info.total_count:
-                return results
-            start += limit
+        return self._list_all(self.cloud_service.list, cloud_service_pb2.CloudServiceQuery, "CloudService.list",
+                              filters, only, limit)
 
     def list_costs(self, filters: list[tuple[str, Any, str]], only: list[str] | None = None,
                    limit: int = 1000) -> list[dict]:
-        results, start = [], 1
-        while True:
-            query = make_query(filters, page=(start, limit), only=only)
-            info = self.call(self.cost.list, cost_pb2.CostQuery(query=query), "Cost.list")
-            results.extend(to_dict(r) for r in info.results)
-            if len(info.results) < limit or len(results) >= info.total_count:
-                return results
-            start += limit
+        return self._list_all(self.cost.list, cost_pb2.CostQuery, "Cost.list", filters, only, limit)
+
+    def _list_all(self, method: Callable, query_type: Callable, what: str, filters: list, only: list[str] | None,
+                  limit: int) -> list[dict]:
+        """The first page says how many match; the other pages are then asked for at once
+        (a reconciliation lists every cloud service of an account: 15 pages at 15k)."""
+        def page(start: int):
+            return self.call(method, query_type(query=make_query(filters, page=(start, limit), only=only)), what)
+
+        first = page(1)
+        results = [to_dict(r) for r in first.results]
+        if len(first.results) < limit or len(results) >= first.total_count:
+            return results
+        starts = range(1 + limit, first.total_count + 1, limit)
+        with ThreadPoolExecutor(min(LIST_PAGES_IN_FLIGHT, len(starts)), thread_name_prefix="cf-list") as pool:
+            for info in pool.map(page, starts):
+                results.extend(to_dict(r) for r in info.results)
+        return results
 
     def create_notification(self, resource_type: str, resource_id: str, topic: str, message: dict,
                             notification_type: str, level: str = "LV1") -> None:

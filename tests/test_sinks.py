@@ -10,6 +10,7 @@ from apache_beam import pvalue
 from emulators.cloudforet.config import EmulatorConfig
 from emulators.cloudforet.inventory_service import CloudServiceService
 from emulators.cloudforet.server import CloudForetEmulator
+from connectors.cloudforet import CloudForetClient
 from emulators.prism.fleet import FleetSpec, generate_fleet
 from transforms.inventory_sink import _WriteInventoryFn
 from transforms.normalize import normalize_vm
@@ -147,3 +148,23 @@ def test_lookups_of_an_unchanged_fleet_overlap(tmp_path, monkeypatch):
     results = [o for o in out if not isinstance(o, pvalue.TaggedOutput)]
     assert sum(r["unchanged"] for r in results) == 40 and sum(r["created"] for r in results) == 0
     assert 1 < counter.most <= 3
+
+
+def test_a_listing_of_many_pages_asks_for_them_at_once_and_returns_each_match_once(tmp_path, monkeypatch):
+    """Reconciliation lists every cloud service of an account: after the first page, the
+    others are asked for at once."""
+    counter = InFlight()
+    monkeypatch.setattr(CloudServiceService, "list", counter.wrap(CloudServiceService.list))
+    emu = CloudForetEmulator(str(tmp_path / "cf.sqlite"), EmulatorConfig()).start()
+    try:
+        recs = records(23)
+        write_all(emu, monkeypatch, batch_size=50, in_flight=1, recs=recs)
+        client = CloudForetClient(CloudForetEndpoint(emu.endpoint), CloudForetAuth(
+            domain_id=emu.config.domain_id, workspace_id=emu.config.workspace_id, token_env="TEST_CF_TOKEN"))
+        counter.most = 0
+        listed = client.list_cloud_services([("provider", "nutanix", "eq")], only=["reference"], limit=5)
+    finally:
+        emu.stop()
+    ids = [cs["reference"]["resource_id"] for cs in listed]
+    assert sorted(ids) == sorted(r["resource_id"] for r in recs)  # all 5 pages, each match once
+    assert counter.most > 1
