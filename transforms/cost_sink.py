@@ -90,8 +90,8 @@ class _WriteCostFn(BatchedCloudForetWrite):
             return self.unsupported
 
         started = BatchWrite(self.client, pending, lookup, make_call, "Cost",
-                             RetryPolicy(max_attempts=self.options.max_attempts), stop=stop,
-                             on_retry=self.retries.inc, runner=self.runner).start()
+                             RetryPolicy(max_attempts=self.options.max_attempts), self.runner, stop=stop,
+                             on_retry=self.retries.inc).start()
         return lambda: self._report(self._results(started.finish()))
 
     def _results(self, outcomes: list) -> list:

@@ -123,7 +123,8 @@ class _WriteInventoryFn(BatchedCloudForetWrite):
 
         now = time.time()
         started = BatchWrite(self.client, pending, lookup, make_call, f"CloudService {ctype}",
-                             RetryPolicy(max_attempts=self.options.max_attempts), on_retry=self.retries.inc, runner=self.runner).start()
+                             RetryPolicy(max_attempts=self.options.max_attempts), self.runner,
+                             on_retry=self.retries.inc).start()
         return lambda: self._report(started.finish())
 
     def _report(self, outcomes: list) -> Iterable:

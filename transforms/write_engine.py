@@ -41,7 +41,8 @@ MakeCall = Callable[[Any, list], tuple]  # (record, existing) -> (op, future | N
 
 
 class _CallsInFlight:
-    """Per process: the write calls not yet answered, by (what, key).
+    """Per process: for each (what, key), a claim that stands for a started attempt's calls
+    until all of them are answered.
 
     A bundle that fails while its batches' calls are in flight is retried by
     the runner; the retry's lookup must not run before those calls land, or it
@@ -90,11 +91,11 @@ class BatchWrite:
     """
 
     def __init__(self, client: CloudForetClient, pending: dict, lookup: Lookup, make_call: MakeCall, what: str,
-                 policy: RetryPolicy, stop: Callable[[CloudForetError], bool] = lambda e: False,
-                 on_retry: Callable[[int], None] = lambda n: None, runner: Executor | None = None):
+                 policy: RetryPolicy, runner: Executor, stop: Callable[[CloudForetError], bool] = lambda e: False,
+                 on_retry: Callable[[int], None] = lambda n: None):
         self.client, self.pending, self.lookup, self.make_call = client, pending, lookup, make_call
         self.runner = runner
-        self._attempt: Future | None = None
+        self._attempt: Future | None = None  # the attempt started last, until finish() takes it
         self.what, self.policy, self.stop, self.on_retry = what, policy, stop, on_retry
         self.outcomes: list[Outcome] = []
         self.deadline = Deadline(policy.max_total_s)
@@ -104,17 +105,13 @@ class BatchWrite:
         self.retry: dict = {}
 
     def start(self) -> "BatchWrite":
-        """Lookup, then every call of this attempt in flight: here, or, given a ``runner``, in
-        one of its threads, which then also waits for the answers, so that the caller goes
-        on at once (a lookup takes a round trip; an unchanged fleet's batches are nothing
-        but lookups)."""
+        """Lookup, then every call of this attempt in flight, in a thread of ``runner``, which
+        then also waits for the answers: the caller goes on at once (a lookup takes a round
+        trip; an unchanged fleet's batches are nothing but lookups)."""
         self.attempt += 1
         self.retry, self.calls = {}, []
         keys = list(self.pending)
         IN_FLIGHT.wait_for(self.what, keys)
-        if self.runner is None:
-            self._issue(keys)
-            return self
         claim: Future = Future()  # stands for this attempt's calls until every one is answered
         for key in keys:
             IN_FLIGHT.add(self.what, key, claim)
@@ -156,7 +153,6 @@ class BatchWrite:
             if future is None:
                 self.outcomes.append(Outcome(key, record, op))
             else:
-                IN_FLIGHT.add(self.what, key, future)
                 self.calls.append((key, record, op, future))
 
     def _collect(self) -> CloudForetError | None:
@@ -169,8 +165,6 @@ class BatchWrite:
                 continue
             except grpc.RpcError as exc:
                 err = map_rpc_error(exc, f"{self.what} ({op})")
-            finally:
-                IN_FLIGHT.answered(self.what, key, future)
             if self.stop(err):
                 stopped = err
             if err.code == "UNAUTHENTICATED":
@@ -186,11 +180,8 @@ class BatchWrite:
     def finish(self) -> list[Outcome]:
         """Every record's outcome (blocks; retries happen here)."""
         while True:
-            if self._attempt is not None:
-                attempt, self._attempt = self._attempt, None
-                stopped = attempt.result()
-            else:
-                stopped = self._collect()
+            attempt, self._attempt = self._attempt, None
+            stopped = attempt.result()
             if stopped is not None:
                 return self.outcomes + [Outcome(k, r, "failed", str(stopped)) for k, r in self.retry.items()]
             self.pending, self.retry = self.retry, {}
