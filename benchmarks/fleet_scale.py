@@ -8,9 +8,10 @@
    each on its own fresh pair of emulators with the same fleet, ratio
    baseline/pipeline; then the pipeline's second run over the unchanged fleet
    (same emulators, later the same day, new run id), ratio first/second. What
-   CloudForet holds after each is counted and compared. Then the floor: a process
-   that only reads the fleet and the second run's stats window from Prism
-   (benchmarks/read_floor.py); first run / floor bounds first/second from above.
+   CloudForet holds after each is counted and compared. Then two floors, each a
+   process that only reads the fleet and the second run's stats window from
+   Prism, the second also storing the new points (benchmarks/read_floor.py);
+   first run / floor bounds first/second from above.
 2. Raw capacity: a tight client (CloudService.create, up to K in flight on one
    channel) against a fresh CloudForet emulator, no latency, vs the pipeline's
    sinks replaying the first run's snapshot into another fresh emulator.

@@ -32,9 +32,9 @@ from transforms.prism_read import VM_WITH_STATS, ReadFromPrism, parse_stats_enti
 from transforms.settings import RunContext  # noqa: E402
 
 
-def _points(element) -> int:
-    _key, (_base_url, _entity, stats) = element
-    return sum(len(s) for s in parse_stats_entity(stats).values()) if stats else 0
+def _parsed(key, value) -> tuple:
+    _base_url, _entity, stats = value
+    return key, parse_stats_entity(stats) if stats is not None else {}
 
 
 def _write_counts(counts: tuple, path: str) -> None:
@@ -54,15 +54,12 @@ def main(argv: list[str]) -> None:
                             config.prism.stats_interval_s, "read-floor")
     options, runner = beam_options(extra)
     p = beam.Pipeline(runner=runner, options=options)
-    vms = (p | beam.Create([a.name for a in config.accounts])
-           | ReadFromPrism(config, ctx))[VM_WITH_STATS]
-    counted = vms | beam.Map(lambda e: (1, _points(e))) | beam.CombineGlobally(
+    series = (p | beam.Create([a.name for a in config.accounts])
+              | ReadFromPrism(config, ctx))[VM_WITH_STATS] | beam.MapTuple(_parsed)
+    counted = series | beam.MapTuple(lambda _key, s: (1, sum(map(len, s.values())))) | beam.CombineGlobally(
         lambda rows: tuple(map(sum, zip(*rows))) if rows else (0, 0))
     if args.metric_store:
-        _ = (vms
-             | beam.MapTuple(lambda key, v: (key, parse_stats_entity(v[2]) if v[2] is not None else {}))
-             | _extract_metrics(ctx)
-             | WriteToMetricStore(args.metric_store, ctx.run_id))
+        _ = series | _extract_metrics(ctx) | WriteToMetricStore(args.metric_store, ctx.run_id)
     out = args.json_out or "read_floor.json"
     counted | beam.Map(_write_counts, out)
     p.run().wait_until_finish()
