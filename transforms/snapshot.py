@@ -78,9 +78,9 @@ def payload_json(payload: Any) -> str:
     non-string keys, so any text with a null in it, or a refusal, goes the standard way."""
     try:
         text = orjson.dumps(payload, option=orjson.OPT_SORT_KEYS)
-    except TypeError:
-        text = b"null"
-    if b"null" not in text:
+    except TypeError:  # an integer beyond 64 bits, a key that is not a string
+        text = None
+    if text is not None and b"null" not in text:
         return text.decode()
     return json.dumps(payload, separators=(",", ":"), sort_keys=True)
 
