@@ -101,7 +101,7 @@ def to_dict(message) -> dict:
 
 
 def make_query(filters: list[tuple[str, Any, str]] = (), page: tuple[int, int] | None = None,
-               only: list[str] | None = None) -> query_pb2.Query:
+               only: list[str] | None = None, count_only: bool = False) -> query_pb2.Query:
     q = query_pb2.Query()
     for key, value, op in filters:
         f = q.filter.add()
@@ -111,6 +111,7 @@ def make_query(filters: list[tuple[str, Any, str]] = (), page: tuple[int, int] |
         q.page.start, q.page.limit = page
     if only:
         q.only.extend(only)
+    q.count_only = count_only
     return q
 
 
@@ -296,30 +297,38 @@ class CloudForetClient:
         return [to_dict(r) for r in info.results]
 
     def list_cloud_services(self, filters: list[tuple[str, Any, str]], only: list[str] | None = None,
-                            limit: int = 1000) -> list[dict]:
-        """All matches of ``filters``, following pages."""
+                            limit: int = 1000, decode: Callable | None = to_dict) -> list:
+        """All matches of ``filters``, following pages; ``decode=None`` keeps the messages."""
         return self._list_all(self.cloud_service.list, cloud_service_pb2.CloudServiceQuery, "CloudService.list",
-                              filters, only, limit)
+                              filters, only, limit, decode)
+
+    def count_cloud_services(self, filters: list[tuple[str, Any, str]]) -> int:
+        """How many match, without sending any of them (``count_only``)."""
+        info = self.call(self.cloud_service.list,
+                         cloud_service_pb2.CloudServiceQuery(query=make_query(filters, count_only=True)),
+                         "CloudService.list")
+        return int(info.total_count)
 
     def list_costs(self, filters: list[tuple[str, Any, str]], only: list[str] | None = None,
                    limit: int = 1000) -> list[dict]:
         return self._list_all(self.cost.list, cost_pb2.CostQuery, "Cost.list", filters, only, limit)
 
     def _list_all(self, method: Callable, query_type: Callable, what: str, filters: list, only: list[str] | None,
-                  limit: int) -> list[dict]:
+                  limit: int, decode: Callable | None = to_dict) -> list:
         """The first page says how many match; the other pages are then asked for at once
         (a reconciliation lists every cloud service of an account: 15 pages at 15k)."""
         def page(start: int):
             return self.call(method, query_type(query=make_query(filters, page=(start, limit), only=only)), what)
 
+        decode = decode or (lambda message: message)
         first = page(1)
-        results = [to_dict(r) for r in first.results]
+        results = [decode(r) for r in first.results]
         if len(first.results) < limit or len(results) >= first.total_count:
             return results
         starts = range(1 + limit, first.total_count + 1, limit)
         with ThreadPoolExecutor(min(LIST_PAGES_IN_FLIGHT, len(starts)), thread_name_prefix="cf-list") as pool:
             for info in pool.map(page, starts):
-                results.extend(to_dict(r) for r in info.results)
+                results.extend(decode(r) for r in info.results)
         return results
 
     def create_notification(self, resource_type: str, resource_id: str, topic: str, message: dict,

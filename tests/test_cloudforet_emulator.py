@@ -318,6 +318,16 @@ def test_list_query(client: Client, app: Any) -> None:
     assert count({"filter": [{"k": "reference.resource_id", "v": ["u-00", "u-01"], "o": "not_in"}]}) == 10
     assert count({}, provider="nutanix", region_code="pc1") == 12
     assert count({}, provider="aws") == 0
+    # plain string equalities are counted by SQLite: the same answers as the query engine's
+    for i in range(4):
+        client.cs.create(vm(f"a-{i}", account="pc-a" if i < 3 else "", region_code="pc1"), metadata=app, timeout=5)
+    for q in ({"filter": [{"k": "account", "v": "pc-a"}]}, {"filter": [{"k": "account", "v": ""}]},
+              {"filter": [{"k": "account", "v": "pc-a"}, {"k": "name", "v": "vm-a-1"}]},
+              {"filter": [{"k": "provider", "v": "nutanix", "o": "eq"}, {"k": "account", "v": "pc-b"}]}):
+        listed = client.cs.list(msg(cloud_service_pb2.CloudServiceQuery, {"query": q}), metadata=app, timeout=5)
+        assert count(q) == listed.total_count == len(listed.results)
+    assert count({"filter": [{"k": "account", "v": "pc-a"}]}) == 3
+    assert count({"filter": [{"k": "account", "v": ""}]}) == 13
     err = rpc_error(client.cs.list, msg(cloud_service_pb2.CloudServiceQuery, {
         "query": {"filter": [{"k": "a", "v": 1, "o": "bogus"}]}}), metadata=app)
     assert err.code() == grpc.StatusCode.INVALID_ARGUMENT

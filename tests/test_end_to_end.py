@@ -207,6 +207,9 @@ def test_reconciliation_deletes_what_prism_no_longer_has(tmp_path, prism_servers
     assert run(["--config", config, "--collected-at", COLLECTED_AT]) == 0
     live = lambda: {c["reference"]["resource_id"] for c in cloudforet.store.cloud_services()}  # noqa: E731
     assert len(live()) == 20 + 20 + 1 + 1
+    counters = lambda: json.loads((tmp_path / "report.json").read_text())["counters"]  # noqa: E731
+    # CloudForet holds exactly what the run wrote: one count, no listing
+    assert counters()["reconcile.accounts_settled_by_count"] == 1
 
     gone = [1, 2]
     gone_ids = {server.pc.vm_uuid(i) for i in gone}
@@ -219,6 +222,7 @@ def test_reconciliation_deletes_what_prism_no_longer_has(tmp_path, prism_servers
     assert {c["reference"]["resource_id"] for c in deleted} == gone_ids
     report = json.loads((tmp_path / "report.json").read_text())
     assert report["accounts"][server.pc.name]["reconcile"]["deleted"] == 4
+    assert counters().get("reconcile.accounts_settled_by_count", 0) == 0  # 4 more than written: listed
 
     # a guard: 60% gone at once is refused unless allowed
     server.pc.delete_vms(range(3, 15))

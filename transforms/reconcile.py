@@ -63,25 +63,43 @@ class _CompletenessFn(beam.CombineFn):
         return acc
 
 
+def written(inventory_results: Iterable[dict], account: str) -> int:
+    """Cloud services of ``account`` this run left in CloudForet (created, updated or
+    unchanged), one per resource: Beam keeps the results of committed bundles only."""
+    return sum(r.get("created", 0) + r.get("updated", 0) + r.get("unchanged", 0)
+               for r in inventory_results if r.get("sink") == "inventory" and r.get("account") == account)
+
+
 class _ReconcileFn(beam.DoFn):
+    """Lists an account's cloud services only when there can be stale ones: when
+    CloudForet holds exactly as many as this run wrote, every one of them is one it
+    wrote (a listing of an account's 15k cloud services took 1.2 s; a count takes one
+    round trip). Any other count (a stale one, a duplicate, one deleted meanwhile)
+    lists and compares, as before."""
+
     def __init__(self, options: CloudForetOptions, reconcile: ReconcileOptions):
         self.options, self.reconcile = options, reconcile
         self.deleted = Metrics.counter(NS, "deleted")
         self.refused = Metrics.counter(NS, "refused")
+        self.counted = Metrics.counter(NS, "accounts_settled_by_count")
 
     def setup(self):
         self.client = CloudForetClient(self.options.endpoint, self.options.auth, self.options.timeout_s)
 
-    def process(self, item: tuple, complete: dict, _writes_done: list) -> Iterable:
+    def process(self, item: tuple, complete: dict, writes: list) -> Iterable:
         account, seen_ids = item
         ok, _ = complete.get(account, (False, ""))
         if not ok:  # said once per account by skipped_notes()
             return
         seen = set(seen_ids)
+        scope = [("provider", PROVIDER, "eq"), ("account", account, "eq")]
         try:
+            if self.client.count_cloud_services(scope) == written(writes, account):
+                self.counted.inc()
+                yield {"sink": NS, "account": account, "deleted": 0}
+                return
             existing = self.client.list_cloud_services(
-                [("provider", PROVIDER, "eq"), ("account", account, "eq")],
-                only=["cloud_service_id", "reference", "cloud_service_type", "name"])
+                scope, only=["cloud_service_id", "reference", "cloud_service_type", "name"])
         except CloudForetError as err:
             yield pvalue.TaggedOutput(NOTES, {"account": account, "event": "note",
                                               "text": f"reconciliation skipped: {err}"})

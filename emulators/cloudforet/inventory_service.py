@@ -25,6 +25,9 @@ from .base import to_dict, to_msg
 from .store import CLOUD_SERVICE_TYPES, CLOUD_SERVICES, DELETED, REGIONS, DuplicateKey
 
 ACTIVE = "ACTIVE"
+# CloudServiceInfo's single string fields: a document holds a string there or nothing
+STRING_FIELDS = frozenset(f.name for f in cloud_service_pb2.CloudServiceInfo.DESCRIPTOR.fields
+                          if f.type == f.TYPE_STRING and not f.is_repeated)
 # Update fields merged one level deep instead of replaced. ``reference`` is
 # merged too so that sending only ``external_link`` keeps the resource_id.
 _MERGED_ON_UPDATE = ("data", "tags", "reference")
@@ -109,6 +112,10 @@ class CloudServiceService(cloud_service_pb2_grpc.CloudServiceServicer):
         spec = query.parse(query_dict(request), [*scope_filters(claims), *extra])
         include_deleted = spec.mentions("state")
         ref_ids = spec.lookup_values("reference.resource_id")
+        counted = query.plain_eq(spec, STRING_FIELDS) if spec.count_only else None
+        if counted is not None:
+            return cloud_service_pb2.CloudServicesInfo(
+                total_count=self.store.count_eq(CLOUD_SERVICES, include_deleted, counted))
         if ref_ids is not None:
             docs = self.store.cloud_services_by_ref(ref_ids, include_deleted=include_deleted)
             results, total = query.run(docs, spec, "cloud_service_id")

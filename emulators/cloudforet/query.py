@@ -63,6 +63,16 @@ class QuerySpec:
         return None
 
 
+def plain_eq(spec: QuerySpec, keys: frozenset[str]) -> list[tuple[str, str]] | None:
+    """``[(key, value)]`` when the selection is nothing but ``eq`` on string ``keys``
+    (fields that hold one string in every document, so SQL equality is exact), else None."""
+    if spec.filter_or or spec.keyword or spec.distinct:
+        return None
+    if not all(c.op == "eq" and c.key in keys and isinstance(c.value, str) for c in spec.filters):
+        return None
+    return [(c.key, c.value) for c in spec.filters]
+
+
 def condition(item: dict) -> Condition:
     key = item.get("k", item.get("key"))
     if not key:

@@ -131,6 +131,19 @@ class Store:
             rows = self._conn.execute(sql).fetchall()
         return [json.loads(r[0]) for r in rows]
 
+    def count_eq(self, collection: str, include_deleted: bool, eq: list[tuple[str, str]]) -> int:
+        """How many documents have each top-level string field equal to its value, counted
+        by SQLite without decoding any (an account's 15k cloud services took 0.6 s to decode)."""
+        sql = f"SELECT COUNT(*) FROM {collection} WHERE 1"
+        if not include_deleted:
+            sql += f" AND state IS NOT '{DELETED}'"
+        args: list[str] = []
+        for key, value in eq:
+            sql += " AND json_extract(doc, ?) = ?"
+            args += [f'$."{key}"', value]
+        with self._lock:
+            return int(self._conn.execute(sql, args).fetchone()[0])
+
     def scan_selected(self, collection: str, include_deleted: bool, key: str,
                       select: Callable[[list[dict]], list[dict]]) -> list[dict]:
         """``select(scan(...))``, remembered until the next write.
