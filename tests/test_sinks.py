@@ -174,3 +174,57 @@ def test_a_listing_of_many_pages_asks_for_them_at_once_and_returns_each_match_on
     ids = [cs["reference"]["resource_id"] for cs in listed]
     assert sorted(ids) == sorted(r["resource_id"] for r in recs)  # all 5 pages, each match once
     assert counter.most > 1
+
+
+def test_what_changed_is_written_and_only_that(tmp_path, monkeypatch):
+    """Against what CloudForet holds: a changed plain field, data key or tag is
+    rewritten; the latest utilization alone, or the order of IPs, is not a change;
+    a resource written without a fingerprint (an older collector) is rewritten once."""
+    import copy
+    from spaceone.api.inventory.v1 import cloud_service_pb2
+
+    from connectors.cloudforet import to_struct
+    from transforms.inventory_sink import FINGERPRINT
+
+    emu = CloudForetEmulator(str(tmp_path / "cf.sqlite"), EmulatorConfig()).start()
+    try:
+        recs = records(8)
+        assert totals(write_all(emu, monkeypatch, 4, 2, recs))["created"] == 8
+        held = {cs["reference"]["resource_id"]: cs for cs in emu.store.cloud_services()}
+        assert all(cs["data"][FINGERPRINT].startswith("v1:") for cs in held.values())
+        again = copy.deepcopy(recs)
+        again[0]["name"] += "-renamed"
+        again[1]["data"]["power_state"] = "OFF" if again[1]["data"]["power_state"] == "ON" else "ON"
+        again[2]["tags"] = {**again[2]["tags"], "Owner": "someone-else"}
+        again[3]["instance_size"] += 1
+        again[4]["data"]["utilization"] = {"cpu_pct": 99.0}  # volatile: not a change
+        again[5]["ip_addresses"] = list(reversed(again[5]["ip_addresses"] + ["10.9.9.9"]))
+        again[6]["ip_addresses"] = list(reversed(again[6]["ip_addresses"]))  # same set
+        # an older collector wrote recs[7]: no fingerprint in its data
+        client = CloudForetClient(CloudForetEndpoint(emu.endpoint), CloudForetAuth(
+            domain_id=emu.config.domain_id, workspace_id=emu.config.workspace_id, token_env="TEST_CF_TOKEN"))
+        old = held[recs[7]["resource_id"]]
+        client.call(client.cloud_service.update, cloud_service_pb2.UpdateCloudServiceRequest(
+            cloud_service_id=old["cloud_service_id"], data=to_struct({**recs[7]["data"], FINGERPRINT: ""})),
+            "CloudService.update")
+        out = write_all(emu, monkeypatch, 4, 2, again)
+        after = {cs["reference"]["resource_id"]: cs for cs in emu.store.cloud_services()}
+        third = write_all(emu, monkeypatch, 4, 2, again)
+    finally:
+        emu.stop()
+    assert totals(out) == {"created": 0, "updated": 6, "unchanged": 2, "failed": 0}
+    assert after[recs[0]["resource_id"]]["name"].endswith("-renamed")
+    assert after[recs[2]["resource_id"]]["tags"]["Owner"] == "someone-else"
+    assert after[recs[7]["resource_id"]]["data"][FINGERPRINT].startswith("v1:")
+    assert totals(third) == {"created": 0, "updated": 0, "unchanged": 8, "failed": 0}  # all settled
+
+
+def test_fingerprint_is_of_our_keys_not_of_their_order():
+    from transforms.inventory_sink import fingerprint
+
+    r = records(1)[0]
+    shuffled = {**r, "data": dict(reversed(list(r["data"].items()))), "tags": dict(reversed(list(r["tags"].items())))}
+    assert fingerprint(shuffled) == fingerprint(r)
+    assert fingerprint({**r, "data": {**r["data"], "utilization": {"cpu_pct": 1.0}}}) == fingerprint(r)
+    assert fingerprint({**r, "data": {**r["data"], "vcpus": r["data"]["vcpus"] + 1}}) != fingerprint(r)
+    assert fingerprint({**r, "tags": {**r["tags"], "x": "y"}}) != fingerprint(r)

@@ -7,11 +7,19 @@ one updates, more is a failure. Many references are looked up per ``list``.
 Calls not made are the fastest: the lookup brings back what CloudForet holds,
 and a resource whose fields are unchanged is not rewritten, unless it was
 last written more than ``touch_after_s`` ago (CloudForet deletes what has not
-been updated for 48 hours). The latest utilization alone does not make a
-resource "changed": it is refreshed whenever the resource is written.
+been updated for 48 hours). The plain fields are compared as CloudForet holds
+them. ``data`` and ``tags`` are large (bringing them back and decoding them was
+most of a second run's sink time): every write stores a fingerprint of them in
+``data.collector_fingerprint``, like kubectl's last-applied annotation, and the
+lookup brings back only that. An edit of our keys made in CloudForet by someone
+else is therefore undone at the next touch, not at the next run. The latest
+utilization alone does not make a resource "changed": it is refreshed whenever
+the resource is written.
 """
 from __future__ import annotations
 
+import hashlib
+import struct
 import time
 from collections import Counter
 from datetime import datetime
@@ -26,34 +34,49 @@ from connectors.cloudforet import to_struct
 from connectors.retry import RetryPolicy
 from transforms import progress
 from transforms.batching import DEAD_LETTER, BatchedCloudForetWrite
+from transforms.canonical import canonical_json
 from transforms.normalize import dead_letter
 from transforms.settings import CloudForetOptions
 from transforms.write_engine import BatchWrite, Conflict
 
 NS = "inventory"
-COMPARED = ("name", "account", "instance_type", "region_code")
 VOLATILE_DATA = {"utilization"}
+FINGERPRINT = "collector_fingerprint"
 LOOKUP_FIELDS = ["cloud_service_id", "reference", "name", "account", "instance_type", "instance_size",
-                 "ip_addresses", "data", "tags", "region_code", "updated_at"]
+                 "ip_addresses", "region_code", "updated_at", f"data.{FINGERPRINT}"]
 
 
-def unchanged(existing: dict, r: dict) -> bool:
+def fingerprint(r: dict) -> str:
+    """Of our ``data`` keys (but the volatile ones) and ``tags``: the same text for the same values."""
+    owned = {"data": {k: v for k, v in r["data"].items() if k not in VOLATILE_DATA}, "tags": r["tags"]}
+    return "v1:" + hashlib.blake2b(canonical_json(owned).encode(), digest_size=16).hexdigest()
+
+
+def _as_float32(x: float) -> float:
+    """``instance_size`` is a 32-bit float in the proto: 0.1 comes back as 0.10000000149."""
+    return struct.unpack("f", struct.pack("f", x))[0]
+
+
+def unchanged(existing: cloud_service_pb2.CloudServiceInfo, r: dict, fp: str) -> bool:
     """True when writing ``r`` would not change what CloudForet holds.
 
-    Struct numbers come back as floats: Python's == treats 4 and 4.0 alike.
-    Updates merge ``data`` and ``tags``, so only our keys are compared.
+    ``existing`` is the lookup's message, read field by field (decoding it to a
+    dict cost more than the comparison). Updates merge ``data`` and ``tags``, so
+    keys others added are not ours to compare; ours are in the fingerprint.
     """
-    if any(existing.get(k, "") != r[k] for k in COMPARED):
+    if (existing.name != r["name"] or existing.account != r["account"]
+            or existing.instance_type != r["instance_type"] or existing.region_code != r["region_code"]):
         return False
-    if float(existing.get("instance_size", 0)) != float(r["instance_size"]):
+    if existing.instance_size != _as_float32(float(r["instance_size"])):
         return False
-    if sorted(existing.get("ip_addresses", [])) != sorted(r["ip_addresses"]):
+    if sorted(existing.ip_addresses) != sorted(r["ip_addresses"]):
         return False
-    if existing.get("reference") != r["reference"]:
+    ref = r["reference"]
+    if (existing.reference.resource_id != ref.get("resource_id", "")
+            or existing.reference.external_link != ref.get("external_link", "")):
         return False
-    data, tags = existing.get("data", {}), existing.get("tags", {})
-    return (all(data.get(k) == v for k, v in r["data"].items() if k not in VOLATILE_DATA)
-            and all(tags.get(k) == v for k, v in r["tags"].items()))
+    held = existing.data.fields
+    return FINGERPRINT in held and held[FINGERPRINT].string_value == fp
 
 
 def age_s(updated_at: str, now: float) -> float:
@@ -65,8 +88,9 @@ def age_s(updated_at: str, now: float) -> float:
 
 
 def _fields(r: dict) -> dict:
+    data = {**r["data"], FINGERPRINT: fingerprint(r)}
     return dict(name=r["name"], account=r["account"], instance_type=r["instance_type"],
-                instance_size=r["instance_size"], ip_addresses=r["ip_addresses"], data=to_struct(r["data"]),
+                instance_size=r["instance_size"], ip_addresses=r["ip_addresses"], data=to_struct(data),
                 reference=cloud_service_pb2.CloudServiceReference(**r["reference"]), tags=to_struct(r["tags"]),
                 region_code=r["region_code"])
 
@@ -102,10 +126,10 @@ class _WriteInventoryFn(BatchedCloudForetWrite):
             found = self.client.list_cloud_services(
                 [("reference.resource_id", ids, "in"), ("provider", provider, "eq"),
                  ("cloud_service_type", ctype, "eq"), ("cloud_service_group", cgroup, "eq")],
-                only=LOOKUP_FIELDS, limit=max(len(ids) * 2, 10))
+                only=LOOKUP_FIELDS, limit=max(len(ids) * 2, 10), decode=None)
             by_id: dict = {}
             for cs in found:
-                by_id.setdefault(cs.get("reference", {}).get("resource_id"), []).append(cs)
+                by_id.setdefault(cs.reference.resource_id, []).append(cs)
             return by_id
 
         def make_call(r: dict, existing: list) -> tuple:
@@ -114,11 +138,11 @@ class _WriteInventoryFn(BatchedCloudForetWrite):
                                f"{r['resource_id']} (too many match); remove the duplicates in CloudForet")
             if existing:
                 current = existing[0]
-                if (age_s(current.get("updated_at", ""), now) < self.options.touch_after_s
-                        and unchanged(current, r)):
+                if (age_s(current.updated_at, now) < self.options.touch_after_s
+                        and unchanged(current, r, fingerprint(r))):
                     return "unchanged", None
                 return "updated", self.client.future(self.client.cloud_service.update,
-                                                     update_request(current["cloud_service_id"], r))
+                                                     update_request(current.cloud_service_id, r))
             return "created", self.client.future(self.client.cloud_service.create, create_request(r))
 
         now = time.time()

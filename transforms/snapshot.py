@@ -20,7 +20,6 @@ from datetime import datetime, timezone
 from typing import Any, Iterable
 
 import apache_beam as beam
-import orjson
 from apache_beam import pvalue
 from apache_beam.io.filesystems import FileSystems
 from apache_beam.metrics import Metrics
@@ -28,6 +27,7 @@ from apache_beam.transforms.window import GlobalWindows
 
 from schemas import load_json_schema
 from schemas.parquet import SNAPSHOT_ENTITY, SNAPSHOT_SCHEMA_VERSION
+from transforms.canonical import canonical_json
 from transforms.gc_tuning import tune_gc
 from transforms.files import write_json_atomically
 from transforms.prism_read import STATS, STATUS, account_event, first_seen
@@ -72,17 +72,7 @@ def to_record(snapshot_id: str, collected_at_ms: int, account: str, kind: str, u
 
 
 def payload_json(payload: Any) -> str:
-    """Compact JSON, keys sorted. orjson when its text means exactly what the standard
-    encoder's would (archiving every page's entities is a large share of a run's CPU):
-    orjson writes NaN and infinities as null and refuses integers beyond 64 bits and
-    non-string keys, so any text with a null in it, or a refusal, goes the standard way."""
-    try:
-        text = orjson.dumps(payload, option=orjson.OPT_SORT_KEYS)
-    except TypeError:  # an integer beyond 64 bits, a key that is not a string
-        text = None
-    if text is not None and b"null" not in text:
-        return text.decode()
-    return json.dumps(payload, separators=(",", ":"), sort_keys=True)
+    return canonical_json(payload)
 
 
 def upgrade(record: dict) -> dict:
