@@ -19,6 +19,7 @@ import requests
 from requests.adapters import HTTPAdapter
 
 from connectors.errors import PrismAuthError, PrismError, PrismResponseError
+from connectors.gcpause import collector_paused
 from connectors.ratelimit import shared_limiter
 from connectors.retry import Deadline, RetryPolicy
 
@@ -196,10 +197,11 @@ def _json_loads(content: bytes) -> Any:
     largest piece of a run's CPU. What orjson refuses and the standard parser takes (a BOM,
     NaN, lone surrogates) still parses; integers beyond 64 bits come back as floats (Prism
     sends none: its largest are microsecond timestamps and byte counts)."""
-    try:
-        return orjson.loads(content)
-    except orjson.JSONDecodeError:
-        return json.loads(content)
+    with collector_paused():
+        try:
+            return orjson.loads(content)
+        except orjson.JSONDecodeError:
+            return json.loads(content)
 
 
 def _retry_after(value: str | None) -> float | None:

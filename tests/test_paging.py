@@ -165,3 +165,45 @@ def test_tune_gc_raises_the_thresholds_and_never_lowers_one():
         assert gc.get_threshold() == (THRESHOLDS[0] * 10, THRESHOLDS[1], THRESHOLDS[2] * 10)
     finally:
         gc.set_threshold(*saved)
+
+
+def test_the_collector_is_paused_only_while_parsing_and_stays_off_if_it_was():
+    import gc
+    import threading
+
+    from connectors import prism
+    from connectors.gcpause import collector_paused
+
+    seen = []
+    real_loads = prism.orjson.loads
+
+    def loads(content):
+        seen.append(gc.isenabled())
+        return real_loads(content)
+
+    was = gc.isenabled()
+    try:
+        gc.enable()
+        prism.orjson.loads = loads
+        assert prism._json_loads(b'{"a": [1, 2]}') == {"a": [1, 2]}
+        assert seen == [False] and gc.isenabled()
+        # nested across threads: on again only when the last pause ends
+        inner_started, outer_may_end = threading.Event(), threading.Event()
+
+        def other():
+            with collector_paused():
+                inner_started.set()
+                outer_may_end.wait(5)
+        with collector_paused():
+            t = threading.Thread(target=other)
+            t.start()
+            inner_started.wait(5)
+        assert not gc.isenabled()  # the other thread's pause still holds
+        outer_may_end.set()
+        t.join(5)
+        assert gc.isenabled()
+        gc.disable()  # a process that turned it off keeps it off
+        assert prism._json_loads(b"[1]") == [1] and not gc.isenabled()
+    finally:
+        prism.orjson.loads = real_loads
+        (gc.enable if was else gc.disable)()
