@@ -20,6 +20,7 @@ setup(
         "requests==2.34.2",
         "orjson==3.13.0",
         "fastavro==1.13.1",
+        "cramjam==2.14.0",  # fastavro's snappy codec
         "pyarrow==25.0.1",
         "spaceone-api==2.0.435",
         "googleapis-common-protos==1.76.0",

@@ -61,7 +61,8 @@ def read_live(p: beam.Pipeline, config: Config, ctx: RunContext) -> tuple[dict, 
     extra_results = []
     if config.snapshot.enabled:
         extra_results.append(read | "WriteSnapshot" >> WriteSnapshot(config.snapshot.path,
-                                                                    config.snapshot.format, ctx))
+                                                                    config.snapshot.format, ctx,
+                                                                    config.snapshot.codec))
     return read, extra_results
 
 

@@ -35,6 +35,7 @@ from transforms.settings import RunContext
 
 MANIFEST = "manifest.json"
 FORMATS = {"avro": ".avro", "parquet": ".parquet"}
+AVRO_CODECS = ("snappy", "deflate", "null")
 API_VERSION = "v3"
 SUPPORTED_VERSIONS = (1, 2)
 NS = "snapshot"
@@ -154,11 +155,13 @@ class _WriteManifestFn(beam.DoFn):
 class WriteSnapshot(beam.PTransform):
     """ReadFromPrism's outputs -> entity files + manifest under ``<root>/<run_id>/``."""
 
-    def __init__(self, root: str, fmt: str, ctx: RunContext):
+    def __init__(self, root: str, fmt: str, ctx: RunContext, codec: str = "snappy"):
         super().__init__()
         if fmt not in FORMATS:
             raise ValueError(f"snapshot format must be one of {sorted(FORMATS)}")
-        self.root, self.fmt, self.ctx = root, fmt, ctx
+        if codec not in AVRO_CODECS:
+            raise ValueError(f"snapshot codec must be one of {sorted(AVRO_CODECS)}")
+        self.root, self.fmt, self.ctx, self.codec = root, fmt, ctx, codec
 
     def expand(self, read: dict):
         ctx = self.ctx
@@ -189,7 +192,7 @@ class WriteSnapshot(beam.PTransform):
             prefix = posixpath.join(snapshot_dir, f"entities-{name}")
             if self.fmt == "avro":
                 files = records | f"Write{label}Avro" >> beam.io.WriteToAvro(
-                    prefix, schema=avro_schema(), file_name_suffix=".avro")
+                    prefix, schema=avro_schema(), file_name_suffix=".avro", codec=self.codec)
             else:
                 files = records | f"Write{label}Parquet" >> beam.io.WriteToParquet(
                     prefix, schema=SNAPSHOT_ENTITY, file_name_suffix=".parquet")
