@@ -559,3 +559,15 @@ def test_cli_ready_file_and_sigterm(tmp_path: Path) -> None:
             proc.wait()
         proc.stdout.close()
         proc.stderr.close()
+
+
+def test_string_equalities_by_set_answer_as_the_general_matcher() -> None:
+    docs = [{"s": "a", "l": ["a", "b"], "n": 1, "b": True, "d": {"s": "a"}, "ld": [{"s": "b"}, {"s": 2}]},
+            {"s": "b", "l": [], "n": "1", "b": "True", "d": {"s": ["a", "c"]}, "ld": []},
+            {"s": None, "l": [["a"]], "d": {}}, {}]
+    values = ["a", "b", "1", "True", 1, True, None, ["a"], ["a", "b"], ["x"], [], ["a", 1]]
+    for key in ("s", "l", "n", "b", "d.s", "ld.s", "missing"):
+        for op in ("eq", "in", "not", "not_in"):
+            for value in values:
+                cond = query.Condition(key=key, value=value, op=op)
+                assert [query.predicate(cond)(d) for d in docs] == [query.matches(d, cond) for d in docs], cond
