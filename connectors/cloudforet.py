@@ -310,8 +310,8 @@ class CloudForetClient:
         return int(info.total_count)
 
     def list_costs(self, filters: list[tuple[str, Any, str]], only: list[str] | None = None,
-                   limit: int = 1000) -> list[dict]:
-        return self._list_all(self.cost.list, cost_pb2.CostQuery, "Cost.list", filters, only, limit)
+                   limit: int = 1000, decode: Callable | None = to_dict) -> list:
+        return self._list_all(self.cost.list, cost_pb2.CostQuery, "Cost.list", filters, only, limit, decode)
 
     def _list_all(self, method: Callable, query_type: Callable, what: str, filters: list, only: list[str] | None,
                   limit: int, decode: Callable | None = to_dict) -> list:

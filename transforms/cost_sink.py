@@ -72,10 +72,11 @@ class _WriteCostFn(BatchedCloudForetWrite):
             found = self.client.list_costs(
                 [("billed_date", billed_date, "eq"), ("data_source_id", data_source_id, "eq"),
                  ("provider", "nutanix", "eq"), ("resource", resources, "in")],
-                only=["cost_id", "resource", "usage_type", "billed_date"], limit=max(len(keys) * 3, 10))
+                only=["cost_id", "resource", "usage_type", "billed_date"], limit=max(len(keys) * 3, 10),
+                decode=None)  # the messages' fields, read directly: a dict of each cost cost more than the lookup
             by_key: dict = {}
             for c in found:
-                by_key.setdefault((c.get("resource"), c.get("usage_type"), c.get("billed_date")), []).append(c)
+                by_key.setdefault((c.resource, c.usage_type, c.billed_date), []).append(c)
             return by_key
 
         def make_call(c: dict, existing: list) -> tuple:
