@@ -1,11 +1,18 @@
-"""Pause CPython's cyclic collector while a large JSON answer is parsed.
+"""Keep CPython's cyclic collector off the trees parsed from large JSON answers.
 
 Parsing builds a tree of fresh dicts and lists that cannot hold a cycle; the
-collector walking them while they are built is work for nothing. Measured on a
+collector walking them is work for nothing, first while they are built and
+then in every young collection while the page is handed on. Measured on a
 2.4 MB stats page (500 VMs) in a process holding a million other objects: 63 ms
-per page at the thresholds of transforms/gc_tuning, 12 ms paused (collections
-that fall due meanwhile run once the pause ends). A pause is nested-safe across
-threads and leaves a collector that was off, off.
+per page at the thresholds of transforms/gc_tuning, 12 ms paused. In a 10k-VM
+run the young collection right after each pause still took 0.9 s of its
+1.5 s of parsing: ``freeze=True`` moves what is alive into the collector's
+permanent generation instead (``gc.freeze``), where it is freed as usual when
+no longer referenced but never walked. ``thaw()`` hands the frozen objects
+back to the collector; the reader calls it at the end of each bundle, so
+cycles frozen meanwhile are collected later, not leaked.
+
+Pauses nest across threads and leave a collector that was off, off.
 """
 from __future__ import annotations
 
@@ -20,7 +27,7 @@ _resume = False
 
 
 @contextmanager
-def collector_paused() -> Iterator[None]:
+def collector_paused(freeze: bool = False) -> Iterator[None]:
     global _depth, _resume
     with _lock:
         if _depth == 0:
@@ -33,4 +40,11 @@ def collector_paused() -> Iterator[None]:
         with _lock:
             _depth -= 1
             if _depth == 0 and _resume:
+                if freeze:
+                    gc.freeze()
                 gc.enable()
+
+
+def thaw() -> None:
+    """Everything frozen by a pause goes back to the collector's oldest generation."""
+    gc.unfreeze()

@@ -25,6 +25,7 @@ from apache_beam.metrics import Metrics
 from apache_beam.transforms.window import GlobalWindows
 
 from connectors.errors import ConnectorError, PrismAuthError
+from connectors.gcpause import thaw
 from connectors.prism import PrismClient, parse_list_page
 from transforms import progress
 from transforms.credentials import PrismClients
@@ -103,8 +104,12 @@ class _PrismDoFn(beam.DoFn):
         tune_gc()
         self.clients = PrismClients(self.config)
 
+    def finish_bundle(self):
+        thaw()  # what this bundle's answers froze while parsed (connectors/gcpause.py)
+
     def teardown(self):
         self.clients.close()
+        thaw()
 
     def _fetch(self, client: PrismClient, kind: str, offset: int, length: int) -> dict:
         page = client.list_page(kind, offset, length)
@@ -208,6 +213,7 @@ class FetchPages(_PrismDoFn):
                     yield pvalue.TaggedOutput(out.tag, GlobalWindows.windowed_value(out.value))
                 else:
                     yield GlobalWindows.windowed_value(out)
+        thaw()  # the pages' trees, frozen while parsed, are handed on: the collector takes the rest
 
     def _outputs(self, future: Future) -> list:
         """Counts in the bundle's thread: Beam counters bumped in pool threads are lost."""
