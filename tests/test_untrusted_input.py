@@ -3,7 +3,7 @@
 A tiny HTTP server (``http.server`` in a thread on 127.0.0.1:0) answers exactly
 what each test wants, so the real ``PrismClient`` talks real HTTP; what it
 returns then goes through the pipeline's own page splitting and normalization
-(``SplitPages``, ``NormalizeVm``, ``parse_stats_*``), called directly.
+(``split_page``, ``NormalizeVm``, ``parse_stats_*``), called directly.
 """
 from __future__ import annotations
 
@@ -28,7 +28,7 @@ from connectors.retry import RetryPolicy
 from emulators.prism.fleet import FleetSpec, generate_fleet
 from transforms.normalize import (DEAD_LETTER, MAX_NAME, MAX_STR, NormalizeVm, normalize_cluster, normalize_host,
                                   normalize_vm)
-from transforms.prism_read import STATS_ATTRIBUTES, SplitPages, parse_stats_entity, parse_stats_page
+from transforms.prism_read import STATS_ATTRIBUTES, parse_stats_entity, parse_stats_page, split_page
 
 ACCOUNT = "hostile-pc"
 C0 = re.compile(r"[\x00-\x1f\x7f]")
@@ -130,10 +130,10 @@ def good_infra() -> tuple[dict, dict]:
 
 
 def split(page_entities: list, kind: str = "vm") -> tuple[list, list]:
-    """Runs SplitPages on one fetched page: (entities routed to `kind`, dead letters)."""
+    """Runs split_page on one fetched page: (entities routed to `kind`, dead letters)."""
     page = {"account": ACCOUNT, "kind": kind, "base_url": "http://pc", "offset": 0, "count": len(page_entities),
             "total": len(page_entities), "entities": page_entities, "answered_length": len(page_entities)}
-    out = list(SplitPages().process(page))
+    out = split_page(page)
     routed = [o.value for o in out if getattr(o, "tag", None) in ("vm", "infra")]
     dead = [o.value for o in out if getattr(o, "tag", None) == "dead_letter"]
     return routed, dead

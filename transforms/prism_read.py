@@ -176,7 +176,7 @@ class PlanPages(_PrismDoFn):
 
 
 class FetchPages(_PrismDoFn):
-    """Page requests -> pages, several in flight per worker."""
+    """Page requests -> the pages' entities by kind (see split_page), several pages in flight per worker."""
 
     def __init__(self, config: Config, ctx: RunContext):
         super().__init__(config, ctx)
@@ -222,7 +222,7 @@ class FetchPages(_PrismDoFn):
         self.entities.inc(tally["entities"])
         self.failed.inc(tally["failed"])
         self.retries.inc(tally["retries"])
-        return outputs
+        return [o for out in outputs for o in (split_page(out) if isinstance(out, dict) else [out])]
 
     def _with_stats(self, client: PrismClient, account: str, offset: int, page: dict, tally: dict) -> list:
         """Adds the page's VM stats to it; failing stats cost the stats, not the VMs."""
@@ -277,34 +277,33 @@ def _uuid_of(entity: Any) -> str | None:
     return uuid if isinstance(uuid, str) and uuid else None
 
 
-class SplitPages(beam.DoFn):
-    """Pages -> keyed entities per kind (tagged outputs), and page counts.
+def split_page(page: dict) -> list:
+    """A page -> keyed entities per kind (tagged outputs), and its page counts.
 
     ``vm`` and ``vm_stats`` are the entities as read (for the snapshot);
     ``vm_with_stats`` pairs each VM with its stats for the rest of the run.
+    Done where the page is fetched: a page handed on as one element costs Beam
+    an encoding of all of it whenever it samples the element's size.
     """
-
-    def process(self, page: dict) -> Iterable:
-        account, kind, base_url = page["account"], page["kind"], page["base_url"]
-        yield pvalue.TaggedOutput(STATUS, account_event(account, "page_read", kind=kind, count=page["count"]))
-        stats = {}
-        if kind == "vm":
-            stats = dict(page.get("stats_entities", ()))
-            yield pvalue.TaggedOutput(STATUS, account_event(account, "page_read", kind=STATS, count=len(stats)))
-            for uuid, raw in stats.items():
-                yield pvalue.TaggedOutput(STATS, ((account, uuid), (base_url, raw)))
-        for entity in page["entities"]:
-            uuid = _uuid_of(entity)
-            if uuid is None:
-                yield pvalue.TaggedOutput("dead_letter", {
-                    "stage": "read", "account": account, "kind": kind, "id": f"offset {page['offset']}",
-                    "reason": "entity without metadata.uuid"})
-                continue
-            if kind == "vm":
-                yield pvalue.TaggedOutput("vm", ((account, uuid), (base_url, entity)))
-                yield pvalue.TaggedOutput(VM_WITH_STATS, ((account, uuid), (base_url, entity, stats.get(uuid))))
-            else:
-                yield pvalue.TaggedOutput("infra", ((account, kind, uuid), (base_url, entity)))
+    account, kind, base_url = page["account"], page["kind"], page["base_url"]
+    out = [pvalue.TaggedOutput(STATUS, account_event(account, "page_read", kind=kind, count=page["count"]))]
+    stats = {}
+    if kind == "vm":
+        stats = dict(page.get("stats_entities", ()))
+        out.append(pvalue.TaggedOutput(STATUS, account_event(account, "page_read", kind=STATS, count=len(stats))))
+        out += [pvalue.TaggedOutput(STATS, ((account, uuid), (base_url, raw))) for uuid, raw in stats.items()]
+    for entity in page["entities"]:
+        uuid = _uuid_of(entity)
+        if uuid is None:
+            out.append(pvalue.TaggedOutput("dead_letter", {
+                "stage": "read", "account": account, "kind": kind, "id": f"offset {page['offset']}",
+                "reason": "entity without metadata.uuid"}))
+        elif kind == "vm":
+            out.append(pvalue.TaggedOutput("vm", ((account, uuid), (base_url, entity))))
+            out.append(pvalue.TaggedOutput(VM_WITH_STATS, ((account, uuid), (base_url, entity, stats.get(uuid)))))
+        else:
+            out.append(pvalue.TaggedOutput("infra", ((account, kind, uuid), (base_url, entity))))
+    return out
 
 
 def first_seen(values: Iterable) -> Any:
@@ -394,13 +393,12 @@ class ReadFromPrism(beam.PTransform):
     def expand(self, accounts):
         planned = accounts | "PlanPages" >> beam.ParDo(PlanPages(self.config, self.ctx)).with_outputs(
             STATUS, main="requests")
-        fetched = (planned.requests
-                   | "ReshufflePageRequests" >> beam.Reshuffle()
-                   | "FetchPages" >> beam.ParDo(FetchPages(self.config, self.ctx)).with_outputs(STATUS, main="pages"))
-        split = fetched.pages | "SplitPages" >> beam.ParDo(SplitPages()).with_outputs(
-            "vm", "infra", STATS, VM_WITH_STATS, STATUS, "dead_letter")
+        split = (planned.requests
+                 | "ReshufflePageRequests" >> beam.Reshuffle()
+                 | "FetchPages" >> beam.ParDo(FetchPages(self.config, self.ctx)).with_outputs(
+                     "vm", "infra", STATS, VM_WITH_STATS, STATUS, "dead_letter", main="unused"))
         vms = split[VM_WITH_STATS] | "DropRepeatedVms" >> HandOnOnce(self.shuffle_dedupe)
-        status = (planned[STATUS], fetched[STATUS], split[STATUS]) | "ReadStatus" >> beam.Flatten()
+        status = (planned[STATUS], split[STATUS]) | "ReadStatus" >> beam.Flatten()
         infra = split.infra | "DedupeInfra" >> beam.CombinePerKey(first_seen)
         # infra_raw: as read, before dedupe, in the same step as VMs and stats (for the snapshot)
         return {VM_WITH_STATS: vms, "vm": split.vm, "infra": infra, "infra_raw": split.infra, STATS: split[STATS],
