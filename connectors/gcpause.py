@@ -6,9 +6,9 @@ then in every young collection while the page is handed on. Measured on a
 2.4 MB stats page (500 VMs) in a process holding a million other objects: 63 ms
 per page at the thresholds of transforms/gc_tuning, 12 ms paused. In a 10k-VM
 run the young collection right after each pause still took 0.9 s of its
-1.5 s of parsing: ``freeze=True`` moves what is alive into the collector's
-permanent generation instead (``gc.freeze``), where it is freed as usual when
-no longer referenced but never walked. ``thaw()`` hands the frozen objects
+1.5 s of parsing: the end of a pause therefore moves what is alive into the
+collector's permanent generation (``gc.freeze``), where it is freed as usual
+when no longer referenced but never walked. ``thaw()`` hands the frozen objects
 back to the collector; the reader calls it at the end of each bundle, so
 cycles frozen meanwhile are collected later, not leaked.
 
@@ -27,7 +27,7 @@ _resume = False
 
 
 @contextmanager
-def collector_paused(freeze: bool = False) -> Iterator[None]:
+def collector_paused() -> Iterator[None]:
     global _depth, _resume
     with _lock:
         if _depth == 0:
@@ -40,8 +40,7 @@ def collector_paused(freeze: bool = False) -> Iterator[None]:
         with _lock:
             _depth -= 1
             if _depth == 0 and _resume:
-                if freeze:
-                    gc.freeze()
+                gc.freeze()
                 gc.enable()
 
 

@@ -197,7 +197,7 @@ def _json_loads(content: bytes) -> Any:
     largest piece of a run's CPU. What orjson refuses and the standard parser takes (a BOM,
     NaN, lone surrogates) still parses; integers beyond 64 bits come back as floats (Prism
     sends none: its largest are microsecond timestamps and byte counts)."""
-    with collector_paused(freeze=True):
+    with collector_paused():
         try:
             return orjson.loads(content)
         except orjson.JSONDecodeError:

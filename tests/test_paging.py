@@ -171,11 +171,10 @@ def test_tune_gc_raises_the_thresholds_and_never_lowers_one():
 
 
 def test_the_collector_is_paused_only_while_parsing_and_stays_off_if_it_was():
-    import gc
     import threading
 
     from connectors import prism
-    from connectors.gcpause import collector_paused
+    from connectors.gcpause import collector_paused, thaw
 
     seen = []
     real_loads = prism.orjson.loads
@@ -209,13 +208,13 @@ def test_the_collector_is_paused_only_while_parsing_and_stays_off_if_it_was():
         assert prism._json_loads(b"[1]") == [1] and not gc.isenabled()
     finally:
         prism.orjson.loads = real_loads
+        thaw()
         (gc.enable if was else gc.disable)()
 
 
 def test_parsed_pages_are_frozen_until_the_reader_thaws_them():
     """Frozen objects are never walked by the collector; a cycle frozen meanwhile is
     collected once thawed, not leaked."""
-    import gc
     import weakref
 
     from connectors import prism

@@ -43,14 +43,27 @@ def records(n_vms: int) -> list[dict]:
     return [r for e in pc.vm_entities(0, n_vms) for r in normalize_vm(pc.name, "http://pc", e) if r["kind"] == "vm"]
 
 
-def write_all(emu, monkeypatch, batch_size: int, in_flight: int, recs: list[dict]) -> list:
+def sink_options(emu, monkeypatch, batch_size: int = 100, in_flight: int = 2) -> CloudForetOptions:
     monkeypatch.setenv("TEST_CF_TOKEN", emu.app_token())
-    options = CloudForetOptions(
+    return CloudForetOptions(
         endpoint=CloudForetEndpoint(emu.endpoint),
         auth=CloudForetAuth(domain_id=emu.config.domain_id, workspace_id=emu.config.workspace_id,
                             token_env="TEST_CF_TOKEN"),
         batch_size=batch_size, batches_in_flight=in_flight)
-    fn = _WriteInventoryFn(options)
+
+
+def client_for(emu, monkeypatch) -> CloudForetClient:
+    options = sink_options(emu, monkeypatch)
+    return CloudForetClient(options.endpoint, options.auth)
+
+
+def held_refs(emu) -> list[str]:
+    """The resource id of every cloud service CloudForet holds (a repeat shows twice)."""
+    return [cs["reference"]["resource_id"] for cs in emu.store.cloud_services()]
+
+
+def write_all(emu, monkeypatch, batch_size: int, in_flight: int, recs: list[dict]) -> list:
+    fn = _WriteInventoryFn(sink_options(emu, monkeypatch, batch_size, in_flight))
     fn.setup()
     fn.start_bundle()
     out = [o for r in recs for o in fn.process(r)]
@@ -76,7 +89,7 @@ def test_batches_overlap_up_to_the_limit_and_each_record_is_written_once(tmp_pat
     try:
         recs = records(60)
         out = write_all(emu, monkeypatch, batch_size=5, in_flight=in_flight, recs=recs)
-        held = [cs["reference"]["resource_id"] for cs in emu.store.cloud_services()]
+        held = held_refs(emu)
     finally:
         emu.stop()
     assert sorted(held) == sorted(r["resource_id"] for r in recs)  # every record, once
@@ -99,12 +112,7 @@ def test_a_bundle_retried_while_its_calls_are_in_flight_creates_nothing_twice(tm
     emu = CloudForetEmulator(str(tmp_path / "cf.sqlite"), EmulatorConfig()).start()
     try:
         recs = records(10)
-        monkeypatch.setenv("TEST_CF_TOKEN", emu.app_token())
-        options = CloudForetOptions(
-            endpoint=CloudForetEndpoint(emu.endpoint),
-            auth=CloudForetAuth(domain_id=emu.config.domain_id, workspace_id=emu.config.workspace_id,
-                                token_env="TEST_CF_TOKEN"),
-            batch_size=5, batches_in_flight=2)
+        options = sink_options(emu, monkeypatch, batch_size=5, in_flight=2)
         failed = _WriteInventoryFn(options)
         failed.setup()
         failed.start_bundle()
@@ -114,7 +122,7 @@ def test_a_bundle_retried_while_its_calls_are_in_flight_creates_nothing_twice(tm
         retried.setup()
         retried.start_bundle()
         out = [o for r in recs for o in retried.process(r)] + [o.value for o in retried.finish_bundle()]
-        held = [cs["reference"]["resource_id"] for cs in emu.store.cloud_services()]
+        held = held_refs(emu)
     finally:
         emu.stop()
     assert sorted(held) == sorted(r["resource_id"] for r in recs)  # each once
@@ -133,7 +141,7 @@ def test_the_same_record_twice_in_one_bundle_is_written_once_without_deadlock(tm
         worker.start()
         worker.join(30)
         assert not worker.is_alive(), "the sink deadlocked on its own batch in flight"
-        held = [cs["reference"]["resource_id"] for cs in emu.store.cloud_services()]
+        held = held_refs(emu)
     finally:
         emu.stop()
     assert sorted(held) == sorted(r["resource_id"] for r in recs)  # each once
@@ -165,8 +173,7 @@ def test_a_listing_of_many_pages_asks_for_them_at_once_and_returns_each_match_on
     try:
         recs = records(23)
         write_all(emu, monkeypatch, batch_size=50, in_flight=1, recs=recs)
-        client = CloudForetClient(CloudForetEndpoint(emu.endpoint), CloudForetAuth(
-            domain_id=emu.config.domain_id, workspace_id=emu.config.workspace_id, token_env="TEST_CF_TOKEN"))
+        client = client_for(emu, monkeypatch)
         counter.most = 0
         listed = client.list_cloud_services([("provider", "nutanix", "eq")], only=["reference"], limit=5)
     finally:
@@ -201,8 +208,7 @@ def test_what_changed_is_written_and_only_that(tmp_path, monkeypatch):
         again[5]["ip_addresses"] = list(reversed(again[5]["ip_addresses"] + ["10.9.9.9"]))
         again[6]["ip_addresses"] = list(reversed(again[6]["ip_addresses"]))  # same set
         # an older collector wrote recs[7]: no fingerprint in its data
-        client = CloudForetClient(CloudForetEndpoint(emu.endpoint), CloudForetAuth(
-            domain_id=emu.config.domain_id, workspace_id=emu.config.workspace_id, token_env="TEST_CF_TOKEN"))
+        client = client_for(emu, monkeypatch)
         old = held[recs[7]["resource_id"]]
         client.call(client.cloud_service.update, cloud_service_pb2.UpdateCloudServiceRequest(
             cloud_service_id=old["cloud_service_id"], data=to_struct({**recs[7]["data"], FINGERPRINT: ""})),

@@ -17,7 +17,8 @@ from emulators.prism.fleet import FleetSpec
 from pipeline.run import run
 from tests.conftest import PRISM_PASSWORD, ROOT
 from tests.test_end_to_end import write_config
-from transforms.snapshot import _file_digest, payload_json, validate_snapshot
+from transforms.canonical import canonical_json
+from transforms.snapshot import _file_digest, validate_snapshot
 
 SPEC = FleetSpec(seed=5, prism_centrals=2, clusters=2, hosts_per_cluster=1, vms=24, disks_per_vm=1,
                  power_on_ratio=0.6)
@@ -248,10 +249,10 @@ def test_a_vm_archived_twice_replays_once_with_its_utilization(tmp_path, prism_s
     {"guest_tools": None, "name": "nullable"},
     {2: "integer keys", 1: 0},
 ], ids=["plain", "nan-and-inf", "beyond-64-bits", "null", "non-string-key"])
-def test_payload_json_reads_back_exactly_as_the_standard_encoder(payload):
+def test_canonical_json_reads_back_exactly_as_the_standard_encoder(payload):
     """The archived text must mean what the standard encoder's would: NaN stays NaN, big
     integers stay exact, keys stay sorted."""
-    text = payload_json(payload)
+    text = canonical_json(payload)
     expected = json.dumps(payload, separators=(",", ":"), sort_keys=True)
     assert repr(json.loads(text)) == repr(json.loads(expected))
     assert list(json.loads(text)) == sorted(json.loads(expected))

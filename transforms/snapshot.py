@@ -69,11 +69,7 @@ def to_record(snapshot_id: str, collected_at_ms: int, account: str, kind: str, u
     return {"schema_version": SNAPSHOT_SCHEMA_VERSION, "snapshot_id": snapshot_id, "account": account,
             "kind": kind, "uuid": uuid, **typed_columns(kind, uuid, _dict(payload)),
             "collected_at": collected_at_ms, "api_version": API_VERSION, "base_url": base_url,
-            "payload": payload_json(payload)}
-
-
-def payload_json(payload: Any) -> str:
-    return canonical_json(payload)
+            "payload": canonical_json(payload)}
 
 
 def upgrade(record: dict) -> dict:
