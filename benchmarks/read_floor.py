@@ -32,9 +32,8 @@ from transforms.prism_read import VM_WITH_STATS, ReadFromPrism, parse_stats_enti
 from transforms.settings import RunContext  # noqa: E402
 
 
-def _parsed(key, value) -> tuple:
-    _base_url, _entity, stats = value
-    return key, parse_stats_entity(stats) if stats is not None else {}
+def _tally(_key, stats) -> tuple[int, int]:
+    return 1, sum(map(len, parse_stats_entity(stats).values())) if stats is not None else 0
 
 
 def _write_counts(counts: tuple, path: str) -> None:
@@ -54,12 +53,16 @@ def main(argv: list[str]) -> None:
                             config.prism.stats_interval_s, "read-floor")
     options, runner = beam_options(extra)
     p = beam.Pipeline(runner=runner, options=options)
-    series = (p | beam.Create([a.name for a in config.accounts])
-              | ReadFromPrism(config, ctx))[VM_WITH_STATS] | beam.MapTuple(_parsed)
-    counted = series | beam.MapTuple(lambda _key, s: (1, sum(map(len, s.values())))) | beam.CombineGlobally(
-        lambda rows: tuple(map(sum, zip(*rows))) if rows else (0, 0))
-    if args.metric_store:
-        _ = series | _extract_metrics(ctx) | WriteToMetricStore(args.metric_store, ctx.run_id)
+    stats = (p | beam.Create([a.name for a in config.accounts])
+             | ReadFromPrism(config, ctx))[VM_WITH_STATS] | beam.MapTuple(lambda key, v: (key, v[2]))
+    if args.metric_store:  # the points are counted from what is stored
+        points = stats | _extract_metrics(ctx)
+        _ = points | WriteToMetricStore(args.metric_store, ctx.run_id)
+        tallies = ((stats | "PerVm" >> beam.Map(lambda _: (1, 0)),
+                    points | "PerTable" >> beam.Map(lambda b: (0, b["points"].num_rows))) | beam.Flatten())
+    else:  # counting the points means parsing them
+        tallies = stats | beam.MapTuple(_tally)
+    counted = tallies | beam.CombineGlobally(lambda rows: tuple(map(sum, zip(*rows))) if rows else (0, 0))
     out = args.json_out or "read_floor.json"
     counted | beam.Map(_write_counts, out)
     p.run().wait_until_finish()

@@ -21,9 +21,9 @@ from transforms.cost_store import WriteToCostStore
 from transforms.inventory_sink import WriteToInventory
 from transforms.metric_store import WriteToMetricStore
 from transforms.metrics import ExtractMetrics
-from transforms.normalize import DEAD_LETTER, NormalizeInfra, NormalizeVm, latest_utilization
+from transforms.normalize import DEAD_LETTER, NormalizeInfra, NormalizeVm, utilization_of
 from transforms.notify import Notify
-from transforms.prism_read import STATS, STATUS, VM_WITH_STATS, HandOnOnce, ReadFromPrism, parse_stats_entity
+from transforms.prism_read import STATS, STATUS, VM_WITH_STATS, HandOnOnce, ReadFromPrism
 from transforms.reconcile import NOTES, Reconcile
 from transforms.registry import RegisterTypesAndRegions
 from transforms.settings import Config, RunContext
@@ -111,17 +111,16 @@ def _extract_metrics(ctx: RunContext) -> beam.ParDo:
 
 
 def _vms_with_stats(pairs: beam.PCollection, ctx: RunContext) -> tuple:
-    parsed = pairs | "ParseStats" >> beam.MapTuple(
-        lambda key, v: (key, (v[0], v[1], parse_stats_entity(v[2]) if v[2] is not None else {})))
-    points = parsed | "VmSeries" >> beam.MapTuple(lambda key, v: (key, v[2])) | "ExtractMetrics" >> _extract_metrics(ctx)
-    vms = parsed | "NormalizeVms" >> beam.ParDo(NormalizeVm()).with_outputs(DEAD_LETTER, main="resources")
+    points = (pairs
+              | "VmStats" >> beam.MapTuple(lambda key, v: (key, v[2]))
+              | "ExtractMetrics" >> _extract_metrics(ctx))
+    vms = pairs | "NormalizeVms" >> beam.ParDo(NormalizeVm()).with_outputs(DEAD_LETTER, main="resources")
     return vms.resources, points, vms[DEAD_LETTER]
 
 
 def _vms_apart_from_stats(vms: beam.PCollection, stats: beam.PCollection, ctx: RunContext) -> tuple:
-    series = stats | "ParseStats" >> beam.MapTuple(lambda key, v: (key, parse_stats_entity(v[1])))
-    points = series | "ExtractMetrics" >> _extract_metrics(ctx)
-    util = series | "LatestUtilization" >> beam.MapTuple(lambda key, s: (key, latest_utilization(s)))
+    points = stats | "StatsEntities" >> beam.MapTuple(lambda key, v: (key, v[1])) | "ExtractMetrics" >> _extract_metrics(ctx)
+    util = stats | "LatestUtilization" >> beam.MapTuple(lambda key, v: (key, utilization_of(v[1])))
     # a snapshot holds what offset paging read, repeats included
     vms = vms | "DropRepeatedVms" >> HandOnOnce(runs_in_several_processes(vms.pipeline))
     normalized = (vms

@@ -103,14 +103,115 @@ def test_metric_conversions_and_window():
     assert len(pts) == 5
 
 
-def test_a_points_batch_is_split_at_midnight_utc():
+def test_a_points_table_is_split_at_midnight_utc():
+    import pyarrow as pa
+
     from transforms.metric_store import split_by_date
     midnight = 1_795_046_400_000  # 2026-11-19T00:00:00Z
     assert midnight % 86_400_000 == 0
-    batch = {"account": "a", "resource_id": "r", "metric": ["m", "m", "m"], "unit": ["u", "u", "u"],
-             "timestamp_ms": [midnight - 300_000, midnight, midnight + 300_000], "value": [1.0, 2.0, 3.0]}
-    days = list(split_by_date(batch))
-    assert [(d["date"], d["value"]) for d in days] == [("2026-11-18", [1.0]), ("2026-11-19", [2.0, 3.0])]
-    same_day = {**batch, "timestamp_ms": [midnight, midnight + 1, midnight + 86_399_999]}
-    assert [(d["date"], d["value"]) for d in split_by_date(same_day)] == [("2026-11-19", [1.0, 2.0, 3.0])]
-    assert list(split_by_date({**batch, "metric": [], "unit": [], "timestamp_ms": [], "value": []})) == []
+
+    def batch(stamps):
+        return {"account": "a", "points": pa.table({
+            "resource_id": ["r"] * len(stamps), "metric": ["m"] * len(stamps),
+            "timestamp_ms": pa.array(stamps, pa.int64()), "value": [1.0, 2.0, 3.0][:len(stamps)],
+            "unit": ["u"] * len(stamps)})}
+
+    days = list(split_by_date(batch([midnight - 300_000, midnight, midnight + 300_000])))
+    assert [(d["date"], d["account"], d["points"]["value"].to_pylist()) for d in days] == [
+        ("2026-11-18", "a", [1.0]), ("2026-11-19", "a", [2.0, 3.0])]
+    same_day = list(split_by_date(batch([midnight, midnight + 1, midnight + 86_399_999])))
+    assert [(d["date"], d["points"]["value"].to_pylist()) for d in same_day] == [("2026-11-19", [1.0, 2.0, 3.0])]
+    assert list(split_by_date(batch([]))) == []
+
+
+def _stats_entity(columns: dict) -> dict:
+    return {"entity_id": "x", "data": [{"name": a, "values": v} for a, v in columns.items()]}
+
+
+def _emulated_stats(n: int) -> list[tuple[str, dict]]:
+    """Stats as the Prism emulator answers them (values as strings, -1 for no data)."""
+    from emulators.prism.fleet import FleetSpec, generate_fleet
+    pc = generate_fleet(FleetSpec(seed=3, vms=n, clusters=1, hosts_per_cluster=2, disks_per_vm=1))[0]
+    end = 1_764_309_600_000
+    out = []
+    for i, vm in enumerate(pc.vm_entities(0, n)):
+        series = pc.vm_stats(i, end - 3_600_000, end, 300)
+        out.append((vm["metadata"]["uuid"], _stats_entity({
+            a: [{"values": [str(v)], "time": t} for t, v in pts] for a, pts in series.items()})))
+    return out
+
+
+ODD_STATS = [
+    # no data, garbage, non-int times, empty and scalar values: the careful path's cases
+    _stats_entity({"hypervisor_cpu_usage_ppm": [{"time": 2_000_000, "values": ["-1"]},
+                                                {"time": 1_000_000, "values": ["100"]},
+                                                {"time": 3_000_000, "values": ["abc"]}],
+                   "memory_usage_ppm": [None, {"time": "t", "values": ["1"]}, {"time": 1, "values": []},
+                                        {"time": 4_000, "values": ["nan"]}, {"time": 5_000, "values": ["inf"]},
+                                        {"time": 6_000, "values": [None]}, {"time": 7_000, "values": ["500000"]}]}),
+    _stats_entity({"memory_usage_ppm": 5}),
+    _stats_entity({"memory_usage_ppm": [{"time": 1, "values": {"a": 1}}]}),
+    _stats_entity({"hypervisor_num_received_bytes": [{"time": True, "values": ["7"]},
+                                                     {"time": 1 << 70, "values": ["7"]},
+                                                     {"time": 9_000, "values": [" 12 "]}]}),
+    {"entity_id": "x", "data": [{"name": "controller_num_read_iops", "values": [{"time": 1_000, "values": ["1"]}]},
+                                {"name": "controller_num_read_iops", "values": [{"time": 2_000, "values": ["2"]}]}]},
+    _stats_entity({"controller_read_io_bandwidth_kBps": [{"time": 1_000, "values": [3]},
+                                                         {"time": 2_000, "values": [2.5]}]}),
+    "not an entity", {"data": "x"}, {}, None,
+]
+
+
+def _points_by_vm(table) -> dict:
+    rows = zip(*(table[c].to_pylist() for c in ("resource_id", "metric", "timestamp_ms", "value", "unit")))
+    out: dict = {}
+    for r, m, t, v, u in rows:
+        out.setdefault(r, []).append((m, t, v, u))
+    return {r: sorted(p) for r, p in out.items()}
+
+
+@pytest.mark.parametrize("window", [(None, None), (1_764_306_600_000, 1_764_308_400_000), (0, 8)])
+def test_point_columns_are_exactly_the_careful_paths_points(window):
+    """The bulk reading of many VMs gives each VM exactly metric_columns' points,
+    on stats as Prism sends them and on every odd shape the careful path handles."""
+    from transforms.metrics import PointColumns, metric_columns
+    from transforms.prism_read import parse_stats_entity
+    vms = _emulated_stats(30) + [(f"odd-{i}", ent) for i, ent in enumerate(ODD_STATS)]
+    vms.insert(5, vms.pop())  # odd ones among the good ones
+    cols = PointColumns(300, *window)
+    for uuid, ent in vms:
+        cols.add(uuid, ent)
+    got = _points_by_vm(cols.table())
+    expected = {}
+    for uuid, ent in vms:
+        c = metric_columns(parse_stats_entity(ent), 300, *window)
+        if c["metric"]:
+            expected[uuid] = sorted(zip(c["metric"], c["timestamp_ms"], c["value"], c["unit"]))
+    assert got == expected
+    if window == (None, None):
+        assert len([u for u in got if not u.startswith("odd")]) > 20  # powered-off VMs have none
+        assert sorted(u for u in got if u.startswith("odd")) == ["odd-0", "odd-3", "odd-4", "odd-5"]
+        assert got["odd-0"] == [("cpu.utilization", 1_000, 0.01, "Percent"),
+                                ("memory.utilization", 7, 50.0, "Percent")]
+
+
+def test_extract_metrics_hands_on_a_table_per_account_and_counts_every_point():
+    from transforms.metrics import ExtractMetrics, metric_columns
+    from transforms.prism_read import parse_stats_entity
+    fn = ExtractMetrics(300, 0, 1 << 62, max_points=200)
+    fn.start_bundle()
+    stats = _emulated_stats(12)
+    out = []
+    for i, (uuid, ent) in enumerate(stats):
+        out += list(fn.process((("pc-a" if i % 3 else "pc-b", uuid), ent)))
+    out += [w.value for w in fn.finish_bundle()]
+    assert len(out) > 2 and all(b["points"].num_rows for b in out)  # flushed along the way, then at the end
+    by_account: dict = {}
+    for b in out:
+        for r in b["points"]["resource_id"].to_pylist():
+            by_account.setdefault(b["account"], set()).add(r)
+    with_points = {u for u, ent in stats if parse_stats_entity(ent)["memory_usage_ppm"]}  # not powered off
+    assert by_account == {"pc-a": {u for i, (u, _) in enumerate(stats) if i % 3} & with_points,
+                          "pc-b": {u for i, (u, _) in enumerate(stats) if not i % 3} & with_points}
+    assert sum(b["points"].num_rows for b in out) == sum(
+        len(metric_columns(parse_stats_entity(ent), 300, 0, 1 << 62)["metric"]) for _, ent in stats)

@@ -1,4 +1,4 @@
-"""WriteToMetricStore: per-VM metric point batches -> Parquet dataset partitioned by ``date``.
+"""WriteToMetricStore: tables of metric points -> Parquet dataset partitioned by ``date``.
 
 Each run owns the points of its stats window: its files in a day are
 ``<run_id>-NNNNN.parquet`` and re-running the same run id replaces them.
@@ -10,6 +10,7 @@ from datetime import datetime, timezone
 from typing import Iterable
 
 import apache_beam as beam
+import numpy as np
 import pyarrow as pa
 
 from schemas.parquet import METRIC_POINT
@@ -24,19 +25,18 @@ DAY_MS = 86_400_000
 
 
 def split_by_date(batch: dict) -> Iterable[dict]:
-    """A VM's point batch -> one batch per day (a window may cross midnight)."""
-    stamps = batch["timestamp_ms"]
-    if not stamps:
+    """A table of points -> one per day (a window may cross midnight)."""
+    points: pa.Table = batch["points"]
+    if not points.num_rows:
         return
-    lo, hi = min(stamps), max(stamps)
+    stamps = points["timestamp_ms"].to_numpy()
+    lo, hi = int(stamps.min()), int(stamps.max())
     if lo // DAY_MS == hi // DAY_MS:  # the usual case: one day, no per-point work
         yield {**batch, "date": date_of(lo)}
         return
-    days = [date_of(t) for t in stamps]
-    for day in sorted(set(days)):
-        idx = [i for i, d in enumerate(days) if d == day]
-        yield {"account": batch["account"], "resource_id": batch["resource_id"], "date": day,
-               **{k: [batch[k][i] for i in idx] for k in ("metric", "timestamp_ms", "value", "unit")}}
+    days = stamps // DAY_MS
+    for day in np.unique(days):
+        yield {**batch, "points": points.filter(pa.array(days == day)), "date": date_of(int(day) * DAY_MS)}
 
 
 def metric_partition(batch: dict) -> Partition:
@@ -44,26 +44,23 @@ def metric_partition(batch: dict) -> Partition:
 
 
 def batch_size(batch: dict) -> int:
-    return len(batch["metric"])
+    return batch["points"].num_rows
 
 
 def points_table(batches: list[dict], run_id: str) -> pa.Table:
-    """Point batches -> one table sorted by metric, resource, time (for row-group pruning)."""
-    account, resource, region, metric, ts, value, unit = [], [], [], [], [], [], []
+    """Point tables -> one table sorted by metric, resource, time (for row-group pruning)."""
+    tables = []
     for b in batches:
-        n = len(b["metric"])
-        account += [b["account"]] * n
-        resource += [b["resource_id"]] * n
-        region += [b.get("region_code", "")] * n
-        metric += b["metric"]
-        ts += b["timestamp_ms"]
-        value += b["value"]
-        unit += b["unit"]
-    table = pa.Table.from_pydict({
-        "account": account, "resource_id": resource, "region_code": region, "metric": metric,
-        "timestamp": ts, "value": value, "unit": unit, "run_id": [run_id] * len(metric),
-    }, schema=METRIC_POINT)
-    return table.sort_by([("metric", "ascending"), ("resource_id", "ascending"), ("timestamp", "ascending")])
+        t, n = b["points"], b["points"].num_rows
+        tables.append(pa.table({
+            "account": pa.repeat(b["account"], n), "resource_id": t["resource_id"],
+            "region_code": pa.repeat(b.get("region_code", ""), n), "metric": t["metric"],
+            "timestamp": t["timestamp_ms"].cast(pa.timestamp("ms", tz="UTC")), "value": t["value"],
+            "unit": t["unit"], "run_id": pa.repeat(run_id, n),
+        }).cast(METRIC_POINT))
+    table = pa.concat_tables(tables) if tables else METRIC_POINT.empty_table()
+    return table.sort_by([("metric", "ascending"), ("resource_id", "ascending"), ("timestamp", "ascending"),
+                          ("value", "ascending")])
 
 
 class _PointsTable:

@@ -13,6 +13,8 @@ from typing import Any, Iterable
 import apache_beam as beam
 from apache_beam import pvalue
 
+from transforms.prism_read import parse_stats_entity
+
 PROVIDER = "nutanix"
 # kind -> (cloud_service_group, cloud_service_type)
 TYPES = {
@@ -159,6 +161,14 @@ def latest_utilization(stats: dict | None) -> dict:
         from datetime import datetime, timezone
         out["as_of"] = datetime.fromtimestamp(latest_ts / 1e6, tz=timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
     return out
+
+
+UTILIZATION_ATTRIBUTES = ("hypervisor_cpu_usage_ppm", "memory_usage_ppm")
+
+
+def utilization_of(entity_result: Any) -> dict:
+    """A VM's stats entity_result as Prism answered it -> its latest utilization."""
+    return latest_utilization(parse_stats_entity(entity_result, UTILIZATION_ATTRIBUTES))
 
 
 def normalize_vm(account: str, base_url: str, entity: dict, stats: dict | None = None) -> list[dict]:
@@ -327,16 +337,18 @@ def dead_letter(stage: str, account: str, kind: str, reason: str, ident: str = "
 
 
 class NormalizeVm(beam.DoFn):
-    """((account, uuid), (base_url, entity, series | None)) -> the VM resource, with its
-    latest utilization, and its disk resources; malformed VMs to 'dead_letter'.
+    """((account, uuid), (base_url, entity, stats entity_result | None)) -> the VM
+    resource, with its latest utilization, and its disk resources; malformed VMs
+    to 'dead_letter'.
 
     ``utilization``: for sources that hold VMs and their stats apart
     (snapshots), every VM's latest-utilization summary, a side input of a few
-    hundred bytes per VM, used where ``series`` is None.
+    hundred bytes per VM, used where the element has no stats.
     """
 
     def process(self, item: tuple, utilization: dict | None = None) -> Iterable:
-        (account, uuid), (base_url, entity, series) = item
+        (account, uuid), (base_url, entity, stats) = item
+        series = None if stats is None else parse_stats_entity(stats, UTILIZATION_ATTRIBUTES)
         try:
             resources = normalize_vm(account, base_url, entity, series)
         except MalformedEntity as exc:

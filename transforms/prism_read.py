@@ -16,7 +16,7 @@ from __future__ import annotations
 import logging
 import threading
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
-from typing import Any, Iterable
+from typing import Any, Collection, Iterable
 from uuid import uuid4
 
 import apache_beam as beam
@@ -42,6 +42,7 @@ STATS_ATTRIBUTES = [
     "controller_num_write_iops", "controller_read_io_bandwidth_kBps", "controller_write_io_bandwidth_kBps",
     "controller_avg_io_latency_usecs", "hypervisor_num_received_bytes", "hypervisor_num_transmitted_bytes",
 ]
+TIME_MIN, TIME_MAX = -(1 << 63), (1 << 63) - 1  # stats times are 64-bit microseconds
 STATUS = "status"  # tagged output: per-account events for the run report
 NS = "prism"
 
@@ -69,20 +70,21 @@ def parse_stats_page(answer: dict) -> tuple[int, list[tuple[str, dict]]]:
     return total, out
 
 
-def parse_stats_entity(ent: dict) -> dict:
-    """entity_result -> {attribute: [(t_usec, value)]}.
+def parse_stats_entity(ent: dict, attributes: Collection[str] = STATS_ATTRIBUTES) -> dict:
+    """entity_result -> {attribute: [(t_usec, value)]} for these attributes.
 
     Values arrive as strings; "-1" (no data) and garbage are dropped.
     """
     series: dict[str, list] = {}
     columns = ent.get("data") if isinstance(ent, dict) else None
     for col in columns if isinstance(columns, list) else []:
-        if not isinstance(col, dict) or col.get("name") not in STATS_ATTRIBUTES:
+        if not isinstance(col, dict) or col.get("name") not in attributes:
             continue
         points = []
         values = col.get("values")
         for v in values if isinstance(values, list) else []:
-            if not isinstance(v, dict) or not isinstance(v.get("time"), int):
+            t = v.get("time") if isinstance(v, dict) else None
+            if not isinstance(t, int) or not TIME_MIN <= t <= TIME_MAX:  # no time Prism can have
                 continue
             vals = v.get("values")
             try:
@@ -90,7 +92,7 @@ def parse_stats_entity(ent: dict) -> dict:
             except (TypeError, ValueError, OverflowError):
                 continue
             if value >= 0 and value == value and value != float("inf"):
-                points.append((v["time"], value))
+                points.append((t, value))
         series[col["name"]] = sorted(points)
     return series
 
