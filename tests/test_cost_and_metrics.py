@@ -162,6 +162,20 @@ ODD_STATS = [
 ]
 
 
+def test_rounding_to_millionths_is_the_same_in_bulk_and_one_by_one():
+    import random
+
+    import numpy as np
+
+    from transforms.metrics import _to_millionths, to_millionths
+    rng = random.Random(7)
+    values = [0.0, 7 / 300, 12.3456, 0.5e-6, 1.5e-6, 2.5e-6, 1e15, 3.3e15, 1e300, 1.7e308]
+    values += [rng.uniform(0, 10 ** rng.randint(0, 16)) for _ in range(5000)]
+    assert _to_millionths(np.array(values)).tolist() == [to_millionths(v) for v in values]
+    assert [to_millionths(v) for v in (7 / 300, 12.34560000001, 2 / 3)] == [0.023333, 12.3456, 0.666667]
+    assert to_millionths(1e300) == 1e300
+
+
 def _points_by_vm(table) -> dict:
     rows = zip(*(table[c].to_pylist() for c in ("resource_id", "metric", "timestamp_ms", "value", "unit")))
     out: dict = {}

@@ -5,7 +5,7 @@ Prism's groups API answers counters per sampling interval in its own units
 """
 from __future__ import annotations
 
-from itertools import repeat
+from itertools import chain
 from typing import Any, Callable, Iterable
 
 import apache_beam as beam
@@ -30,6 +30,18 @@ METRICS: dict[str, tuple[str, str, Callable[[float, int], float]]] = {
 }
 
 
+def to_millionths(value: float) -> float:
+    """A value to the nearest millionth, by scaling: the same double as numpy's
+    rint over arrays (round(value, 6) decides by the exact decimal and can differ
+    in the last digit). Beyond 1e15 a double has no millionths to round."""
+    return value if value >= 1e15 else round(value * 1e6) / 1e6
+
+
+def _to_millionths(values: np.ndarray) -> np.ndarray:
+    with np.errstate(over="ignore"):  # the scaled huge values are not used
+        return np.where(values >= 1e15, values, np.rint(values * 1e6) / 1e6)
+
+
 def metric_columns(series: dict, interval_s: int, start_ms: int | None = None,
                    end_ms: int | None = None) -> dict[str, list]:
     """A VM's points as columns (metric, timestamp_ms, value, unit).
@@ -46,7 +58,7 @@ def metric_columns(series: dict, interval_s: int, start_ms: int | None = None,
             if lo <= ts_ms < hi:
                 cols["metric"].append(metric)
                 cols["timestamp_ms"].append(ts_ms)
-                cols["value"].append(round(convert(value, interval_s), 6))
+                cols["value"].append(to_millionths(convert(value, interval_s)))
                 cols["unit"].append(unit)
     return cols
 
@@ -65,35 +77,40 @@ _METRIC_NAMES = pa.array(list(METRICS))
 _UNITS = pa.array([unit for _, unit, _ in METRICS.values()])
 
 
-def _series_as_is(ent: Any) -> list[tuple[int, list, list]] | None:
-    """(metric index, times, values) per wanted attribute, read in bulk, or None
-    when anything is not exactly as Prism answers (the careful path decides then)."""
+Series = tuple[list[tuple[int, int]], list, list]  # [(metric index, points)], times, values
+
+
+def _series_as_is(ent: Any) -> Series | None:
+    """A VM's wanted series read in bulk, or None when anything is not exactly as
+    Prism answers (the careful path decides then)."""
     try:
-        out, seen = [], set()
+        columns = []
         for col in ent["data"]:
-            a = _ATTRIBUTE_INDEX.get(col["name"])
-            if a is None:
-                continue
-            if a in seen:
-                return None
-            seen.add(a)
-            values = col["values"]
-            if type(values) is not list:
-                return None
-            times = [v["time"] for v in values]
-            lists = [v["values"] for v in values]
-            if values and (set(map(type, times)) != {int} or set(map(type, lists)) != {list}
-                           or min(times) < TIME_MIN or max(times) > TIME_MAX):
-                return None
-            out.append((a, times, list(map(float, [x[0] for x in lists]))))
-        return out
+            metric = _ATTRIBUTE_INDEX.get(col["name"])
+            if metric is not None:
+                if type(col["values"]) is not list:
+                    return None
+                columns.append((metric, col["values"]))
+        if len({m for m, _ in columns}) != len(columns):
+            return None
+        flat = list(chain.from_iterable(values for _, values in columns))
+        times = [v["time"] for v in flat]
+        lists = [v["values"] for v in flat]
+        if flat and (set(map(type, times)) != {int} or set(map(type, lists)) != {list}
+                     or min(times) < TIME_MIN or max(times) > TIME_MAX):
+            return None
+        return [(m, len(values)) for m, values in columns], times, list(map(float, [x[0] for x in lists]))
     except (KeyError, TypeError, IndexError, ValueError, OverflowError):
         return None
 
 
-def _series_checked(ent: Any) -> list[tuple[int, list, list]]:
-    return [(_ATTRIBUTE_INDEX[attr], [t for t, _ in pts], [v for _, v in pts])
-            for attr, pts in parse_stats_entity(ent, _ATTRIBUTE_INDEX).items()]
+def _series_checked(ent: Any) -> Series:
+    segments, times, values = [], [], []
+    for attr, points in parse_stats_entity(ent, _ATTRIBUTE_INDEX).items():
+        segments.append((_ATTRIBUTE_INDEX[attr], len(points)))
+        times += [t for t, _ in points]
+        values += [v for _, v in points]
+    return segments, times, values
 
 
 class PointColumns:
@@ -124,17 +141,15 @@ class PointColumns:
         return len(self.times)
 
     def add(self, vm_uuid: str, entity_result: Any) -> None:
-        series = _series_as_is(entity_result)
-        if series is None:
-            series = _series_checked(entity_result)
+        segments, times, values = _series_as_is(entity_result) or _series_checked(entity_result)
         vm = len(self.uuids)
         self.uuids.append(vm_uuid)
-        for metric, times, values in series:
+        for metric, n in segments:
             self.seg_vm.append(vm)
             self.seg_metric.append(metric)
-            self.seg_len.append(len(times))
-            self.times += times
-            self.values += values
+            self.seg_len.append(n)
+        self.times += times
+        self.values += values
 
     def table(self) -> pa.Table:
         """resource_id, metric, timestamp_ms, value, unit of the points inside the window."""
@@ -154,8 +169,7 @@ class PointColumns:
             "resource_id": pa.array(self.uuids, pa.string()).take(idx_vm),
             "metric": _METRIC_NAMES.take(idx_metric),
             "timestamp_ms": pa.array(ts_ms[keep]),
-            # round() per value, as metric_columns: numpy's round can differ in the last digit
-            "value": pa.array(list(map(round, value[keep].tolist(), repeat(6))), pa.float64()),
+            "value": pa.array(_to_millionths(value[keep])),
             "unit": _UNITS.take(idx_metric),
         })
 
