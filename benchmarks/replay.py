@@ -6,7 +6,7 @@ discards, next to a plain read of the same files (the ceiling), in one run.
 1. Generates a snapshot like ``WriteSnapshot`` writes it (same records through
    ``transforms.snapshot.to_record``, Avro with the deflate codec like Beam's
    WriteToAvro or Parquet like WriteToParquet, 8 shards ``entities-0000K-of-00008``,
-   ``manifest.json`` made by ``_WriteManifestFn`` itself) from the emulator's
+   ``manifest.json`` made by ``write_manifest`` itself) from the emulator's
    fleet: 2 Prism Centrals, 4 clusters x 4 hosts each, 2 disks/VM, and per VM
    a ``vm`` record and a ``vm_stats`` record (the groups ``entity_result`` of a
    1-hour window at 300 s). Two processes write the shards. With ``--keep DIR``
@@ -133,7 +133,7 @@ def generate(root: str, vms: int, fmt: str, shards: int = SHARDS, processes: int
     """Writes ``<root>/<snapshot_id>/`` (entity files + manifest.json); returns (dir, manifest, seconds)."""
     import multiprocessing
 
-    from transforms.snapshot import _WriteManifestFn, validate_snapshot
+    from transforms.snapshot import validate_snapshot, write_manifest
     ctx = _context(vms, fmt)
     directory = os.path.join(root, ctx.run_id)
     shutil.rmtree(directory, ignore_errors=True)
@@ -148,7 +148,7 @@ def generate(root: str, vms: int, fmt: str, shards: int = SHARDS, processes: int
             files.append(path)
             counts.update(dict(shard_counts))
     # The manifest exactly as WriteSnapshot makes it (no failed accounts: no status events needed).
-    list(_WriteManifestFn(directory, ctx, fmt).process(files, sorted(counts.items()), []))
+    write_manifest(directory, ctx, fmt, files, sorted(counts.items()), [])
     seconds = time.perf_counter() - started
     return directory, validate_snapshot(directory), seconds
 

@@ -32,8 +32,9 @@ def run_read(config, expect_vm, expect_stats, expect_infra_kinds, bad_events=(),
     ctx = RunContext.create(COLLECTED_AT, 3600, 300)
     with beam.Pipeline(runner=FnApiRunner(), options=PipelineOptions(list(beam_args))) as p:
         read = p | beam.Create([a.name for a in config.accounts]) | ReadFromPrism(config, ctx)
-        assert_that(read["vm"] | "vmkeys" >> beam.Keys(), equal_to(expect_vm), label="vm")
-        assert_that(read[STATS] | "statkeys" >> beam.Keys(), equal_to(expect_stats), label="stats")
+        assert_that(read["vms_as_read"] | "vmkeys" >> beam.Keys(), equal_to(expect_vm), label="vm")
+        assert_that(read["vms_as_read"] | "statkeys" >> beam.FlatMapTuple(lambda k, v: [k] if v[2] else []),
+                    equal_to(expect_stats), label="stats")
         # each VM leaves the read once, paired with its own stats
         paired = read[VM_WITH_STATS] | "paired" >> beam.MapTuple(
             lambda key, v: (key, v[1]["metadata"]["uuid"], v[2]["entity_id"] if v[2] else None))

@@ -256,3 +256,44 @@ def test_canonical_json_reads_back_exactly_as_the_standard_encoder(payload):
     expected = json.dumps(payload, separators=(",", ":"), sort_keys=True)
     assert repr(json.loads(text)) == repr(json.loads(expected))
     assert list(json.loads(text)) == sorted(json.loads(expected))
+
+
+@pytest.mark.parametrize("fmt", ["avro", "parquet"])
+def test_only_the_files_of_finished_bundles_are_committed(tmp_path, fmt):
+    """A bundle that failed (its staged file never handed on) leaves nothing behind;
+    committing again changes nothing; an earlier attempt's extra file goes."""
+    from schemas.parquet import SNAPSHOT_ENTITY
+    from transforms.record_files import STAGING, WriteRecordFiles, commit_record_files
+    from transforms.snapshot import avro_schema, to_record
+
+    def records(element):
+        account, uuid = element
+        yield "vm", to_record("s-1", 0, account, "vm", uuid, "https://pc", {"metadata": {"uuid": uuid}})
+
+    def bundle(elements):
+        fn = WriteRecordFiles(str(tmp_path), fmt, records, avro_schema(), SNAPSHOT_ENTITY)
+        fn.setup()
+        fn.start_bundle()
+        for e in elements:
+            fn.process(e)
+        return [w.value for w in fn.finish_bundle()]
+
+    ext = "." + fmt
+    done = bundle([("pc-a", "vm-1"), ("pc-b", "vm-2")]) + bundle([("pc-a", "vm-3")])
+    bundle([("pc-a", "vm-lost")])  # failed: its output never reached the commit
+    (tmp_path / f"entities-vm-00002-of-00003{ext}").write_bytes(b"an earlier attempt's")
+    assert len(list((tmp_path / STAGING).iterdir())) == 3
+
+    for _ in range(2):  # a retried commit finds its files already moved
+        paths, counts = commit_record_files(str(tmp_path), fmt, done)
+        assert sorted(p.name for p in tmp_path.iterdir()) == [f"entities-vm-00000-of-00002{ext}",
+                                                             f"entities-vm-00001-of-00002{ext}"]
+        assert counts == [(("pc-a", "vm"), 2), (("pc-b", "vm"), 1)]
+    if fmt == "avro":
+        uuids = []
+        for p in paths:
+            with open(p, "rb") as fh:
+                uuids += [r["uuid"] for r in fastavro.reader(fh)]
+    else:
+        uuids = [u for p in paths for u in pq.read_table(p)["uuid"].to_pylist()]
+    assert sorted(uuids) == ["vm-1", "vm-2", "vm-3"]

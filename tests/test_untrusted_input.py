@@ -28,7 +28,7 @@ from connectors.retry import RetryPolicy
 from emulators.prism.fleet import FleetSpec, generate_fleet
 from transforms.normalize import (DEAD_LETTER, MAX_NAME, MAX_STR, NormalizeVm, normalize_cluster, normalize_host,
                                   normalize_vm)
-from transforms.prism_read import STATS_ATTRIBUTES, parse_stats_entity, parse_stats_page, split_page
+from transforms.prism_read import STATS_ATTRIBUTES, VM_WITH_STATS, parse_stats_entity, parse_stats_page, split_page
 
 ACCOUNT = "hostile-pc"
 C0 = re.compile(r"[\x00-\x1f\x7f]")
@@ -134,7 +134,7 @@ def split(page_entities: list, kind: str = "vm") -> tuple[list, list]:
     page = {"account": ACCOUNT, "kind": kind, "base_url": "http://pc", "offset": 0, "count": len(page_entities),
             "total": len(page_entities), "entities": page_entities, "answered_length": len(page_entities)}
     out = split_page(page)
-    routed = [o.value for o in out if getattr(o, "tag", None) in ("vm", "infra")]
+    routed = [o.value for o in out if getattr(o, "tag", None) in (VM_WITH_STATS, "infra")]
     dead = [o.value for o in out if getattr(o, "tag", None) == "dead_letter"]
     return routed, dead
 

@@ -282,8 +282,8 @@ def _uuid_of(entity: Any) -> str | None:
 def split_page(page: dict) -> list:
     """A page -> keyed entities per kind (tagged outputs), and its page counts.
 
-    ``vm`` and ``vm_stats`` are the entities as read (for the snapshot);
-    ``vm_with_stats`` pairs each VM with its stats for the rest of the run.
+    ``vm_with_stats`` pairs each VM with its page's stats of it (the snapshot
+    archives these as read; the rest of the run takes each VM once).
     Done where the page is fetched: a page handed on as one element costs Beam
     an encoding of all of it whenever it samples the element's size.
     """
@@ -293,7 +293,6 @@ def split_page(page: dict) -> list:
     if kind == "vm":
         stats = dict(page.get("stats_entities", ()))
         out.append(pvalue.TaggedOutput(STATUS, account_event(account, "page_read", kind=STATS, count=len(stats))))
-        out += [pvalue.TaggedOutput(STATS, ((account, uuid), (base_url, raw))) for uuid, raw in stats.items()]
     for entity in page["entities"]:
         uuid = _uuid_of(entity)
         if uuid is None:
@@ -301,7 +300,6 @@ def split_page(page: dict) -> list:
                 "stage": "read", "account": account, "kind": kind, "id": f"offset {page['offset']}",
                 "reason": "entity without metadata.uuid"}))
         elif kind == "vm":
-            out.append(pvalue.TaggedOutput("vm", ((account, uuid), (base_url, entity))))
             out.append(pvalue.TaggedOutput(VM_WITH_STATS, ((account, uuid), (base_url, entity, stats.get(uuid)))))
         else:
             out.append(pvalue.TaggedOutput("infra", ((account, kind, uuid), (base_url, entity))))
@@ -379,8 +377,9 @@ class HandOnOnce(beam.PTransform):
 
 class ReadFromPrism(beam.PTransform):
     """accounts -> {'vm_with_stats': ((account, uuid), (base_url, entity, stats|None)), once per VM;
-    'vm', 'vm_stats', 'infra_raw': as read (for the snapshot); 'infra': ((account, kind, uuid), (base_url,
-    entity)), once each; 'status': account events; 'dead_letter': unreadable entities}.
+    'vms_as_read', 'infra_raw': the same and the infra as read, repeats included (for the snapshot);
+    'infra': ((account, kind, uuid), (base_url, entity)), once each; 'status': account events;
+    'dead_letter': unreadable entities}.
 
     ``shuffle_dedupe`` also groups VMs by key (when workers run in several
     processes, where repeats may land in different workers).
@@ -398,10 +397,10 @@ class ReadFromPrism(beam.PTransform):
         split = (planned.requests
                  | "ReshufflePageRequests" >> beam.Reshuffle()
                  | "FetchPages" >> beam.ParDo(FetchPages(self.config, self.ctx)).with_outputs(
-                     "vm", "infra", STATS, VM_WITH_STATS, STATUS, "dead_letter", main="unused"))
+                     "infra", VM_WITH_STATS, STATUS, "dead_letter", main="unused"))
         vms = split[VM_WITH_STATS] | "DropRepeatedVms" >> HandOnOnce(self.shuffle_dedupe)
         status = (planned[STATUS], split[STATUS]) | "ReadStatus" >> beam.Flatten()
         infra = split.infra | "DedupeInfra" >> beam.CombinePerKey(first_seen)
         # infra_raw: as read, before dedupe, in the same step as VMs and stats (for the snapshot)
-        return {VM_WITH_STATS: vms, "vm": split.vm, "infra": infra, "infra_raw": split.infra, STATS: split[STATS],
+        return {VM_WITH_STATS: vms, "vms_as_read": split[VM_WITH_STATS], "infra": infra, "infra_raw": split.infra,
                 STATUS: status, "dead_letter": split.dead_letter}

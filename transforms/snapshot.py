@@ -1,7 +1,7 @@
 """Snapshots: archive what Prism answered, and replay it through the same pipeline.
 
 A snapshot is a directory ``<root>/<snapshot_id>/`` holding entity files
-(Avro through Beam's Avro IO by default, or Parquet) and ``manifest.json``,
+(Avro by default, or Parquet; ``transforms/record_files.py``) and ``manifest.json``,
 written last and atomically: a snapshot without a manifest is incomplete. The
 manifest lists every file with its size and SHA-256, so a truncated or corrupt
 file is found before a replay writes anything.
@@ -31,6 +31,7 @@ from transforms.canonical import canonical_json
 from transforms.gc_tuning import tune_gc
 from transforms.files import write_json_atomically
 from transforms.prism_read import STATS, STATUS, account_event, first_seen
+from transforms.record_files import WriteRecordFiles, commit_record_files
 from transforms.settings import RunContext
 
 MANIFEST = "manifest.json"
@@ -106,50 +107,64 @@ def _file_digest(path: str) -> tuple[int, str]:
     return size, h.hexdigest()
 
 
-class _WriteManifestFn(beam.DoFn):
+def write_manifest(snapshot_dir: str, ctx: RunContext, fmt: str, files: list[str], counts: list,
+                   statuses: list) -> list[dict]:
+    """The manifest of committed entity files (written last, atomically); returns
+    one result per account."""
+    per_account: dict[str, dict] = {}
+    for (account, kind), n in counts:
+        per_account.setdefault(account, {})[kind] = n
+    accounts: dict[str, dict] = {}
+    for ev in statuses:
+        a = accounts.setdefault(ev["account"], {"complete": True, "error": None})
+        if ev["event"] == "failed":
+            a.update(complete=False, error=ev.get("error"))
+        elif ev["event"] == "page_failed":
+            a["complete"] = False
+    for account in per_account:
+        accounts.setdefault(account, {"complete": True, "error": None})
+    entries = []
+    for path in sorted(files):
+        size, digest = _file_digest(path)
+        entries.append({"path": posixpath.basename(path), "bytes": size, "sha256": digest})
+    manifest = {
+        "snapshot_id": ctx.run_id,
+        "collected_at": ctx.collected_at,
+        "api_version": API_VERSION,
+        "format": fmt,
+        "schema_version": SNAPSHOT_SCHEMA_VERSION,
+        "stats_window": {"start_ms": ctx.stats_start_ms, "end_ms": ctx.stats_end_ms,
+                         "interval_s": ctx.stats_interval_s},
+        "accounts": {name: {**accounts[name], "counts": per_account.get(name, {})}
+                     for name in sorted(accounts)},
+        "files": entries,
+    }
+    total = Counter()
+    for (_, kind), n in counts:
+        total[kind] += n
+    manifest["counts"] = dict(sorted(total.items()))
+    write_json_atomically(manifest_path(snapshot_dir), manifest)
+    return [{"sink": "snapshot", "account": name, "records": sum(a["counts"].values())}
+            for name, a in manifest["accounts"].items()]
+
+
+class _CommitSnapshotFn(beam.DoFn):
+    """Staged entity files of successful bundles -> entity files in place, then the manifest."""
+
     def __init__(self, snapshot_dir: str, ctx: RunContext, fmt: str):
         self.snapshot_dir, self.ctx, self.fmt = snapshot_dir, ctx, fmt
 
-    def process(self, files: list[str], counts: list, statuses: list) -> Iterable[dict]:
-        per_account: dict[str, dict] = {}
-        for (account, kind), n in counts:
-            per_account.setdefault(account, {})[kind] = n
-        accounts: dict[str, dict] = {}
-        for ev in statuses:
-            a = accounts.setdefault(ev["account"], {"complete": True, "error": None})
-            if ev["event"] == "failed":
-                a.update(complete=False, error=ev.get("error"))
-            elif ev["event"] == "page_failed":
-                a["complete"] = False
-        for account in per_account:
-            accounts.setdefault(account, {"complete": True, "error": None})
-        entries = []
-        for path in sorted(files):
-            size, digest = _file_digest(path)
-            entries.append({"path": posixpath.basename(path), "bytes": size, "sha256": digest})
-        manifest = {
-            "snapshot_id": self.ctx.run_id,
-            "collected_at": self.ctx.collected_at,
-            "api_version": API_VERSION,
-            "format": self.fmt,
-            "schema_version": SNAPSHOT_SCHEMA_VERSION,
-            "stats_window": {"start_ms": self.ctx.stats_start_ms, "end_ms": self.ctx.stats_end_ms,
-                             "interval_s": self.ctx.stats_interval_s},
-            "accounts": {name: {**accounts[name], "counts": per_account.get(name, {})}
-                         for name in sorted(accounts)},
-            "files": entries,
-        }
-        total = Counter()
-        for (_, kind), n in counts:
-            total[kind] += n
-        manifest["counts"] = dict(sorted(total.items()))
-        write_json_atomically(manifest_path(self.snapshot_dir), manifest)
-        for name, a in manifest["accounts"].items():
-            yield {"sink": "snapshot", "account": name, "records": sum(a["counts"].values())}
+    def process(self, staged: list[dict], statuses: list) -> Iterable[dict]:
+        files, counts = commit_record_files(self.snapshot_dir, self.fmt, staged)
+        yield from write_manifest(self.snapshot_dir, self.ctx, self.fmt, files, counts, statuses)
 
 
 class WriteSnapshot(beam.PTransform):
-    """ReadFromPrism's outputs -> entity files + manifest under ``<root>/<run_id>/``."""
+    """ReadFromPrism's outputs -> entity files + manifest under ``<root>/<run_id>/``.
+
+    Archives what was read, repeats included: every VM as listed with its page's
+    stats (``vms_as_read``), and every cluster and host (``infra_raw``).
+    """
 
     def __init__(self, root: str, fmt: str, ctx: RunContext, codec: str = "snappy"):
         super().__init__()
@@ -162,44 +177,39 @@ class WriteSnapshot(beam.PTransform):
     def expand(self, read: dict):
         ctx = self.ctx
         collected_ms = int(datetime.fromisoformat(ctx.collected_at.replace("Z", "+00:00")).timestamp() * 1000)
-        sid = ctx.run_id
+        snapshot_dir = posixpath.join(self.root, ctx.run_id)
+        as_records = _AsRecords(ctx.run_id, collected_ms)
+        writer = dict(avro_schema=avro_schema(), parquet_schema=SNAPSHOT_ENTITY, codec=self.codec)
+        # One writer per input: a Flatten of both would make the local runner
+        # hold every record in memory before writing any.
+        staged = (
+            read["vms_as_read"] | "WriteVmFiles" >> beam.ParDo(WriteRecordFiles(
+                snapshot_dir, self.fmt, as_records.vm, **writer)),
+            read["infra_raw"] | "WriteInfraFiles" >> beam.ParDo(WriteRecordFiles(
+                snapshot_dir, self.fmt, as_records.infra, **writer)),
+        ) | "StagedFiles" >> beam.Flatten()
+        return (staged
+                | "AllStaged" >> beam.combiners.ToList()
+                | "Commit" >> beam.ParDo(_CommitSnapshotFn(snapshot_dir, ctx, self.fmt),
+                                         pvalue.AsList(read[STATUS])))
 
-        def vm_record(kv):
-            (account, uuid), (base_url, entity) = kv
-            return to_record(sid, collected_ms, account, "vm", uuid, base_url, entity)
 
-        def stats_record(kv):
-            (account, uuid), (base_url, raw) = kv
-            return to_record(sid, collected_ms, account, STATS, uuid, base_url, raw)
+class _AsRecords:
+    """Read elements -> (file kind, snapshot record) pairs (picklable, bound to the run)."""
 
-        def infra_record(kv):
-            (account, kind, uuid), (base_url, entity) = kv
-            return to_record(sid, collected_ms, account, kind, uuid, base_url, entity)
+    def __init__(self, snapshot_id: str, collected_ms: int):
+        self.sid, self.ms = snapshot_id, collected_ms
 
-        snapshot_dir = posixpath.join(self.root, sid)
-        # One write per kind of input: a Flatten of the three would make the local
-        # runner hold every record in memory before writing any.
-        sources = (("vm", read["vm"], vm_record), ("vm_stats", read[STATS], stats_record),
-                   ("infra", read.get("infra_raw", read["infra"]), infra_record))
-        file_sets, count_sets = [], []
-        for name, pcoll, to_rec in sources:
-            label = "".join(part.title() for part in name.split("_"))
-            records = pcoll | f"{label}Records" >> beam.Map(to_rec)
-            prefix = posixpath.join(snapshot_dir, f"entities-{name}")
-            if self.fmt == "avro":
-                files = records | f"Write{label}Avro" >> beam.io.WriteToAvro(
-                    prefix, schema=avro_schema(), file_name_suffix=".avro", codec=self.codec)
-            else:
-                files = records | f"Write{label}Parquet" >> beam.io.WriteToParquet(
-                    prefix, schema=SNAPSHOT_ENTITY, file_name_suffix=".parquet")
-            file_sets.append(files)
-            count_sets.append(records | f"Count{label}" >> beam.Map(lambda r: ((r["account"], r["kind"]), 1)))
-        files = file_sets | "EntityFiles" >> beam.Flatten()
-        counts = count_sets | "CountKeys" >> beam.Flatten() | "CountPerKind" >> beam.CombinePerKey(sum)
-        return (files
-                | "AllFiles" >> beam.combiners.ToList()
-                | "WriteManifest" >> beam.ParDo(_WriteManifestFn(snapshot_dir, ctx, self.fmt),
-                                                pvalue.AsList(counts), pvalue.AsList(read[STATUS])))
+    def vm(self, element: tuple) -> list[tuple[str, dict]]:
+        (account, uuid), (base_url, entity, stats) = element
+        out = [("vm", to_record(self.sid, self.ms, account, "vm", uuid, base_url, entity))]
+        if stats is not None:
+            out.append((STATS, to_record(self.sid, self.ms, account, STATS, uuid, base_url, stats)))
+        return out
+
+    def infra(self, element: tuple) -> list[tuple[str, dict]]:
+        (account, kind, uuid), (base_url, entity) = element
+        return [("infra", to_record(self.sid, self.ms, account, kind, uuid, base_url, entity))]
 
 
 # -- replay ----------------------------------------------------------------
