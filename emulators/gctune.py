@@ -7,8 +7,15 @@ from __future__ import annotations
 
 import gc
 
-THRESHOLDS = (10_000, 10, 10)
+THRESHOLDS = (50_000, 20, 10)
 
 
 def relax_gc() -> None:
     gc.set_threshold(*(max(c, w) for c, w in zip(gc.get_threshold(), THRESHOLDS)))
+
+
+def settle_gc() -> None:
+    """Once serving: what start-up built (modules, the fleet, the stores) lives as long
+    as the process, so full collections need not walk it again."""
+    gc.collect()
+    gc.freeze()

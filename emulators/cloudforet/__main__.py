@@ -18,7 +18,7 @@ import signal
 import sys
 import threading
 
-from ..gctune import relax_gc
+from ..gctune import relax_gc, settle_gc
 from ..readyfile import write_atomic
 from .config import EmulatorConfig
 from .server import CloudForetEmulator
@@ -84,6 +84,7 @@ def main(argv: list[str] | None = None) -> int:
             ready["ca_bundle"] = os.path.abspath(tls_files.ca_pem)
         if args.faults:
             ready["faults"] = args.faults
+        settle_gc()
         line = json.dumps(ready)
         if args.ready_file:
             write_atomic(args.ready_file, line + "\n")

@@ -15,7 +15,7 @@ import sys
 import threading
 from typing import Callable
 
-from ..gctune import relax_gc
+from ..gctune import relax_gc, settle_gc
 from ..readyfile import write_atomic
 from .fleet import FleetSpec, generate_fleet
 from .server import PrismServer
@@ -124,6 +124,7 @@ def main(argv: list[str] | None = None) -> int:
             e["ca_bundle"] = os.path.abspath(tls_files.ca_pem)
         if args.faults:
             e["faults"] = args.faults
+    settle_gc()
     ready = json.dumps({"prism_centrals": entries})
     if args.ready_file:
         write_atomic(args.ready_file, ready + "\n")

@@ -143,6 +143,9 @@ class PrismCentralFleet:
         self._version = 0  # bumped on every mutation; invalidates caches
         self._host_counts: tuple[int, dict[tuple[int, int], int]] | None = None
         self._uuid_index: tuple[int, dict[str, int]] | None = None
+        # pure functions of the VM's index, kept once computed (never invalidated)
+        self._vm_uuids: dict[int, str] = {}
+        self._stats_bases: dict[int, tuple[float, ...]] = {}
         self._clusters = [self._cluster_info(j) for j in range(spec.clusters)]
         self._phase = _unit(spec.seed, index, "phase")
         self._owner = _ref("user", _uuid4(_rng(spec.seed, index, "user", 0)), "admin")
@@ -387,7 +390,10 @@ class PrismCentralFleet:
         return cluster, host
 
     def vm_uuid(self, i: int) -> str:
-        return _uuid4(_rng(self.spec.seed, self.index, "vm", i))
+        uuid = self._vm_uuids.get(i)
+        if uuid is None:  # seeding an RNG from a string costs ~0.1 ms: once per VM
+            uuid = self._vm_uuids[i] = _uuid4(_rng(self.spec.seed, self.index, "vm", i))
+        return uuid
 
     def vm_name(self, i: int) -> str:
         return f"vm-{i:04d}-{self.index}"
@@ -604,6 +610,12 @@ class PrismCentralFleet:
         return out
 
     def _stats_base(self, i: int) -> tuple[float, ...]:
+        base = self._stats_bases.get(i)
+        if base is None:
+            base = self._stats_bases[i] = self._new_stats_base(i)
+        return base
+
+    def _new_stats_base(self, i: int) -> tuple[float, ...]:
         r = _rng(self.spec.seed, self.index, "statbase", i)
         return (r.uniform(0.10, 0.70),   # cpu share
                 r.uniform(0.20, 0.85),   # memory share
