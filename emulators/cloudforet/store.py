@@ -13,6 +13,8 @@ import sqlite3
 import threading
 from typing import Any, Callable, Iterable
 
+import orjson
+
 CLOUD_SERVICES = "cloud_services"
 CLOUD_SERVICE_TYPES = "cloud_service_types"
 REGIONS = "regions"
@@ -46,6 +48,15 @@ class DuplicateKey(Exception):
 
 def _dumps(doc: dict) -> str:
     return json.dumps(doc, separators=(",", ":"), ensure_ascii=False)
+
+
+def _loads(text: str) -> Any:
+    """orjson reads a stored document 3-4x faster; what it refuses (NaN, integers
+    beyond 64 bits, both of which json.dumps writes) the standard parser reads."""
+    try:
+        return orjson.loads(text)
+    except orjson.JSONDecodeError:
+        return json.loads(text)
 
 
 class Store:
@@ -119,7 +130,7 @@ class Store:
     def get(self, collection: str, doc_id: str) -> dict | None:
         with self._lock:
             row = self._conn.execute(f"SELECT doc FROM {collection} WHERE id = ?", (doc_id,)).fetchone()
-        return json.loads(row[0]) if row else None
+        return _loads(row[0]) if row else None
 
     def scan(self, collection: str, include_deleted: bool = True) -> list[dict]:
         """All documents of a collection in insertion order."""
@@ -129,7 +140,7 @@ class Store:
         sql += " ORDER BY rowid"
         with self._lock:
             rows = self._conn.execute(sql).fetchall()
-        return [json.loads(r[0]) for r in rows]
+        return [_loads(r[0]) for r in rows]
 
     def count_eq(self, collection: str, include_deleted: bool, eq: list[tuple[str, str]]) -> int:
         """How many documents have each top-level string field equal to its value, counted
@@ -175,7 +186,7 @@ class Store:
                 chunk = ids[start:start + _IN_CHUNK]
                 rows.extend(self._conn.execute(sql.format(marks=",".join("?" * len(chunk))), chunk).fetchall())
         rows.sort(key=lambda r: r[0])
-        return [json.loads(r[1]) for r in rows]
+        return [_loads(r[1]) for r in rows]
 
     def cloud_services_by_ref(self, resource_ids: Iterable[Any], include_deleted: bool = True) -> list[dict]:
         """Cloud services whose ``reference.resource_id`` is one of ``resource_ids`` (indexed)."""
