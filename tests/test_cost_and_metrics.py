@@ -162,6 +162,14 @@ ODD_STATS = [
 ]
 
 
+def test_the_stats_asked_of_prism_are_exactly_those_the_metrics_use():
+    from transforms.metrics import METRICS
+    from transforms.normalize import UTILIZATION_ATTRIBUTES
+    from transforms.prism_read import STATS_ATTRIBUTES
+    used = {attr for attr, _, _ in METRICS.values()} | set(UTILIZATION_ATTRIBUTES)
+    assert sorted(STATS_ATTRIBUTES) == sorted(used)
+
+
 def test_rounding_to_millionths_is_the_same_in_bulk_and_one_by_one():
     import random
 

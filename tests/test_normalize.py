@@ -176,3 +176,15 @@ def test_groups_answer_parsing_drops_no_data_and_garbage():
     assert [uuid for uuid, _ in entities] == ["vm-a"]
     assert parse_stats_entity(entities[0][1]) == {"hypervisor_cpu_usage_ppm": [(1, 100.0)]}
     assert parse_stats_entity("not an entity") == {}
+
+
+def test_clean_str_fast_path_drops_exactly_what_the_pattern_drops():
+    import random
+
+    from transforms.normalize import _CONTROL, clean_str
+    rng = random.Random(1)
+    for _ in range(20_000):
+        s = "".join(chr(rng.choice([rng.randint(0, 0x7f), rng.randint(0x80, 0x2100), rng.randint(0x2000, 0x2070)]))
+                    for _ in range(rng.randint(0, 8)))
+        assert clean_str(s, 5) == _CONTROL.sub("", s)[:5], repr(s)
+    assert clean_str("plain name", 5) == "plain" and clean_str("a\x00b\u200bc") == "abc"

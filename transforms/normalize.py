@@ -45,6 +45,8 @@ class MalformedEntity(ValueError):
 
 def clean_str(value: Any, limit: int = MAX_STR) -> str:
     """Hostile strings are common enough: drop control characters, cap size."""
+    if type(value) is str and value.isascii() and value.isprintable():  # the usual case: nothing to drop
+        return value[:limit]
     if value is None:
         return ""
     if not isinstance(value, (str, int, float)):
