@@ -91,6 +91,32 @@ def test_two_prism_centrals_are_two_accounts(prism_servers):
              infra_kinds(servers[0], 1, 1) + infra_kinds(servers[1], 1, 1))
 
 
+def test_the_first_pages_of_every_account_are_asked_for_at_once(prism_servers):
+    """Planning a fleet of many Prism Centrals must not wait for one first page after
+    another: the planner's calls (3 kinds x 2 accounts, the first 6 calls of the read,
+    as nothing is fetched before the plan) overlap."""
+    import threading
+    import time as _time
+    servers = prism_servers(FleetSpec(vms=20, prism_centrals=2, clusters=1, hosts_per_cluster=1))
+    lock, calls, active = threading.Lock(), [], [0]
+    for server in servers:
+        def slow(*args, _original=server._dispatch, **kwargs):
+            with lock:
+                active[0] += 1
+                calls.append(active[0])
+            try:
+                _time.sleep(0.2)  # long enough for the others to start, if they are started
+                return _original(*args, **kwargs)
+            finally:
+                with lock:
+                    active[0] -= 1
+        server._dispatch = slow
+    expected = live_vms(servers[0]) + live_vms(servers[1])
+    run_read(config_for(servers, page_size=50), expected, expected,
+             infra_kinds(servers[0], 1, 1) + infra_kinds(servers[1], 1, 1))
+    assert max(calls[:6]) >= 3  # one after another, it would be 1
+
+
 @pytest.mark.parametrize("workers", [1, 2])
 def test_requests_stay_under_the_per_prism_central_rate(prism_servers, workers):
     import threading

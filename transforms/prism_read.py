@@ -144,7 +144,9 @@ class PlanPages(_PrismDoFn):
     """Account -> a request for every page of each kind.
 
     A first call gives ``total_matches`` and the page length the server really
-    answers; every page, the first included, is then requested by the fetch
+    answers; the first calls of all kinds of all accounts are made at once (a
+    fleet of dozens of Prism Centrals is not planned one round trip after
+    another). Every page, the first included, is then requested by the fetch
     step. Fetching the first page twice costs one call per kind, and keeps all
     entities flowing through one fused step (a Flatten of pages from two steps
     would make the local runner hold every page in memory).
@@ -155,14 +157,51 @@ class PlanPages(_PrismDoFn):
         self.planned = Metrics.counter(NS, "pages_planned")
         self.failed_accounts = Metrics.counter(NS, "accounts_failed")
 
-    def process(self, account: str) -> Iterable:
-        size = self.config.prism.page_size
+    def setup(self):
+        super().setup()
+        self.pool = ThreadPoolExecutor(self.config.prism.max_concurrency, thread_name_prefix="prism-plan")
+
+    def teardown(self):
+        self.pool.shutdown(wait=False, cancel_futures=True)
+        super().teardown()
+
+    def start_bundle(self):
+        self.pending: list[tuple[str, list[Future]]] = []
+
+    def process(self, account: str) -> None:
+        """Asks for the first page of each kind of every account at once (the pages
+        wait on them); the plans are handed on when the bundle finishes."""
         try:
             client = self.clients.get(account)
-            base_url = client.creds.base_url
+        except ConnectorError as exc:
+            self.pending.append((account, [self._failed(exc)]))
+            return
+        size = self.config.prism.page_size
+        self.pending.append((account, [self.pool.submit(self._fetch, client, kind, 0, size) for kind in LIST_KINDS]))
+
+    def finish_bundle(self):
+        pending, self.pending = self.pending, []
+        for account, firsts in pending:
+            for out in self._plan(account, firsts):
+                if isinstance(out, pvalue.TaggedOutput):
+                    yield pvalue.TaggedOutput(out.tag, GlobalWindows.windowed_value(out.value))
+                else:
+                    yield GlobalWindows.windowed_value(out)
+        super().finish_bundle()
+
+    @staticmethod
+    def _failed(exc: ConnectorError) -> Future:
+        future: Future = Future()
+        future.set_exception(exc)
+        return future
+
+    def _plan(self, account: str, firsts: list[Future]) -> Iterable:
+        size = self.config.prism.page_size
+        try:
+            base_url = self.clients.get(account).creds.base_url
             totals, requests = {}, []
-            for kind in LIST_KINDS:
-                first = self._fetch(client, kind, 0, size)
+            for kind, future in zip(LIST_KINDS, firsts):
+                first = future.result()
                 totals[kind] = first["total"]
                 step = first.get("answered_length") or first["count"] or size
                 step = max(1, min(step, size))
