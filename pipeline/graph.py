@@ -21,7 +21,8 @@ from transforms.cost_store import WriteToCostStore
 from transforms.inventory_sink import WriteToInventory
 from transforms.metric_store import WriteToMetricStore
 from transforms.metrics import ExtractMetrics
-from transforms.normalize import DEAD_LETTER, NormalizeInfra, NormalizeVm, utilization_of
+from transforms.normalize import (DEAD_LETTER, NormalizeInfra, NormalizeVm, NormalizeVmWithUtilization,
+                                  utilization_of)
 from transforms.notify import Notify
 from transforms.prism_read import STATS, STATUS, VM_WITH_STATS, HandOnOnce, ReadFromPrism
 from transforms.reconcile import NOTES, Reconcile
@@ -125,7 +126,7 @@ def _vms_apart_from_stats(vms: beam.PCollection, stats: beam.PCollection, ctx: R
     vms = vms | "DropRepeatedVms" >> HandOnOnce(runs_in_several_processes(vms.pipeline))
     normalized = (vms
                   | "WithoutSeries" >> beam.MapTuple(lambda key, v: (key, (v[0], v[1], None)))
-                  | "NormalizeVms" >> beam.ParDo(NormalizeVm(), utilization=beam.pvalue.AsDict(util))
+                  | "NormalizeVms" >> beam.ParDo(NormalizeVmWithUtilization(), utilization=beam.pvalue.AsDict(util))
                   .with_outputs(DEAD_LETTER, main="resources"))
     return normalized.resources, points, normalized[DEAD_LETTER]
 

@@ -341,15 +341,15 @@ def dead_letter(stage: str, account: str, kind: str, reason: str, ident: str = "
 class NormalizeVm(beam.DoFn):
     """((account, uuid), (base_url, entity, stats entity_result | None)) -> the VM
     resource, with its latest utilization, and its disk resources; malformed VMs
-    to 'dead_letter'.
+    to 'dead_letter'."""
 
-    ``utilization``: for sources that hold VMs and their stats apart
-    (snapshots), every VM's latest-utilization summary, a side input of a few
-    hundred bytes per VM, used where the element has no stats.
-    """
-
-    def process(self, item: tuple, utilization: dict | None = None) -> Iterable:
+    def process(self, item: tuple) -> Iterable:
         (account, uuid), (base_url, entity, stats) = item
+        yield from self._normalize(account, uuid, base_url, entity, stats, None)
+
+    @staticmethod
+    def _normalize(account: str, uuid: str, base_url: str, entity: Any, stats: Any,
+                   utilization: dict | None) -> Iterable:
         series = None if stats is None else parse_stats_entity(stats, UTILIZATION_ATTRIBUTES)
         try:
             resources = normalize_vm(account, base_url, entity, series)
@@ -360,6 +360,19 @@ class NormalizeVm(beam.DoFn):
         if util:
             resources[0]["data"]["utilization"] = util
         yield from resources
+
+
+class NormalizeVmWithUtilization(NormalizeVm):
+    """NormalizeVm for sources that hold VMs and their stats apart (snapshots):
+    ``utilization``, a side input, is every VM's latest-utilization summary (a few
+    hundred bytes per VM), used where the element has no stats.
+
+    A class of its own: a ``process`` with a default argument makes Beam invoke it
+    the slow way for every element, side input or not."""
+
+    def process(self, item: tuple, utilization: dict) -> Iterable:  # type: ignore[override]
+        (account, uuid), (base_url, entity, stats) = item
+        yield from self._normalize(account, uuid, base_url, entity, stats, utilization)
 
 
 class NormalizeInfra(beam.DoFn):
