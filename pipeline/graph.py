@@ -18,7 +18,7 @@ import apache_beam as beam
 from transforms.cost import ExtractCost
 from transforms.cost_sink import WriteToCostAnalysis
 from transforms.cost_store import WriteToCostStore
-from transforms.inventory_sink import WriteToInventory
+from transforms.inventory_sink import SEEN, WriteToInventory
 from transforms.metric_store import WriteToMetricStore
 from transforms.metrics import ExtractMetrics
 from transforms.normalize import (DEAD_LETTER, NormalizeInfra, NormalizeVm, NormalizeVmWithUtilization,
@@ -131,11 +131,14 @@ def _vms_apart_from_stats(vms: beam.PCollection, stats: beam.PCollection, ctx: R
     return normalized.resources, points, normalized[DEAD_LETTER]
 
 
-def reconcile(read: dict, derived: Derived, inventory_results, config: Config) -> tuple[list, list, list]:
-    """Deletes what Prism no longer has (live runs, complete accounts only)."""
-    key = lambda r: (r["account"], r["resource_id"])  # noqa: E731
-    seen = ((*(side | f"Seen{name}" >> beam.Map(key) for name, side in derived.sides),
-             derived.malformed | "SeenMalformed" >> beam.Map(lambda d: (d["account"], d["id"])))
+def reconcile(read: dict, derived: Derived, inventory: list, inventory_results,
+              config: Config) -> tuple[list, list, list]:
+    """Deletes what Prism no longer has (live runs, complete accounts only).
+
+    Seen: (account, [resource ids]) per inventory batch, and each malformed entity's id.
+    """
+    seen = ((*(i[SEEN] for i in inventory),
+             derived.malformed | "SeenMalformed" >> beam.Map(lambda d: (d["account"], [d["id"]])))
             | "Seen" >> beam.Flatten())
     events = (read[STATUS], read[DEAD_LETTER]) | "ReadEvents" >> beam.Flatten()
     out = (seen, events, inventory_results) | "Reconcile" >> Reconcile(config.cloudforet, config.reconcile)
@@ -153,7 +156,7 @@ def write_and_notify(read: dict, derived: Derived, extra_results: list, config: 
     dead_letters = [*derived.dead_letters, *(i[DEAD_LETTER] for i in inventory), registry[DEAD_LETTER]]
     statuses = [read[STATUS]]
     if live and config.reconcile.enabled:
-        more_results, more_dead, notes = reconcile(read, derived, inventory_results, config)
+        more_results, more_dead, notes = reconcile(read, derived, inventory, inventory_results, config)
         results += more_results
         dead_letters += more_dead
         statuses += notes

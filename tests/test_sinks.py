@@ -66,9 +66,13 @@ def write_all(emu, monkeypatch, batch_size: int, in_flight: int, recs: list[dict
     fn = _WriteInventoryFn(sink_options(emu, monkeypatch, batch_size, in_flight))
     fn.setup()
     fn.start_bundle()
-    out = [o for r in recs for o in fn.process(r)]
-    out += [o.value for o in fn.finish_bundle()]
-    return out
+    return [o for r in recs for o in fn.process(r)] + finished(fn)
+
+
+def finished(fn) -> list:
+    """What finish_bundle hands on, unwrapped from its windowed values."""
+    return [pvalue.TaggedOutput(o.tag, o.value.value) if isinstance(o, pvalue.TaggedOutput) else o.value
+            for o in fn.finish_bundle()]
 
 
 def totals(out: list) -> dict:
@@ -121,7 +125,7 @@ def test_a_bundle_retried_while_its_calls_are_in_flight_creates_nothing_twice(tm
         retried = _WriteInventoryFn(options)
         retried.setup()
         retried.start_bundle()
-        out = [o for r in recs for o in retried.process(r)] + [o.value for o in retried.finish_bundle()]
+        out = [o for r in recs for o in retried.process(r)] + finished(retried)
         held = held_refs(emu)
     finally:
         emu.stop()
@@ -234,3 +238,29 @@ def test_fingerprint_is_of_our_keys_not_of_their_order():
     assert fingerprint({**r, "data": {**r["data"], "utilization": {"cpu_pct": 1.0}}}) == fingerprint(r)
     assert fingerprint({**r, "data": {**r["data"], "vcpus": r["data"]["vcpus"] + 1}}) != fingerprint(r)
     assert fingerprint({**r, "tags": {**r["tags"], "x": "y"}}) != fingerprint(r)
+
+
+def test_every_record_given_is_seen_written_or_not(tmp_path, monkeypatch):
+    """Reconciliation deletes what was not seen: the sink names every record it was
+    given, per account and batch, those it could not write too."""
+    from transforms.inventory_sink import SEEN, create_request
+    emu = CloudForetEmulator(str(tmp_path / "cf.sqlite"), EmulatorConfig()).start()
+    try:
+        recs = records(12)
+        for r in recs[6:]:
+            r["account"] = "pc-other"
+        client = client_for(emu, monkeypatch)
+        for _ in range(2):  # two cloud services claim recs[3]: it cannot be written, it is still seen
+            client.call(client.cloud_service.create, create_request(recs[3]), "create")
+        out = write_all(emu, monkeypatch, batch_size=4, in_flight=2, recs=recs)
+    finally:
+        emu.stop()
+    seen = [o.value for o in out if isinstance(o, pvalue.TaggedOutput) and o.tag == SEEN]
+    assert len(seen) >= 3  # per batch, not per record
+    by_account: dict = {}
+    for account, ids in seen:
+        by_account.setdefault(account, []).extend(ids)
+    assert {a: sorted(ids) for a, ids in by_account.items()} == {
+        recs[0]["account"]: sorted(r["resource_id"] for r in recs[:6]),
+        "pc-other": sorted(r["resource_id"] for r in recs[6:])}
+    assert totals(out)["failed"] == 1

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import logging
 import time
+from itertools import chain
 from typing import Iterable
 
 import apache_beam as beam
@@ -87,11 +88,11 @@ class _ReconcileFn(beam.DoFn):
         self.client = CloudForetClient(self.options.endpoint, self.options.auth, self.options.timeout_s)
 
     def process(self, item: tuple, complete: dict, writes: list) -> Iterable:
-        account, seen_ids = item
+        account, seen_lists = item
         ok, _ = complete.get(account, (False, ""))
         if not ok:  # said once per account by skipped_notes()
             return
-        seen = set(seen_ids)
+        seen = set(chain.from_iterable(seen_lists))
         scope = [("provider", PROVIDER, "eq"), ("account", account, "eq")]
         try:
             if self.client.count_cloud_services(scope) == written(writes, account):
@@ -164,7 +165,7 @@ class _ReconcileFn(beam.DoFn):
 
 
 class Reconcile(beam.PTransform):
-    """(seen ids, read events, inventory results) -> results, notes and dead letters."""
+    """((account, [seen ids]), read events, inventory results) -> results, notes and dead letters."""
 
     def __init__(self, options: CloudForetOptions, reconcile: ReconcileOptions):
         super().__init__()
