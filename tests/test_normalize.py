@@ -107,6 +107,9 @@ def test_latest_utilization_from_stats(recorded_vm):
     assert vm["data"]["utilization"] == {"cpu_percent": 12.34, "memory_percent": 50.0,
                                          "as_of": "1970-01-01T00:21:40Z"}
     assert latest_utilization(None) == {}
+    far = {"memory_usage_ppm": [(1 << 62, 500_000.0)]}  # a time no calendar holds: no as_of, no crash
+    assert normalize_vm("pc-1", BASE, recorded_vm, far)[0]["data"]["utilization"] == {
+        "memory_percent": 50.0, "as_of": ""}
 
 
 def test_recorded_clusters_and_prism_central_pseudo_cluster():

@@ -8,6 +8,8 @@ dead-letter output instead of failing the run.
 from __future__ import annotations
 
 import re
+from datetime import datetime, timezone
+from functools import lru_cache
 from typing import Any, Iterable
 
 import apache_beam as beam
@@ -160,9 +162,18 @@ def latest_utilization(stats: dict | None) -> dict:
             out[key] = round(v / 10_000, 4)
             latest_ts = max(latest_ts, t)
     if latest_ts:
-        from datetime import datetime, timezone
-        out["as_of"] = datetime.fromtimestamp(latest_ts / 1e6, tz=timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+        out["as_of"] = _iso_utc(latest_ts)
     return out
+
+
+@lru_cache(maxsize=256)
+def _iso_utc(t_usec: int) -> str:
+    """A stats time as ISO text (every VM of a run shares a few: formatted once each);
+    "" for a time no calendar holds (Prism's answers are not trusted)."""
+    try:
+        return datetime.fromtimestamp(t_usec / 1e6, tz=timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+    except (ValueError, OverflowError, OSError):
+        return ""
 
 
 UTILIZATION_ATTRIBUTES = ("hypervisor_cpu_usage_ppm", "memory_usage_ppm")
