@@ -127,9 +127,6 @@ class PointColumns:
         self.interval_s = interval_s
         self.lo = start_ms if start_ms is not None else -(1 << 62)
         self.hi = end_ms if end_ms is not None else 1 << 62
-        self.clear()
-
-    def clear(self) -> None:
         self.uuids: list[str] = []
         self.seg_vm: list[int] = []
         self.seg_metric: list[int] = []

@@ -140,7 +140,28 @@ class _PrismDoFn(beam.DoFn):
         return entities, calls
 
 
-class PlanPages(_PrismDoFn):
+class _PooledPrismDoFn(_PrismDoFn):
+    """A Prism DoFn with threads of its own for the calls it keeps in flight."""
+
+    POOL_NAME = "prism"
+
+    def setup(self):
+        super().setup()
+        self.pool = ThreadPoolExecutor(self.config.prism.max_concurrency, thread_name_prefix=self.POOL_NAME)
+
+    def teardown(self):
+        self.pool.shutdown(wait=False, cancel_futures=True)
+        super().teardown()
+
+
+def _in_global_window(out: Any) -> Any:
+    """An output of finish_bundle, which Beam takes only as a windowed value."""
+    if isinstance(out, pvalue.TaggedOutput):
+        return pvalue.TaggedOutput(out.tag, GlobalWindows.windowed_value(out.value))
+    return GlobalWindows.windowed_value(out)
+
+
+class PlanPages(_PooledPrismDoFn):
     """Account -> a request for every page of each kind.
 
     A first call gives ``total_matches`` and the page length the server really
@@ -157,13 +178,7 @@ class PlanPages(_PrismDoFn):
         self.planned = Metrics.counter(NS, "pages_planned")
         self.failed_accounts = Metrics.counter(NS, "accounts_failed")
 
-    def setup(self):
-        super().setup()
-        self.pool = ThreadPoolExecutor(self.config.prism.max_concurrency, thread_name_prefix="prism-plan")
-
-    def teardown(self):
-        self.pool.shutdown(wait=False, cancel_futures=True)
-        super().teardown()
+    POOL_NAME = "prism-plan"
 
     def start_bundle(self):
         self.pending: list[tuple[str, list[Future]]] = []
@@ -182,11 +197,7 @@ class PlanPages(_PrismDoFn):
     def finish_bundle(self):
         pending, self.pending = self.pending, []
         for account, firsts in pending:
-            for out in self._plan(account, firsts):
-                if isinstance(out, pvalue.TaggedOutput):
-                    yield pvalue.TaggedOutput(out.tag, GlobalWindows.windowed_value(out.value))
-                else:
-                    yield GlobalWindows.windowed_value(out)
+            yield from map(_in_global_window, self._plan(account, firsts))
         super().finish_bundle()
 
     @staticmethod
@@ -218,7 +229,7 @@ class PlanPages(_PrismDoFn):
         yield pvalue.TaggedOutput(STATUS, account_event(account, "planned", totals=totals))
 
 
-class FetchPages(_PrismDoFn):
+class FetchPages(_PooledPrismDoFn):
     """Page requests -> the pages' entities by kind (see split_page), several pages in flight per worker."""
 
     def __init__(self, config: Config, ctx: RunContext):
@@ -228,13 +239,7 @@ class FetchPages(_PrismDoFn):
         self.entities = Metrics.counter(NS, "entities_read")
         self.retries = Metrics.counter(NS, "retries")
 
-    def setup(self):
-        super().setup()
-        self.pool = ThreadPoolExecutor(self.config.prism.max_concurrency, thread_name_prefix="prism-fetch")
-
-    def teardown(self):
-        self.pool.shutdown(wait=False, cancel_futures=True)
-        super().teardown()
+    POOL_NAME = "prism-fetch"
 
     def start_bundle(self):
         self.pending: set[Future] = set()
@@ -251,11 +256,7 @@ class FetchPages(_PrismDoFn):
         done, _ = wait(self.pending)
         self.pending = set()
         for f in done:
-            for out in self._outputs(f):
-                if isinstance(out, pvalue.TaggedOutput):
-                    yield pvalue.TaggedOutput(out.tag, GlobalWindows.windowed_value(out.value))
-                else:
-                    yield GlobalWindows.windowed_value(out)
+            yield from map(_in_global_window, self._outputs(f))
         thaw()  # the pages' trees, frozen while parsed, are handed on: the collector takes the rest
 
     def _outputs(self, future: Future) -> list:
