@@ -154,8 +154,10 @@ class _WriteInventoryFn(BatchedCloudForetWrite):
 
     def _report(self, outcomes: list) -> Iterable:
         counts: Counter = Counter()
+        seen: dict[str, list] = {}  # every record given, written or not, for reconciliation
         for o in outcomes:
             counts[(o.record["account"], o.op)] += 1
+            seen.setdefault(o.record["account"], []).append(o.record["resource_id"])
             if o.op == "failed":
                 self.failed.inc()
                 yield pvalue.TaggedOutput(DEAD_LETTER, dead_letter(
@@ -163,12 +165,8 @@ class _WriteInventoryFn(BatchedCloudForetWrite):
         self.created.inc(sum(n for (_, op), n in counts.items() if op == "created"))
         self.updated.inc(sum(n for (_, op), n in counts.items() if op == "updated"))
         self.unchanged.inc(sum(n for (_, op), n in counts.items() if op == "unchanged"))
-        seen: dict[str, list] = {}
-        for o in outcomes:
-            seen.setdefault(o.record["account"], []).append(o.record["resource_id"])
         for account, ids in sorted(seen.items()):
             yield pvalue.TaggedOutput(SEEN, (account, ids))
-        for account in sorted({a for a, _ in counts}):
             progress.add(account, "cloud services written", sum(n for (a, op), n in counts.items()
                                                                 if a == account and op != "failed"))
             yield {"sink": NS, "account": account, "created": counts[(account, "created")],

@@ -181,7 +181,7 @@ class PlanPages(_PooledPrismDoFn):
     POOL_NAME = "prism-plan"
 
     def start_bundle(self):
-        self.pending: list[tuple[str, list[Future]]] = []
+        self.pending: list[tuple[str, str, list[Future]]] = []  # account, base url, first pages
 
     def process(self, account: str) -> None:
         """Asks for the first page of each kind of every account at once (the pages
@@ -189,15 +189,16 @@ class PlanPages(_PooledPrismDoFn):
         try:
             client = self.clients.get(account)
         except ConnectorError as exc:
-            self.pending.append((account, [self._failed(exc)]))
+            self.pending.append((account, "", [self._failed(exc)]))
             return
         size = self.config.prism.page_size
-        self.pending.append((account, [self.pool.submit(self._fetch, client, kind, 0, size) for kind in LIST_KINDS]))
+        self.pending.append((account, client.creds.base_url,
+                             [self.pool.submit(self._fetch, client, kind, 0, size) for kind in LIST_KINDS]))
 
     def finish_bundle(self):
         pending, self.pending = self.pending, []
-        for account, firsts in pending:
-            yield from map(_in_global_window, self._plan(account, firsts))
+        for account, base_url, firsts in pending:
+            yield from map(_in_global_window, self._plan(account, base_url, firsts))
         super().finish_bundle()
 
     @staticmethod
@@ -206,10 +207,9 @@ class PlanPages(_PooledPrismDoFn):
         future.set_exception(exc)
         return future
 
-    def _plan(self, account: str, firsts: list[Future]) -> Iterable:
+    def _plan(self, account: str, base_url: str, firsts: list[Future]) -> Iterable:
         size = self.config.prism.page_size
         try:
-            base_url = self.clients.get(account).creds.base_url
             totals, requests = {}, []
             for kind, future in zip(LIST_KINDS, firsts):
                 first = future.result()
