@@ -160,15 +160,16 @@ class _StatusFirst:
         return value
 
 
-@lru_cache(maxsize=4096)
 def _ip_text(ip: str) -> tuple[str, bool]:
     """(canonical text, is link-local) of an address; text Prism sent that is no
     address is kept as it came, not link-local."""
+    if ":" not in ip:  # IPv4 (the usual case, read without ipaddress): its text is canonical
+        return ip, ip.startswith("169.254.")  # 169.254.0.0/16
     try:
         addr = ipaddress.ip_address(ip.split("%", 1)[0])  # fe80::1%eth0: a zone index
     except ValueError:
         return ip, False
-    return str(addr), addr.is_link_local  # 169.254.0.0/16, fe80::/10
+    return str(addr), addr.is_link_local  # fe80::/10
 
 
 def nic_ip_addresses(endpoints: Any) -> list[dict]:
