@@ -73,6 +73,7 @@ def test_vms_being_created_or_in_error_are_kept_flagged_and_cost_nothing(tmp_pat
     assert named["data"]["name_source"] == "hypervisor_ip" and len(hosts) == 4
     report = json.loads((tmp_path / "report.json").read_text())
     assert report["accounts"][server.pc.name]["dead_letters"] == 0
+    assert report["counters"]["cost.resources_without_known_size"] == len(unsized)  # said in the report
 
 
 def test_a_field_that_goes_away_in_prism_goes_away_in_cloudforet(tmp_path, prism_servers, cloudforet):

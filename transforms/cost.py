@@ -104,8 +104,12 @@ class _ExtractCostFn(beam.DoFn):
     def __init__(self, card: RateCard, billed_date: str, data_source_id: str):
         self.card, self.billed_date, self.data_source_id = card, billed_date, data_source_id
         self.records = Metrics.counter("cost", "records_extracted")
+        # VMs and disks kept in the inventory but not priced: Prism's status does not size them
+        self.unsized = Metrics.counter("cost", "resources_without_known_size")
 
     def process(self, resource: dict) -> Iterable[dict]:
+        if resource["kind"] in ("vm", "disk") and resource["data"].get("size_known") is not True:
+            self.unsized.inc()
         for record in costs_for(resource, self.card, self.billed_date, self.data_source_id):
             self.records.inc()
             yield record
