@@ -368,7 +368,7 @@ def normalize_vm(account: str, base_url: str, entity: dict, stats: dict | None =
     vm = _base("vm", account, uuid, name, cluster["uuid"], base_url)
     vm.update({
         "instance_type": f"{vcpus}vCPU-{memory_gib:g}GiB" if size_source != "unknown" else "",
-        "instance_size": float(vcpus),
+        "instance_size": float(vcpus) if size_source != "unknown" else 0.0,
         "ip_addresses": sorted(set(ips)),
         "tags": tags,
     })
