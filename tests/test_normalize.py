@@ -16,9 +16,7 @@ from transforms.settings import Rate, RateCard
 from transforms.prism_read import parse_stats_entity, parse_stats_page
 from connectors.prism import parse_list_page
 
-# beside the checkout (/work/main -> /work/shared), or where a worktree's checkout finds it
-FIXTURES = next((p for p in (Path(__file__).resolve().parents[2] / "shared", Path("/work/shared"))
-                 if p.is_dir()), Path("/work/shared")) / "fixtures" / "prism" / "v3_prism_go_client" / "v3_keploy"
+FIXTURES = Path(__file__).resolve().parents[2] / "shared" / "fixtures" / "prism" / "v3_prism_go_client" / "v3_keploy"
 BASE = "https://prism-test.nutanix.com:9440"
 
 
