@@ -215,8 +215,9 @@ def _vtpm(value: Any) -> dict:
 
 def _source_ref(value: Any) -> dict:
     """What a disk was cloned from (``data_source_reference``: an image, or another disk)."""
-    ref = _dict(value)
-    return {"kind": clean_str(ref.get("kind"), 32), **_ref(ref)}
+    if not isinstance(value, dict):  # most disks: none
+        return {"kind": "", "uuid": "", "name": ""}
+    return {"kind": clean_str(value.get("kind"), 32), **_ref(value)}
 
 
 def external_link(base_url: str, kind: str, uuid: str) -> str:
@@ -347,11 +348,12 @@ def normalize_vm(account: str, base_url: str, entity: dict, stats: dict | None =
         n = _dict(n)
         nic_ips = nic_ip_addresses(n.get("ip_endpoint_list"))
         ips.extend(e["ip"] for e in nic_ips if not is_link_local(e["ip"]))
+        subnet = _ref(n.get("subnet_reference"))
         nics.append({
             "uuid": clean_str(n.get("uuid"), 64),
             "mac_address": clean_str(n.get("mac_address"), 32),
-            "subnet": _ref(n.get("subnet_reference"))["name"],
-            "subnet_uuid": _ref(n.get("subnet_reference"))["uuid"],
+            "subnet": subnet["name"],
+            "subnet_uuid": subnet["uuid"],
             "ip_addresses": nic_ips,
             "is_connected": bool(n.get("is_connected", True)),
         })
