@@ -153,7 +153,10 @@ class PluginConnector:
                                   "'SpaceConnector handler' import failed. (reason = Method not supported. "
                                   f"(endpoint = {self.endpoint}, method = {resource}.{verb}))")
         call, request_cls, streaming = bound
-        request = json_format.ParseDict(params or {}, request_cls())
+        try:  # the interceptor's ParseDict; its error reaches the API layer as ERROR_UNKNOWN
+            request = json_format.ParseDict(params or {}, request_cls())
+        except json_format.ParseError as exc:
+            raise PluginCallError(grpc.StatusCode.INTERNAL, "ERROR_UNKNOWN", str(exc)) from None
         if streaming:
             return self._stream(call, request)
         retries = 0
