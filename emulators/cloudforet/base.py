@@ -13,7 +13,7 @@ import functools
 import logging
 import secrets
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from typing import Any, Callable, Iterable, TypeVar
 
@@ -24,6 +24,7 @@ from . import auth, errors, protoconv, query
 from .auth import Claims, TokenSigner
 from .config import EmulatorConfig
 from .errors import ApiError
+from .plugin_client import PluginClients
 from .store import Store
 
 log = logging.getLogger(__name__)
@@ -41,6 +42,7 @@ class Backend:
     config: EmulatorConfig
     signer: TokenSigner
     faults: Any = None  # a faults.CloudForetFaults, set by the server (None: no fault injection)
+    plugin_clients: PluginClients = field(default_factory=PluginClients)  # one client per plugin endpoint
 
     @classmethod
     def open(cls, db_path: str, config: EmulatorConfig) -> "Backend":
