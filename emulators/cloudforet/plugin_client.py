@@ -28,6 +28,13 @@ spaceone-core 2.0.144:
 - ``pygrpc/api.py`` ``_error_method``: the calling service answers
   ``{error_code}: {message}`` with the error's status.
 
+Checked by running spaceone-core 2.0.144's own ``pygrpc/client.py`` (in a
+protobuf 3.20 environment, as spaceone-core pins) against ``python -m plugin
+cost`` and ``monitoring`` (it listed and called DataSource.init, Job.get_tasks
+and Cost.get_data) and against the former one-server plugin without
+reflection: UNAVAILABLE ``ERROR_GRPC_CONNECTION: Server is unavailable.
+(channel = HOST:PORT, message = Method not found!)``, the answer this client gives.
+
 The emulator cannot deploy plugin images, so a data source is registered with
 the plugin's gRPC endpoint in ``plugin_info.options["endpoint"]`` (HOST:PORT):
 that option is the emulator's stand-in for plugin deployment and is not passed
