@@ -59,6 +59,7 @@ READY_TIMEOUT_S = 3  # pygrpc client(): channel_ready_future(...).result(timeout
 CALL_TIMEOUT_S = 180  # _ClientInterceptor: timeout or 180
 MAX_RETRIES = 2  # pygrpc client _MAX_RETRIES
 
+
 class PluginCallError(ApiError):
     """A spaceone-core error raised by the plugin client, answered as ``{error_code}: {message}``."""
 
@@ -124,7 +125,7 @@ class PluginConnector:
             raise grpc_connection_error(endpoint, message) from None
 
     def _reflect(self) -> dict[str, dict[str, Any]]:
-        """short service name -> method name -> (callable, request class)."""
+        """short service name -> method name -> (bound call, request class, server-streaming?)."""
         database = ProtoReflectionDescriptorDatabase(self._channel)
         pool = descriptor_pool.DescriptorPool(database)
         bound: dict[str, dict[str, Any]] = {}
