@@ -8,8 +8,8 @@ Calls not made are the fastest: the lookup brings back what CloudForet holds,
 and a resource whose fields are unchanged is not rewritten, unless it was
 last written more than ``touch_after_s`` ago (CloudForet deletes what has not
 been updated for 48 hours). The plain fields are compared as CloudForet holds
-them. ``data`` and ``tags`` are large (bringing them back and decoding them was
-most of a second run's sink time): every write stores a fingerprint of them in
+them. ``data`` is large (bringing it back and decoding it was most of a second
+run's sink time): every write stores a fingerprint of it in
 ``data.collector_fingerprint``, like kubectl's last-applied annotation, and the
 lookup brings back only that. An edit of our keys made in CloudForet by someone
 else is therefore undone at the next touch, not at the next run. The latest
