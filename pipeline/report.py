@@ -15,14 +15,14 @@ def read_report(path: str) -> dict:
 
 def format_summary(summary: dict) -> str:
     head = ["account", "status", "clusters", "hosts", "VMs", "pages", "created", "updated", "unchanged",
-            "deleted", "failed", "costs", "cost skip", "cost store", "points", "dead"]
+            "deleted", "failed", "tag drift", "costs", "cost skip", "cost store", "points", "dead"]
     rows = []
     for name, a in sorted(summary["accounts"].items()):
         r, inv, cost = a["read"], a["inventory"], a["cost"]
         rows.append([name, a["status"], r["clusters"], r["hosts"], r["vms"], f"{r['pages']}/{r['pages_failed']}",
                      inv["created"], inv["updated"], inv.get("unchanged", 0),
-                     a.get("reconcile", {}).get("deleted", 0), inv["failed"], cost["created"],
-                     cost["already_present"], a.get("cost_store", {}).get("records", 0),
+                     a.get("reconcile", {}).get("deleted", 0), inv["failed"], inv.get("tags_drift", 0),
+                     cost["created"], cost["already_present"], a.get("cost_store", {}).get("records", 0),
                      a["metrics"]["points"], a["dead_letters"]])
     widths = [max(len(str(x)) for x in col) for col in zip(head, *rows)]
     fmt = lambda row: "  ".join(str(v).ljust(w) if i < 2 else str(v).rjust(w)  # noqa: E731
@@ -39,6 +39,8 @@ def format_summary(summary: dict) -> str:
             lines.append(f"! {name}: {e}")
         if a["dead_letters"] > 5:
             lines.append(f"! {name}: ... {a['dead_letters']} dead letters in all (see the run report)")
+    for w in summary.get("warnings", []):
+        lines.append(f"! warning: {w}")
     notes = summary.get("notifications", {})
     if notes:
         lines.append("notifications: " + ", ".join(f"{k}: {v}" for k, v in sorted(notes.items())))
@@ -62,8 +64,10 @@ def format_counters(values: dict[str, int]) -> str:
     return "counters:\n" + "\n".join(f"  {k.ljust(width)}  {v}" for k, v in values.items())
 
 
-def add_counters(path: str, values: dict[str, int]) -> None:
-    """Adds the final counters to the run report (written before the run ended)."""
+def add_counters(path: str, values: dict[str, int], warnings: list[str] | None = None) -> None:
+    """Adds the final counters, and the launcher's warnings, to the run report
+    (written before the run ended)."""
     report = read_report(path)
     report["counters"] = values
+    report["warnings"] = list(warnings or [])
     write_json_atomically(path, report)

@@ -133,6 +133,10 @@ def is_prism_central(cluster: dict) -> bool:
 
 
 def category_tags(entity: dict) -> dict:
+    """Prism's categories of an entity, as tags. They are also kept in ``data.categories``
+    (always, ``{}`` when none): CloudForet keeps the tags a collector creates with in a
+    provider bucket no later public update can change, so ``data`` is where the console
+    shows the current ones."""
     cats = _dict(_dict(entity.get("metadata")).get("categories"))
     return {clean_str(k, 128): clean_str(v, 256) for k, v in sorted(cats.items())
             if isinstance(k, str) and k and isinstance(v, (str, int, float))}
@@ -404,6 +408,7 @@ def normalize_vm(account: str, base_url: str, entity: dict, stats: dict | None =
         "project": _ref(meta.get("project_reference"))["name"],
         "description": description,
         "utilization": latest_utilization(stats),
+        "categories": dict(tags),
     }
     out = [vm]
     for summary, container in vm_disks:
@@ -422,6 +427,7 @@ def normalize_vm(account: str, base_url: str, entity: dict, stats: dict | None =
             "vm": {"uuid": uuid, "name": name},
             "vm_power_state": power,
             "cluster": cluster,
+            "categories": dict(tags),
         }
         out.append(disk)
     return out
@@ -452,6 +458,7 @@ def normalize_cluster(account: str, base_url: str, entity: dict) -> dict:
         "hypervisors": sorted({clean_str(n.get("type"), 32) for n in nodes if n.get("type")}),
         "hypervisor_versions": hypervisor_versions(nodes),
         "created_at": clean_str(_dict(entity.get("metadata")).get("creation_time"), 64),
+        "categories": dict(c["tags"]),
     }
     return c
 
@@ -516,6 +523,7 @@ def normalize_host(account: str, base_url: str, entity: dict) -> dict:
         "block_model": clean_str(block.get("block_model"), 128),
         "block_serial": clean_str(block.get("block_serial_number"), 128),
         "host_type": clean_str(res.get("host_type"), 64),
+        "categories": dict(h["tags"]),
     }
     return h
 
