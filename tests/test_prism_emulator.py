@@ -307,12 +307,13 @@ def test_delete_and_add_vms_change_listing(small_server):
 
 
 # ------------------------------------------------------------------ CLI
-def test_cli_serves_until_sigterm(tmp_path):
+@pytest.mark.parametrize("quirks", [False, True], ids=["default", "real-world-quirks"])
+def test_cli_serves_until_sigterm(tmp_path, quirks):
     ready = tmp_path / "ready.json"
     env = dict(os.environ, PRISM_PASSWORD="s3cret-pw")
     proc = subprocess.Popen(
         [sys.executable, "-m", "emulators.prism", "--vms", "50", "--port", "0",
-         "--prism-centrals", "2", "--ready-file", str(ready)],
+         "--prism-centrals", "2", "--ready-file", str(ready)] + (["--real-world-quirks"] if quirks else []),
         cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     try:
         deadline = time.monotonic() + 20
@@ -324,14 +325,16 @@ def test_cli_serves_until_sigterm(tmp_path):
         assert "s3cret-pw" not in ready.read_text()
         pcs = info["prism_centrals"]
         assert [p["vms"] for p in pcs] == [25, 25]
-        total = 0
+        total, states = 0, set()
         for p in pcs:
             assert p["url"] == f"http://127.0.0.1:{p['port']}"
             r = requests.post(p["url"] + V3 + "/vms/list", json={"length": 100},
                               auth=("admin", "s3cret-pw"), timeout=10)
             assert r.status_code == 200
             total += len(r.json()["entities"])
+            states |= {e["status"]["state"] for e in r.json()["entities"]}
         assert total == 50
+        assert states == ({"COMPLETE", "PENDING", "ERROR"} if quirks else {"COMPLETE"})
         proc.send_signal(signal.SIGTERM)
         out, err = proc.communicate(timeout=10)
         assert proc.returncode == 0, err
