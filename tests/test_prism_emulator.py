@@ -528,3 +528,6 @@ def test_real_world_quirks_look_like_real_answers():
             if h["status"]["resources"]["hypervisor"]["num_vms"]} == running
     nodes = pc.cluster_entities()[1]["status"]["resources"]["nodes"]["hypervisor_server_list"]
     assert {"ip": "127.0.0.1", "type": "AHV", "version": ""} in nodes
+    for i, v in enumerate(vms):  # a VM being created or in error runs nowhere: its stats are "no data"
+        values = {x for series in pc.vm_stats(i, 0, 900_000).values() for _, x in series}
+        assert (values == {"-1"}) == ("host_reference" not in v["status"].get("resources", {})), i

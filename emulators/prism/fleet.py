@@ -413,6 +413,10 @@ class PrismCentralFleet:
         """Golden-ratio sequence: the ON share matches ``power_on_ratio`` closely."""
         return ((self._phase + i * _PHI) % 1.0) < self.spec.power_on_ratio
 
+    def vm_running(self, i: int) -> bool:
+        """Powered on and placed on a host: not a VM being created or in error."""
+        return self.vm_power_on(i) and self.vm_quirk(i) not in (QUIRK_CREATING, QUIRK_ERROR)
+
     def vm_quirk(self, i: int) -> int | None:
         """real_world_quirks: the QUIRK_* this VM shows, else None."""
         if not self.spec.real_world_quirks:
@@ -456,7 +460,7 @@ class PrismCentralFleet:
             return cached[1]
         counts: dict[tuple[int, int], int] = {}
         for i in self.iter_live_indices():
-            if self.vm_power_on(i) and self.vm_quirk(i) not in (QUIRK_CREATING, QUIRK_ERROR):
+            if self.vm_running(i):
                 key = self.vm_placement(i)
                 counts[key] = counts.get(key, 0) + 1
         with self._lock:
@@ -655,7 +659,7 @@ class PrismCentralFleet:
         first = -(-start_ms // step_ms) * step_ms
         times = range(first, end_ms, step_ms)
         out: dict[str, list[tuple[int, str]]] = {a: [] for a in STATS_ATTRIBUTES}
-        on = self.vm_power_on(i)
+        on = self.vm_running(i)
         base = self._stats_base(i) if on else None
         for t_ms in times:
             t_us = t_ms * 1000
