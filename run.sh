@@ -54,19 +54,27 @@ start_cloudforet() {  # start_cloudforet DIR: answers Cost.create like current s
   wait_for "$1/cloudforet.json" "$!" CloudForet
 }
 
-start_plugin() {  # start_plugin DIR: the collector's monitoring + cost data-source plugin
-  "$PY" -m plugin --port 0 --store "$1" --ready-file "$1/plugin.json" >"$1/plugin.log" 2>&1 &
+start_plugin() {  # start_plugin DIR PROTOCOL: the collector's monitoring or cost data-source plugin
+  "$PY" -m plugin "$2" --port 0 --store "$1" --ready-file "$1/plugin-$2.json" >"$1/plugin-$2.log" 2>&1 &
   PIDS+=($!)
-  wait_for "$1/plugin.json" "$!" plugin
+  wait_for "$1/plugin-$2.json" "$!" "$2 plugin"
+}
+
+start_plugins() {  # start_plugins DIR: one server per protocol, as CloudForet calls them
+  start_plugin "$1" monitoring
+  start_plugin "$1" cost
+}
+
+endpoint_of() {  # endpoint_of READY_FILE
+  "$PY" -c 'import json,sys; print(json.load(open(sys.argv[1]))["endpoint"])' "$1"
 }
 
 readback() {  # readback DIR: what CloudForet shows, through its own read APIs
-  local endpoint
-  endpoint=$("$PY" -c 'import json,sys; print(json.load(open(sys.argv[1]))["endpoint"])' "$1/plugin.json")
   echo
   echo "== CloudForet reads back (data sources registered, costs synced from the plugin) =="
-  "$PY" -m emulators.readback --cloudforet-ready "$1/cloudforet.json" --plugin-endpoint "$endpoint" \
-      --metric-store "$1/metrics"
+  "$PY" -m emulators.readback --cloudforet-ready "$1/cloudforet.json" \
+      --monitoring-endpoint "$(endpoint_of "$1/plugin-monitoring.json")" \
+      --cost-endpoint "$(endpoint_of "$1/plugin-cost.json")" --metric-store "$1/metrics"
 }
 
 demo() {
@@ -76,7 +84,7 @@ demo() {
   trap stop_emulators EXIT
   start_prism "$dir"
   start_cloudforet "$dir"
-  start_plugin "$dir"
+  start_plugins "$dir"
   "$PY" -m emulators.demo --prism-ready "$dir/prism.json" --cloudforet-ready "$dir/cloudforet.json" \
       --out "$dir" > "$dir/env.sh"
   # shellcheck disable=SC1091
@@ -95,7 +103,7 @@ replay() {
   rm -rf "$dir" && mkdir -p "$dir"
   trap stop_emulators EXIT
   start_cloudforet "$dir"
-  start_plugin "$dir"
+  start_plugins "$dir"
   echo '{"prism_centrals": []}' > "$dir/prism.json"
   "$PY" -m emulators.demo --prism-ready "$dir/prism.json" --cloudforet-ready "$dir/cloudforet.json" \
       --out "$dir" > "$dir/env.sh"

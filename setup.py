@@ -16,6 +16,9 @@ setup(
     install_requires=[
         "apache-beam==2.77.0",
         "grpcio==1.85.3",
+        # plugin servers answer reflection (CloudForet's SpaceConnector needs it); 1.81.1 is the
+        # newest grpcio-reflection for protobuf 6 (1.82+ require protobuf>=7.35.1)
+        "grpcio-reflection==1.81.1",
         "protobuf==6.33.6",
         "requests==2.34.2",
         "orjson==3.13.0",

@@ -6,7 +6,7 @@ Generates a metric store like the pipeline's (``date=YYYY-MM-DD/<run_id>-00000.p
 METRIC_POINT schema, rows sorted by metric/resource/timestamp, zstd, 100k-row
 groups): VMs x 8 metrics x days x 288 points, one day at a time with numpy
 (about 2.3M rows and ~150 MB of memory per day for 1,000 VMs). Then it starts
-``python -m plugin`` as its own process and times Metric.get_data over gRPC
+``python -m plugin monitoring`` as its own process and times Metric.get_data over gRPC
 (period 0: the plugin's automatic period), printing p50/p95 per case.
 """
 from __future__ import annotations
@@ -84,8 +84,8 @@ def generate(root: str, n_vms: int, days: int) -> float:
 def start_plugin(metric_root: str, tmp: str) -> tuple[subprocess.Popen, str]:
     ready = os.path.join(tmp, "plugin-ready.json")
     repo = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-    proc = subprocess.Popen([sys.executable, "-m", "plugin", "--port", "0", "--metric-store", metric_root,
-                             "--cost-store", os.path.join(tmp, "costs"), "--ready-file", ready],
+    proc = subprocess.Popen([sys.executable, "-m", "plugin", "monitoring", "--port", "0", "--metric-store",
+                             metric_root, "--ready-file", ready],
                             cwd=repo, env={**os.environ, "PYTHONPATH": repo})
     deadline = time.time() + 60
     while not os.path.exists(ready):

@@ -1,10 +1,11 @@
 """Read back, through CloudForet's own APIs, what the pipeline wrote and the plugin serves.
 
-    python -m emulators.readback --cloudforet-ready FILE --plugin-endpoint HOST:PORT
-        [--date YYYY-MM-DD] [--vm RESOURCE_ID] [--metric-store DIR] [--app-id ID]
+    python -m emulators.readback --cloudforet-ready FILE --monitoring-endpoint HOST:PORT
+        --cost-endpoint HOST:PORT [--date YYYY-MM-DD] [--vm RESOURCE_ID] [--metric-store DIR] [--app-id ID]
 
-Registers the monitoring and the cost data source (unless one with the same
-name exists), runs cost ``DataSource.sync``, then prints cost per cluster
+Registers the monitoring data source (at ``python -m plugin monitoring``'s
+endpoint) and the cost data source (at ``python -m plugin cost``'s) unless
+one with the same name exists, runs cost ``DataSource.sync``, then prints cost per cluster
 (``region_code``) for the day from ``Cost.analyze`` and one VM's CPU and
 memory series from monitoring ``Metric.get_data``. Without ``--vm`` the first
 VM of the metric store is used (``--metric-store``, default: the plugin's
@@ -43,7 +44,8 @@ def _struct(d: dict) -> struct_pb2.Struct:
     return s
 
 
-def ensure_data_sources(ch: grpc.Channel, md: list, plugin_endpoint: str) -> tuple[str, str]:
+def ensure_data_sources(ch: grpc.Channel, md: list, monitoring_endpoint: str, cost_endpoint: str
+                        ) -> tuple[str, str]:
     """(monitoring data_source_id, cost data_source_id), registering what is missing."""
     mon = mon_ds_grpc.DataSourceStub(ch)
     found = mon.list(mon_ds_pb2.DataSourceQuery(name=MON_NAME), metadata=md)
@@ -53,7 +55,7 @@ def ensure_data_sources(ch: grpc.Channel, md: list, plugin_endpoint: str) -> tup
         mon_id = mon.register(mon_ds_pb2.RegisterDataSourceRequest(
             name=MON_NAME, plugin_info=mon_ds_pb2.DataSourcePluginInfo(
                 plugin_id=PLUGIN_ID, version="1.0", provider="nutanix",
-                options=_struct({"endpoint": plugin_endpoint}))), metadata=md).data_source_id
+                options=_struct({"endpoint": monitoring_endpoint}))), metadata=md).data_source_id
     cost = cost_ds_grpc.DataSourceStub(ch)
     found = cost.list(cost_ds_pb2.DataSourceQuery(name=COST_NAME), metadata=md)
     if found.results:
@@ -63,7 +65,7 @@ def ensure_data_sources(ch: grpc.Channel, md: list, plugin_endpoint: str) -> tup
             name=COST_NAME, provider="nutanix",
             data_source_type=cost_ds_pb2.RegisterDataSourceRequest.DataSourceType.EXTERNAL,
             plugin_info=cost_ds_pb2.PluginInfo(plugin_id=PLUGIN_ID, version="1.0",
-                                               options=_struct({"endpoint": plugin_endpoint}))),
+                                               options=_struct({"endpoint": cost_endpoint}))),
             metadata=md).data_source_id
     return mon_id, cost_id
 
@@ -117,7 +119,8 @@ def vm_series(ch: grpc.Channel, md: list, mon_ds_id: str, vm: str, day: str) -> 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m emulators.readback", description=__doc__.splitlines()[0])
     parser.add_argument("--cloudforet-ready", required=True, help="the CloudForet emulator's ready JSON file")
-    parser.add_argument("--plugin-endpoint", required=True, help="HOST:PORT of python -m plugin")
+    parser.add_argument("--monitoring-endpoint", required=True, help="HOST:PORT of python -m plugin monitoring")
+    parser.add_argument("--cost-endpoint", required=True, help="HOST:PORT of python -m plugin cost")
     parser.add_argument("--date", help="billed day (YYYY-MM-DD); default: the newest synced day")
     parser.add_argument("--vm", help="VM uuid (reference.resource_id); default: first VM in the metric store")
     parser.add_argument("--metric-store", default="out/metrics", help="to pick a VM when --vm is absent")
@@ -129,7 +132,7 @@ def main(argv: list[str] | None = None) -> int:
     token = tokens[args.app_id] if args.app_id else next(iter(tokens.values()))
     md = [("token", token)]
     with grpc.insecure_channel(ready["endpoint"], options=CHANNEL_OPTIONS) as ch:
-        mon_id, cost_id = ensure_data_sources(ch, md, args.plugin_endpoint)
+        mon_id, cost_id = ensure_data_sources(ch, md, args.monitoring_endpoint, args.cost_endpoint)
         job = MessageToDict(cost_ds_grpc.DataSourceStub(ch).sync(
             cost_ds_pb2.SyncDataSourceRequest(data_source_id=cost_id), metadata=md),
             preserving_proto_field_name=True)

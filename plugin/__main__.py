@@ -1,11 +1,13 @@
-"""Run the data-source plugin server.
+"""Run one data-source plugin server; each protocol is its own server (its own port).
 
-    python -m plugin --port N --store DIR [--host H] [--metric-store DIR] [--cost-store DIR]
-        [--ready-file PATH]
+    python -m plugin monitoring --port N --store DIR [--host H] [--metric-store DIR] [--ready-file PATH]
+    python -m plugin cost --port M --store DIR [--host H] [--cost-store DIR] [--ready-file PATH]
 
-``--store DIR`` serves DIR/metrics (the pipeline's metric store) and
-DIR/costs (its cost store). Once serving it prints and atomically writes
-``{"endpoint": "HOST:PORT"}`` to --ready-file. SIGTERM/SIGINT: clean exit 0.
+``monitoring`` serves DIR/metrics (the pipeline's metric store), ``cost``
+serves DIR/costs (its cost store). Once serving it prints and atomically
+writes ``{"endpoint": "HOST:PORT"}`` to --ready-file. SIGTERM/SIGINT: clean
+exit 0. CloudForet binds a plugin's services by short name, so the two
+protocols (both have a ``DataSource``) cannot share one server.
 """
 from __future__ import annotations
 
@@ -18,7 +20,15 @@ import sys
 import tempfile
 import threading
 
-from .server import PluginServer, store_paths
+from .server import CostPluginServer, MonitoringPluginServer, store_root
+
+NO_PROTOCOL = ("name the plugin protocol to serve: `python -m plugin monitoring --port N --store DIR` "
+               "(serves DIR/metrics) and `python -m plugin cost --port M --store DIR` (serves DIR/costs), "
+               "one server each: CloudForet binds plugin services by short name, so monitoring's and "
+               "cost's DataSource cannot share a port")
+
+
+PROTOCOLS = ("monitoring", "cost")
 
 
 def write_atomic(path: str, text: str) -> None:
@@ -35,25 +45,49 @@ def write_atomic(path: str, text: str) -> None:
         raise
 
 
+def _common(sub: argparse.ArgumentParser) -> None:
+    sub.add_argument("--port", type=int, default=0, help="port to serve on (0: a free port)")
+    sub.add_argument("--host", default="127.0.0.1")
+    sub.add_argument("--store", help="the pipeline's output directory (holding metrics/ and costs/)")
+    sub.add_argument("--ready-file", help="write {\"endpoint\": ...} here (atomically) once serving")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="python -m plugin", description=__doc__.splitlines()[0])
+    protocols = parser.add_subparsers(dest="protocol", metavar="{monitoring,cost}")
+    mon = protocols.add_parser("monitoring", help="the monitoring data-source plugin (DataSource, Metric)")
+    _common(mon)
+    mon.add_argument("--metric-store", help="metric store root (default STORE/metrics)")
+    cost = protocols.add_parser("cost", help="the cost-analysis data-source plugin (DataSource, Job, Cost)")
+    _common(cost)
+    cost.add_argument("--cost-store", help="cost store root (default STORE/costs)")
+    return parser
+
+
+def make_server(args: argparse.Namespace):
+    if args.protocol == "monitoring":
+        return MonitoringPluginServer(store_root(args.store, args.metric_store, "metrics", "--metric-store"),
+                                      host=args.host, port=args.port)
+    return CostPluginServer(store_root(args.store, args.cost_store, "costs", "--cost-store"),
+                            host=args.host, port=args.port)
+
+
 def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(level=logging.WARNING, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    parser = argparse.ArgumentParser(prog="python -m plugin", description=__doc__.splitlines()[0])
-    parser.add_argument("--port", type=int, default=0)
-    parser.add_argument("--host", default="127.0.0.1")
-    parser.add_argument("--store", help="directory holding metrics/ and costs/")
-    parser.add_argument("--metric-store", help="metric store root (default STORE/metrics)")
-    parser.add_argument("--cost-store", help="cost store root (default STORE/costs)")
-    parser.add_argument("--ready-file", help="write {\"endpoint\": ...} here (atomically) once serving")
+    parser = build_parser()
+    argv = sys.argv[1:] if argv is None else argv
+    if not argv or argv[0] not in PROTOCOLS + ("-h", "--help"):  # e.g. the old `python -m plugin --port N`
+        parser.error(NO_PROTOCOL)
     args = parser.parse_args(argv)
     try:
-        metric_root, cost_root = store_paths(args.store, args.metric_store, args.cost_store)
+        server = make_server(args)
     except ValueError as exc:
         parser.error(str(exc))
 
     stop = threading.Event()
     for signum in (signal.SIGTERM, signal.SIGINT):
         signal.signal(signum, lambda *_: stop.set())
-    server = PluginServer(metric_root, cost_root, host=args.host, port=args.port).start()
+    server.start()
     try:
         line = json.dumps({"endpoint": server.endpoint})
         if args.ready_file:

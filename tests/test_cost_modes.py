@@ -16,7 +16,7 @@ from emulators.cloudforet.server import CloudForetEmulator
 from emulators.prism.fleet import FleetSpec
 from emulators.readback import ensure_data_sources
 from pipeline.run import run
-from plugin.server import PluginServer
+from plugin.server import CostPluginServer
 from tests.conftest import PRISM_PASSWORD
 from tests.test_end_to_end import DEFAULT_RATE, expected_resources, write_config
 from transforms.cost import costs_for
@@ -86,7 +86,7 @@ def test_datasource_mode_reaches_cloudforet_through_the_plugin(tmp_path, prism_s
     assert acc["cost_store"]["records"] == sum(
         len(costs_for(r, card, "2026-11-28", "ds")) for r in expected_resources(servers))
 
-    plugin = PluginServer(str(tmp_path / "metrics"), str(tmp_path / "costs")).start()
+    plugin = CostPluginServer(str(tmp_path / "costs")).start()
     try:
         ds_id = _sync(emu, plugin)
         got = _analyze_per_cluster(emu, ds_id, "2026-11-28")

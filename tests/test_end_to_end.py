@@ -249,3 +249,39 @@ def test_no_reconciliation_after_an_incomplete_collection(tmp_path, prism_server
     assert acc["status"] == "WARNING" and not acc["complete"]
     assert any("reconciliation skipped" in n for n in acc["notes"])
     assert len(cloudforet.store.cloud_services()) == before  # nothing deleted
+
+
+def test_readback_calls_the_monitoring_and_the_cost_plugin_on_their_own_ports(tmp_path, prism_servers, cloudforet,
+                                                                                capsys):
+    """One run, both plugins, each its own server with reflection, called by the emulator as CloudForet does."""
+    from emulators.readback import main as readback
+    from plugin.server import CostPluginServer, MonitoringPluginServer
+
+    servers = prism_servers(FleetSpec(seed=5, vms=12, clusters=2, hosts_per_cluster=1, disks_per_vm=1))
+    config = write_config(tmp_path, servers, cloudforet, cost_mode="datasource")
+    assert run(["--config", config, "--collected-at", COLLECTED_AT]) == 0
+    assert cloudforet.store.costs() == []  # datasource mode: costs only through the cost plugin
+    card = RateCard(default=Rate(**DEFAULT_RATE),
+                    clusters=(("cluster-1-0", Rate(**{**DEFAULT_RATE, "vcpu_hour": 0.05})),))
+    want: dict[str, float] = {}
+    for r in expected_resources(servers):
+        for c in costs_for(r, card, DAY, "ds"):
+            want[c["region_code"]] = want.get(c["region_code"], 0.0) + c["cost"]
+    ready = tmp_path / "cloudforet.json"
+    ready.write_text(json.dumps({"endpoint": cloudforet.endpoint, "domain_id": cloudforet.config.domain_id,
+                                 "workspace_id": cloudforet.config.workspace_id,
+                                 "app_tokens": {"app": cloudforet.app_token()}}))
+    capsys.readouterr()
+    with MonitoringPluginServer(str(tmp_path / "metrics")) as mon, CostPluginServer(str(tmp_path / "costs")) as cost:
+        assert mon.port != cost.port
+        assert readback(["--cloudforet-ready", str(ready), "--monitoring-endpoint", mon.endpoint,
+                         "--cost-endpoint", cost.endpoint, "--metric-store", str(tmp_path / "metrics")]) == 0
+    out = capsys.readouterr().out
+    assert "SUCCESS tasks=1" in out
+    rows = {line.split()[0]: float(line.split()[1]) for line in out.splitlines()
+            if line.split() and line.split()[0] in want}
+    assert rows == {k: round(v, 2) for k, v in want.items()}
+    series = out.split("5-minute AVERAGE", 1)[1].splitlines()[2:]
+    points = [line.split() for line in series if line.startswith(DAY)]
+    assert len(points) == 12  # the run's hour of 5-minute points
+    assert all(float(p[1]) >= 0 and float(p[2]) >= 0 for p in points)

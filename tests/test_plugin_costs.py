@@ -14,7 +14,7 @@ from google.protobuf.json_format import MessageToDict as _m2d
 from spaceone.api.cost_analysis.plugin import (cost_pb2, cost_pb2_grpc, data_source_pb2, data_source_pb2_grpc,
                                                job_pb2, job_pb2_grpc)
 
-from plugin.server import PluginServer
+from plugin.server import CostPluginServer
 from schemas.parquet import COST_RECORD
 from tests.test_plugin_support import cost_records, write_costs
 
@@ -79,7 +79,7 @@ def test_rewriting_a_day_replaces_its_partition(store):
 
 def test_init_verify_and_first_sync_plan(store):
     tmp, costs, _ = store
-    with PluginServer(str(tmp / "metrics"), costs) as server, grpc.insecure_channel(server.endpoint) as ch:
+    with CostPluginServer(costs) as server, grpc.insecure_channel(server.endpoint) as ch:
         md = MessageToDict(data_source_pb2_grpc.DataSourceStub(ch).init(data_source_pb2.InitRequest()))["metadata"]
         assert md["currency"] == "USD" and md["data_source_rules"]
         data_source_pb2_grpc.DataSourceStub(ch).verify(data_source_pb2.PluginVerifyRequest())
@@ -96,7 +96,7 @@ def test_init_verify_and_first_sync_plan(store):
 
 def test_changed_is_only_what_was_rewritten_after_last_sync(store):
     tmp, costs, _ = store
-    with PluginServer(str(tmp / "metrics"), costs) as server, grpc.insecure_channel(server.endpoint) as ch:
+    with CostPluginServer(costs) as server, grpc.insecure_channel(server.endpoint) as ch:
         synced_at = now_iso()
         assert tasks(ch, last_synchronized_at=synced_at).get("tasks", []) == []
         time.sleep(0.02)
@@ -114,7 +114,7 @@ def test_changed_is_only_what_was_rewritten_after_last_sync(store):
 def test_get_data_streams_every_record_with_billed_date(store):
     tmp, costs, _ = store
     expected = {(c["resource"], c["usage_type"], c["billed_date"]): c for c in cost_records(DAYS[1:])}
-    with PluginServer(str(tmp / "metrics"), costs) as server, grpc.insecure_channel(server.endpoint) as ch:
+    with CostPluginServer(costs) as server, grpc.insecure_channel(server.endpoint) as ch:
         batches = get_data(ch, {"start": "2026-11-01", "end": "2026-11-30"})
     got = {(r["resource"], r["usage_type"], r["billed_date"]): r for b in batches for r in b["results"]}
     assert set(got) == set(expected)
@@ -131,7 +131,7 @@ def test_get_data_streams_every_record_with_billed_date(store):
 ])
 def test_bad_task_options_are_invalid_argument(store, task_options, needle):
     tmp, costs, _ = store
-    with PluginServer(str(tmp / "metrics"), costs) as server, grpc.insecure_channel(server.endpoint) as ch:
+    with CostPluginServer(costs) as server, grpc.insecure_channel(server.endpoint) as ch:
         with pytest.raises(grpc.RpcError) as err:
             get_data(ch, task_options)
         assert err.value.code() == grpc.StatusCode.INVALID_ARGUMENT and needle in err.value.details()
@@ -146,7 +146,7 @@ def test_malformed_cost_file_is_internal_naming_it(store):
     os.makedirs(os.path.dirname(bad))
     with open(bad, "wb") as fh:
         fh.write(b"garbage")
-    with PluginServer(str(tmp / "metrics"), costs) as server, grpc.insecure_channel(server.endpoint) as ch:
+    with CostPluginServer(costs) as server, grpc.insecure_channel(server.endpoint) as ch:
         with pytest.raises(grpc.RpcError) as err:
             get_data(ch, {"start": "2026-11-28", "end": "2026-11-28"})
         assert err.value.code() == grpc.StatusCode.INTERNAL and bad in err.value.details()

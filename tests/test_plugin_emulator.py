@@ -25,7 +25,7 @@ from spaceone.api.monitoring.v1 import metric_pb2, metric_pb2_grpc
 
 from emulators.cloudforet.config import EmulatorConfig
 from emulators.cloudforet.server import CloudForetEmulator
-from plugin.server import PluginServer
+from plugin.server import CostPluginServer, MonitoringPluginServer
 from tests.test_plugin_support import cost_records, day_start_ms, make_points, point_value, write_costs
 from tests.test_plugin_support import write_metric_run
 
@@ -52,10 +52,11 @@ def env(tmp_path):
     config = EmulatorConfig(apps=[{"app_id": "app-owner", "role_type": "WORKSPACE_OWNER"},
                                   {"app_id": "app-member", "role_type": "WORKSPACE_MEMBER"}],
                             cost_create_unsupported=True)
-    with PluginServer(metrics, costs) as plugin, \
+    with MonitoringPluginServer(metrics) as mon_plugin, CostPluginServer(costs) as cost_plugin, \
             CloudForetEmulator(str(tmp_path / "cf.sqlite"), config) as emu, \
             grpc.insecure_channel(emu.endpoint) as ch:
-        yield {"ch": ch, "emu": emu, "plugin": plugin, "costs": costs, "metrics": metrics, "tmp": tmp_path,
+        yield {"ch": ch, "emu": emu, "mon_plugin": mon_plugin, "cost_plugin": cost_plugin, "costs": costs,
+               "metrics": metrics, "tmp": tmp_path,
                "owner": [("token", emu.app_token("app-owner"))], "member": [("token", emu.app_token("app-member"))]}
 
 
@@ -64,7 +65,7 @@ def register_cost(env) -> str:
         name="nutanix-cost", provider="nutanix",
         data_source_type=cost_ds_pb2.RegisterDataSourceRequest.DataSourceType.EXTERNAL,
         plugin_info=cost_ds_pb2.PluginInfo(plugin_id="plugin-nutanix", version="1.0",
-                                           options=_s({"endpoint": env["plugin"].endpoint}))),
+                                           options=_s({"endpoint": env["cost_plugin"].endpoint}))),
         metadata=env["owner"]).data_source_id
 
 
@@ -117,7 +118,7 @@ def test_synced_costs_equal_the_pipeline_to_the_cent(env):
 def test_resynced_day_is_replaced_not_doubled(env, granularity):
     ds_id = cost_ds_grpc.DataSourceStub(env["ch"]).register(cost_ds_pb2.RegisterDataSourceRequest(
         name="nutanix-cost", plugin_info=cost_ds_pb2.PluginInfo(
-            plugin_id="p", options=_s({"endpoint": env["plugin"].endpoint, "changed_granularity": granularity}))),
+            plugin_id="p", options=_s({"endpoint": env["cost_plugin"].endpoint, "changed_granularity": granularity}))),
         metadata=env["owner"]).data_source_id
     assert sync(env, ds_id)["status"] == "SUCCESS"
     before = cost_count(env, ds_id)
@@ -162,7 +163,7 @@ def create_vm_services(env) -> dict[str, str]:
 def register_monitoring(env) -> str:
     return mon_ds_grpc.DataSourceStub(env["ch"]).register(mon_ds_pb2.RegisterDataSourceRequest(
         name="nutanix-monitoring", plugin_info=mon_ds_pb2.DataSourcePluginInfo(
-            plugin_id="plugin-nutanix", version="1.0", options=_s({"endpoint": env["plugin"].endpoint}))),
+            plugin_id="plugin-nutanix", version="1.0", options=_s({"endpoint": env["mon_plugin"].endpoint}))),
         metadata=env["owner"]).data_source_id
 
 
@@ -192,7 +193,7 @@ def test_metric_values_read_back_per_timestamp(env):
 def test_roles_tokens_and_register_errors(env):
     stub = cost_ds_grpc.DataSourceStub(env["ch"])
     req = cost_ds_pb2.RegisterDataSourceRequest(name="x", plugin_info=cost_ds_pb2.PluginInfo(
-        plugin_id="p", options=_s({"endpoint": env["plugin"].endpoint})))
+        plugin_id="p", options=_s({"endpoint": env["cost_plugin"].endpoint})))
     with pytest.raises(grpc.RpcError) as err:
         stub.register(req, metadata=env["member"])
     assert err.value.code() == grpc.StatusCode.PERMISSION_DENIED
@@ -215,9 +216,11 @@ def test_roles_tokens_and_register_errors(env):
 
 def test_sync_with_plugin_down_fails_cleanly(env):
     ds_id = register_cost(env)
-    env["plugin"].stop()
+    env["cost_plugin"].stop()
     job = sync(env, ds_id)
-    assert job["status"] == "FAILURE" and "ERROR_PLUGIN_CALL" in job["error_message"]
+    # spaceone-core pygrpc client: UNAVAILABLE is ERROR_GRPC_CONNECTION (JobManager.change_error_status)
+    assert job["status"] == "FAILURE" and job["error_code"] == "ERROR_GRPC_CONNECTION"
+    assert "Server is unavailable" in job["error_message"]
     assert cost_count(env, ds_id) == 0
 
 
@@ -228,7 +231,8 @@ def test_readback_prints_both_tables(env, capsys):
     ready.write_text(json.dumps({"endpoint": env["emu"].endpoint, "domain_id": "domain-nutanix",
                                  "workspace_id": "workspace-default",
                                  "app_tokens": {"app-owner": env["owner"][0][1]}}))
-    args = ["--cloudforet-ready", str(ready), "--plugin-endpoint", env["plugin"].endpoint,
+    args = ["--cloudforet-ready", str(ready), "--monitoring-endpoint", env["mon_plugin"].endpoint,
+            "--cost-endpoint", env["cost_plugin"].endpoint,
             "--metric-store", env["metrics"]]
     assert main(args) == 0
     out = capsys.readouterr().out

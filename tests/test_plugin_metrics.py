@@ -15,7 +15,7 @@ from google.protobuf.json_format import MessageToDict as _m2d
 from spaceone.api.monitoring.plugin import data_source_pb2, data_source_pb2_grpc, metric_pb2, metric_pb2_grpc
 
 from plugin.metric_store import CATALOG
-from plugin.server import PluginServer
+from plugin.server import MonitoringPluginServer
 from tests.test_plugin_support import METRICS, day_start_ms, iso, make_points, point_value, write_metric_run
 
 DAY = "2026-11-28"
@@ -39,7 +39,7 @@ def served(tmp_path_factory):
     write_metric_run(metrics, "20261128T0000-run", make_points(VMS, DAY, 0, 150))
     # A later run whose window overlaps points 120..149 (values differ) and continues the day.
     write_metric_run(metrics, "20261128T1200-run", make_points(VMS, DAY, 120, 288, run="b"))
-    server = PluginServer(metrics, str(root / "costs")).start()
+    server = MonitoringPluginServer(metrics).start()
     channel = grpc.insecure_channel(server.endpoint)
     yield server, channel, metrics
     channel.close()
@@ -155,7 +155,7 @@ def test_malformed_file_is_internal_naming_it_and_server_keeps_serving(tmp_path)
     write_metric_run(str(metrics), "run-1", make_points(["vm-x"], DAY, 0, 12))
     bad = metrics / f"date={DAY}" / "run-0-00000.parquet"
     bad.write_bytes(b"this is not parquet")
-    with PluginServer(str(metrics), str(tmp_path / "costs")) as server, \
+    with MonitoringPluginServer(str(metrics)) as server, \
             grpc.insecure_channel(server.endpoint) as channel:
         with pytest.raises(grpc.RpcError) as err:
             get_data(channel, {"vm-x": {}})
@@ -168,7 +168,7 @@ def test_malformed_file_is_internal_naming_it_and_server_keeps_serving(tmp_path)
 def test_cli_ready_file_and_sigterm(tmp_path):
     ready = tmp_path / "plugin.json"
     env = {**os.environ, "PYTHONPATH": os.getcwd()}
-    proc = subprocess.Popen([sys.executable, "-m", "plugin", "--port", "0", "--store", str(tmp_path),
+    proc = subprocess.Popen([sys.executable, "-m", "plugin", "monitoring", "--port", "0", "--store", str(tmp_path),
                              "--ready-file", str(ready)], env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
     try:
         deadline = time.time() + 20

@@ -5,7 +5,8 @@
 ``Cost.get_data`` stream per task, then the new costs are stored and the old
 costs of this data source inside the ``changed`` windows are deleted, in one
 transaction. A plugin failure stores nothing (the real job rolls its costs
-back) and returns the job with status FAILURE. The plugin endpoint comes from
+back) and returns the job with status FAILURE. The plugin is called as the
+real service calls it (reflection, short names); its endpoint comes from
 ``plugin_info.options.endpoint`` (see ``plugin_client``).
 """
 from __future__ import annotations
@@ -13,28 +14,15 @@ from __future__ import annotations
 import logging
 
 import grpc
-from google.protobuf import struct_pb2
-from spaceone.api.cost_analysis.plugin import cost_pb2 as plugin_cost_pb2
-from spaceone.api.cost_analysis.plugin import cost_pb2_grpc as plugin_cost_grpc
-from spaceone.api.cost_analysis.plugin import data_source_pb2 as plugin_ds_pb2
-from spaceone.api.cost_analysis.plugin import data_source_pb2_grpc as plugin_ds_grpc
-from spaceone.api.cost_analysis.plugin import job_pb2 as plugin_job_pb2
-from spaceone.api.cost_analysis.plugin import job_pb2_grpc as plugin_job_grpc
 from spaceone.api.cost_analysis.v1 import data_source_pb2, data_source_pb2_grpc, job_pb2
 
-from . import errors, plugin_client, protoconv, query
+from . import errors, plugin_client, query
 from .auth import Claims
 from .base import Backend, new_id, now_iso, query_dict, request_filters, require, rpc, to_dict, to_msg
 from .errors import ApiError
 from .plugin_store import COST_DATA_SOURCES, COST_JOBS, PluginStore
 
 log = logging.getLogger(__name__)
-
-
-def _struct(d: dict) -> struct_pb2.Struct:
-    s = struct_pb2.Struct()
-    s.update(d)
-    return s
 
 
 def cost_doc(raw: dict, ds: dict, job_id: str, claims: Claims) -> dict:
@@ -87,13 +75,9 @@ class CostDataSourceService(data_source_pb2_grpc.DataSourceServicer):
         require(doc, "name", "plugin_info")
         info = doc["plugin_info"]
         options = info.get("options", {})
-        stub = plugin_ds_grpc.DataSourceStub(plugin_client.channel(plugin_client.endpoint_of(options)))
-        try:
-            init = stub.init(plugin_ds_pb2.InitRequest(options=_struct(plugin_client.plugin_options(options)),
-                                                       domain_id=claims.domain_id),
-                             timeout=plugin_client.PLUGIN_TIMEOUT_S)
-        except grpc.RpcError as exc:
-            raise plugin_client.plugin_error("DataSource.init", exc) from None
+        # DataSourcePluginConnector.init: dispatch("DataSource.init", {"options", "domain_id"})
+        init = plugin_client.dispatch(options, "DataSource.init", {"options": plugin_client.plugin_options(options),
+                                                                   "domain_id": claims.domain_id})
         ds_type = doc.get("data_source_type", "NONE")
         now = now_iso()
         ds = {
@@ -102,7 +86,7 @@ class CostDataSourceService(data_source_pb2_grpc.DataSourceServicer):
             "data_source_type": "EXTERNAL" if ds_type in ("NONE", "TYPE_NONE") else ds_type,
             "provider": doc.get("provider", ""),
             "secret_type": doc.get("secret_type", "MANUAL"),
-            "plugin_info": {**info, "metadata": protoconv.struct_to_py(init.metadata)},
+            "plugin_info": {**info, "metadata": init.get("metadata", {})},
             "template": doc.get("template", {}),
             "tags": doc.get("tags", {}),
             "cost_tag_keys": [],
@@ -137,30 +121,28 @@ class CostDataSourceService(data_source_pb2_grpc.DataSourceServicer):
             raise ApiError(grpc.StatusCode.FAILED_PRECONDITION,
                            f"ERROR_NOT_ALLOW_SYNC_COMMAND: data_source_type = {ds.get('data_source_type')}")
         options = ds["plugin_info"].get("options", {})
-        ch = plugin_client.channel(plugin_client.endpoint_of(options))
-        plugin_opts = _struct(plugin_client.plugin_options(options))
+        plugin_opts = plugin_client.plugin_options(options)
         job = {"job_id": new_id("job"), "status": "IN_PROGRESS", "options": {}, "error_code": "",
                "error_message": "", "total_tasks": 0, "remained_tasks": 0, "changed": [],
                "resource_group": ds.get("resource_group", "WORKSPACE"), "domain_id": claims.domain_id,
                "workspace_id": ds.get("workspace_id", ""), "data_source_id": ds["data_source_id"],
                "created_at": now_iso()}
         try:
-            answer = plugin_job_grpc.JobStub(ch).get_tasks(plugin_job_pb2.GetTasksRequest(
-                options=plugin_opts, secret_data=_struct({}), start=request.start,
-                last_synchronized_at=ds.get("last_synchronized_at", ""), domain_id=claims.domain_id),
-                timeout=plugin_client.PLUGIN_TIMEOUT_S)
-            tasks = [protoconv.message_to_dict(t) for t in answer.tasks]
-            job["changed"] = [protoconv.message_to_dict(c) for c in answer.changed]
+            plugin = plugin_client.connect(plugin_client.endpoint_of(options))
+            # DataSourcePluginConnector.get_tasks / get_cost_data
+            answer = plugin.dispatch("Job.get_tasks", {
+                "options": plugin_opts, "secret_data": {}, "start": request.start or None,
+                "last_synchronized_at": ds.get("last_synchronized_at") or None, "domain_id": claims.domain_id})
+            tasks = list(answer.get("tasks", []))
+            job["changed"] = list(answer.get("changed", []))
             job["total_tasks"] = len(tasks)
             docs: list[dict] = []
-            cost_stub = plugin_cost_grpc.CostStub(ch)
             for task in tasks:
-                stream = cost_stub.get_data(plugin_cost_pb2.GetDataRequest(
-                    options=plugin_opts, secret_data=_struct({}), task_options=_struct(task.get("task_options", {})),
-                    domain_id=claims.domain_id), timeout=plugin_client.PLUGIN_TIMEOUT_S)
+                stream = plugin.dispatch("Cost.get_data", {
+                    "options": plugin_opts, "secret_data": {}, "task_options": task.get("task_options", {}),
+                    "domain_id": claims.domain_id})
                 for batch in stream:
-                    docs.extend(cost_doc(protoconv.message_to_dict(c), ds, job["job_id"], claims)
-                                for c in batch.results)
+                    docs.extend(cost_doc(c, ds, job["job_id"], claims) for c in batch.get("results", []))
             self.plugins.replace_costs(docs, job["changed"], ds["data_source_id"], claims.domain_id, job["job_id"])
             job["status"] = "SUCCESS"
             ds["last_synchronized_at"] = job["created_at"]
@@ -169,9 +151,8 @@ class CostDataSourceService(data_source_pb2_grpc.DataSourceServicer):
                                                      | set(ds.get("cost_additional_info_keys", [])))
             ds["updated_at"] = now_iso()
             self.store.replace(COST_DATA_SOURCES, ds["data_source_id"], ds, "ENABLED")
-        except grpc.RpcError as exc:
-            job.update(status="FAILURE", error_code="ERROR_PLUGIN_CALL",
-                       error_message=plugin_client.plugin_error("sync", exc).message)
+        except plugin_client.PluginCallError as exc:  # JobManager.change_error_status: e.error_code, e.message
+            job.update(status="FAILURE", error_code=exc.error_code, error_message=exc.error_message)
         except ApiError as exc:
             job.update(status="FAILURE", error_code=exc.message.split(":", 1)[0], error_message=exc.message)
         job["updated_at"] = job["finished_at"] = now_iso()

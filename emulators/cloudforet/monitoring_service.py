@@ -6,8 +6,9 @@ resources (cloud_service_ids) up in inventory, takes each one's query at the
 plugin's ``required_keys[0]`` and merges the plugin's answers into
 ``{cloud_service_id: query}`` metric queries; ``Metric.get_data`` sends the
 metric query (with ``region_name``) to the plugin in chunks and merges the
-values. Stand-ins: the plugin endpoint comes from ``plugin_info.options.endpoint``
-(see ``plugin_client``), and a resource may also be named by its
+values. The plugin is called as the real service calls it (reflection, short
+names: see ``plugin_client``). Stand-ins: the plugin endpoint comes from
+``plugin_info.options.endpoint``, and a resource may also be named by its
 ``reference.resource_id`` (the VM uuid) instead of its cloud_service_id.
 """
 from __future__ import annotations
@@ -15,14 +16,9 @@ from __future__ import annotations
 import logging
 
 import grpc
-from google.protobuf import struct_pb2
-from spaceone.api.monitoring.plugin import data_source_pb2 as plugin_ds_pb2
-from spaceone.api.monitoring.plugin import data_source_pb2_grpc as plugin_ds_grpc
-from spaceone.api.monitoring.plugin import metric_pb2 as plugin_metric_pb2
-from spaceone.api.monitoring.plugin import metric_pb2_grpc as plugin_metric_grpc
 from spaceone.api.monitoring.v1 import data_source_pb2, data_source_pb2_grpc, metric_pb2, metric_pb2_grpc
 
-from . import errors, plugin_client, protoconv, query
+from . import errors, plugin_client, query
 from .auth import Claims
 from .base import Backend, in_scope, new_id, now_iso, query_dict, request_filters, require, rpc
 from .base import to_dict, to_msg
@@ -33,12 +29,6 @@ from .store import CLOUD_SERVICES, DELETED
 log = logging.getLogger(__name__)
 
 MAX_REQUEST_LIMIT = 200  # resources per plugin call, like the real service's chunks
-
-
-def _struct(d: dict) -> struct_pb2.Struct:
-    s = struct_pb2.Struct()
-    s.update(d)
-    return s
 
 
 def load_data_source(backend: Backend, data_source_id: str, claims: Claims) -> dict:
@@ -63,14 +53,10 @@ class MonitoringDataSourceService(data_source_pb2_grpc.DataSourceServicer):
         require(doc, "name", "plugin_info")
         info = doc["plugin_info"]
         require(info, "plugin_id")
-        endpoint = plugin_client.endpoint_of(info.get("options", {}))
-        stub = plugin_ds_grpc.DataSourceStub(plugin_client.channel(endpoint))
-        try:
-            init = stub.init(plugin_ds_pb2.InitRequest(options=_struct(plugin_client.plugin_options(
-                info.get("options", {})))), timeout=plugin_client.PLUGIN_TIMEOUT_S)
-        except grpc.RpcError as exc:
-            raise plugin_client.plugin_error("DataSource.init", exc) from None
-        metadata = protoconv.struct_to_py(init.metadata)
+        options = info.get("options", {})
+        # monitoring DataSourcePluginManager.init_plugin: dispatch("DataSource.init", {"options": options})
+        init = plugin_client.dispatch(options, "DataSource.init", {"options": plugin_client.plugin_options(options)})
+        metadata = init.get("metadata", {})
         ds = {
             "data_source_id": new_id("ds"),
             "name": doc["name"],
@@ -131,21 +117,19 @@ class MonitoringMetricService(metric_pb2_grpc.MetricServicer):
         require({"resources": list(request.resources)}, "resources")
         key = self._required_key(ds)
         options = plugin_client.plugin_options(ds["plugin_info"].get("options", {}))
-        stub = plugin_metric_grpc.MetricStub(plugin_client.channel(plugin_client.endpoint_of(
-            ds["plugin_info"].get("options", {}))))
+        plugin = plugin_client.connect(plugin_client.endpoint_of(ds["plugin_info"].get("options", {})))
         available = {rid: False for rid in request.resources}
         per_resource: dict[str, list[dict]] = {}
         for rid, cs in self._resources(list(request.resources), claims).items():
             q = query.get_values(cs, key)
             q = q[0] if q and isinstance(q[0], dict) else {}
-            try:
-                answer = stub.list(plugin_metric_pb2.MetricRequest(options=_struct(options), query=_struct(q)),
-                                   timeout=plugin_client.PLUGIN_TIMEOUT_S)
-            except grpc.RpcError as exc:  # the real service logs and skips the resource
-                log.warning("Metric.list of %s failed: %s", rid, exc)
+            try:  # DataSourcePluginManager.list_metrics
+                answer = plugin.dispatch("Metric.list", {"options": options, "secret_data": {}, "query": q})
+            except plugin_client.PluginCallError as exc:  # the real service logs and skips the resource
+                log.warning("Metric.list of %s failed: %s", rid, exc.message)
                 continue
             available[rid] = True
-            per_resource[cs["cloud_service_id"]] = [protoconv.message_to_dict(m) for m in answer.metrics]
+            per_resource[cs["cloud_service_id"]] = list(answer.get("metrics", []))
         # Keep the metrics every available resource has; metric_query maps each resource to its query.
         merged: dict[str, dict] = {}
         common: set[str] | None = None
@@ -181,27 +165,26 @@ class MonitoringMetricService(metric_pb2_grpc.MetricServicer):
                 region_chunks.append({})
             region_chunks[-1][key] = q
         options = plugin_client.plugin_options(ds["plugin_info"].get("options", {}))
-        stub = plugin_metric_grpc.MetricStub(plugin_client.channel(plugin_client.endpoint_of(
-            ds["plugin_info"].get("options", {}))))
+        plugin = plugin_client.connect(plugin_client.endpoint_of(ds["plugin_info"].get("options", {})))
         labels: list = []
         values: dict = {}
         for region_chunks in chunks.values():
             for chunk in region_chunks:
-                req = plugin_metric_pb2.MetricDataRequest(
-                    options=_struct(options), metric_query=_struct(chunk), metric=request.metric,
-                    start=request.start, end=request.end, period=request.period, stat=request.stat)
-                try:
-                    answer = stub.get_data(req, timeout=plugin_client.PLUGIN_TIMEOUT_S)
-                except grpc.RpcError as exc:
+                params = {"options": options, "metric_query": chunk, "metric": request.metric,
+                          "start": request.start, "end": request.end, "period": request.period,
+                          "stat": request.stat}
+                try:  # DataSourcePluginManager.get_metric_data
+                    answer = plugin.dispatch("Metric.get_data", params)
+                except plugin_client.PluginCallError as exc:
                     # The real service swallows plugin errors here (empty answer); we surface
                     # INVALID_ARGUMENT so a caller learns why, and swallow the rest like it does.
-                    if exc.code() == grpc.StatusCode.INVALID_ARGUMENT:
-                        raise plugin_client.plugin_error("Metric.get_data", exc) from None
-                    log.warning("Metric.get_data failed: %s", exc)
+                    if exc.code == grpc.StatusCode.INVALID_ARGUMENT:
+                        raise
+                    log.warning("Metric.get_data failed: %s", exc.message)
                     continue
-                if not labels and len(answer.labels.values):
-                    labels = [protoconv.value_to_py(v) for v in answer.labels.values]
-                values.update(protoconv.struct_to_py(answer.values))
+                if not labels and answer.get("labels"):
+                    labels = list(answer["labels"])
+                values.update(answer.get("values", {}))
         out = metric_pb2.MetricDataInfo(domain_id=claims.domain_id)
         out.labels.SetInParent()
         out.labels.extend(labels)
