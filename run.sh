@@ -47,8 +47,9 @@ start_prism() {  # start_prism DIR
   wait_for "$1/prism.json" "$!" Prism
 }
 
-start_cloudforet() {  # start_cloudforet DIR: answers Cost.create like current servers (not supported)
-  "$PY" -m emulators.cloudforet --db "$1/cloudforet.sqlite" --port 0 --cost-create-unsupported \
+start_cloudforet() {  # start_cloudforet DIR: answers Cost.create like current servers (not supported),
+                      # each service also on a port of its own, as a real deployment serves them
+  "$PY" -m emulators.cloudforet --db "$1/cloudforet.sqlite" --port 0 --cost-create-unsupported --per-service-ports \
       --ready-file "$1/cloudforet.json" >"$1/cloudforet.log" 2>&1 &
   PIDS+=($!)
   wait_for "$1/cloudforet.json" "$!" CloudForet

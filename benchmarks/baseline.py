@@ -204,7 +204,7 @@ def run_baseline(config_path_or_dict, collected_at: str, run_id: str = "baseline
     token = os.environ.get(cfo.auth.token_env or "", "").strip()
     if not token:
         raise RuntimeError(f"baseline: set {cfo.auth.token_env} to the CloudForet app token")
-    cf = _CloudForet(cfo.endpoint.address, token)
+    cf = _CloudForet(cfo.endpoints["inventory"].address, token)
     counts: Counter = Counter()
     phases: Counter = Counter()
     all_points: list[dict] = []

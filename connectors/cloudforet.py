@@ -14,13 +14,14 @@ import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
-from typing import Any, Callable
+from typing import Any, Callable, Iterable
 
 import grpc
 from google.protobuf import json_format, struct_pb2
 from spaceone.api.core.v2 import query_pb2
 from spaceone.api.cost_analysis.v1 import cost_pb2, cost_pb2_grpc
-from spaceone.api.identity.v2 import service_account_pb2, service_account_pb2_grpc, token_pb2, token_pb2_grpc
+from spaceone.api.identity.v2 import (endpoint_pb2, endpoint_pb2_grpc, service_account_pb2_grpc,
+                                      token_pb2, token_pb2_grpc)
 from spaceone.api.inventory.v1 import (cloud_service_pb2, cloud_service_pb2_grpc, cloud_service_type_pb2,
                                        cloud_service_type_pb2_grpc, region_pb2, region_pb2_grpc)
 from spaceone.api.notification.v1 import notification_pb2, notification_pb2_grpc
@@ -56,16 +57,90 @@ class CloudForetAuth:
 
 @dataclass(frozen=True)
 class CloudForetEndpoint:
+    """One service's address. ``tls`` None: TLS unless the address is loopback
+    (the scheme-less ``host:port`` form); ``grpc://`` and ``grpc+ssl://`` say it."""
+
     address: str
-    tls: bool | None = None  # None: TLS unless the address is loopback
+    tls: bool | None = None
     ca_bundle: str | None = None
+
+    @classmethod
+    def parse(cls, value: str, ca_bundle: str | None = None, tls: bool | None = None) -> "CloudForetEndpoint":
+        """``grpc://host:port`` (plaintext), ``grpc+ssl://host:port`` (TLS) or ``host:port``."""
+        for scheme, scheme_tls in (("grpc+ssl://", True), ("grpc://", False)):
+            if value.startswith(scheme):
+                return cls(value[len(scheme):].rstrip("/"), scheme_tls if tls is None else tls, ca_bundle)
+        return cls(value, tls, ca_bundle)
+
+    @property
+    def is_loopback(self) -> bool:
+        host = self.address.rsplit(":", 1)[0].strip("[]")
+        return host in ("127.0.0.1", "localhost", "::1")
 
     @property
     def use_tls(self) -> bool:
         if self.tls is not None:
             return self.tls
-        host = self.address.rsplit(":", 1)[0].strip("[]")
-        return host not in ("127.0.0.1", "localhost", "::1")
+        return not self.is_loopback
+
+    @property
+    def url(self) -> str:
+        return f"{'grpc+ssl' if self.use_tls else 'grpc'}://{self.address}"
+
+
+# The services the collector may call, as config keys; identity's Endpoint.list
+# names them with '-' or '_' (``cost-analysis``): both map here.
+SERVICES = ("identity", "inventory", "cost_analysis", "monitoring", "notification", "secret", "repository")
+
+
+@dataclass(frozen=True)
+class CloudForetEndpoints:
+    """Where each CloudForet service is: a real deployment serves each on its own
+    address (``cloudforet.endpoints``); ``default`` is "every service here"
+    (``cloudforet.endpoint``, the emulator's all-in-one port)."""
+
+    services: tuple[tuple[str, CloudForetEndpoint], ...] = ()
+    default: CloudForetEndpoint | None = None
+
+    @classmethod
+    def single(cls, endpoint: CloudForetEndpoint) -> "CloudForetEndpoints":
+        return cls((), endpoint)
+
+    def get(self, service: str) -> CloudForetEndpoint | None:
+        return dict(self.services).get(service) or self.default
+
+    def __getitem__(self, service: str) -> CloudForetEndpoint:
+        endpoint = self.get(service)
+        if endpoint is None:
+            raise CloudForetError(
+                f"no endpoint for the CloudForet {service} service: set cloudforet.endpoints.{service} "
+                "(grpc://host:port or grpc+ssl://host:port), or cloudforet.endpoint for one address serving "
+                "every service", code="FAILED_PRECONDITION")
+        return endpoint
+
+    def missing(self, needed: Iterable[str]) -> list[str]:
+        return [s for s in needed if self.get(s) is None]
+
+    def with_services(self, found: dict[str, CloudForetEndpoint]) -> "CloudForetEndpoints":
+        """These endpoints, plus ``found`` for the services they do not name."""
+        have = dict(self.services)
+        merged = {**{k: v for k, v in found.items() if self.get(k) is None}, **have}
+        return CloudForetEndpoints(tuple(sorted(merged.items())), self.default)
+
+    def describe(self) -> str:
+        if not self.services and self.default:
+            return self.default.address
+        return ", ".join(f"{s}={e.address}" for s, e in self.services) + (
+            f", others={self.default.address}" if self.default else "")
+
+
+def as_endpoints(endpoints: "CloudForetEndpoints | CloudForetEndpoint") -> CloudForetEndpoints:
+    return endpoints if isinstance(endpoints, CloudForetEndpoints) else CloudForetEndpoints.single(endpoints)
+
+
+def service_key(name: str) -> str:
+    """identity's Endpoint.list names services freely ("cost-analysis"): the config key."""
+    return name.strip().lower().replace("-", "_")
 
 
 _channels: dict[tuple, grpc.Channel] = {}
@@ -81,7 +156,10 @@ def shared_channel(endpoint: CloudForetEndpoint) -> grpc.Channel:
             options = [("grpc.max_receive_message_length", 64 * 1024 * 1024),
                        ("grpc.keepalive_time_ms", 60_000)]
             if endpoint.use_tls:
-                root = open(endpoint.ca_bundle, "rb").read() if endpoint.ca_bundle else None
+                root = None
+                if endpoint.ca_bundle:
+                    with open(endpoint.ca_bundle, "rb") as fh:
+                        root = fh.read()
                 channel = grpc.secure_channel(endpoint.address, grpc.ssl_channel_credentials(root), options)
             else:
                 channel = grpc.insecure_channel(endpoint.address, options)
@@ -127,44 +205,62 @@ def _jwt_exp(token: str) -> float | None:
 
 
 class TokenProvider:
-    """Gives a valid token; re-issues or re-grants shortly before expiry."""
+    """Gives a valid token; re-issues or re-grants shortly before expiry.
 
-    def __init__(self, channel: grpc.Channel, auth: CloudForetAuth, timeout_s: float = 30.0,
-                 endpoint: CloudForetEndpoint | None = None):
+    One per process per identity endpoint and credential (:func:`shared_tokens`):
+    every client of the process shares its login and its refreshes."""
+
+    def __init__(self, endpoints: "CloudForetEndpoints | CloudForetEndpoint", auth: CloudForetAuth,
+                 timeout_s: float = 30.0):
         self.auth = auth
-        self.endpoint = endpoint
+        self.endpoints = as_endpoints(endpoints)
         self.timeout_s = timeout_s
-        self._token_stub = token_pb2_grpc.TokenStub(channel)
+        self._token_stub = None  # opened on the first login: an app token needs no identity call
         self._lock = threading.Lock()
         self._access: str | None = None
         self._access_exp = 0.0
         self._refresh: str | None = None
         self._refresh_exp = 0.0
+        self.logins = 0  # Token.issue calls made (the tests count them)
+        self.grants = 0
+
+    @property
+    def identity(self) -> CloudForetEndpoint:
+        return self.endpoints["identity"]
 
     def token(self) -> str:
         with self._lock:
+            if self.auth.token_env:
+                return self._load_app_token()
             if self._access and time.time() < self._access_exp - REFRESH_MARGIN_S:
                 return self._access
-            if self.auth.token_env:
-                self._load_app_token()
-            else:
-                self._grant_user_token()
+            self._grant_user_token()
             return self._access  # type: ignore[return-value]
 
-    def invalidate(self) -> None:
-        """Called after UNAUTHENTICATED: the next call gets a fresh token."""
+    def invalidate(self, token: str | None = None) -> None:
+        """Called after UNAUTHENTICATED: the next call gets a fresh token (once for
+        all the clients that were refused the same ``token``)."""
         with self._lock:
-            self._access_exp = 0.0
+            if token is None or token == self._access:
+                self._access_exp = 0.0
 
-    def _load_app_token(self) -> None:
-        value = os.environ.get(self.auth.token_env or "", "")
+    def app_token_expiry(self) -> float | None:
+        """When the app's client secret expires (epoch seconds); None for user logins
+        or a secret without ``exp``. Apps have no refresh token: it must be renewed by hand."""
+        if not self.auth.token_env:
+            return None
+        return _jwt_exp(os.environ.get(self.auth.token_env, "").strip())
+
+    def _load_app_token(self) -> str:
+        """An app token is not refreshable: it is what the variable holds now
+        (replaced there when the app's secret is renewed)."""
+        value = os.environ.get(self.auth.token_env or "", "").strip()
         if not value:
             raise CloudForetError(
                 f"CloudForet app token: environment variable {self.auth.token_env} is empty or unset. "
                 "Export the app's client secret in it.", code="UNAUTHENTICATED")
-        self._access = value.strip()
-        # An app token is not refreshable: re-read the variable when it nears expiry.
-        self._access_exp = _jwt_exp(self._access) or time.time() + 365 * 86400
+        self._access = value
+        return value
 
     def _grant_user_token(self) -> None:
         had_refresh = self._refresh is not None
@@ -178,6 +274,8 @@ class TokenProvider:
 
     def _grant_once(self) -> None:
         now = time.time()
+        if self._token_stub is None:
+            self._token_stub = token_pb2_grpc.TokenStub(shared_channel(self.identity))
         try:
             if not self._refresh or now > self._refresh_exp - REFRESH_MARGIN_S:
                 password = os.environ.get(self.auth.password_env or "", "")
@@ -186,23 +284,42 @@ class TokenProvider:
                         f"CloudForet login: environment variable {self.auth.password_env} is empty or unset.",
                         code="UNAUTHENTICATED")
                 creds = to_struct({"user_id": self.auth.user_id, "password": password})
+                self.logins += 1
                 issued = self._token_stub.issue(
                     token_pb2.IssueTokenRequest(credentials=creds, auth_type="LOCAL",
                                                 domain_id=self.auth.domain_id), timeout=self.timeout_s)
                 self._refresh = issued.refresh_token
                 self._refresh_exp = _jwt_exp(issued.refresh_token) or now + 10800
+            self.grants += 1
             granted = self._token_stub.grant(
                 token_pb2.GrantTokenRequest(grant_type="REFRESH_TOKEN", token=self._refresh, scope="WORKSPACE",
                                             workspace_id=self.auth.workspace_id, domain_id=self.auth.domain_id),
                 timeout=self.timeout_s)
         except grpc.RpcError as exc:
             self._refresh = None
-            raise tls_hint(map_rpc_error(exc, f"CloudForet login as {self.auth.user_id}"), self.endpoint) from None
+            raise tls_hint(map_rpc_error(exc, f"CloudForet login as {self.auth.user_id}"), self.identity) from None
         self._access = granted.access_token
         self._access_exp = _jwt_exp(granted.access_token) or now + DEFAULT_ACCESS_TTL_S
 
 
-def map_rpc_error(exc: grpc.RpcError, what: str) -> CloudForetError:
+_token_providers: dict[tuple, TokenProvider] = {}
+_token_providers_lock = threading.Lock()
+
+
+def shared_tokens(endpoints: "CloudForetEndpoints | CloudForetEndpoint", auth: CloudForetAuth,
+                  timeout_s: float = 30.0) -> TokenProvider:
+    """The process's token provider for this identity endpoint and credential."""
+    endpoints = as_endpoints(endpoints)
+    identity = None if auth.token_env else endpoints.get("identity")
+    key = (identity, auth, os.getpid())
+    with _token_providers_lock:
+        provider = _token_providers.get(key)
+        if provider is None:
+            provider = _token_providers[key] = TokenProvider(endpoints, auth, timeout_s)
+        return provider
+
+
+def map_rpc_error(exc: grpc.RpcError, what: str, endpoint: CloudForetEndpoint | None = None) -> CloudForetError:
     code = exc.code().name if hasattr(exc, "code") and exc.code() else "UNKNOWN"
     details = (exc.details() if hasattr(exc, "details") else str(exc)) or ""
     details = details.replace("\n", " ")[:500]
@@ -212,6 +329,11 @@ def map_rpc_error(exc: grpc.RpcError, what: str) -> CloudForetError:
                "(WORKSPACE_MEMBER is enough for cloud services only)."
     elif code == "UNAUTHENTICATED":
         hint = " Check the CloudForet token or user credentials."
+    elif code == "UNIMPLEMENTED":
+        service = service_of(what)
+        where = f" at {endpoint.address}" if endpoint else ""
+        hint = (f" The address given for the {service} service{where} does not serve it: each CloudForet "
+                f"service has an address of its own; set cloudforet.endpoints.{service}.")
     return CloudForetError(f"{what}: {code}: {details}.{hint}", code=code, transient=code in TRANSIENT_CODES)
 
 
@@ -221,33 +343,59 @@ def tls_hint(err: CloudForetError, endpoint: CloudForetEndpoint | None) -> Cloud
     if err.code != "UNAVAILABLE" or endpoint is None or not endpoint.use_tls:
         return err
     if endpoint.ca_bundle:
-        hint = (f" The endpoint is reached over TLS: check that cloudforet.ca_bundle ({endpoint.ca_bundle}) "
+        hint = (f" {endpoint.address} is reached over TLS: check that its CA bundle ({endpoint.ca_bundle}) "
                 "is the CA that signed the server's certificate.")
     else:
-        hint = (" The endpoint is reached over TLS, trusting the system CAs: if the server's certificate is "
-                "signed by a private CA, set cloudforet.ca_bundle to it (tls: false only for a plaintext endpoint).")
+        hint = (f" {endpoint.address} is reached over TLS, trusting the system CAs: if the server's certificate "
+                "is signed by a private CA, set cloudforet.ca_bundle to it (grpc:// only for a plaintext endpoint).")
     return CloudForetError(f"{err}{hint}", code=err.code, transient=err.transient)
 
 
-class CloudForetClient:
-    """Typed access to the services the collector uses, with auth attached."""
+# The service each stub belongs to: the key of its address in cloudforet.endpoints.
+_STUBS: dict[str, tuple[str, Callable]] = {
+    "cloud_service": ("inventory", cloud_service_pb2_grpc.CloudServiceStub),
+    "cloud_service_type": ("inventory", cloud_service_type_pb2_grpc.CloudServiceTypeStub),
+    "region": ("inventory", region_pb2_grpc.RegionStub),
+    "cost": ("cost_analysis", cost_pb2_grpc.CostStub),
+    "notification": ("notification", notification_pb2_grpc.NotificationStub),
+    "secret": ("secret", secret_pb2_grpc.SecretStub),
+    "service_account": ("identity", service_account_pb2_grpc.ServiceAccountStub),
+    "endpoint": ("identity", endpoint_pb2_grpc.EndpointStub),
+}
+_SERVICE_OF_RESOURCE = {"CloudService": "inventory", "CloudServiceType": "inventory", "Region": "inventory",
+                        "Cost": "cost_analysis", "Notification": "notification", "Secret": "secret",
+                        "ServiceAccount": "identity", "Token": "identity", "Endpoint": "identity"}
 
-    def __init__(self, endpoint: CloudForetEndpoint, auth: CloudForetAuth, timeout_s: float = 30.0,
-                 retry: RetryPolicy | None = None):
-        self.endpoint = endpoint
+
+def service_of(what: str) -> str:
+    """"CloudService.list" -> "inventory": whose address a failed call used."""
+    return _SERVICE_OF_RESOURCE.get(what.split(".", 1)[0].split(" ")[-1], "identity")
+
+
+class CloudForetClient:
+    """Typed access to the services the collector uses, with auth attached.
+
+    Each service's stub is opened on first use, on the shared channel of that
+    service's endpoint; the token comes from the process's shared provider."""
+
+    def __init__(self, endpoints: "CloudForetEndpoints | CloudForetEndpoint", auth: CloudForetAuth,
+                 timeout_s: float = 30.0, retry: RetryPolicy | None = None):
+        self.endpoints = as_endpoints(endpoints)
         self.timeout_s = timeout_s
         self.retry = retry or RetryPolicy()
-        self.retries_made = 0
-        channel = shared_channel(endpoint)
-        self.tokens = TokenProvider(channel, auth, timeout_s, endpoint)
-        self.cloud_service = cloud_service_pb2_grpc.CloudServiceStub(channel)
-        self.cloud_service_type = cloud_service_type_pb2_grpc.CloudServiceTypeStub(channel)
-        self.region = region_pb2_grpc.RegionStub(channel)
-        self.cost = cost_pb2_grpc.CostStub(channel)
-        self.notification = notification_pb2_grpc.NotificationStub(channel)
-        self.secret = secret_pb2_grpc.SecretStub(channel)
-        self.service_account = service_account_pb2_grpc.ServiceAccountStub(channel)
+        self.tokens = shared_tokens(self.endpoints, auth, timeout_s)
         self.auth = auth
+        self.retries_made = 0  # published as a Beam counter by the sinks
+        self._retries_lock = threading.Lock()
+
+    def __getattr__(self, name: str):
+        spec = _STUBS.get(name)
+        if spec is None:
+            raise AttributeError(name)
+        service, stub_type = spec
+        stub = stub_type(shared_channel(self.endpoints[service]))
+        setattr(self, name, stub)  # later look-ups find the attribute: no second stub
+        return stub
 
     def _metadata(self) -> tuple:
         return (("token", self.tokens.token()),)
@@ -258,24 +406,29 @@ class CloudForetClient:
         writes that are idempotent: the sinks retry their writes themselves,
         looking the record up again first."""
         deadline = Deadline(self.retry.max_total_s)
+        endpoint = self.endpoints.get(service_of(what))
         renewed = False
         attempt = 0
         while True:
             attempt += 1
+            token = None
             try:
-                return method(request, metadata=self._metadata(), timeout=timeout_s or self.timeout_s)
+                metadata = self._metadata()
+                token = metadata[0][1]
+                return method(request, metadata=metadata, timeout=timeout_s or self.timeout_s)
             except grpc.RpcError as exc:
-                err = map_rpc_error(exc, what)
+                err = map_rpc_error(exc, what, endpoint)
             except CloudForetError as exc:  # the login itself failed (it may be transient too)
                 err = exc
-            if err.code == "UNAUTHENTICATED" and not renewed:
-                self.tokens.invalidate()
+            if err.code == "UNAUTHENTICATED" and not renewed and token is not None:
+                self.tokens.invalidate(token)
                 renewed = True
                 continue
             delay = self.retry.delay(attempt)
             if not err.transient or attempt >= self.retry.max_attempts or not deadline.allows(delay):
-                raise tls_hint(err, self.endpoint)
-            self.retries_made += 1
+                raise tls_hint(err, endpoint)
+            with self._retries_lock:  # calls run in the sinks' threads
+                self.retries_made += 1
             log.debug("retrying %s in %.2fs after %s", what, delay, err.code)
             time.sleep(delay)
 
@@ -285,16 +438,39 @@ class CloudForetClient:
 
     # -- convenience wrappers used by the pipeline ------------------------
     def secret_data(self, secret_id: str) -> dict:
+        """A secret's data. ``Secret.get_data`` is the secret service's internal API
+        (no authentication: deployments keep it inside the cluster); an encrypted
+        secret cannot be used as plain credentials."""
         info = self.call(self.secret.get_data,
                          secret_pb2.GetSecretDataRequest(secret_id=secret_id, domain_id=self.auth.domain_id),
                          f"Secret.get_data({secret_id})")
+        if info.encrypted:
+            raise CloudForetError(
+                f"secret {secret_id} is stored encrypted (the secret service's encryptor is on): the collector "
+                "cannot use its data as credentials. Give the account host, username and password_env "
+                "instead, or run the collector plugin, to which CloudForet passes the decrypted secret.",
+                code="FAILED_PRECONDITION")
         return to_dict(info.data) if info.HasField("data") else {}
 
-    def list_service_accounts(self, provider: str) -> list[dict]:
-        info = self.call(self.service_account.list,
-                         service_account_pb2.ServiceAccountSearchQuery(provider=provider),
-                         "ServiceAccount.list")
-        return [to_dict(r) for r in info.results]
+    def discover_endpoints(self) -> dict[str, CloudForetEndpoint]:
+        """identity.v2 ``Endpoint.list`` (no authentication; empty on a stock install):
+        the services' public addresses by config key."""
+        try:
+            info = self.endpoint.list(endpoint_pb2.EndpointSearchQuery(endpoint_type="PUBLIC"),
+                                      timeout=self.timeout_s)
+        except grpc.RpcError as exc:
+            raise tls_hint(map_rpc_error(exc, "Endpoint.list", self.endpoints.get("identity")),
+                           self.endpoints.get("identity")) from None
+        found: dict[str, CloudForetEndpoint] = {}
+        for e in info.results:
+            key = service_key(e.service)
+            if key in SERVICES and e.endpoint and key not in found and e.state != endpoint_pb2.EndpointInfo.EndpointState.Value("INACTIVE"):
+                found[key] = CloudForetEndpoint.parse(e.endpoint, self.endpoints["identity"].ca_bundle)
+        return found
+
+    def count_cloud_services_of(self, provider: str) -> int:
+        """A read every credential that may write cloud services may make (apps included)."""
+        return self.count_cloud_services([("provider", provider, "eq")])
 
     def list_cloud_services(self, filters: list[tuple[str, Any, str]], only: list[str] | None = None,
                             limit: int = 1000, decode: Callable | None = to_dict) -> list:
@@ -337,11 +513,6 @@ class CloudForetClient:
             resource_type=resource_type, resource_id=resource_id, topic=topic, message=to_struct(message),
             notification_type=notification_type, notification_level=level)
         self.call(self.notification.create, req, "Notification.create")
-
-    def list_notifications(self, topic: str) -> list[dict]:
-        info = self.call(self.notification.list, notification_pb2.NotificationQuery(topic=topic),
-                         "Notification.list")
-        return [to_dict(r) for r in info.results]
 
     def ensure_cloud_service_types(self, types: list[dict]) -> int:
         """Creates the types that are missing; returns how many were created."""

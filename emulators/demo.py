@@ -14,18 +14,33 @@ import shlex
 import yaml
 
 
+DEMO_PROJECT = "project-nutanix-ops"
+
+
+def endpoints_of(cloudforet: dict) -> dict:
+    """Each service's own address when the emulator serves them apart (as a real
+    deployment does), else its all-in-one address."""
+    scheme = "grpc+ssl" if cloudforet.get("tls") else "grpc"
+    if cloudforet.get("endpoints"):
+        return {"endpoints": {s: f"{scheme}://{a}" for s, a in sorted(cloudforet["endpoints"].items())}}
+    return {"endpoint": cloudforet["endpoint"]}
+
+
 def demo_config(prism: dict, cloudforet: dict, out_dir: str) -> dict:
     return {
         "accounts": [{"name": pc["name"], "host": pc["host"], "port": pc["port"], "scheme": "http",
                       "username": "admin", "password_env": "PRISM_PASSWORD"} for pc in prism["prism_centrals"]]
         or None,  # a replay takes its accounts from the snapshot
         "prism": {"page_size": 100, "max_requests_per_s": 40, "max_concurrency": 4},
-        "cloudforet": {"endpoint": cloudforet["endpoint"], "domain_id": cloudforet["domain_id"],
+        "cloudforet": {**endpoints_of(cloudforet), "domain_id": cloudforet["domain_id"],
                        "workspace_id": cloudforet["workspace_id"], "auth": {"token_env": "CLOUDFORET_TOKEN"},
                        "cost_data_source_id": "ds-nutanix",
                        # like CloudForet servers from 2025 on: costs reach it through the cost
                        # data-source plugin, which serves the cost store
-                       "cost_mode": "datasource"},
+                       "cost_mode": "datasource",
+                       # a Project's members get it (a Domain target is copied to every user of the domain)
+                       "notification": {"resource_type": "identity.Project", "resource_id": DEMO_PROJECT,
+                                        "topic": "nutanix.collector.run"}},
         "rate_card": {
             "default": {"vcpu_hour": 0.02, "gib_ram_hour": 0.005, "gib_storage_month": 0.05, "currency": "USD"},
             "clusters": {"cluster-0-1": {"vcpu_hour": 0.035}},

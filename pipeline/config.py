@@ -5,13 +5,12 @@ name of an environment variable or a CloudForet secret id, never inlined.
 from __future__ import annotations
 
 import json
-import os
 from typing import Any
 
 import jsonschema
 import yaml
 
-from connectors.cloudforet import CloudForetAuth, CloudForetEndpoint
+from connectors.cloudforet import CloudForetAuth, CloudForetEndpoint, CloudForetEndpoints
 from schemas import load_json_schema
 from transforms.settings import (AccountConfig, CloudForetOptions, Config, PrismOptions, Rate, RateCard,
                                  ReconcileOptions, SnapshotOptions)
@@ -66,7 +65,7 @@ def parse_config(raw: Any, source: str = "config") -> Config:
     cf = raw["cloudforet"]
     notification = cf.get("notification", {})
     cloudforet = CloudForetOptions(
-        endpoint=CloudForetEndpoint(cf["endpoint"], cf.get("tls"), cf.get("ca_bundle")),
+        endpoints=parse_endpoints(cf),
         auth=CloudForetAuth(domain_id=cf["domain_id"], workspace_id=cf["workspace_id"], **cf["auth"]),
         timeout_s=cf.get("timeout_s", 30.0),
         batch_size=cf.get("batch_size", 100),
@@ -96,6 +95,18 @@ def parse_config(raw: Any, source: str = "config") -> Config:
     )
 
 
+def parse_endpoints(cf: dict) -> CloudForetEndpoints:
+    """``cloudforet.endpoint`` (every service at one address) and/or
+    ``cloudforet.endpoints`` (each service's own); a shared ``ca_bundle``."""
+    shared_ca = cf.get("ca_bundle")
+    default = CloudForetEndpoint.parse(cf["endpoint"], shared_ca, cf.get("tls")) if cf.get("endpoint") else None
+    services = []
+    for service, value in sorted(cf.get("endpoints", {}).items()):
+        url, ca = (value["url"], value.get("ca_bundle")) if isinstance(value, dict) else (value, None)
+        services.append((service, CloudForetEndpoint.parse(url, ca or shared_ca)))
+    return CloudForetEndpoints(tuple(services), default)
+
+
 def _describe(err: jsonschema.ValidationError) -> str:
     where = ".".join(str(p) for p in err.absolute_path) or "(top level)"
     if err.validator == "required":
@@ -104,14 +115,9 @@ def _describe(err: jsonschema.ValidationError) -> str:
         return f"{where}: {err.message} (unknown key: check its spelling)"
     if err.validator == "oneOf" and "auth" in where:
         return f"{where}: give either token_env (an app token) or user_id + password_env, not both"
+    if err.validator == "anyOf" and where == "cloudforet":
+        return ("cloudforet: give endpoints (each service's address, e.g. endpoints: {identity: "
+                "grpc+ssl://identity.example.com:443, ...}) or endpoint (one address serving every service)")
+    if err.validator == "oneOf" and "endpoints" in where:
+        return f"{where}: must be grpc://host:port, grpc+ssl://host:port or {{url: ..., ca_bundle: ...}}"
     return f"{where}: {err.message}"
-
-
-def check_environment(config: Config) -> list[str]:
-    """Environment variables the config names but that are unset."""
-    names = []
-    for a in config.accounts:
-        names += [n for n in (a.password_env, a.username_env) if n]
-    auth = config.cloudforet.auth
-    names += [n for n in (auth.token_env, auth.password_env) if n]
-    return sorted({n for n in names if not os.environ.get(n)})

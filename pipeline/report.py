@@ -39,6 +39,8 @@ def format_summary(summary: dict) -> str:
             lines.append(f"! {name}: {e}")
         if a["dead_letters"] > 5:
             lines.append(f"! {name}: ... {a['dead_letters']} dead letters in all (see the run report)")
+    for w in summary.get("warnings", []):
+        lines.append(f"! warning: {w}")
     notes = summary.get("notifications", {})
     if notes:
         lines.append("notifications: " + ", ".join(f"{k}: {v}" for k, v in sorted(notes.items())))
@@ -62,8 +64,10 @@ def format_counters(values: dict[str, int]) -> str:
     return "counters:\n" + "\n".join(f"  {k.ljust(width)}  {v}" for k, v in values.items())
 
 
-def add_counters(path: str, values: dict[str, int]) -> None:
-    """Adds the final counters to the run report (written before the run ended)."""
+def add_counters(path: str, values: dict[str, int], warnings: list[str] | None = None) -> None:
+    """Adds the final counters, and the launcher's warnings, to the run report
+    (written before the run ended)."""
     report = read_report(path)
     report["counters"] = values
+    report["warnings"] = list(warnings or [])
     write_json_atomically(path, report)

@@ -96,13 +96,66 @@ def share_rate_limit(config: Config, extra: list[str]) -> Config:
     return config
 
 
-def preflight(config: Config) -> None:
-    """Fails fast if CloudForet cannot be reached or refuses the credentials."""
+APP_EXPIRY_WARNING_S = 30 * 86400
+
+
+def needed_services(config: Config) -> list[str]:
+    """The CloudForet services this run will call, as ``cloudforet.endpoints`` keys."""
     cf = config.cloudforet
-    client = CloudForetClient(cf.endpoint, cf.auth, timeout_s=min(cf.timeout_s, 15.0),
+    needed = ["inventory", "notification"]
+    if not cf.auth.token_env:
+        needed.insert(0, "identity")  # Token.issue / Token.grant
+    if cf.cost_mode in ("api", "both"):
+        needed.append("cost_analysis")
+    if any(a.secret_id for a in config.accounts):
+        needed.append("secret")
+    return needed
+
+
+def resolve_endpoints(config: Config) -> Config:
+    """Every needed service's address: from the config, else from identity's
+    ``Endpoint.list`` (empty on a stock install). A service still unknown stops
+    the run here, naming the config key."""
+    cf = config.cloudforet
+    missing = cf.endpoints.missing(needed_services(config))
+    if not missing:
+        return config
+    found: dict = {}
+    if cf.endpoints.get("identity") is not None:
+        found = CloudForetClient(cf.endpoints, cf.auth, timeout_s=min(cf.timeout_s, 15.0)).discover_endpoints()
+        log.info("identity's Endpoint.list named: %s", ", ".join(sorted(found)) or "nothing")
+    endpoints = cf.endpoints.with_services(found)
+    still = endpoints.missing(missing)
+    if still:
+        keys = ", ".join(f"cloudforet.endpoints.{s}" for s in still)
+        raise ConfigError(
+            f"no address for the CloudForet service(s) {', '.join(still)}, which this run needs: neither "
+            f"configured nor listed by identity's Endpoint.list"
+            f"{'' if cf.endpoints.get('identity') else ' (no identity endpoint to ask)'}. Set {keys} "
+            "(grpc://host:port or grpc+ssl://host:port).")
+    return dataclasses.replace(config, cloudforet=dataclasses.replace(cf, endpoints=endpoints))
+
+
+def preflight(config: Config) -> list[str]:
+    """Fails fast if CloudForet cannot be reached or refuses the credentials,
+    with calls every supported credential may make (apps included); returns
+    warnings for the report (an app secret about to expire)."""
+    cf = config.cloudforet
+    client = CloudForetClient(cf.endpoints, cf.auth, timeout_s=min(cf.timeout_s, 15.0),
                               retry=RetryPolicy(max_attempts=3, max_total_s=20))
     client.tokens.token()
-    client.list_notifications(cf.notification_topic)  # any authenticated read proves the token works
+    client.count_cloud_services_of("nutanix")  # the token works on inventory, and inventory is there
+    warnings = []
+    expires = client.tokens.app_token_expiry()
+    if expires is not None and expires - time.time() < APP_EXPIRY_WARNING_S:
+        days = max(0, int((expires - time.time()) // 86400))
+        when = time.strftime("%Y-%m-%d", time.gmtime(expires))
+        warnings.append(f"the CloudForet app secret in {cf.auth.token_env} expires on {when} (in {days} days): "
+                        "apps have no refresh token; generate a new client secret "
+                        "(identity App.generate_client_secret) and replace it before then")
+    for w in warnings:
+        log.warning(w)
+    return warnings
 
 
 def plan_replays(pattern: str | None) -> list[tuple[str, dict]]:
@@ -113,7 +166,8 @@ def plan_replays(pattern: str | None) -> list[tuple[str, dict]]:
     return sorted(snapshots, key=lambda s: (s[1]["collected_at"], s[1]["snapshot_id"]))
 
 
-def run_once(config: Config, ctx: RunContext, extra: list[str], snapshot: tuple[str, dict] | None = None) -> dict:
+def run_once(config: Config, ctx: RunContext, extra: list[str], snapshot: tuple[str, dict] | None = None,
+             warnings: list[str] = ()) -> dict:
     config = share_rate_limit(config, extra)
     options, runner = beam_options(extra)
     started = time.monotonic()
@@ -125,7 +179,8 @@ def run_once(config: Config, ctx: RunContext, extra: list[str], snapshot: tuple[
     result.wait_until_finish()
     summary = read_report(config.report_path)
     values = counters(result)
-    add_counters(config.report_path, values)
+    add_counters(config.report_path, values, list(warnings))
+    summary["warnings"] = list(warnings)
     print(format_summary(summary))
     print(format_counters(values))
     print(f"run report: {config.report_path} ({time.monotonic() - started:.1f}s)")
@@ -157,12 +212,17 @@ def run(argv: list[str] | None = None) -> int:
             print(f"error: snapshot: {exc}. Nothing was written.", file=sys.stderr)
             return 2
     try:
-        preflight(config)
+        config = resolve_endpoints(config)
+        warnings = preflight(config)
+    except ConfigError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
     except CloudForetError as exc:
-        print(f"error: CloudForet at {config.cloudforet.endpoint.address}: {exc}", file=sys.stderr)
+        print(f"error: CloudForet ({config.cloudforet.endpoints.describe()}): {exc}", file=sys.stderr)
         return 3
     if not replays:
-        summaries = [run_once(config, ctx, extra)]
+        summaries = [run_once(config, ctx, extra, warnings=warnings)]
     else:
-        summaries = [run_once(config, context_of(manifest), extra, (d, manifest)) for d, manifest in replays]
+        summaries = [run_once(config, context_of(manifest), extra, (d, manifest), warnings)
+                     for d, manifest in replays]
     return 1 if any(s["status"] == "ERROR" for s in summaries) else 0

@@ -34,14 +34,14 @@ def with_(path: str, value, base=None):
 def test_good_config_gets_defaults():
     cfg = parse_config(GOOD)
     assert cfg.prism.page_size == 500 and cfg.accounts[0].port == 9440
-    assert cfg.cloudforet.endpoint.use_tls  # not loopback: TLS by default
+    assert cfg.cloudforet.endpoints["inventory"].use_tls  # not loopback: TLS by default
     assert cfg.rate_card.default.currency == "USD"
     assert cfg.cloudforet.notification_resource_id == "domain-1"
 
 
 @pytest.mark.parametrize("path, value, message", [
     ("cloudforet", KeyError, "'cloudforet' is a required property"),
-    ("cloudforet.endpoint", KeyError, "'endpoint' is a required property"),
+    ("cloudforet.endpoint", KeyError, "cloudforet: give endpoints (each service's address"),
     ("cloudforet.endpoint", 443, "cloudforet.endpoint: 443 is not of type 'string'"),
     ("accounts", [], "accounts: [] should be non-empty"),
     ("accounts.0.port", "9440", "accounts.0.port: '9440' is not of type 'integer'"),
@@ -50,6 +50,8 @@ def test_good_config_gets_defaults():
     ("accounts.0.password_env", KeyError, "missing: password_env"),
     ("prism", {"page_size": 0}, "prism.page_size: 0 is less than the minimum of 1"),
     ("cloudforet.auth", {"token_env": "T", "user_id": "u", "password_env": "P"}, "either token_env"),
+    ("cloudforet.endpoints", {"inventroy": "grpc://h:1"}, "unknown key"),
+    ("cloudforet.endpoints", {"inventory": "http://h:1"}, "must be grpc://host:port, grpc+ssl://host:port"),
     ("rate_card", {"default": {"vcpu_hour": 1}}, "'gib_ram_hour' is a required property"),
 ])
 def test_bad_config_names_the_problem(path, value, message):
@@ -106,3 +108,27 @@ def test_unset_cloudforet_token_exits_3_naming_the_variable(tmp_path, monkeypatc
     path.write_text(yaml.safe_dump(with_("cloudforet.endpoint", "127.0.0.1:9")))
     assert run(["--config", str(path)]) == 3
     assert "CF_TOKEN is empty or unset" in capsys.readouterr().err
+
+
+def test_per_service_endpoints_with_schemes_and_ca_bundles():
+    """Each service on its own address (a real deployment: one host per service, no gateway);
+    grpc:// is plaintext, grpc+ssl:// TLS, a CA bundle per endpoint or shared."""
+    raw = with_("cloudforet.endpoint", KeyError)
+    raw["cloudforet"]["ca_bundle"] = "/etc/cf-ca.pem"
+    raw["cloudforet"]["endpoints"] = {
+        "identity": "grpc+ssl://identity.example.com:443",
+        "inventory": {"url": "grpc+ssl://inventory.example.com:443", "ca_bundle": "/etc/inv-ca.pem"},
+        "notification": "grpc://10.1.2.3:50051",
+    }
+    eps = parse_config(raw).cloudforet.endpoints
+    assert (eps["identity"].address, eps["identity"].use_tls, eps["identity"].ca_bundle) == \
+        ("identity.example.com:443", True, "/etc/cf-ca.pem")
+    assert (eps["inventory"].use_tls, eps["inventory"].ca_bundle) == (True, "/etc/inv-ca.pem")
+    assert (eps["notification"].address, eps["notification"].use_tls) == ("10.1.2.3:50051", False)
+    assert eps.get("cost_analysis") is None and eps.missing(["inventory", "secret"]) == ["secret"]
+
+
+def test_one_endpoint_means_every_service_there():
+    eps = parse_config(GOOD).cloudforet.endpoints
+    assert {eps[s].address for s in ("identity", "inventory", "cost_analysis", "notification", "secret")} == \
+        {"cloudforet.example.com:443"}

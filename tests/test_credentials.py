@@ -63,7 +63,7 @@ def test_user_token_is_refreshed_five_minutes_before_expiry(tmp_path, monkeypatc
         time.sleep(2.5)
         second = client.tokens.token()
         assert second != first  # within 5 minutes of expiry: re-granted
-        client.list_notifications("t")  # and it works
+        client.count_cloud_services_of("nutanix")  # and it works
     finally:
         emu.stop()
 

@@ -41,7 +41,7 @@ class BatchedCloudForetWrite(beam.DoFn):
 
     def setup(self):
         tune_gc()
-        self.client = CloudForetClient(self.options.endpoint, self.options.auth, self.options.timeout_s)
+        self.client = CloudForetClient(self.options.endpoints, self.options.auth, self.options.timeout_s)
         self._published_call_retries = 0
         # a started batch is looked up and its calls answered in one of these threads
         self.runner = ThreadPoolExecutor(max(1, self.options.batches_in_flight), thread_name_prefix="cf-batch")

@@ -13,7 +13,7 @@ import threading
 import jsonschema
 
 from connectors.cloudforet import CloudForetClient
-from connectors.errors import ConnectorError
+from connectors.errors import CloudForetError, ConnectorError
 from connectors.prism import PrismClient, PrismCredentials
 from connectors.retry import RetryPolicy
 from transforms.settings import AccountConfig, Config
@@ -91,8 +91,12 @@ class PrismClients:
         if account.secret_id:
             if self._cloudforet is None:
                 cf = self.config.cloudforet
-                self._cloudforet = CloudForetClient(cf.endpoint, cf.auth, cf.timeout_s)
-            creds = credentials_from_secret(account, self._cloudforet.secret_data(account.secret_id))
+                self._cloudforet = CloudForetClient(cf.endpoints, cf.auth, cf.timeout_s)
+            try:
+                data = self._cloudforet.secret_data(account.secret_id)
+            except CloudForetError as err:
+                raise CredentialError(f"account '{account.name}': {err}") from None
+            creds = credentials_from_secret(account, data)
         else:
             creds = credentials_from_env(account)
         if creds.scheme == "https" and not creds.verify_ssl:

@@ -18,3 +18,15 @@ def write_json_atomically(path: str, doc: dict) -> None:
     if FileSystems.exists(path):
         FileSystems.delete([path])
     FileSystems.rename([tmp], [path])
+
+
+def read_json_if_present(path: str) -> dict | None:
+    """The JSON document at ``path``, or None when there is none (or it is unreadable)."""
+    try:
+        if not FileSystems.exists(path):
+            return None
+        with FileSystems.open(path) as fh:
+            doc = json.loads(fh.read().decode())
+        return doc if isinstance(doc, dict) else None
+    except (OSError, ValueError):
+        return None

@@ -1,9 +1,11 @@
 """Notify: one ``Notification.create`` per account summarising the run, then the
 JSON run report. Runs once, after every sink (it consumes the run summary).
 
-It may be retried by the runner: a notification already sent for this run and
-account (found by ``message.run_id``) is not sent again, and the report is
-written to a temporary name and renamed.
+It may be retried by the runner. No CloudForet credential can see whether a
+Project or Domain notification was sent (``Notification.list`` is a user's own
+inbox), so the guard is on the collector's side: the run report records each
+account's notification as "sent" right after the send, and a retry of the same
+run finds it there and does not send it again.
 """
 from __future__ import annotations
 
@@ -15,7 +17,7 @@ from apache_beam.metrics import Metrics
 
 from connectors.cloudforet import CloudForetClient
 from connectors.errors import CloudForetError
-from transforms.files import write_json_atomically
+from transforms.files import read_json_if_present, write_json_atomically
 from transforms.settings import CloudForetOptions
 
 log = logging.getLogger(__name__)
@@ -58,19 +60,14 @@ class _NotifyFn(beam.DoFn):
         self.sent = Metrics.counter(NS, "notifications_sent")
 
     def setup(self):
-        self.client = CloudForetClient(self.options.endpoint, self.options.auth, self.options.timeout_s)
+        self.client = CloudForetClient(self.options.endpoints, self.options.auth, self.options.timeout_s)
 
     def process(self, summary: dict) -> Iterable[dict]:
         o = self.options
         summary = dict(summary, notifications={})
-        try:
-            already = {(n.get("message", {}).get("run_id"), n.get("message", {}).get("account"))
-                       for n in self.client.list_notifications(o.notification_topic)}
-        except CloudForetError as err:
-            log.warning("could not list earlier notifications: %s", err)
-            already = set()
+        already = already_sent(self.report_path, summary["run_id"])
         for account in sorted(summary["accounts"]):
-            if (summary["run_id"], account) in already:
+            if account in already:
                 summary["notifications"][account] = "already sent"
                 continue
             a = summary["accounts"][account]
@@ -81,11 +78,20 @@ class _NotifyFn(beam.DoFn):
                                                 ntype, "LV1")
                 self.sent.inc()
                 summary["notifications"][account] = "sent"
+                write_json_atomically(self.report_path, summary)  # recorded at once: a retry will not resend
             except CloudForetError as err:
                 log.error("notification for %s failed: %s", account, err)
                 summary["notifications"][account] = f"failed: {err}"
         write_json_atomically(self.report_path, summary)
         yield summary
+
+
+def already_sent(report_path: str, run_id: str) -> set[str]:
+    """Accounts whose notification for this run the report already records as sent."""
+    report = read_json_if_present(report_path) or {}
+    if report.get("run_id") != run_id:
+        return set()
+    return {a for a, state in (report.get("notifications") or {}).items() if state in ("sent", "already sent")}
 
 
 class Notify(beam.PTransform):

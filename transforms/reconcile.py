@@ -85,7 +85,7 @@ class _ReconcileFn(beam.DoFn):
         self.counted = Metrics.counter(NS, "accounts_settled_by_count")
 
     def setup(self):
-        self.client = CloudForetClient(self.options.endpoint, self.options.auth, self.options.timeout_s)
+        self.client = CloudForetClient(self.options.endpoints, self.options.auth, self.options.timeout_s)
 
     def process(self, item: tuple, complete: dict, writes: list) -> Iterable:
         account, seen_lists = item

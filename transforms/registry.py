@@ -24,7 +24,7 @@ class _RegisterFn(beam.DoFn):
         self.options = options
 
     def setup(self):
-        self.client = CloudForetClient(self.options.endpoint, self.options.auth, self.options.timeout_s)
+        self.client = CloudForetClient(self.options.endpoints, self.options.auth, self.options.timeout_s)
         self.types_done = False
 
     def process(self, item: tuple) -> Iterable:

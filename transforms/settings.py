@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from connectors.cloudforet import CloudForetAuth, CloudForetEndpoint
+from connectors.cloudforet import CloudForetAuth, CloudForetEndpoints
 
 
 @dataclass(frozen=True)
@@ -58,7 +58,7 @@ class PrismOptions:
 
 @dataclass(frozen=True)
 class CloudForetOptions:
-    endpoint: CloudForetEndpoint
+    endpoints: CloudForetEndpoints  # resolved at start-up (config, then identity's Endpoint.list)
     auth: CloudForetAuth
     timeout_s: float = 30.0
     batch_size: int = 100

@@ -2,10 +2,10 @@
 
     python -m emulators.cloudforet --db FILE --port N [--host H] [--config FILE]
         [--latency-ms F] [--cost-create-unsupported] [--ready-file PATH]
-        [--faults SPEC] [--fault-seed N] [--tls-dir DIR]
+        [--faults SPEC] [--fault-seed N] [--tls-dir DIR] [--per-service-ports [--publish-endpoints]]
 
-When serving it prints one JSON line (endpoint, domain, workspace, app
-tokens) and writes the same JSON atomically to --ready-file, which is how
+When serving it prints one JSON line (endpoint, with --per-service-ports
+each service's own address under "endpoints", domain, workspace, app tokens) and writes the same JSON atomically to --ready-file, which is how
 scripts learn the port and the app token. SIGTERM/SIGINT stop it (exit 0).
 """
 from __future__ import annotations
@@ -40,6 +40,10 @@ def _parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--fault-seed", type=int, default=0, help="seed of the fault draws")
     parser.add_argument("--tls-dir", metavar="DIR",
                         help="generate a CA + server certificate in DIR and serve TLS")
+    parser.add_argument("--per-service-ports", action="store_true",
+                        help="also serve each service on a port of its own, as a real deployment does")
+    parser.add_argument("--publish-endpoints", action="store_true",
+                        help="identity's Endpoint.list names those ports (a stock install lists nothing)")
     return parser.parse_args(argv)
 
 
@@ -52,6 +56,8 @@ def main(argv: list[str] | None = None) -> int:
         config.latency_ms = args.latency_ms
     if args.cost_create_unsupported:
         config.cost_create_unsupported = True
+    if args.publish_endpoints:
+        config.published_endpoints = "self"
 
     stop = threading.Event()
     for signum in (signal.SIGTERM, signal.SIGINT):
@@ -71,10 +77,12 @@ def main(argv: list[str] | None = None) -> int:
         credentials = grpc_server_credentials(tls_files)
 
     emulator = CloudForetEmulator(args.db, config, host=args.host, port=args.port,
-                                  server_credentials=credentials, faults=faults).start()
+                                  server_credentials=credentials, faults=faults,
+                                  per_service=args.per_service_ports).start()
     try:
         ready = {
             "endpoint": emulator.endpoint,
+            **({"endpoints": emulator.endpoints} if args.per_service_ports else {}),
             "domain_id": config.domain_id,
             "workspace_id": config.workspace_id,
             "app_tokens": {app["app_id"]: emulator.app_token(app["app_id"]) for app in config.apps},

@@ -28,6 +28,7 @@ APP_TOKEN_TTL = 365 * 24 * 3600
 _OWNER_MEMBER = ("WORKSPACE_OWNER", "WORKSPACE_MEMBER")
 _READERS = ("WORKSPACE_OWNER", "WORKSPACE_MEMBER", "DOMAIN_ADMIN")
 _REGISTRARS = ("WORKSPACE_OWNER", "DOMAIN_ADMIN")
+USER_ONLY = ("USER",)  # any token a user owns (never an app's), whatever its role
 
 # Which role_type a token needs for each method. A method that is not listed
 # here (other than the public ones) is refused: new RPCs must be added here.
@@ -46,8 +47,10 @@ ROLE_RULES: dict[str, tuple[str, ...]] = {
     "Cost.list": _READERS,
     "Cost.stat": _READERS,
     "Notification.create": _READERS,
-    "Notification.list": _READERS,
-    "Secret.get_data": ("WORKSPACE_OWNER", "DOMAIN_ADMIN"),
+    # A user's own inbox: role_types ["USER"] in the real notification service, which
+    # python-core's SpaceONEAuthorizationHandler._check_role_type refuses to APP owners
+    # and filters to the calling user (authorization.set_user_id).
+    "Notification.list": USER_ONLY,
     "ServiceAccount.list": _READERS,
     "ServiceAccount.get": _READERS,
     # Data-source plugins (DataSource exists in both services, hence the prefixes).
@@ -63,8 +66,12 @@ ROLE_RULES: dict[str, tuple[str, ...]] = {
     "cost_analysis.DataSource.list": _READERS,
 }
 
-# Methods that authenticate by their request body instead of metadata.
-PUBLIC_METHODS = frozenset({"Token.issue", "Token.grant"})
+# Methods without authentication: Token.issue/grant authenticate by their body;
+# identity's EndpointService has no @authentication_handler (spaceone-identity
+# 2.0.227 service/endpoint_service.py); Secret.get_data is the secret service's
+# internal API, excluded from authentication and authorization (deployments keep
+# it inside the cluster).
+PUBLIC_METHODS = frozenset({"Token.issue", "Token.grant", "Endpoint.list", "Secret.get_data"})
 
 
 @dataclass(frozen=True)
@@ -187,5 +194,9 @@ class TokenSigner:
 def check_role(method: str, claims: Claims) -> None:
     """Raise PERMISSION_DENIED unless ``claims`` may call ``method``."""
     roles = ROLE_RULES.get(method, ())
+    if roles == USER_ONLY:
+        if claims.typ == CLIENT_SECRET:
+            raise errors.permission_denied(method, roles, f"{claims.role_type} (an app)")
+        return
     if claims.role_type not in roles:
         raise errors.permission_denied(method, roles, claims.role_type)

@@ -32,6 +32,10 @@ class EmulatorConfig:
     users: list[dict] = field(default_factory=_default_users)
     apps: list[dict] = field(default_factory=_default_apps)
     secrets: dict[str, dict] = field(default_factory=dict)
+    encrypted_secrets: list[str] = field(default_factory=list)  # answered encrypted, as with an encryptor on
+    # identity's ENDPOINTS global: empty on a stock install; ``"self"`` lists the
+    # emulator's own per-service addresses (a deployment that configured it)
+    published_endpoints: list[dict] | str = field(default_factory=list)
     service_accounts: list[dict] = field(default_factory=list)
     cost_data_sources: list[str] = field(default_factory=lambda: ["ds-nutanix"])
     access_token_ttl: int = 1800

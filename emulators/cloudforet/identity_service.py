@@ -1,9 +1,10 @@
-"""identity.v2 Token (issue, grant) and ServiceAccount (list, get)."""
+"""identity.v2 Token (issue, grant), ServiceAccount (list, get) and Endpoint (list)."""
 from __future__ import annotations
 
 import hmac
 
-from spaceone.api.identity.v2 import service_account_pb2, service_account_pb2_grpc, token_pb2, token_pb2_grpc
+from spaceone.api.identity.v2 import (endpoint_pb2, endpoint_pb2_grpc, service_account_pb2, service_account_pb2_grpc,
+                                      token_pb2, token_pb2_grpc)
 
 from . import auth, errors, query
 from .auth import Claims
@@ -107,3 +108,19 @@ class ServiceAccountService(service_account_pb2_grpc.ServiceAccountServicer):
             if doc.get("service_account_id") == request.service_account_id and in_scope(doc, claims):
                 return to_msg(doc, service_account_pb2.ServiceAccountInfo)
         raise errors.not_found("service_account_id", request.service_account_id)
+
+
+class EndpointService(endpoint_pb2_grpc.EndpointServicer):
+    """``Endpoint.list`` as spaceone-identity 2.0.227 answers it (EndpointManager.list_endpoints):
+    the ``ENDPOINTS`` global, filtered by ``service`` only (``endpoint_type`` is not read),
+    no authentication. A stock install has none."""
+
+    def __init__(self, backend: Backend, endpoints: "callable") -> None:
+        self.backend = backend
+        self._endpoints = endpoints  # () -> list of {service, name, endpoint, state}
+
+    @rpc("Endpoint.list")
+    def list(self, request: endpoint_pb2.EndpointSearchQuery, claims: Claims | None) -> endpoint_pb2.EndpointsInfo:
+        found = [e for e in self._endpoints() if not request.service or e.get("service") == request.service]
+        return endpoint_pb2.EndpointsInfo(results=[to_msg(e, endpoint_pb2.EndpointInfo) for e in found],
+                                          total_count=len(found))

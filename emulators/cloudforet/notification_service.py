@@ -1,4 +1,11 @@
-"""notification.v1 Notification: create (best effort) and list."""
+"""notification.v1 Notification: create (best effort) and a user's inbox.
+
+As the real notification service (cloudforet-io/notification at cb8ef5a):
+``create`` accepts any workspace token, apps' included, and succeeds for
+unknown targets; a Domain notification is copied to every user of the domain
+(a Project one to the project's members, which this emulator does not model:
+it keeps the one record); ``list`` is the calling user's own inbox.
+"""
 from __future__ import annotations
 
 from google.protobuf import empty_pb2
@@ -24,8 +31,7 @@ class NotificationService(notification_pb2_grpc.NotificationServicer):
     def create(self, request: notification_pb2.CreateNotificationRequest, claims: Claims) -> empty_pb2.Empty:
         if request.resource_type not in RESOURCE_TYPES:
             raise errors.invalid("resource_type", f"must be one of {list(RESOURCE_TYPES)}")
-        doc = {
-            "notification_id": new_id("notification"),
+        base = {
             "resource_type": request.resource_type,
             "resource_id": request.resource_id,
             "topic": request.topic,
@@ -35,16 +41,24 @@ class NotificationService(notification_pb2_grpc.NotificationServicer):
             "is_read": False,
             "domain_id": claims.domain_id,
             "workspace_id": claims.workspace_id or self.backend.config.workspace_id,
-            "user_id": request.resource_id if request.resource_type == "identity.User" else "",
             "created_at": now_iso(),
         }
-        self.store.insert(NOTIFICATIONS, doc["notification_id"], doc)
+        if request.resource_type == "identity.User":
+            users = [request.resource_id]
+        elif request.resource_type == "identity.Domain":
+            users = [u["user_id"] for u in self.backend.config.users] if request.resource_id == claims.domain_id else []
+        else:
+            users = [""]  # a Project: its members are not modelled
+        for user_id in users:
+            doc = {"notification_id": new_id("notification"), **base, "user_id": user_id}
+            self.store.insert(NOTIFICATIONS, doc["notification_id"], doc)
         return empty_pb2.Empty()
 
     @rpc("Notification.list")
     def list(self, request: notification_pb2.NotificationQuery,
              claims: Claims) -> notification_pb2.NotificationsInfo:
-        spec = query.parse(query_dict(request), [*scope_filters(claims), *request_filters(request)])
+        mine = {"k": "user_id", "v": claims.sub, "o": "eq"}  # the caller's own inbox
+        spec = query.parse(query_dict(request), [*scope_filters(claims), mine, *request_filters(request)])
         results, total = query.run(self.store.scan(NOTIFICATIONS), spec, "notification_id")
         return notification_pb2.NotificationsInfo(
             results=[to_msg(d, notification_pb2.NotificationInfo) for d in results], total_count=total)

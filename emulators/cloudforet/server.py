@@ -1,4 +1,6 @@
-"""The emulator process object: one gRPC server hosting every service.
+"""The emulator process object: one gRPC server hosting every service, and
+(``per_service``) one more server per service, as a real deployment serves
+them: each on its own address, answering UNIMPLEMENTED for the others.
 
 All state lives in the SQLite file at ``db_path`` (including the token
 signing key), so a new emulator on the same file continues where the last
@@ -12,7 +14,7 @@ from typing import TYPE_CHECKING
 import grpc
 from spaceone.api.cost_analysis.v1 import cost_pb2_grpc
 from spaceone.api.cost_analysis.v1 import data_source_pb2_grpc as cost_data_source_pb2_grpc
-from spaceone.api.identity.v2 import service_account_pb2_grpc, token_pb2_grpc
+from spaceone.api.identity.v2 import endpoint_pb2_grpc, service_account_pb2_grpc, token_pb2_grpc
 from spaceone.api.inventory.v1 import cloud_service_pb2_grpc, cloud_service_type_pb2_grpc, region_pb2_grpc
 from spaceone.api.monitoring.v1 import data_source_pb2_grpc as monitoring_data_source_pb2_grpc
 from spaceone.api.monitoring.v1 import metric_pb2_grpc as monitoring_metric_pb2_grpc
@@ -24,7 +26,7 @@ from .base import Backend
 from .config import EmulatorConfig
 from .cost_analyze import CostAnalysisCostService
 from .cost_datasource_service import CostDataSourceService
-from .identity_service import ServiceAccountService, TokenService
+from .identity_service import EndpointService, ServiceAccountService, TokenService
 from .inventory_service import CloudServiceService, CloudServiceTypeService, RegionService
 from .monitoring_service import MonitoringDataSourceService, MonitoringMetricService
 from .notification_service import NotificationService
@@ -48,6 +50,7 @@ class CloudForetEmulator:
         max_workers: int = 32,
         server_credentials: grpc.ServerCredentials | None = None,
         faults: "CloudForetFaults | None" = None,
+        per_service: bool = False,
     ) -> None:
         self.db_path = db_path
         self.config = config or EmulatorConfig()
@@ -60,10 +63,28 @@ class CloudForetEmulator:
         self._server: grpc.Server | None = None
         self._executor: futures.ThreadPoolExecutor | None = None
         self._plugins: PluginStore | None = None
+        self.per_service = per_service
+        self.service_ports: dict[str, int] = {}  # service -> port of its own server (per_service)
+        self._service_servers: list[grpc.Server] = []
 
     @property
     def endpoint(self) -> str:
         return f"{self.host}:{self.port}"
+
+    @property
+    def endpoints(self) -> dict[str, str]:
+        """Each service's own address (``per_service``), keyed as ``cloudforet.endpoints``."""
+        return {service: f"{self.host}:{port}" for service, port in sorted(self.service_ports.items())}
+
+    def published_endpoints(self) -> list[dict]:
+        """identity's ENDPOINTS global as configured (``"self"``: this emulator's own)."""
+        published = self.config.published_endpoints
+        if published != "self":
+            return list(published or [])
+        scheme = "grpc+ssl" if self.server_credentials is not None else "grpc"
+        return [{"service": service.replace("_", "-"), "name": f"{service} service",
+                 "endpoint": f"{scheme}://{address}", "state": "ACTIVE"}
+                for service, address in self.endpoints.items()]
 
     @property
     def backend(self) -> Backend:
@@ -88,21 +109,12 @@ class CloudForetEmulator:
         if self.faults is not None:
             self.faults.attach(self)
         executor = futures.ThreadPoolExecutor(max_workers=self.max_workers, thread_name_prefix="cloudforet-emu")
-        server = grpc.server(executor)
-        token_pb2_grpc.add_TokenServicer_to_server(TokenService(backend), server)
-        service_account_pb2_grpc.add_ServiceAccountServicer_to_server(ServiceAccountService(backend), server)
-        secret_pb2_grpc.add_SecretServicer_to_server(SecretService(backend), server)
-        cloud_service_pb2_grpc.add_CloudServiceServicer_to_server(CloudServiceService(backend), server)
-        cloud_service_type_pb2_grpc.add_CloudServiceTypeServicer_to_server(CloudServiceTypeService(backend), server)
-        region_pb2_grpc.add_RegionServicer_to_server(RegionService(backend), server)
-        cost_pb2_grpc.add_CostServicer_to_server(CostAnalysisCostService(backend), server)
-        # Data-source plugins: monitoring and cost_analysis pull from registered plugins.
         plugins = PluginStore(backend.store)
-        monitoring_data_source_pb2_grpc.add_DataSourceServicer_to_server(
-            MonitoringDataSourceService(backend, plugins), server)
-        monitoring_metric_pb2_grpc.add_MetricServicer_to_server(MonitoringMetricService(backend), server)
-        cost_data_source_pb2_grpc.add_DataSourceServicer_to_server(CostDataSourceService(backend, plugins), server)
-        notification_pb2_grpc.add_NotificationServicer_to_server(NotificationService(backend), server)
+        services = self._services(backend, plugins)
+        server = grpc.server(executor)
+        for servicers in services.values():
+            for add, servicer in servicers:
+                add(servicer, server)
         address = f"{self.host}:{self.port}"
         try:
             if self.server_credentials is not None:
@@ -123,12 +135,56 @@ class CloudForetEmulator:
         server.start()
         self._backend, self._server, self._executor = backend, server, executor
         self._plugins = plugins
+        if self.per_service:
+            self._start_service_servers(services, executor)
         return self
+
+    def _services(self, backend: Backend, plugins: PluginStore) -> dict[str, list]:
+        """Each service's servicers, keyed as ``cloudforet.endpoints`` keys."""
+        return {
+            "identity": [(token_pb2_grpc.add_TokenServicer_to_server, TokenService(backend)),
+                         (service_account_pb2_grpc.add_ServiceAccountServicer_to_server,
+                          ServiceAccountService(backend)),
+                         (endpoint_pb2_grpc.add_EndpointServicer_to_server,
+                          EndpointService(backend, self.published_endpoints))],
+            "secret": [(secret_pb2_grpc.add_SecretServicer_to_server, SecretService(backend))],
+            "inventory": [(cloud_service_pb2_grpc.add_CloudServiceServicer_to_server, CloudServiceService(backend)),
+                          (cloud_service_type_pb2_grpc.add_CloudServiceTypeServicer_to_server,
+                           CloudServiceTypeService(backend)),
+                          (region_pb2_grpc.add_RegionServicer_to_server, RegionService(backend))],
+            "cost_analysis": [(cost_pb2_grpc.add_CostServicer_to_server, CostAnalysisCostService(backend)),
+                              (cost_data_source_pb2_grpc.add_DataSourceServicer_to_server,
+                               CostDataSourceService(backend, plugins))],
+            # Data-source plugins: monitoring and cost_analysis pull from registered plugins.
+            "monitoring": [(monitoring_data_source_pb2_grpc.add_DataSourceServicer_to_server,
+                            MonitoringDataSourceService(backend, plugins)),
+                           (monitoring_metric_pb2_grpc.add_MetricServicer_to_server,
+                            MonitoringMetricService(backend))],
+            "notification": [(notification_pb2_grpc.add_NotificationServicer_to_server,
+                              NotificationService(backend))],
+        }
+
+    def _start_service_servers(self, services: dict[str, list], executor: futures.ThreadPoolExecutor) -> None:
+        for service, servicers in services.items():
+            server = grpc.server(executor)
+            for add, servicer in servicers:
+                add(servicer, server)
+            address = f"{self.host}:{self.service_ports.get(service, 0)}"
+            bound = (server.add_secure_port(address, self.server_credentials) if self.server_credentials
+                     else server.add_insecure_port(address))
+            if not bound:
+                raise RuntimeError(f"could not bind {address} for the {service} service")
+            server.start()
+            self.service_ports[service] = bound
+            self._service_servers.append(server)
 
     def stop(self, grace: float | None = 0) -> None:
         """Stop serving and close the database; safe to call twice."""
         server, backend, executor = self._server, self._backend, self._executor
         self._server = self._executor = None
+        for extra in self._service_servers:
+            extra.stop(grace).wait()
+        self._service_servers = []
         if server is not None:
             server.stop(grace).wait()
         if executor is not None:
