@@ -42,6 +42,7 @@ class AccountConfig:
     verify_ssl: bool | None = None
     ca_bundle: str | None = None
     service_account_id: str | None = None
+    cost_project_id: str | None = None  # api mode: this account's cost records go to this project
 
 
 @dataclass(frozen=True)
@@ -66,6 +67,7 @@ class CloudForetOptions:
     max_attempts: int = 6
     cost_data_source_id: str = "ds-nutanix"
     cost_mode: str = "api"  # api: Cost.create | datasource: the cost store the plugin serves | both
+    cost_project_id: str = ""  # api mode: the project of cost records (Cost.create requires one), per account too
     touch_after_s: int = 72_000  # rewrite unchanged resources after 20 h (CloudForet deletes after 48 h)
     notification_resource_type: str = "identity.Domain"
     notification_resource_id: str = ""

@@ -21,7 +21,9 @@ from google.protobuf import json_format, struct_pb2
 from spaceone.api.cost_analysis.v1 import data_source_pb2, data_source_pb2_grpc
 from spaceone.api.identity.v2.domain_pb2 import Admin  # noqa: E402 (the Admin of SystemInit and Domain.create)
 from spaceone.api.identity.v2 import (app_pb2, app_pb2_grpc, domain_pb2, domain_pb2_grpc, project_pb2,
-                                      project_pb2_grpc, role_binding_pb2, role_binding_pb2_grpc, system_pb2,
+                                      project_pb2_grpc, provider_pb2, provider_pb2_grpc, role_binding_pb2,
+                                      role_binding_pb2_grpc, schema_pb2, schema_pb2_grpc,
+                                      system_pb2,
                                       system_pb2_grpc, token_pb2, token_pb2_grpc, user_pb2, user_pb2_grpc,
                                       workspace_pb2, workspace_pb2_grpc)
 
@@ -233,6 +235,7 @@ class RealCloudForet:
         self.project_id = project_pb2_grpc.ProjectStub(ident).create(project_pb2.CreateProjectRequest(
             name="nutanix-costs", project_type="PUBLIC"), metadata=owner,
             timeout=30).project_id
+        self._seed_service_accounts(ident, admin, owner)
         apps = app_pb2_grpc.AppStub(ident)
         for name, role_id, group in (("workspace-owner-app", "managed-workspace-owner", "WORKSPACE"),
                                      ("domain-admin-app", "managed-domain-admin", "DOMAIN")):
@@ -249,6 +252,23 @@ class RealCloudForet:
             metadata=owner, timeout=60)
         self.data_source_id = ds.data_source_id
         return self
+
+    SERVICE_ACCOUNTS = ("pc-conformance", "pc-retry", "pc-plugin")
+
+    def _seed_service_accounts(self, ident: grpc.Channel, admin: tuple, owner: tuple) -> None:
+        """One service account per Prism Central, named after the collector's account: the cost plugin's
+        data source rule (match_service_account: additional_info.Account -> name), which the real
+        cost-analysis applies to every Cost.create too, finds it (with none, 2.0.108's
+        DataSourceRuleManager._change_cost_data_with_actions fails with 'NoneType' has no 'get')."""
+        provider_pb2_grpc.ProviderStub(ident).create(provider_pb2.CreateProviderRequest(
+            provider="nutanix", name="Nutanix"), metadata=admin, timeout=30)
+        schema_pb2_grpc.SchemaStub(ident).create(schema_pb2.CreateSchemaRequest(
+            schema_id="nutanix-prism-central", name="nutanix-prism-central", schema_type="SERVICE_ACCOUNT",
+            provider="nutanix",
+            schema=struct({"type": "object"})), metadata=admin, timeout=30)
+        subprocess.run([str(venvs.ensure("identity")), str(HERE / "seed_service_accounts.py"),
+                        self.identity_endpoint, self.project_id, *self.SERVICE_ACCOUNTS],
+                       env={**os.environ, "SEED_TOKEN": owner[0][1]}, check=True, timeout=60)
 
     @property
     def identity_endpoint(self) -> str:
