@@ -42,7 +42,10 @@ ROLE_RULES: dict[str, tuple[str, ...]] = {
     "CloudServiceType.list": _READERS,
     "Region.create": ("WORKSPACE_OWNER",),
     "Region.list": _READERS,
-    "Cost.create": ("WORKSPACE_OWNER", "DOMAIN_ADMIN"),
+    # cost-analysis 2.0.108 CostService.create/delete: role_types=["WORKSPACE_OWNER"]
+    "Cost.create": ("WORKSPACE_OWNER",),
+    "Cost.delete": ("WORKSPACE_OWNER",),
+    "Project.get": _READERS,
     "Cost.get": _READERS,
     "Cost.list": _READERS,
     "Cost.stat": _READERS,
