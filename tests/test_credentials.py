@@ -17,7 +17,7 @@ from tests.test_end_to_end import write_config
 from transforms.credentials import CredentialError, credentials_from_secret
 from transforms.settings import AccountConfig
 
-USER = {"user_id": "collector@example.com", "password": CLOUDFORET_USER_PASSWORD, "role_type": "WORKSPACE_OWNER"}
+USER = {"user_id": "collector@example.com", "password": CLOUDFORET_USER_PASSWORD, "role_type": "DOMAIN_ADMIN"}
 
 
 def test_collection_with_prism_credentials_from_a_cloudforet_secret(tmp_path, prism_servers, monkeypatch):

@@ -253,7 +253,7 @@ def test_secrets_never_appear_in_any_output_at_debug(tmp_path, emulators):
     env_pc = emulators(PrismServer(pc_a, password=PRISM_PW))
     secret_pc = emulators(PrismServer(pc_s, password=SECRET_SVC_PW))
     cf = emulators(CloudForetEmulator(str(tmp_path / "cf.sqlite"), EmulatorConfig(
-        users=[{"user_id": "collector@example.com", "password": CF_USER_PW, "role_type": "WORKSPACE_OWNER"}],
+        users=[{"user_id": "collector@example.com", "password": CF_USER_PW, "role_type": "DOMAIN_ADMIN"}],
         secrets={"secret-pc-s": {"nutanix_host": secret_pc.host, "nutanix_port": secret_pc.port,
                                  "nutanix_username": "admin", "nutanix_password": SECRET_SVC_PW,
                                  "scheme": "http"}})))

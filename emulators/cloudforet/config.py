@@ -16,7 +16,7 @@ ROLE_TYPES = ("DOMAIN_ADMIN", "WORKSPACE_OWNER", "WORKSPACE_MEMBER", "USER")
 
 
 def _default_users() -> list[dict]:
-    return [{"user_id": "collector@example.com", "password": "collector-pass", "role_type": "WORKSPACE_OWNER"}]
+    return [{"user_id": "collector@example.com", "password": "collector-pass", "role_type": "DOMAIN_ADMIN"}]
 
 
 def _default_projects() -> list[dict]:
