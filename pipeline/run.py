@@ -221,7 +221,7 @@ def run(argv: list[str] | None = None) -> int:
         print(f"error: {exc}", file=sys.stderr)
         return 2
     except CloudForetError as exc:
-        print(f"error: CloudForet ({config.cloudforet.endpoints.describe()}): {exc}", file=sys.stderr)
+        print(f"error: CloudForet at {config.cloudforet.endpoints.describe()}: {exc}", file=sys.stderr)
         return 3
     if not replays:
         summaries = [run_once(config, ctx, extra, warnings=warnings)]

@@ -219,10 +219,12 @@ def test_role_rules(client: Client) -> None:
         name="VirtualMachine", provider="nutanix", group="Compute"), metadata=member)
     assert err.code() == grpc.StatusCode.PERMISSION_DENIED
     assert "requires one of ['WORKSPACE_OWNER']" in err.details()
-    # A member may write cloud services but not read secrets.
+    # A member may write cloud services. Secret.get_data is the secret service's internal API:
+    # the real one excludes authentication and authorization, so any caller that reaches it reads.
     client.cs.create(vm("u-member"), metadata=member, timeout=5)
-    err = rpc_error(client.secret.get_data, secret_pb2.GetSecretDataRequest(secret_id="secret-pc1"), metadata=member)
-    assert err.code() == grpc.StatusCode.PERMISSION_DENIED
+    got = client.secret.get_data(secret_pb2.GetSecretDataRequest(secret_id="secret-pc1", domain_id="domain-nutanix"),
+                                 metadata=member, timeout=5)
+    assert got.encrypted is False and got.data["nutanix_host"]
     # A domain admin reads but does not write cloud services.
     admin = md(client.workspace_token(ADMIN))
     client.cs.list(cloud_service_pb2.CloudServiceQuery(), metadata=admin, timeout=5)
@@ -392,7 +394,8 @@ def test_persistence_across_restart(tmp_path: Path) -> None:
         created = c.cs.create(vm("u-persist", data={"k": "v"}), metadata=md(user_token), timeout=5)
         c.cost.create(cost_pb2.CreateCostRequest(cost=1.5, data_source_id="ds-nutanix", billed_date="2026-11-01",
                                                  project_id="project-nutanix"), metadata=md(app_token), timeout=5)
-        req = notification_pb2.CreateNotificationRequest(resource_type="identity.Domain", topic="t")
+        req = notification_pb2.CreateNotificationRequest(resource_type="identity.User", resource_id=OWNER[0],
+                                                         topic="t")
         c.notification.create(req, metadata=md(app_token), timeout=5)
         c.close()
     with CloudForetEmulator(db, make_config()) as second:
@@ -402,8 +405,8 @@ def test_persistence_across_restart(tmp_path: Path) -> None:
         assert to_dict(got)["data"] == {"k": "v"}
         assert c.cost.list(cost_pb2.CostQuery(data_source_id="ds-nutanix"), metadata=md(c.domain_token()),
                            timeout=5).total_count == 1
-        assert c.notification.list(notification_pb2.NotificationQuery(), metadata=md(app_token),
-                                   timeout=5).total_count == 1
+        assert c.notification.list(notification_pb2.NotificationQuery(), metadata=md(user_token),
+                                   timeout=5).total_count == 1  # the user's own inbox
         assert len(second.store.costs()) == 1 and len(second.store.notifications()) == 1
         c.close()
 
@@ -488,14 +491,21 @@ def test_cost_create_unsupported(tmp_path: Path) -> None:
 
 
 def test_notifications(client: Client, app: Any) -> None:
+    """Apps may create; only a user lists, and only their own inbox (notification at cb8ef5a:
+    Notification.list has role_types ["USER"], which python-core refuses to APP owners)."""
     for run_id, ntype in [("run-1", "ERROR"), ("run-2", "INFO")]:
         client.notification.create(msg(notification_pb2.CreateNotificationRequest, {
-            "resource_type": "identity.Project", "resource_id": "project-1", "topic": "nutanix.collector",
+            "resource_type": "identity.User", "resource_id": OWNER[0], "topic": "nutanix.collector",
             "message": {"title": f"{run_id} done", "run_id": run_id, "tags": [{"key": "k", "value": "v"}]},
             "notification_type": ntype, "notification_level": "LV1"}), metadata=app, timeout=5)
     err = rpc_error(client.notification.create, notification_pb2.CreateNotificationRequest(
         resource_type="inventory.CloudService"), metadata=app)
     assert err.code() == grpc.StatusCode.INVALID_ARGUMENT
+    err = rpc_error(client.notification.list, notification_pb2.NotificationQuery(), metadata=app)
+    assert err.code() == grpc.StatusCode.PERMISSION_DENIED
+    app = md(client.workspace_token(OWNER))  # from here on: the user whose inbox it is
+    assert client.notification.list(notification_pb2.NotificationQuery(),
+                                    metadata=md(client.workspace_token(MEMBER)), timeout=5).total_count == 0
     found = client.notification.list(msg(notification_pb2.NotificationQuery, {
         "query": {"filter": [{"k": "message.run_id", "v": "run-1"}]}}), metadata=app, timeout=5)
     assert found.total_count == 1
@@ -514,7 +524,8 @@ def test_secret_get_data(client: Client, app: Any) -> None:
                                   metadata=app, timeout=5)
     assert data.encrypted is False
     assert to_dict(data)["data"] == {"nutanix_host": "pc1.local", "nutanix_password": "s3cret"}
-    err = rpc_error(client.secret.get_data, secret_pb2.GetSecretDataRequest(secret_id="secret-x"), metadata=app)
+    err = rpc_error(client.secret.get_data, secret_pb2.GetSecretDataRequest(secret_id="secret-x",
+                                                                          domain_id="domain-nutanix"), metadata=app)
     assert err.code() == grpc.StatusCode.NOT_FOUND
 
 

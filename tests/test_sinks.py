@@ -14,7 +14,8 @@ from connectors.cloudforet import CloudForetClient
 from emulators.prism.fleet import FleetSpec, generate_fleet
 from transforms.inventory_sink import _WriteInventoryFn
 from transforms.normalize import normalize_vm
-from transforms.settings import CloudForetAuth, CloudForetEndpoint, CloudForetOptions
+from connectors.cloudforet import CloudForetEndpoint, CloudForetEndpoints
+from transforms.settings import CloudForetAuth, CloudForetOptions
 
 
 class InFlight:
@@ -46,7 +47,7 @@ def records(n_vms: int) -> list[dict]:
 def sink_options(emu, monkeypatch, batch_size: int = 100, in_flight: int = 2) -> CloudForetOptions:
     monkeypatch.setenv("TEST_CF_TOKEN", emu.app_token())
     return CloudForetOptions(
-        endpoint=CloudForetEndpoint(emu.endpoint),
+        endpoints=CloudForetEndpoints.single(CloudForetEndpoint(emu.endpoint)),
         auth=CloudForetAuth(domain_id=emu.config.domain_id, workspace_id=emu.config.workspace_id,
                             token_env="TEST_CF_TOKEN"),
         batch_size=batch_size, batches_in_flight=in_flight)
@@ -54,7 +55,7 @@ def sink_options(emu, monkeypatch, batch_size: int = 100, in_flight: int = 2) ->
 
 def client_for(emu, monkeypatch) -> CloudForetClient:
     options = sink_options(emu, monkeypatch)
-    return CloudForetClient(options.endpoint, options.auth)
+    return CloudForetClient(options.endpoints, options.auth)
 
 
 def held_refs(emu) -> list[str]:

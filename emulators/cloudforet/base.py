@@ -12,8 +12,10 @@ from __future__ import annotations
 import functools
 import logging
 import secrets
+import threading
 import time
-from dataclasses import dataclass
+from collections import Counter
+from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from typing import Any, Callable, Iterable, TypeVar
 
@@ -41,6 +43,8 @@ class Backend:
     config: EmulatorConfig
     signer: TokenSigner
     faults: Any = None  # a faults.CloudForetFaults, set by the server (None: no fault injection)
+    calls: Counter = field(default_factory=Counter)  # "Service.verb" -> calls received (tests read it)
+    calls_lock: threading.Lock = field(default_factory=threading.Lock)
 
     @classmethod
     def open(cls, db_path: str, config: EmulatorConfig) -> "Backend":
@@ -56,6 +60,8 @@ def rpc(method: str) -> Callable:
         @functools.wraps(fn)
         def wrapper(self: Any, request: Message, context: grpc.ServicerContext) -> Message:
             backend: Backend = self.backend
+            with backend.calls_lock:
+                backend.calls[method] += 1
             try:
                 faults = backend.faults
                 after = faults.before(method, request, context, backend) if faults is not None else None
