@@ -16,7 +16,7 @@ from emulators.cloudforet.server import CloudForetEmulator
 from emulators.prism.fleet import FleetSpec
 from emulators.readback import ensure_data_sources
 from pipeline.run import run
-from plugin.server import CostPluginServer
+from plugin.server import CostPluginServer, MonitoringPluginServer
 from tests.conftest import CLOUDFORET_USER_PASSWORD, PRISM_PASSWORD
 from tests.test_end_to_end import DEFAULT_RATE, expected_resources, write_config
 from transforms.cost import costs_for
@@ -63,10 +63,11 @@ def _analyze_per_cluster(emu, ds_id: str, day: str) -> dict:
     return {r["region_code"]: r["cost"] for r in answer.get("results", [])}
 
 
-def _sync(emu, plugin) -> str:
+def _sync(emu, plugins) -> str:
     md = [("token", emu.app_token())]
     with grpc.insecure_channel(emu.endpoint) as ch:
-        _, cost_id = ensure_data_sources(ch, md, plugin.endpoint)
+        mon, cost = plugins
+        _, cost_id = ensure_data_sources(ch, md, mon.endpoint, cost.endpoint)
         job = cost_ds_grpc.DataSourceStub(ch).sync(cost_ds_pb2.SyncDataSourceRequest(data_source_id=cost_id),
                                                    metadata=md)
         assert job_pb2.JobInfo.Status.Name(job.status) == "SUCCESS", job
@@ -89,18 +90,20 @@ def test_datasource_mode_reaches_cloudforet_through_the_plugin(tmp_path, prism_s
     assert acc["cost_store"]["records"] == sum(
         len(costs_for(r, card, "2026-11-28", "ds")) for r in expected_resources(servers))
 
-    plugin = CostPluginServer(str(tmp_path / "costs")).start()
+    plugins = (MonitoringPluginServer(str(tmp_path / "metrics")).start(),
+               CostPluginServer(str(tmp_path / "costs")).start())
     try:
-        ds_id = _sync(emu, plugin)
+        ds_id = _sync(emu, plugins)
         got = _analyze_per_cluster(emu, ds_id, "2026-11-28")
         assert {k: round(v, 2) for k, v in got.items()} == {k: round(v, 2) for k, v in want.items()}
         n_costs = len(emu.store.costs())
 
         # the same day collected again (a new run): replaced in CloudForet, not doubled
         assert run(["--config", config, "--collected-at", "2026-11-28T09:00:00Z", "--run-id", "again"]) == 0
-        _sync(emu, plugin)
+        _sync(emu, plugins)
         assert len(emu.store.costs()) == n_costs
         again = _analyze_per_cluster(emu, ds_id, "2026-11-28")
         assert {k: round(v, 2) for k, v in again.items()} == {k: round(v, 2) for k, v in want.items()}
     finally:
-        plugin.stop()
+        for server in plugins:
+            server.stop()

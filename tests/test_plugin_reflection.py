@@ -161,7 +161,7 @@ def test_both_protocols_on_one_port_collide_on_the_short_name_datasource(tmp_pat
     """Even with reflection: GRPCClient binds services by short name, the later DataSource (monitoring's) wins."""
     server, endpoint = raw_server(tmp_path, monitoring=True, cost=True, with_reflection=True)
     try:
-        assert plugin_client.connect(endpoint).api_resources["DataSource"] == ["init", "verify"]
+        assert plugin_client.PluginConnector(endpoint).api_resources["DataSource"] == ["init", "verify"]
         assert register_monitoring(emulator, endpoint)
         with pytest.raises(grpc.RpcError) as err:
             register_cost(emulator, endpoint)  # cost's init params do not fit monitoring's InitRequest
@@ -174,7 +174,7 @@ def test_both_protocols_on_one_port_collide_on_the_short_name_datasource(tmp_pat
 
 def test_client_binds_short_names_and_refuses_a_method_reflection_does_not_list(tmp_path):
     with CostPluginServer(str(tmp_path / "costs")) as cost:
-        client = plugin_client.connect(cost.endpoint)
+        client = plugin_client.PluginConnector(cost.endpoint)
         assert client.api_resources == {"DataSource": ["init", "verify"], "Job": ["get_tasks"],
                                         "Cost": ["get_linked_accounts", "get_data"]}
         assert client.dispatch("DataSource.init", {"options": {}, "domain_id": "d"})["metadata"]["currency"] == "USD"

@@ -26,6 +26,7 @@ from . import auth, errors, protoconv, query
 from .auth import Claims, TokenSigner
 from .config import EmulatorConfig
 from .errors import ApiError
+from .plugin_client import PluginClients
 from .store import Store
 
 log = logging.getLogger(__name__)
@@ -45,6 +46,7 @@ class Backend:
     faults: Any = None  # a faults.CloudForetFaults, set by the server (None: no fault injection)
     calls: Counter = field(default_factory=Counter)  # "Service.verb" -> calls received (tests read it)
     calls_lock: threading.Lock = field(default_factory=threading.Lock)
+    plugin_clients: PluginClients = field(default_factory=PluginClients)  # one client per plugin endpoint
 
     @classmethod
     def open(cls, db_path: str, config: EmulatorConfig) -> "Backend":

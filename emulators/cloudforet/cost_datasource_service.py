@@ -76,8 +76,8 @@ class CostDataSourceService(data_source_pb2_grpc.DataSourceServicer):
         info = doc["plugin_info"]
         options = info.get("options", {})
         # DataSourcePluginConnector.init: dispatch("DataSource.init", {"options", "domain_id"})
-        init = plugin_client.dispatch(options, "DataSource.init", {"options": plugin_client.plugin_options(options),
-                                                                   "domain_id": claims.domain_id})
+        init = self.backend.plugin_clients.dispatch(options, "DataSource.init", {
+            "options": plugin_client.plugin_options(options), "domain_id": claims.domain_id})
         ds_type = doc.get("data_source_type", "NONE")
         now = now_iso()
         ds = {
@@ -128,7 +128,7 @@ class CostDataSourceService(data_source_pb2_grpc.DataSourceServicer):
                "workspace_id": ds.get("workspace_id", ""), "data_source_id": ds["data_source_id"],
                "created_at": now_iso()}
         try:
-            plugin = plugin_client.connect(plugin_client.endpoint_of(options))
+            plugin = self.backend.plugin_clients.connect(plugin_client.endpoint_of(options))
             # DataSourcePluginConnector.get_tasks / get_cost_data
             answer = plugin.dispatch("Job.get_tasks", {
                 "options": plugin_opts, "secret_data": {}, "start": request.start or None,

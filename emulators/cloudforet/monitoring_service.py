@@ -55,7 +55,8 @@ class MonitoringDataSourceService(data_source_pb2_grpc.DataSourceServicer):
         require(info, "plugin_id")
         options = info.get("options", {})
         # monitoring DataSourcePluginManager.init_plugin: dispatch("DataSource.init", {"options": options})
-        init = plugin_client.dispatch(options, "DataSource.init", {"options": plugin_client.plugin_options(options)})
+        init = self.backend.plugin_clients.dispatch(options, "DataSource.init",
+                                                    {"options": plugin_client.plugin_options(options)})
         metadata = init.get("metadata", {})
         ds = {
             "data_source_id": new_id("ds"),
@@ -116,8 +117,9 @@ class MonitoringMetricService(metric_pb2_grpc.MetricServicer):
         ds = load_data_source(self.backend, request.data_source_id, claims)
         require({"resources": list(request.resources)}, "resources")
         key = self._required_key(ds)
-        options = plugin_client.plugin_options(ds["plugin_info"].get("options", {}))
-        plugin = plugin_client.connect(plugin_client.endpoint_of(ds["plugin_info"].get("options", {})))
+        info_options = ds["plugin_info"].get("options", {})
+        plugin = self.backend.plugin_clients.connect(plugin_client.endpoint_of(info_options))
+        options = plugin_client.plugin_options(info_options)
         available = {rid: False for rid in request.resources}
         per_resource: dict[str, list[dict]] = {}
         for rid, cs in self._resources(list(request.resources), claims).items():
@@ -164,8 +166,9 @@ class MonitoringMetricService(metric_pb2_grpc.MetricServicer):
             if len(region_chunks[-1]) >= MAX_REQUEST_LIMIT:
                 region_chunks.append({})
             region_chunks[-1][key] = q
-        options = plugin_client.plugin_options(ds["plugin_info"].get("options", {}))
-        plugin = plugin_client.connect(plugin_client.endpoint_of(ds["plugin_info"].get("options", {})))
+        info_options = ds["plugin_info"].get("options", {})
+        plugin = self.backend.plugin_clients.connect(plugin_client.endpoint_of(info_options))
+        options = plugin_client.plugin_options(info_options)
         labels: list = []
         values: dict = {}
         for region_chunks in chunks.values():

@@ -28,6 +28,13 @@ spaceone-core 2.0.144:
 - ``pygrpc/api.py`` ``_error_method``: the calling service answers
   ``{error_code}: {message}`` with the error's status.
 
+Checked by running spaceone-core 2.0.144's own ``pygrpc/client.py`` (in a
+protobuf 3.20 environment, as spaceone-core pins) against ``python -m plugin
+cost`` and ``monitoring`` (it listed and called DataSource.init, Job.get_tasks
+and Cost.get_data) and against the former one-server plugin without
+reflection: UNAVAILABLE ``ERROR_GRPC_CONNECTION: Server is unavailable.
+(channel = HOST:PORT, message = Method not found!)``, the answer this client gives.
+
 The emulator cannot deploy plugin images, so a data source is registered with
 the plugin's gRPC endpoint in ``plugin_info.options["endpoint"]`` (HOST:PORT):
 that option is the emulator's stand-in for plugin deployment and is not passed
@@ -36,7 +43,7 @@ to the plugin.
 from __future__ import annotations
 
 import threading
-from typing import Any, Iterator
+from typing import Any, Callable, Iterator
 
 import grpc
 from google.protobuf import descriptor_pool, json_format, message_factory
@@ -51,9 +58,6 @@ _OPTIONS = [("grpc.max_send_message_length", MAX_MESSAGE), ("grpc.max_receive_me
 READY_TIMEOUT_S = 3  # pygrpc client(): channel_ready_future(...).result(timeout=3)
 CALL_TIMEOUT_S = 180  # _ClientInterceptor: timeout or 180
 MAX_RETRIES = 2  # pygrpc client _MAX_RETRIES
-
-_clients: dict[str, "PluginConnector"] = {}
-_lock = threading.Lock()
 
 
 class PluginCallError(ApiError):
@@ -105,8 +109,8 @@ def _retryable(err: PluginCallError) -> bool:
 class PluginConnector:
     """One plugin endpoint's services, found by reflection and bound by short name."""
 
-    def __init__(self, endpoint: str) -> None:
-        self.endpoint = endpoint
+    def __init__(self, endpoint: str, on_lost: Callable[["PluginConnector"], None] | None = None) -> None:
+        self.endpoint, self._on_lost = endpoint, on_lost
         self._channel = grpc.insecure_channel(endpoint, options=_OPTIONS)
         try:
             grpc.channel_ready_future(self._channel).result(timeout=READY_TIMEOUT_S)
@@ -121,7 +125,7 @@ class PluginConnector:
             raise grpc_connection_error(endpoint, message) from None
 
     def _reflect(self) -> dict[str, dict[str, Any]]:
-        """short service name -> method name -> (callable, request class)."""
+        """short service name -> method name -> (bound call, request class, server-streaming?)."""
         database = ProtoReflectionDescriptorDatabase(self._channel)
         pool = descriptor_pool.DescriptorPool(database)
         bound: dict[str, dict[str, Any]] = {}
@@ -166,8 +170,8 @@ class PluginConnector:
             except grpc.RpcError as exc:
                 err = _check_error(self.endpoint, exc)
                 if not _retryable(err) or retries >= MAX_RETRIES:
-                    if _retryable(err):
-                        _drop(self)
+                    if _retryable(err) and self._on_lost is not None:
+                        self._on_lost(self)  # _retry_call: "Disconnect gRPC Endpoint."
                     raise err from None
                 retries += 1
 
@@ -188,24 +192,29 @@ def _to_dict(message: Any) -> dict:
     return json_format.MessageToDict(message, preserving_proto_field_name=True)
 
 
-def _drop(client: PluginConnector) -> None:
-    with _lock:
-        if _clients.get(client.endpoint) is client:
-            del _clients[client.endpoint]
+class PluginClients:
+    """The plugin clients of one emulator (one server process): ``client()``'s ``_GRPC_CHANNEL`` cache."""
+
+    def __init__(self) -> None:
+        self._clients: dict[str, PluginConnector] = {}
+        self._lock = threading.Lock()
+
+    def connect(self, endpoint: str) -> PluginConnector:
+        """The endpoint's client, made (reflection included) on first use; PluginCallError if it cannot be."""
+        with self._lock:
+            client = self._clients.get(endpoint)
+            if client is None:
+                client = self._clients[endpoint] = PluginConnector(endpoint, on_lost=self._drop)
+            return client
+
+    def dispatch(self, options: dict, method: str, params: dict | None = None) -> dict | Iterator[dict]:
+        """Call ``method`` ("Service.verb") of the plugin a data source's ``plugin_info.options`` point at."""
+        return self.connect(endpoint_of(options)).dispatch(method, params)
+
+    def _drop(self, client: PluginConnector) -> None:
+        with self._lock:
+            if self._clients.get(client.endpoint) is client:
+                del self._clients[client.endpoint]
 
 
-def connect(endpoint: str) -> PluginConnector:
-    """The endpoint's client, made (reflection included) on first use; ApiError if it cannot be called."""
-    with _lock:
-        client = _clients.get(endpoint)
-        if client is None:
-            client = _clients[endpoint] = PluginConnector(endpoint)
-        return client
-
-
-def dispatch(options: dict, method: str, params: dict | None = None) -> dict | Iterator[dict]:
-    """Call ``method`` ("Service.verb") of the plugin a data source's ``plugin_info.options`` point at."""
-    return connect(endpoint_of(options)).dispatch(method, params)
-
-
-__all__ = ["PluginCallError", "PluginConnector", "connect", "dispatch", "endpoint_of", "plugin_options"]
+__all__ = ["PluginCallError", "PluginClients", "PluginConnector", "endpoint_of", "plugin_options"]
