@@ -225,11 +225,13 @@ def test_role_rules(client: Client) -> None:
     got = client.secret.get_data(secret_pb2.GetSecretDataRequest(secret_id="secret-pc1", domain_id="domain-nutanix"),
                                  metadata=member, timeout=5)
     assert got.encrypted is False and got.data["nutanix_host"]
-    # A domain admin reads but does not write cloud services.
-    admin = md(client.workspace_token(ADMIN))
+    # A domain admin's DOMAIN grant reads but does not write cloud services; its WORKSPACE grant is a
+    # WORKSPACE_OWNER (identity 2.0.227 GrantTokenManager.authenticate) and writes.
+    admin = md(client.domain_token(ADMIN))
     client.cs.list(cloud_service_pb2.CloudServiceQuery(), metadata=admin, timeout=5)
     err = rpc_error(client.cs.create, vm("u-admin"), metadata=admin)
     assert err.code() == grpc.StatusCode.PERMISSION_DENIED
+    client.cs.create(vm("u-admin"), metadata=md(client.workspace_token(ADMIN)), timeout=5)
 
 
 # -- inventory ---------------------------------------------------------------------

@@ -28,6 +28,7 @@ def test_collection_with_prism_credentials_from_a_cloudforet_secret(tmp_path, pr
         users=[USER], secrets={"secret-pc": secret})).start()
     try:
         monkeypatch.setenv("TEST_CF_TOKEN", emu.app_token())
+        monkeypatch.setenv("TEST_CF_PASSWORD", CLOUDFORET_USER_PASSWORD)
         config = write_config(tmp_path, [], emu, accounts=[{"name": "from-secret", "secret_id": "secret-pc"}])
         assert run(["--config", config, "--collected-at", "2026-11-28T06:00:00Z"]) == 0
         report = (tmp_path / "report.json").read_text()
