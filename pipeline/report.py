@@ -15,14 +15,14 @@ def read_report(path: str) -> dict:
 
 def format_summary(summary: dict) -> str:
     head = ["account", "status", "clusters", "hosts", "VMs", "pages", "created", "updated", "unchanged",
-            "deleted", "failed", "costs", "cost skip", "cost store", "points", "dead"]
+            "deleted", "failed", "tag drift", "costs", "cost skip", "cost store", "points", "dead"]
     rows = []
     for name, a in sorted(summary["accounts"].items()):
         r, inv, cost = a["read"], a["inventory"], a["cost"]
         rows.append([name, a["status"], r["clusters"], r["hosts"], r["vms"], f"{r['pages']}/{r['pages_failed']}",
                      inv["created"], inv["updated"], inv.get("unchanged", 0),
-                     a.get("reconcile", {}).get("deleted", 0), inv["failed"], cost["created"],
-                     cost["already_present"], a.get("cost_store", {}).get("records", 0),
+                     a.get("reconcile", {}).get("deleted", 0), inv["failed"], inv.get("tags_drift", 0),
+                     cost["created"], cost["already_present"], a.get("cost_store", {}).get("records", 0),
                      a["metrics"]["points"], a["dead_letters"]])
     widths = [max(len(str(x)) for x in col) for col in zip(head, *rows)]
     fmt = lambda row: "  ".join(str(v).ljust(w) if i < 2 else str(v).rjust(w)  # noqa: E731

@@ -257,22 +257,50 @@ def test_create_never_dedupes(emu: CloudForetEmulator, client: Client, app: Any)
     assert a.state == "ACTIVE" and a.created_at.endswith("Z") and a.created_at == a.updated_at
 
 
-def test_update_merges_data_and_tags(client: Client, app: Any) -> None:
+def test_update_merges_data_and_files_tags_under_custom(client: Client, app: Any) -> None:
+    """inventory service/cloud_service_service.py: create_resource() files the tags under
+    the record's provider (_convert_tags_to_hash(tags, provider)); update_resource() under
+    _get_provider_from_meta(), "custom" for any call but a collector job's, replacing that
+    bucket whole; info/cloud_service_info.py shows them by bucket (_change_tags_without_hash)."""
     created = client.cs.create(vm("u-upd", data={"a": 1, "b": 2}, tags={"x": "1"}, account="acc"),
                                metadata=app, timeout=5)
+    assert to_dict(created)["tags"] == {"nutanix": {"x": "1"}}
+    assert to_dict(created)["tag_keys"] == {"nutanix": ["x"]}
     time.sleep(0.002)
     req = msg(cloud_service_pb2.UpdateCloudServiceRequest, {
         "cloud_service_id": created.cloud_service_id, "name": "renamed",
-        "data": {"b": 3, "c": 4}, "tags": {"y": "2"}})
+        "data": {"b": 3, "c": 4}, "tags": {"y": "2", "x": "changed"}})
     updated = to_dict(client.cs.update(req, metadata=app, timeout=5))
     assert updated["data"] == {"a": 1, "b": 3, "c": 4}
-    assert updated["tags"] == {"x": "1", "y": "2"}
+    assert updated["tags"] == {"nutanix": {"x": "1"}, "custom": {"y": "2", "x": "changed"}}
+    assert {k: sorted(v) for k, v in updated["tag_keys"].items()} == {"nutanix": ["x"], "custom": ["x", "y"]}
     assert updated["name"] == "renamed" and updated["account"] == "acc"
     assert updated["updated_at"] > updated["created_at"]
+    # the custom bucket is replaced whole; an update without tags leaves every bucket as it is
+    again = msg(cloud_service_pb2.UpdateCloudServiceRequest, {
+        "cloud_service_id": created.cloud_service_id, "tags": {"z": "3"}})
+    assert to_dict(client.cs.update(again, metadata=app, timeout=5))["tags"] == {
+        "nutanix": {"x": "1"}, "custom": {"z": "3"}}
+    untagged = cloud_service_pb2.UpdateCloudServiceRequest(cloud_service_id=created.cloud_service_id, name="n2")
+    assert to_dict(client.cs.update(untagged, metadata=app, timeout=5))["tags"] == {
+        "nutanix": {"x": "1"}, "custom": {"z": "3"}}
     err = rpc_error(client.cs.update, cloud_service_pb2.UpdateCloudServiceRequest(cloud_service_id="cloud-svc-nope"),
                     metadata=app)
     assert err.code() == grpc.StatusCode.NOT_FOUND
     assert err.details().startswith("ERROR_NOT_FOUND")
+
+
+def test_a_client_sending_collector_job_metadata_does_not_pass_for_a_collector_job(client: Client, app: Any) -> None:
+    """_is_created_by_collector() reads collector_id, job_id, plugin_id and
+    secret.service_account_id from the transaction; the inventory service sets them when it
+    runs a collector plugin. A client sending them itself still writes "custom"."""
+    created = client.cs.create(vm("u-job", tags={"Env": "Dev"}), metadata=app, timeout=5)
+    posing = (*app, ("collector_id", "collector-1"), ("job_id", "job-1"), ("plugin_id", "plugin-1"),
+              ("secret.service_account_id", "sa-pc1"), ("secret.provider", "nutanix"))
+    req = msg(cloud_service_pb2.UpdateCloudServiceRequest, {
+        "cloud_service_id": created.cloud_service_id, "tags": {"Env": "Prod"}})
+    assert to_dict(client.cs.update(req, metadata=posing, timeout=5))["tags"] == {
+        "nutanix": {"Env": "Dev"}, "custom": {"Env": "Prod"}}
 
 
 def test_delete_marks_deleted(emu: CloudForetEmulator, client: Client, app: Any) -> None:
@@ -288,11 +316,22 @@ def test_delete_marks_deleted(emu: CloudForetEmulator, client: Client, app: Any)
     by_filter = client.cs.list(msg(cloud_service_pb2.CloudServiceQuery, {
         "query": {"filter": [{"k": "state", "v": ["ACTIVE", "DELETED"], "o": "in"}]}}), metadata=app, timeout=5)
     assert by_filter.total_count == 2
-    for call, req in [(client.cs.get, cloud_service_pb2.CloudServiceRequest(cloud_service_id=gone.cloud_service_id)),
-                      (client.cs.delete, cloud_service_pb2.CloudServiceRequest(cloud_service_id=gone.cloud_service_id)),
+    # inventory CloudServiceService.get(): CloudServiceManager.get_cloud_service() does not
+    # look at the state, so a deleted record still answers, DELETED
+    got = client.cs.get(cloud_service_pb2.CloudServiceRequest(cloud_service_id=gone.cloud_service_id),
+                        metadata=app, timeout=5)
+    assert got.state == "DELETED" and got.deleted_at and got.reference.resource_id == "u-gone"
+    # model/cloud_service_model.py CloudService.delete()/update() on a DELETED record:
+    # error/cloud_service.py ERROR_RESOURCE_ALREADY_DELETED, an ERROR_INVALID_ARGUMENT
+    for call, req in [(client.cs.delete, cloud_service_pb2.CloudServiceRequest(cloud_service_id=gone.cloud_service_id)),
                       (client.cs.update, cloud_service_pb2.UpdateCloudServiceRequest(
                           cloud_service_id=gone.cloud_service_id, name="x"))]:
-        assert rpc_error(call, req, metadata=app).code() == grpc.StatusCode.NOT_FOUND
+        err = rpc_error(call, req, metadata=app)
+        assert err.code() == grpc.StatusCode.INVALID_ARGUMENT
+        assert err.details() == (f"ERROR_RESOURCE_ALREADY_DELETED: CloudService has already been deleted. "
+                                 f"({gone.cloud_service_id})")
+    assert client.cs.get(cloud_service_pb2.CloudServiceRequest(cloud_service_id=gone.cloud_service_id),
+                         metadata=app, timeout=5).name == "vm-u-gone"  # the refused update changed nothing
     assert len(emu.store.cloud_services()) == 1
     assert len(emu.store.cloud_services(include_deleted=True)) == 2
 
@@ -320,8 +359,11 @@ def test_list_query(client: Client, app: Any) -> None:
 
     assert count({"filter": [{"key": "data.power_state", "value": "ON"}]}) == 6
     assert count({"filter": [{"k": "data.vcpus", "v": 9, "o": "gte"}]}) == 3
-    assert count({"filter": [{"k": "tags.CostCenter", "v": "cc-1", "o": "eq"},
+    # tags are kept per bucket: a filter names the bucket (inventory CloudServiceManager
+    # ._change_filter_tags() rewrites tags.<provider>.<key>; "tags.<key>" names no stored tag)
+    assert count({"filter": [{"k": "tags.nutanix.CostCenter", "v": "cc-1", "o": "eq"},
                              {"k": "data.power_state", "v": "ON", "o": "not"}]}) == 2
+    assert count({"filter": [{"k": "tags.CostCenter", "v": "cc-1", "o": "eq"}]}) == 0
     assert count({"filter_or": [{"k": "reference.resource_id", "v": "u-00"},
                                 {"k": "name", "v": "U-11", "o": "contain"}]}) == 2
     assert count({"filter": [{"k": "data.nothing", "v": True, "o": "exists"}]}) == 0

@@ -16,14 +16,14 @@ CARD = RateCard(
 def vm(uuid, cluster, power, vcpus, mem):
     return {"kind": "vm", "resource_id": uuid, "account": "pc", "name": uuid, "region_code": cluster,
             "cloud_service_type": "Instance", "tags": {"CostCenter": "cc1"},
-            "data": {"power_state": power, "vcpus": vcpus, "memory_gib": mem,
+            "data": {"power_state": power, "vcpus": vcpus, "memory_gib": mem, "size_known": True,
                      "cluster": {"uuid": cluster, "name": cluster}}}
 
 
 def disk(uuid, cluster, size):
     return {"kind": "disk", "resource_id": uuid, "account": "pc", "name": uuid, "region_code": cluster,
             "cloud_service_type": "Disk", "tags": {},
-            "data": {"size_gib": size, "cluster": {"uuid": cluster, "name": cluster}}}
+            "data": {"size_gib": size, "size_known": True, "cluster": {"uuid": cluster, "name": cluster}}}
 
 
 def totals(resources, day="2026-11-28"):

@@ -113,7 +113,8 @@ def test_collection_end_to_end_and_second_run_creates_nothing(tmp_path, prism_se
                     "instance_type", "ip_addresses"):
             assert got[key] == want[key], key
         assert got["reference"] == want["reference"]
-        assert got["tags"] == want["tags"]
+        assert got["tags"] == {"nutanix": want["tags"]}  # filed under the provider by the create
+        assert got["data"]["categories"] == want["tags"]
         for key in ("power_state", "vcpus", "memory_gib", "cluster", "host", "guest_os", "disks", "nics",
                     "size_gib", "vm"):
             if key in want["data"]:
@@ -293,3 +294,92 @@ def test_readback_calls_the_monitoring_and_the_cost_plugin_on_their_own_ports(tm
     points = [line.split() for line in series if line.startswith(DAY)]
     assert len(points) == 12  # the run's hour of 5-minute points
     assert all(float(p[1]) >= 0 and float(p[2]) >= 0 for p in points)
+
+def console(emu):
+    """A person's CloudForet client, as the console's: public API calls with their token."""
+    import grpc
+    from spaceone.api.inventory.v1 import cloud_service_pb2_grpc
+
+    channel = grpc.insecure_channel(emu.endpoint)
+    return channel, cloud_service_pb2_grpc.CloudServiceStub(channel), (("token", emu.app_token()),)
+
+
+def test_a_category_changed_in_prism_keeps_the_console_tags_and_is_reported(tmp_path, prism_servers, cloudforet,
+                                                                            monkeypatch, capsys):
+    """On a real inventory a create files tags under tags.nutanix, which no public update can
+    change, and a public update's tags replace tags.custom, where people's console tags
+    live (inventory CloudServiceService.update_resource, _get_provider_from_meta). A
+    category changed in Prism therefore goes to data.categories; the custom bucket stays
+    as its people left it; the run reports the resources whose tags.nutanix lag Prism."""
+    from connectors.cloudforet import to_struct
+    from spaceone.api.inventory.v1 import cloud_service_pb2
+
+    server, = prism_servers(FleetSpec(seed=4, vms=8, clusters=1, hosts_per_cluster=1, disks_per_vm=1))
+    config = write_config(tmp_path, [server], cloudforet)
+    assert run(["--config", config, "--collected-at", COLLECTED_AT]) == 0
+    pc = server.pc
+    i = next(i for i in pc.iter_live_indices() if pc.vm_entity(i)["metadata"]["categories"])
+    before = dict(pc.vm_entity(i)["metadata"]["categories"])
+    uuid = pc.vm_uuid(i)
+    record = lambda: next(c for c in cloudforet.store.cloud_services()  # noqa: E731
+                          if c["reference"]["resource_id"] == uuid)
+    assert record()["tags"] == {"nutanix": before} and record()["data"]["categories"] == before
+
+    channel, stub, token = console(cloudforet)
+    try:  # a person tags the VM in the console
+        stub.update(cloud_service_pb2.UpdateCloudServiceRequest(
+            cloud_service_id=record()["cloud_service_id"], tags=to_struct({"Owner": "alice", "Environment": "x"})),
+            metadata=token, timeout=5)
+    finally:
+        channel.close()
+    moved = {**before, "Environment": "Moved"}
+    entity = pc.vm_entity
+
+    def recategorized(j):  # the VM's Environment category changed in Prism
+        e = entity(j)
+        if j == i:
+            e["metadata"]["categories"] = dict(moved)
+            e["metadata"]["categories_mapping"] = {k: [v] for k, v in moved.items()}
+        return e
+
+    monkeypatch.setattr(pc, "vm_entity", recategorized)
+    capsys.readouterr()
+    assert run(["--config", config, "--collected-at", "2026-11-28T07:00:00Z", "--run-id", "second"]) == 0
+    got = record()
+    assert got["tags"] == {"nutanix": before, "custom": {"Owner": "alice", "Environment": "x"}}
+    assert got["data"]["categories"] == moved
+    disks = [c for c in cloudforet.store.cloud_services() if c["data"].get("vm", {}).get("uuid") == uuid]
+    assert disks and all(d["data"]["categories"] == moved for d in disks)
+    acc = json.loads((tmp_path / "report.json").read_text())["accounts"][pc.name]
+    assert acc["inventory"]["tags_drift"] == 1 + len(disks)  # the VM and its disks
+    assert acc["inventory"]["updated"] == 1 + len(disks) and acc["inventory"]["failed"] == 0
+    assert any("tags follow prism only through the collector plugin" in n.lower() for n in acc["notes"])
+    out = capsys.readouterr().out
+    assert "tag drift" in out and f"{1 + len(disks)} cloud services' tags.nutanix no longer match" in out
+
+
+def test_a_vm_deleted_in_cloudforet_and_still_in_prism_is_created_anew(tmp_path, prism_servers, cloudforet):
+    """A deleted record stays readable (state DELETED) and is left out of matching (inventory
+    CloudServiceManager.list_cloud_services appends state ACTIVE unless the query asks for
+    DELETED): the collector's lookup does not find it, and the VM gets a new record."""
+    from spaceone.api.inventory.v1 import cloud_service_pb2
+
+    server, = prism_servers(FleetSpec(seed=4, vms=6, clusters=1, hosts_per_cluster=1, disks_per_vm=1))
+    config = write_config(tmp_path, [server], cloudforet)
+    assert run(["--config", config, "--collected-at", COLLECTED_AT]) == 0
+    uuid = server.pc.vm_uuid(next(server.pc.iter_live_indices()))
+    old = next(c for c in cloudforet.store.cloud_services() if c["reference"]["resource_id"] == uuid)
+    channel, stub, token = console(cloudforet)
+    try:
+        stub.delete(cloud_service_pb2.CloudServiceRequest(cloud_service_id=old["cloud_service_id"]),
+                    metadata=token, timeout=5)
+        assert run(["--config", config, "--collected-at", "2026-11-28T07:00:00Z", "--run-id", "second"]) == 0
+        gone = stub.get(cloud_service_pb2.CloudServiceRequest(cloud_service_id=old["cloud_service_id"]),
+                        metadata=token, timeout=5)
+    finally:
+        channel.close()
+    assert gone.state == "DELETED"
+    now = [c for c in cloudforet.store.cloud_services() if c["reference"]["resource_id"] == uuid]
+    assert len(now) == 1 and now[0]["cloud_service_id"] != old["cloud_service_id"] and now[0]["state"] == "ACTIVE"
+    acc = json.loads((tmp_path / "report.json").read_text())["accounts"][server.pc.name]
+    assert acc["inventory"]["created"] == 1 and acc["inventory"]["failed"] == 0 and acc["status"] == "SUCCESS"

@@ -71,12 +71,12 @@ def fleet(vcpus: int = 2) -> list[dict]:
     def vm(uuid, cluster, power, cpus, mem):
         return {"kind": "vm", "resource_id": uuid, "account": "pc-1", "name": uuid, "region_code": cluster,
                 "cloud_service_type": "Instance", "tags": {"CostCenter": "cc1"},
-                "data": {"power_state": power, "vcpus": cpus, "memory_gib": mem,
+                "data": {"power_state": power, "vcpus": cpus, "memory_gib": mem, "size_known": True,
                          "cluster": {"uuid": cluster, "name": cluster}}}
 
     def disk(uuid, cluster, size):
         return {"kind": "disk", "resource_id": uuid, "account": "pc-1", "name": uuid, "region_code": cluster,
-                "cloud_service_type": "Disk", "tags": {}, "data": {"size_gib": size,
+                "cloud_service_type": "Disk", "tags": {}, "data": {"size_gib": size, "size_known": True,
                                                                    "cluster": {"uuid": cluster, "name": cluster}}}
     return [vm("vm-a1", "cluster-a", "ON", vcpus, 4.0), vm("vm-a2", "cluster-a", "OFF", 8, 16.0),
             vm("vm-b1", "cluster-b", "ON", vcpus, 16.0), disk("disk-a1", "cluster-a", 100.0),

@@ -1,6 +1,7 @@
 """Tests of the Prism Central v3 emulator, through real HTTP where behaviour is HTTP."""
 from __future__ import annotations
 
+import functools
 import json
 import os
 import signal
@@ -306,12 +307,13 @@ def test_delete_and_add_vms_change_listing(small_server):
 
 
 # ------------------------------------------------------------------ CLI
-def test_cli_serves_until_sigterm(tmp_path):
+@pytest.mark.parametrize("quirks", [False, True], ids=["default", "real-world-quirks"])
+def test_cli_serves_until_sigterm(tmp_path, quirks):
     ready = tmp_path / "ready.json"
     env = dict(os.environ, PRISM_PASSWORD="s3cret-pw")
     proc = subprocess.Popen(
         [sys.executable, "-m", "emulators.prism", "--vms", "50", "--port", "0",
-         "--prism-centrals", "2", "--ready-file", str(ready)],
+         "--prism-centrals", "2", "--ready-file", str(ready)] + (["--real-world-quirks"] if quirks else []),
         cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     try:
         deadline = time.monotonic() + 20
@@ -323,14 +325,16 @@ def test_cli_serves_until_sigterm(tmp_path):
         assert "s3cret-pw" not in ready.read_text()
         pcs = info["prism_centrals"]
         assert [p["vms"] for p in pcs] == [25, 25]
-        total = 0
+        total, states = 0, set()
         for p in pcs:
             assert p["url"] == f"http://127.0.0.1:{p['port']}"
             r = requests.post(p["url"] + V3 + "/vms/list", json={"length": 100},
                               auth=("admin", "s3cret-pw"), timeout=10)
             assert r.status_code == 200
             total += len(r.json()["entities"])
+            states |= {e["status"]["state"] for e in r.json()["entities"]}
         assert total == 50
+        assert states == ({"COMPLETE", "PENDING", "ERROR"} if quirks else {"COMPLETE"})
         proc.send_signal(signal.SIGTERM)
         out, err = proc.communicate(timeout=10)
         assert proc.returncode == 0, err
@@ -432,3 +436,98 @@ def test_tls_is_pluggable(tmp_path):
             warnings.simplefilter("ignore")
             r = post(srv, "/clusters/list", {}, verify=False)
         assert r.status_code == 200 and r.json()["metadata"]["total_matches"] == 3
+
+
+# ------------------------------------------------------------------ real-world shapes (issue 15)
+SWAGGER = RECORDINGS.parent / "v3_swagger.json"
+
+
+@functools.lru_cache(maxsize=None)
+def _definitions() -> dict:
+    return json.loads(SWAGGER.read_text())["definitions"]
+
+
+def _props(name: str) -> dict:
+    return _definitions()[name]["properties"]
+
+
+def _enum(definition: str, field: str) -> list:
+    return _props(definition)[field]["x-ntnx-enum"]
+
+
+def test_operator_fields_are_shaped_like_the_v3_swagger():
+    pc = generate_fleet(FleetSpec(vms=200))[0]
+    boot_types, gpus, vtpms, protected = set(), 0, 0, 0
+    for v in pc.vm_entities(0, 200):
+        res, spec_res = v["status"]["resources"], v["spec"]["resources"]
+        assert set(v["metadata"]["owner_reference"]) == {"kind", "uuid", "name"}
+        assert v["metadata"]["last_update_time"] >= v["metadata"]["creation_time"]
+        boot = res["boot_config"]["boot_type"]
+        assert boot in _enum("vm_boot_config", "boot_type") and spec_res["boot_config"] == res["boot_config"]
+        boot_types.add(boot)
+        assert res["machine_type"] in _enum("vm_resources_def_status", "machine_type")
+        assert (res["machine_type"] == "Q35") == (boot == "SECURE_BOOT")  # secure boot needs Q35
+        assert res["protection_type"] in _enum("vm_resources_def_status", "protection_type")
+        protected += res["protection_type"] == "RULE_PROTECTED"
+        if "vtpm_config" in res:
+            vtpms += 1
+            assert set(res["vtpm_config"]) <= set(_props("vm_vtpm_status"))
+            assert set(spec_res["vtpm_config"]) <= set(_props("vm_vtpm_config")) - {"vtpm_secret"}
+        for g in res["gpu_list"]:
+            gpus += 1
+            assert set(g) <= set(_props("vm_gpu_output_status"))
+            assert g["vendor"] in _enum("vm_gpu_output_status", "vendor")
+        assert all(set(g) <= set(_props("vm_gpu")) for g in spec_res["gpu_list"])
+        first = res["disk_list"][0]
+        assert first["data_source_reference"]["kind"] == "image"
+    assert boot_types == {"LEGACY", "UEFI", "SECURE_BOOT"}
+    assert 0 < gpus < 30 and vtpms > 0 and 0 < protected < 100
+
+
+def test_default_fleet_has_none_of_the_real_world_quirks(server):
+    pc = server.pc
+    for v in pc.vm_entities(0, 300):
+        assert v["status"]["state"] == "COMPLETE" and "memory_size_mib" in v["status"]["resources"]
+        for nic in v["status"]["resources"]["nic_list"]:
+            ips = [e["ip"] for e in nic["ip_endpoint_list"]]
+            assert len(ips) == len(set(ips)) and not any(ip.startswith(("169.254.", "fe80:")) for ip in ips)
+    assert all(h["status"].get("name") for h in pc.host_entities())
+
+
+def test_real_world_quirks_look_like_real_answers():
+    pc = generate_fleet(FleetSpec(vms=60, clusters=2, hosts_per_cluster=2, real_world_quirks=True))[0]
+    vms = pc.vm_entities(0, 60)
+    states = [v["status"]["state"] for v in vms]
+    assert states.count("PENDING") == 6 and states.count("ERROR") == 3  # 2 + 1 per 20 VMs
+    reasons = set(_enum("message_resource", "reason"))
+    for i, v in enumerate(vms):
+        st = v["status"]
+        if st["state"] == "ERROR":
+            assert "resources" not in st and st["message_list"]
+            assert all({"message", "reason"} <= set(m) and m["reason"] in reasons for m in st["message_list"])
+        elif st["state"] == "PENDING" and not st["resources"]:  # being created: spec only, disks without uuid
+            assert "name" not in st and all("uuid" not in d for d in v["spec"]["resources"]["disk_list"])
+        elif st["state"] == "PENDING":  # being changed: status lacks what changes
+            assert "memory_size_mib" not in st["resources"] and "num_sockets" in st["resources"]
+        if i % 3 == 0 and "resources" in st and st["resources"].get("nic_list"):
+            ips = [(e["ip"], e["type"]) for e in st["resources"]["nic_list"][0]["ip_endpoint_list"]]
+            if ips:
+                assert (ips[0][0], "LEARNED") in ips and ips[0][1] == "ASSIGNED"
+    learned = [e["ip"] for v in vms for n in v["status"].get("resources", {}).get("nic_list", [])
+               for e in n["ip_endpoint_list"]]
+    assert any(ip.startswith("169.254.") for ip in learned) and any(ip.startswith("fe80:") for ip in learned)
+    hosts = pc.host_entities()
+    nameless = [h for h in hosts if "name" not in h["status"]]
+    assert len(nameless) == 1 and "name" not in nameless[0]["spec"]
+    running: dict = {}
+    for v in vms:  # hosts still count exactly the VMs that name them
+        ref = v["status"].get("resources", {}).get("host_reference")
+        if ref:
+            running[ref["uuid"]] = running.get(ref["uuid"], 0) + 1
+    assert {h["metadata"]["uuid"]: h["status"]["resources"]["hypervisor"]["num_vms"] for h in hosts
+            if h["status"]["resources"]["hypervisor"]["num_vms"]} == running
+    nodes = pc.cluster_entities()[1]["status"]["resources"]["nodes"]["hypervisor_server_list"]
+    assert {"ip": "127.0.0.1", "type": "AHV", "version": ""} in nodes
+    for i, v in enumerate(vms):  # a VM being created or in error runs nowhere: its stats are "no data"
+        values = {x for series in pc.vm_stats(i, 0, 900_000).values() for _, x in series}
+        assert (values == {"-1"}) == ("host_reference" not in v["status"].get("resources", {})), i

@@ -76,6 +76,11 @@ def finished(fn) -> list:
             for o in fn.finish_bundle()]
 
 
+def drift(out: list) -> int:
+    """Resources whose provider-bucket tags no longer match Prism, by the sink's results."""
+    return sum(r.get("tags_drift", 0) for r in out if not isinstance(r, pvalue.TaggedOutput))
+
+
 def totals(out: list) -> dict:
     """The sink's per-batch results summed: created, unchanged, failed, ..."""
     sums: dict = {"created": 0, "updated": 0, "unchanged": 0, "failed": 0}
@@ -189,9 +194,10 @@ def test_a_listing_of_many_pages_asks_for_them_at_once_and_returns_each_match_on
 
 
 def test_what_changed_is_written_and_only_that(tmp_path, monkeypatch):
-    """Against what CloudForet holds: a changed plain field, data key or tag is
-    rewritten; the latest utilization alone, or the order of IPs, is not a change;
-    a resource written without a fingerprint (an older collector) is rewritten once."""
+    """Against what CloudForet holds: a changed plain field, data key or category is
+    rewritten (the category into data.categories: an update sends no tags); the latest
+    utilization alone, or the order of IPs, is not a change; a resource written
+    without a fingerprint (an older collector) is rewritten once."""
     import copy
     from spaceone.api.inventory.v1 import cloud_service_pb2
 
@@ -203,11 +209,12 @@ def test_what_changed_is_written_and_only_that(tmp_path, monkeypatch):
         recs = records(8)
         assert totals(write_all(emu, monkeypatch, 4, 2, recs))["created"] == 8
         held = {cs["reference"]["resource_id"]: cs for cs in emu.store.cloud_services()}
-        assert all(cs["data"][FINGERPRINT].startswith("v1:") for cs in held.values())
+        assert all(cs["data"][FINGERPRINT].startswith("v2:") for cs in held.values())
         again = copy.deepcopy(recs)
         again[0]["name"] += "-renamed"
         again[1]["data"]["power_state"] = "OFF" if again[1]["data"]["power_state"] == "ON" else "ON"
-        again[2]["tags"] = {**again[2]["tags"], "Owner": "someone-else"}
+        again[2]["tags"] = {**again[2]["tags"], "Owner": "someone-else"}  # a category added in Prism
+        again[2]["data"]["categories"] = dict(again[2]["tags"])
         again[3]["instance_size"] += 1
         again[4]["data"]["utilization"] = {"cpu_pct": 99.0}  # volatile: not a change
         again[5]["ip_addresses"] = list(reversed(again[5]["ip_addresses"] + ["10.9.9.9"]))
@@ -225,9 +232,11 @@ def test_what_changed_is_written_and_only_that(tmp_path, monkeypatch):
         emu.stop()
     assert totals(out) == {"created": 0, "updated": 6, "unchanged": 2, "failed": 0}
     assert after[recs[0]["resource_id"]]["name"].endswith("-renamed")
-    assert after[recs[2]["resource_id"]]["tags"]["Owner"] == "someone-else"
-    assert after[recs[7]["resource_id"]]["data"][FINGERPRINT].startswith("v1:")
+    assert after[recs[2]["resource_id"]]["data"]["categories"]["Owner"] == "someone-else"
+    assert after[recs[2]["resource_id"]]["tags"] == {"nutanix": recs[2]["tags"]}  # as created: no custom bucket
+    assert after[recs[7]["resource_id"]]["data"][FINGERPRINT].startswith("v2:")
     assert totals(third) == {"created": 0, "updated": 0, "unchanged": 8, "failed": 0}  # all settled
+    assert drift(out) == drift(third) == 1  # recs[2]: tags.nutanix no longer Prism's categories
 
 
 def test_fingerprint_is_of_our_keys_not_of_their_order():
@@ -238,7 +247,9 @@ def test_fingerprint_is_of_our_keys_not_of_their_order():
     assert fingerprint(shuffled) == fingerprint(r)
     assert fingerprint({**r, "data": {**r["data"], "utilization": {"cpu_pct": 1.0}}}) == fingerprint(r)
     assert fingerprint({**r, "data": {**r["data"], "vcpus": r["data"]["vcpus"] + 1}}) != fingerprint(r)
-    assert fingerprint({**r, "tags": {**r["tags"], "x": "y"}}) != fingerprint(r)
+    # a category changed in Prism changes data.categories, so the record's data is rewritten
+    changed = {**r["data"]["categories"], "Environment": "changed"}
+    assert fingerprint({**r, "tags": changed, "data": {**r["data"], "categories": changed}}) != fingerprint(r)
 
 
 def test_every_record_given_is_seen_written_or_not(tmp_path, monkeypatch):
@@ -265,3 +276,131 @@ def test_every_record_given_is_seen_written_or_not(tmp_path, monkeypatch):
         recs[0]["account"]: sorted(r["resource_id"] for r in recs[:6]),
         "pc-other": sorted(r["resource_id"] for r in recs[6:])}
     assert totals(out)["failed"] == 1
+
+
+class Recorder:
+    """What the collector sent to one emulator RPC: each request and its call metadata."""
+
+    def __init__(self):
+        self.calls: list = []
+
+    def wrap(self, method):
+        def recorded(servicer, request, context):
+            self.calls.append((request, dict(context.invocation_metadata())))
+            return method(servicer, request, context)
+        return recorded
+
+
+COLLECTOR_JOB_METADATA = {"collector_id", "job_id", "plugin_id", "secret.service_account_id", "secret.provider",
+                          "secret.secret_id", "secret.project_id"}
+
+
+def test_a_category_changed_in_prism_leaves_the_console_tags_and_is_reported(tmp_path, monkeypatch):
+    """inventory CloudServiceService.update_resource() files a public update's tags under
+    "custom" (_get_provider_from_meta), replacing that bucket whole, and never changes the
+    provider's: an update that sent tags would overwrite people's console tags and still
+    not correct tags.nutanix. The sink sends none (and no collector-job metadata to pass
+    for a collector job); data.categories gets the new value; the drift is counted."""
+    import copy
+
+    from spaceone.api.inventory.v1 import cloud_service_pb2
+
+    from connectors.cloudforet import to_struct
+
+    creates, updates = Recorder(), Recorder()
+    monkeypatch.setattr(CloudServiceService, "create", creates.wrap(CloudServiceService.create))
+    monkeypatch.setattr(CloudServiceService, "update", updates.wrap(CloudServiceService.update))
+    emu = CloudForetEmulator(str(tmp_path / "cf.sqlite"), EmulatorConfig()).start()
+    try:
+        recs = [r for r in records(6) if r["tags"]][:3]
+        assert totals(write_all(emu, monkeypatch, 4, 2, recs))["created"] == 3
+        held = {cs["reference"]["resource_id"]: cs for cs in emu.store.cloud_services()}
+        target = held[recs[0]["resource_id"]]
+        # a person tags the VM in the console: a public update, filed under "custom"
+        client = client_for(emu, monkeypatch)
+        client.call(client.cloud_service.update, cloud_service_pb2.UpdateCloudServiceRequest(
+            cloud_service_id=target["cloud_service_id"], tags=to_struct({"Owner": "alice", "Environment": "mine"})),
+            "CloudService.update")
+        # Prism: the VM's Environment category changes (normalize keeps it in tags and data.categories)
+        again = copy.deepcopy(recs)
+        moved = {**again[0]["tags"], "Environment": "Moved"}
+        again[0]["tags"], again[0]["data"]["categories"] = moved, dict(moved)
+        updates.calls.clear()
+        out = write_all(emu, monkeypatch, 4, 2, again)
+        after = {cs["reference"]["resource_id"]: cs for cs in emu.store.cloud_services()}
+    finally:
+        emu.stop()
+    assert totals(out) == {"created": 0, "updated": 1, "unchanged": 2, "failed": 0}
+    got = after[recs[0]["resource_id"]]
+    assert got["tags"]["custom"] == {"Owner": "alice", "Environment": "mine"}  # the person's tags, untouched
+    assert got["tags"]["nutanix"] == recs[0]["tags"]  # as created: no public update changes it
+    assert got["data"]["categories"] == moved  # the current categories, where the console shows them
+    assert drift(out) == 1
+    assert creates.calls and all(req.HasField("tags") for req, _ in creates.calls)  # a create files them
+    assert len(updates.calls) == 1 and not updates.calls[0][0].HasField("tags")
+    for _, metadata in creates.calls + updates.calls:
+        assert not COLLECTOR_JOB_METADATA & set(metadata), metadata
+
+
+def test_a_record_deleted_between_the_lookup_and_its_update_is_created_anew(tmp_path, monkeypatch):
+    """A real inventory answers the update of a DELETED record INVALID_ARGUMENT
+    ERROR_RESOURCE_ALREADY_DELETED (model/cloud_service_model.py CloudService.update()).
+    The resource is still in Prism: the sink looks it up again, which leaves deleted
+    records out, and creates it anew instead of failing it."""
+    original = CloudServiceService.update
+    raced: list = []
+
+    def deleted_first(servicer, request, context):
+        if not raced:  # someone deletes the record in CloudForet just before the update lands
+            raced.append(request.cloud_service_id)
+            servicer.store.replace("cloud_services", request.cloud_service_id,
+                                   {**servicer.store.get("cloud_services", request.cloud_service_id),
+                                    "state": "DELETED"}, "DELETED")
+        return original(servicer, request, context)
+
+    monkeypatch.setattr(CloudServiceService, "update", deleted_first)
+    emu = CloudForetEmulator(str(tmp_path / "cf.sqlite"), EmulatorConfig()).start()
+    try:
+        recs = records(3)
+        write_all(emu, monkeypatch, 4, 1, recs)
+        recs[0]["name"] += "-renamed"  # a change in Prism: an update
+        out = write_all(emu, monkeypatch, 4, 1, recs)
+        live = {cs["reference"]["resource_id"]: cs for cs in emu.store.cloud_services()}
+        every = emu.store.cloud_services(include_deleted=True)
+    finally:
+        emu.stop()
+    assert raced
+    assert totals(out) == {"created": 1, "updated": 0, "unchanged": 2, "failed": 0}
+    assert live[recs[0]["resource_id"]]["name"].endswith("-renamed")
+    assert live[recs[0]["resource_id"]]["cloud_service_id"] != raced[0]
+    assert sorted(cs["state"] for cs in every if cs["reference"]["resource_id"] == recs[0]["resource_id"]) == [
+        "ACTIVE", "DELETED"]
+
+
+def test_reconcile_counts_a_record_someone_deleted_already_as_deleted(tmp_path, monkeypatch):
+    """Listed ACTIVE, then deleted in the console before reconciliation's delete lands: the
+    real server answers ERROR_RESOURCE_ALREADY_DELETED (CloudService.delete() of a DELETED
+    record), which is "already deleted", not a failure."""
+    from spaceone.api.inventory.v1 import cloud_service_pb2
+
+    from transforms.reconcile import _ReconcileFn
+    from transforms.settings import ReconcileOptions
+
+    emu = CloudForetEmulator(str(tmp_path / "cf.sqlite"), EmulatorConfig()).start()
+    try:
+        recs = records(3)
+        write_all(emu, monkeypatch, 4, 1, recs)
+        client = client_for(emu, monkeypatch)
+        stale = client.list_cloud_services([("provider", "nutanix", "eq")],
+                                           only=["cloud_service_id", "reference", "cloud_service_type", "name"])
+        gone = stale[0]["cloud_service_id"]
+        client.call(client.cloud_service.delete, cloud_service_pb2.CloudServiceRequest(cloud_service_id=gone),
+                    "CloudService.delete")
+        fn = _ReconcileFn(sink_options(emu, monkeypatch), ReconcileOptions())
+        fn.setup()
+        deleted, failed = fn._delete(stale)
+        states = {cs["cloud_service_id"]: cs["state"] for cs in emu.store.cloud_services(include_deleted=True)}
+    finally:
+        emu.stop()
+    assert (deleted, failed) == (3, [])
+    assert set(states.values()) == {"DELETED"}

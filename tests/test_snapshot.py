@@ -13,11 +13,12 @@ import pytest
 
 from emulators.cloudforet.config import EmulatorConfig
 from emulators.cloudforet.server import CloudForetEmulator
-from emulators.prism.fleet import FleetSpec
+from emulators.prism.fleet import FleetSpec, generate_fleet
 from pipeline.run import run
 from tests.conftest import PRISM_PASSWORD, ROOT
 from tests.test_end_to_end import write_config
 from transforms.canonical import canonical_json
+from transforms.normalize import normalize_vm
 from transforms.snapshot import _file_digest, validate_snapshot
 
 SPEC = FleetSpec(seed=5, prism_centrals=2, clusters=2, hosts_per_cluster=1, vms=24, disks_per_vm=1,
@@ -132,6 +133,29 @@ def test_committed_schema_v1_snapshot_still_replays(tmp_path, cloudforets, monke
     assert len(vms) == manifest["counts"]["vm"]
     assert all(c["data"]["cluster"]["name"] for c in vms)
     assert {c["billed_date"] for c in emu.store.costs()} == {manifest["collected_at"][:10]}
+    # read by today's normalization: every data key of today, sized from status as before
+    today = set(normalize_vm("pc", "http://pc", generate_fleet(FleetSpec(vms=1))[0].vm_entity(0))[0]["data"])
+    assert all(set(c["data"]) == today | {"collector_fingerprint"} for c in vms)
+    assert all(c["data"]["size_known"] and c["data"]["prism_state"] == "COMPLETE" for c in vms)
+    assert {c["resource"] for c in emu.store.costs()} >= {c["reference"]["resource_id"] for c in vms
+                                                          if c["data"]["power_state"] == "ON"}
+
+
+def test_real_world_answers_replay_as_they_were_collected(tmp_path, prism_servers, cloudforets, monkeypatch):
+    """VMs being created or in error, a nameless host, duplicate and link-local IPs: archived
+    as Prism answered them, replayed to the same cloud services and costs."""
+    servers = prism_servers(FleetSpec(seed=3, vms=20, clusters=1, hosts_per_cluster=1, disks_per_vm=1,
+                                      real_world_quirks=True))
+    live, replayed = cloudforets("live"), cloudforets("replayed")
+    assert run_with(live, tmp_path, monkeypatch, "--collected-at", "2026-11-20T06:00:00Z", servers=servers) == 0
+    snap = only_snapshot(tmp_path)
+    assert run_with(replayed, tmp_path, monkeypatch, "--source", "snapshot", "--snapshot", str(snap),
+                    servers=servers) == 0
+    live_state = state(live)
+    assert {c["data"].get("prism_state") for c in live_state["services"]} >= {"PENDING", "ERROR"}
+    assert [c["data"]["name_source"] for c in live_state["services"] if c["cloud_service_type"] == "Host"] == [
+        "hypervisor_ip"]
+    assert state(replayed) == live_state
 
 
 def _live_snapshot(tmp_path, prism_servers, cloudforets, monkeypatch) -> tuple[Path, CloudForetEmulator]:

@@ -3,6 +3,10 @@
 On-premises Nutanix has no bill, so cost is modelled: a powered-on VM pays
 its vCPUs and memory for the day (the power state seen at collection is taken
 for the whole day), every VM disk pays its capacity (powered off or not).
+Only what Prism's ``status`` sized is priced (``data.size_known``): a VM or disk
+being created or changed, sized from its ``spec`` or not at all, is kept in
+the inventory, flagged, but gets no cost rows until its status holds its size;
+neither does a VM whose power state itself came from ``spec``.
 Clusters and hosts carry no cost of their own: their cost is what the rate card
 spreads over VMs and disks.
 """
@@ -64,9 +68,12 @@ def costs_for(resource: dict, card: RateCard, billed_date: str, data_source_id: 
         return []
     cluster = resource["data"].get("cluster", {})
     rate = card.for_cluster(cluster.get("uuid", ""), cluster.get("name", ""))
+    if resource["data"].get("size_known") is not True:
+        return []
     out = []
     if kind == "vm":
-        if resource["data"].get("power_state") != "ON":
+        if (resource["data"].get("power_state") != "ON"
+                or "power_state" in resource["data"].get("filled_from_spec", ())):
             return []
         vcpu_hours = resource["data"]["vcpus"] * HOURS_PER_DAY
         ram_hours = resource["data"]["memory_gib"] * HOURS_PER_DAY
@@ -97,8 +104,12 @@ class _ExtractCostFn(beam.DoFn):
     def __init__(self, card: RateCard, billed_date: str, data_source_id: str):
         self.card, self.billed_date, self.data_source_id = card, billed_date, data_source_id
         self.records = Metrics.counter("cost", "records_extracted")
+        # VMs and disks kept in the inventory but not priced: Prism's status does not size them
+        self.unsized = Metrics.counter("cost", "resources_without_known_size")
 
     def process(self, resource: dict) -> Iterable[dict]:
+        if resource["kind"] in ("vm", "disk") and resource["data"].get("size_known") is not True:
+            self.unsized.inc()
         for record in costs_for(resource, self.card, self.billed_date, self.data_source_id):
             self.records.inc()
             yield record

@@ -8,13 +8,23 @@ Calls not made are the fastest: the lookup brings back what CloudForet holds,
 and a resource whose fields are unchanged is not rewritten, unless it was
 last written more than ``touch_after_s`` ago (CloudForet deletes what has not
 been updated for 48 hours). The plain fields are compared as CloudForet holds
-them. ``data`` and ``tags`` are large (bringing them back and decoding them was
-most of a second run's sink time): every write stores a fingerprint of them in
+them. ``data`` is large (bringing it back and decoding it was most of a second
+run's sink time): every write stores a fingerprint of it in
 ``data.collector_fingerprint``, like kubectl's last-applied annotation, and the
 lookup brings back only that. An edit of our keys made in CloudForet by someone
 else is therefore undone at the next touch, not at the next run. The latest
 utilization alone does not make a resource "changed": it is refreshed whenever
 the resource is written.
+
+Tags (Prism's categories) are sent with a create only. CloudForet files a
+create's tags under the provider's bucket (``tags.nutanix``) and a public
+update's under ``"custom"``, where people's own console tags live, replacing it
+whole; only a collector job (the collector plugin) can change the provider's
+bucket. So an update never sends tags, and never metadata that would pass for a
+collector job. The current categories are in ``data.categories`` (in the
+fingerprint, so a change rewrites the record's data). The lookup brings back
+``tags.nutanix`` (a few short strings) and the results count, per account, the
+resources whose provider bucket no longer matches Prism (``tags_drift``).
 """
 from __future__ import annotations
 
@@ -35,7 +45,7 @@ from connectors.retry import RetryPolicy
 from transforms import progress
 from transforms.batching import DEAD_LETTER, BatchedCloudForetWrite
 from transforms.canonical import canonical_json
-from transforms.normalize import dead_letter
+from transforms.normalize import PROVIDER, dead_letter
 from transforms.settings import CloudForetOptions
 from transforms.write_engine import BatchWrite, Conflict
 
@@ -43,14 +53,33 @@ NS = "inventory"
 SEEN = "seen"
 VOLATILE_DATA = {"utilization"}
 FINGERPRINT = "collector_fingerprint"
+# ``tags.nutanix``: the real inventory projects the bucket whole (CloudServiceManager._change_only_tags
+# leaves a key of fewer than three parts as it is) and shows it unhashed, like the emulator.
 LOOKUP_FIELDS = ["cloud_service_id", "reference", "name", "account", "instance_type", "instance_size",
-                 "ip_addresses", "region_code", "updated_at", f"data.{FINGERPRINT}"]
+                 "ip_addresses", "region_code", "updated_at", f"data.{FINGERPRINT}", f"tags.{PROVIDER}"]
 
 
 def fingerprint(r: dict) -> str:
-    """Of our ``data`` keys (but the volatile ones) and ``tags``: the same text for the same values."""
-    owned = {"data": {k: v for k, v in r["data"].items() if k not in VOLATILE_DATA}, "tags": r["tags"]}
-    return "v1:" + hashlib.blake2b(canonical_json(owned).encode(), digest_size=16).hexdigest()
+    """Of our ``data`` keys (but the volatile ones): the same text for the same values.
+    Of what an update writes: not of ``tags``, which only a create sends (``data.categories``
+    holds the same categories). "v2": records fingerprinted with their tags are rewritten once."""
+    owned = {"data": {k: v for k, v in r["data"].items() if k not in VOLATILE_DATA}}
+    return "v2:" + hashlib.blake2b(canonical_json(owned).encode(), digest_size=16).hexdigest()
+
+
+def provider_tags(existing: cloud_service_pb2.CloudServiceInfo) -> dict:
+    """The provider's bucket of the lookup's message (``{}`` when it holds none), read field by field."""
+    bucket = existing.tags.fields.get(PROVIDER)
+    if bucket is None or bucket.WhichOneof("kind") != "struct_value":
+        return {}
+    # categories are strings; anything else held there (None here) differs from every one
+    return {k: v.string_value if v.WhichOneof("kind") == "string_value" else None
+            for k, v in bucket.struct_value.fields.items()}
+
+
+def tags_drift(existing: cloud_service_pb2.CloudServiceInfo, r: dict) -> bool:
+    """True when the provider's bucket CloudForet holds is not Prism's categories now."""
+    return provider_tags(existing) != r["tags"]
 
 
 def _as_float32(x: float) -> float:
@@ -92,17 +121,18 @@ def _fields(r: dict) -> dict:
     data = {**r["data"], FINGERPRINT: fingerprint(r)}
     return dict(name=r["name"], account=r["account"], instance_type=r["instance_type"],
                 instance_size=r["instance_size"], ip_addresses=r["ip_addresses"], data=to_struct(data),
-                reference=cloud_service_pb2.CloudServiceReference(**r["reference"]), tags=to_struct(r["tags"]),
-                region_code=r["region_code"])
+                reference=cloud_service_pb2.CloudServiceReference(**r["reference"]), region_code=r["region_code"])
 
 
 def create_request(r: dict) -> cloud_service_pb2.CreateServiceRequest:
+    """With the tags: a create files them under the record's provider (``tags.nutanix``)."""
     return cloud_service_pb2.CreateServiceRequest(
         cloud_service_type=r["cloud_service_type"], provider=r["provider"],
-        cloud_service_group=r["cloud_service_group"], **_fields(r))
+        cloud_service_group=r["cloud_service_group"], tags=to_struct(r["tags"]), **_fields(r))
 
 
 def update_request(cloud_service_id: str, r: dict) -> cloud_service_pb2.UpdateCloudServiceRequest:
+    """Without tags: a public update would file them under "custom", over people's own tags."""
     return cloud_service_pb2.UpdateCloudServiceRequest(cloud_service_id=cloud_service_id, **_fields(r))
 
 
@@ -133,12 +163,17 @@ class _WriteInventoryFn(BatchedCloudForetWrite):
                 by_id.setdefault(cs.reference.resource_id, []).append(cs)
             return by_id
 
+        drifted: set = set()  # as the latest lookup found them
+
         def make_call(r: dict, existing: list) -> tuple:
             if len(existing) > 1:
                 raise Conflict(f"{len(existing)} cloud services match reference.resource_id "
                                f"{r['resource_id']} (too many match); remove the duplicates in CloudForet")
+            drifted.discard(r["resource_id"])
             if existing:
                 current = existing[0]
+                if tags_drift(current, r):
+                    drifted.add(r["resource_id"])
                 if (age_s(current.updated_at, now) < self.options.touch_after_s
                         and unchanged(current, r, fingerprint(r))):
                     return "unchanged", None
@@ -150,13 +185,15 @@ class _WriteInventoryFn(BatchedCloudForetWrite):
         started = BatchWrite(self.client, pending, lookup, make_call, f"CloudService {ctype}",
                              RetryPolicy(max_attempts=self.options.max_attempts), self.runner,
                              on_retry=self.retries.inc).start()
-        return lambda: self._report(started.finish())
+        return lambda: self._report(started.finish(), drifted)
 
-    def _report(self, outcomes: list) -> Iterable:
+    def _report(self, outcomes: list, drifted: set) -> Iterable:
         counts: Counter = Counter()
         seen: dict[str, list] = {}  # every record given, written or not, for reconciliation
         for o in outcomes:
             counts[(o.record["account"], o.op)] += 1
+            if o.op != "failed" and o.key in drifted:
+                counts[(o.record["account"], "tags_drift")] += 1
             seen.setdefault(o.record["account"], []).append(o.record["resource_id"])
             if o.op == "failed":
                 self.failed.inc()
@@ -171,7 +208,7 @@ class _WriteInventoryFn(BatchedCloudForetWrite):
                                                                 if a == account and op != "failed"))
             yield {"sink": NS, "account": account, "created": counts[(account, "created")],
                    "updated": counts[(account, "updated")], "unchanged": counts[(account, "unchanged")],
-                   "failed": counts[(account, "failed")]}
+                   "failed": counts[(account, "failed")], "tags_drift": counts[(account, "tags_drift")]}
 
 
 class WriteToInventory(beam.PTransform):

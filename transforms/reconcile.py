@@ -25,6 +25,7 @@ from connectors.errors import CloudForetError
 from connectors.retry import RetryPolicy
 from transforms.normalize import PROVIDER
 from transforms.settings import CloudForetOptions, ReconcileOptions
+from transforms.write_engine import already_deleted
 
 log = logging.getLogger(__name__)
 NS = "reconcile"
@@ -129,7 +130,8 @@ class _ReconcileFn(beam.DoFn):
         yield {"sink": NS, "account": account, "deleted": deleted, "failed": len(failed)}
 
     def _delete(self, stale: list[dict]) -> tuple[int, list]:
-        """Deletes with many calls in flight; NOT_FOUND means someone else did it."""
+        """Deletes with many calls in flight; NOT_FOUND or ERROR_RESOURCE_ALREADY_DELETED (what
+        a real inventory answers for a record deleted already) means someone else did it."""
         policy = RetryPolicy(max_attempts=self.options.max_attempts)
         pending, deleted, failed = list(stale), 0, []
         for attempt in range(1, policy.max_attempts + 1):
@@ -146,7 +148,7 @@ class _ReconcileFn(beam.DoFn):
                         deleted += 1
                     except grpc.RpcError as exc:
                         err = map_rpc_error(exc, "CloudService.delete")
-                        if err.code == "NOT_FOUND":
+                        if err.code == "NOT_FOUND" or already_deleted(err):
                             deleted += 1
                         elif err.transient or err.code == "UNAUTHENTICATED":
                             if err.code == "UNAUTHENTICATED":

@@ -21,7 +21,7 @@ def empty_account() -> dict:
         "complete": True,
         "error": None,
         "read": {"clusters": 0, "hosts": 0, "vms": 0, "vm_stats": 0, "pages": 0, "pages_failed": 0},
-        "inventory": {"created": 0, "updated": 0, "unchanged": 0, "failed": 0},
+        "inventory": {"created": 0, "updated": 0, "unchanged": 0, "failed": 0, "tags_drift": 0},
         "cost": {"created": 0, "already_present": 0, "failed": 0},
         "metrics": {"points": 0},
         "dead_letters": 0,
@@ -64,8 +64,19 @@ def apply_event(accounts: dict, ev: dict) -> None:
         _add_error(acc, f"{ev.get('stage')} {ev.get('kind')} {ev.get('id')}: {ev.get('reason')}")
 
 
+def tags_drift_note(n: int) -> str:
+    """What an operator reads when CloudForet's provider-bucket tags lag Prism's categories."""
+    return (f"{n} cloud services' tags.nutanix no longer match their Prism categories: a public API update "
+            "cannot change a create's tags, and the collector never writes the \"custom\" bucket people tag in; "
+            "data.categories holds the current categories. Tags follow Prism only through the collector plugin "
+            "(see the README)")
+
+
 def finalize(accounts: dict) -> dict:
     for acc in accounts.values():
+        drift = acc["inventory"].get("tags_drift", 0)
+        if drift and tags_drift_note(drift) not in acc.get("notes", []):
+            acc.setdefault("notes", []).append(tags_drift_note(drift))
         failed = acc["inventory"]["failed"] + acc["cost"]["failed"] + acc["dead_letters"]
         if acc["error"]:
             acc["status"] = "ERROR"

@@ -5,6 +5,9 @@ written as: one ``list`` call that finds which records exist already, then one
 unary call per record, all in flight at once on the shared channel. Records
 that fail transiently are looked up *again* before the retry, so a create
 whose answer was lost (applied, but DEADLINE_EXCEEDED) is never made twice.
+A record deleted in CloudForet between the lookup and its update answers
+ERROR_RESOURCE_ALREADY_DELETED: it is looked up again too, and the lookup,
+which leaves deleted records out, has it created anew.
 """
 from __future__ import annotations
 
@@ -22,6 +25,13 @@ from connectors.errors import CloudForetError
 from connectors.retry import Deadline, RetryPolicy
 
 log = logging.getLogger(__name__)
+
+
+def already_deleted(err: CloudForetError) -> bool:
+    """The record was deleted already: what a real inventory answers to a ``delete`` or
+    an ``update`` of a DELETED record (model/cloud_service_model.py CloudService.delete()
+    and update() raise ERROR_RESOURCE_ALREADY_DELETED, an INVALID_ARGUMENT)."""
+    return err.code == "INVALID_ARGUMENT" and "ERROR_RESOURCE_ALREADY_DELETED" in str(err)
 
 
 class Conflict(Exception):
@@ -178,7 +188,7 @@ class BatchWrite:
                 stopped = err
             if err.code == "UNAUTHENTICATED":
                 self.client.tokens.invalidate()
-            if err.transient or err.code == "UNAUTHENTICATED":
+            if err.transient or err.code == "UNAUTHENTICATED" or already_deleted(err):
                 self.retry[key] = record
                 self.last_error[key] = str(err)
             else:

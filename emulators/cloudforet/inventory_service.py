@@ -1,13 +1,18 @@
 """inventory.v1 CloudService, CloudServiceType and Region.
 
-Behaviour follows what the real inventory service does for the public API:
-``create`` validates and never dedupes, ``delete`` only marks the record
-DELETED, and ``update`` merges ``data`` and ``tags`` one level deep.
-Deleted records answer NOT_FOUND to get/update/delete and are left out of
-``list`` unless the request filters on ``state``.
+Behaviour follows what the real inventory service (cloudforet-io/inventory at
+65d4f208) does for the public API: ``create`` validates and never dedupes,
+``delete`` only marks the record DELETED, ``update`` merges ``data`` one level
+deep. ``tags`` are kept per provider bucket: a create files them under the
+record's provider, a public update under ``"custom"`` (replacing that one
+bucket whole). A deleted record still answers ``get`` (state DELETED); a second
+``delete`` or an ``update`` answers INVALID_ARGUMENT
+ERROR_RESOURCE_ALREADY_DELETED; ``list`` leaves it out unless the request
+filters on ``state``.
 """
 from __future__ import annotations
 
+import grpc
 from google.protobuf import empty_pb2
 from spaceone.api.inventory.v1 import (
     cloud_service_pb2,
@@ -30,7 +35,53 @@ STRING_FIELDS = frozenset(f.name for f in cloud_service_pb2.CloudServiceInfo.DES
                           if f.type == f.TYPE_STRING and not f.is_repeated)
 # Update fields merged one level deep instead of replaced. ``reference`` is
 # merged too so that sending only ``external_link`` keeps the resource_id.
-_MERGED_ON_UPDATE = ("data", "tags", "reference")
+# ``tags`` are not among them: they go to their bucket (see _file_tags).
+_MERGED_ON_UPDATE = ("data", "reference")
+# The bucket a public update files tags under. inventory
+# service/cloud_service_service.py CloudServiceService._get_provider_from_meta():
+# "custom" unless _is_created_by_collector(), i.e. the transaction carries the
+# collector_id, job_id, plugin_id and secret.service_account_id that the
+# inventory service itself sets when it runs a collector plugin's job. This
+# emulator runs no collector jobs, so every call is a public one, whatever
+# metadata a client sends: a client cannot pass for a collector job.
+CUSTOM = "custom"
+
+
+def _tag_bucket(tags: dict, provider: str) -> tuple[dict, dict]:
+    """``tags`` filed under ``provider``, and its ``tag_keys``: inventory
+    CloudServiceService._convert_tags_to_hash() (which also hashes each key; the
+    emulator keeps the plain key, which is what every answer shows)."""
+    return {provider: dict(tags)}, {provider: list(tags)}
+
+
+def _file_tags(doc: dict, tags: dict, provider: str) -> None:
+    """An update's tags replace the one bucket ``provider`` whole, when it differs:
+    inventory CloudServiceService.update_resource() (``_is_different_data`` then
+    ``old_tags.update(new_tags)``). Other buckets are never touched."""
+    new_tags, new_keys = _tag_bucket(tags, provider)
+    held = doc.get("tags") or {}
+    if new_tags[provider] != held.get(provider):
+        doc["tags"] = {**held, **new_tags}
+        doc["tag_keys"] = {**(doc.get("tag_keys") or {}), **new_keys}
+
+
+def presented(doc: dict) -> dict:
+    """A record as CloudServiceInfo shows it: tags by bucket, an empty bucket left
+    out (inventory info/cloud_service_info.py _change_tags_without_hash() makes a
+    provider's entry only for a tag it holds)."""
+    tags = doc.get("tags")
+    if isinstance(tags, dict) and any(not v for v in tags.values()):
+        doc = {**doc, "tags": {p: b for p, b in tags.items() if b}}
+    return doc
+
+
+def already_deleted(cloud_service_id: str) -> errors.ApiError:
+    """inventory model/cloud_service_model.py CloudService.update()/delete() on a
+    DELETED record: error/cloud_service.py ERROR_RESOURCE_ALREADY_DELETED (an
+    ERROR_INVALID_ARGUMENT), answered by spaceone-core as ``code: message``."""
+    return errors.ApiError(grpc.StatusCode.INVALID_ARGUMENT,
+                           f"ERROR_RESOURCE_ALREADY_DELETED: CloudService has already been deleted. "
+                           f"({cloud_service_id})")
 
 
 def _workspace(claims: Claims, backend: Backend) -> str:
@@ -44,12 +95,21 @@ class CloudServiceService(cloud_service_pb2_grpc.CloudServiceServicer):
         self.backend = backend
         self.store = backend.store
 
-    def _load_live(self, cloud_service_id: str, claims: Claims) -> dict:
-        """The live record or NOT_FOUND (deleted records count as not found)."""
+    def _load(self, cloud_service_id: str, claims: Claims) -> dict:
+        """The record, deleted or not, or NOT_FOUND: inventory
+        CloudServiceManager.get_cloud_service() looks it up by id, domain and
+        workspace only, not by state."""
         require({"cloud_service_id": cloud_service_id}, "cloud_service_id")
         doc = self.store.get(CLOUD_SERVICES, cloud_service_id)
-        if doc is None or doc.get("state") == DELETED or not in_scope(doc, claims):
+        if doc is None or not in_scope(doc, claims):
             raise errors.not_found("cloud_service_id", cloud_service_id)
+        return doc
+
+    def _load_live(self, cloud_service_id: str, claims: Claims) -> dict:
+        """The record to change; a DELETED one answers ERROR_RESOURCE_ALREADY_DELETED."""
+        doc = self._load(cloud_service_id, claims)
+        if doc.get("state") == DELETED:
+            raise already_deleted(cloud_service_id)
         return doc
 
     @rpc("CloudService.create")
@@ -60,21 +120,25 @@ class CloudServiceService(cloud_service_pb2_grpc.CloudServiceServicer):
         if not resource_id:
             raise errors.required("reference")
         require(doc, "cloud_service_type", "cloud_service_group", "provider", "name")
+        # a create files the request's tags under the record's provider:
+        # inventory CloudServiceService.create_resource() -> _convert_tags_to_hash(tags, provider)
+        tags, tag_keys = _tag_bucket(doc.pop("tags"), doc["provider"]) if "tags" in doc else ({}, {})
         now = now_iso()
         doc = {
             "cloud_service_id": new_id("cloud-svc"),
             "state": ACTIVE,
             "data": {},
             "metadata": {},
-            "tags": {},
             **doc,
+            "tags": tags,
+            "tag_keys": tag_keys,
             "domain_id": claims.domain_id,
             "workspace_id": _workspace(claims, self.backend),
             "created_at": now,
             "updated_at": now,
         }
         self.store.insert(CLOUD_SERVICES, doc["cloud_service_id"], doc, ACTIVE, ref_resource_id=resource_id)
-        return to_msg(doc, cloud_service_pb2.CloudServiceInfo)
+        return to_msg(presented(doc), cloud_service_pb2.CloudServiceInfo)
 
     @rpc("CloudService.update")
     def update(self, request: cloud_service_pb2.UpdateCloudServiceRequest,
@@ -82,6 +146,8 @@ class CloudServiceService(cloud_service_pb2_grpc.CloudServiceServicer):
         doc = self._load_live(request.cloud_service_id, claims)
         given = to_dict(request)  # proto3: only non-default fields count as "present"
         given.pop("cloud_service_id", None)
+        if "tags" in given:
+            _file_tags(doc, given.pop("tags"), CUSTOM)
         for key in _MERGED_ON_UPDATE:
             if key in given:
                 doc[key] = {**(doc.get(key) or {}), **given.pop(key)}
@@ -89,7 +155,7 @@ class CloudServiceService(cloud_service_pb2_grpc.CloudServiceServicer):
         doc["updated_at"] = now_iso()
         resource_id = (doc.get("reference") or {}).get("resource_id")
         self.store.replace(CLOUD_SERVICES, doc["cloud_service_id"], doc, doc["state"], ref_resource_id=resource_id)
-        return to_msg(doc, cloud_service_pb2.CloudServiceInfo)
+        return to_msg(presented(doc), cloud_service_pb2.CloudServiceInfo)
 
     @rpc("CloudService.delete")
     def delete(self, request: cloud_service_pb2.CloudServiceRequest, claims: Claims) -> empty_pb2.Empty:
@@ -103,7 +169,8 @@ class CloudServiceService(cloud_service_pb2_grpc.CloudServiceServicer):
     @rpc("CloudService.get")
     def get(self, request: cloud_service_pb2.CloudServiceRequest,
             claims: Claims) -> cloud_service_pb2.CloudServiceInfo:
-        return to_msg(self._load_live(request.cloud_service_id, claims), cloud_service_pb2.CloudServiceInfo)
+        # a deleted record still answers, with its state DELETED (inventory CloudServiceService.get)
+        return to_msg(presented(self._load(request.cloud_service_id, claims)), cloud_service_pb2.CloudServiceInfo)
 
     @rpc("CloudService.list")
     def list(self, request: cloud_service_pb2.CloudServiceQuery,
@@ -124,7 +191,7 @@ class CloudServiceService(cloud_service_pb2_grpc.CloudServiceServicer):
                                                 lambda docs: query.select_sorted(docs, spec))
             results, total = query.run((), spec, "cloud_service_id", selected=selected)
         return cloud_service_pb2.CloudServicesInfo(
-            results=[to_msg(d, cloud_service_pb2.CloudServiceInfo) for d in results], total_count=total)
+            results=[to_msg(presented(d), cloud_service_pb2.CloudServiceInfo) for d in results], total_count=total)
 
 
 class CloudServiceTypeService(cloud_service_type_pb2_grpc.CloudServiceTypeServicer):

@@ -51,6 +51,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--power-on-ratio", type=_bounded(float, 0.0, 1.0), default=0.8)
     p.add_argument("--stats-interval-s", type=_bounded(int, 1), default=300)
     p.add_argument("--seed", type=int, default=7)
+    p.add_argument("--real-world-quirks", action="store_true",
+                   help="add VMs being created/changed/in error, duplicate and link-local IPs, a nameless host "
+                        "(see FleetSpec.real_world_quirks)")
     p.add_argument("--username", default="admin")
     p.add_argument("--password-env", default="PRISM_PASSWORD",
                    help=f"environment variable holding the password (fallback {DEFAULT_PASSWORD!r})")
@@ -83,7 +86,7 @@ def main(argv: list[str] | None = None) -> int:
     spec = FleetSpec(seed=args.seed, prism_centrals=args.prism_centrals, clusters=args.clusters,
                      hosts_per_cluster=args.hosts_per_cluster, vms=args.vms,
                      disks_per_vm=args.disks_per_vm, power_on_ratio=args.power_on_ratio,
-                     stats_interval_s=args.stats_interval_s)
+                     stats_interval_s=args.stats_interval_s, real_world_quirks=args.real_world_quirks)
     password = os.environ.get(args.password_env) or DEFAULT_PASSWORD
     if args.faults:
         from .faults import PrismFaults

@@ -6,7 +6,19 @@ entity index)``, so VM ``i`` is identical whichever page it is fetched in, and a
 test can recompute any entity or stats point independently of the server.
 
 Payload shapes follow the real v3 recordings (ListVM/ListCluster) and the v3
-swagger ``host_*`` definitions.
+swagger ``host_*`` definitions. A small, hash-chosen share of VMs boots
+SECURE_BOOT on a Q35 machine with a vTPM, carries a vGPU or is protected by a
+rule (swagger ``vm_vtpm_status``, ``vm_gpu_output_status``); these change no
+count.
+
+``FleetSpec(real_world_quirks=True)`` adds what real Prism Centrals answer
+beyond the recordings (``../shared/docs/prism.md``, "Seen in real v3
+answers"), off by default because it changes counts and costs: VMs being
+created (PENDING, no ``status.resources``, spec disks without uuids), being
+changed (PENDING, partial ``status.resources``) or in ERROR (a
+``message_list``, no ``status.resources``); NIC addresses listed twice
+(ASSIGNED and LEARNED) and link-local ones; disks without a storage container
+(5.10); a nameless host; a cluster node at 127.0.0.1 with no version.
 """
 from __future__ import annotations
 
@@ -53,6 +65,11 @@ AOS_VERSION = "6.5.4.5"
 AHV_VERSION = "el7.nutanix.20220304.462"
 _EPOCH_BASE = int(datetime(2023, 1, 1, tzinfo=timezone.utc).timestamp())
 _PHI = 0.6180339887498949  # golden ratio: low-discrepancy power-state sequence
+# real_world_quirks: which VMs (index % QUIRK_PERIOD) are in which state
+QUIRK_PERIOD = 20
+QUIRK_CREATING, QUIRK_UPDATING, QUIRK_ERROR, QUIRK_NO_CONTAINER = 3, 13, 7, 5
+ERROR_MESSAGE = {"message": "Failed to power on VM: not enough memory on any host of the cluster",
+                 "reason": "RESOURCE_SHORTAGE", "details": {}}
 
 
 @dataclass(frozen=True)
@@ -67,6 +84,7 @@ class FleetSpec:
     disks_per_vm: int = 2        # DISK-type disks per VM (every 4th VM also gets a CDROM)
     power_on_ratio: float = 0.8  # share of VMs with power_state ON
     stats_interval_s: int = 300  # spacing of generated stats points
+    real_world_quirks: bool = False  # PENDING/ERROR VMs, duplicate and link-local IPs, a nameless host
 
     def __post_init__(self) -> None:
         if self.prism_centrals < 1:
@@ -260,8 +278,10 @@ class PrismCentralFleet:
                 "resources": {
                     "config": config_status,
                     "nodes": {"hypervisor_server_list": [
+                        {"ip": "127.0.0.1", "type": "AHV", "version": ""}
+                        if self.spec.real_world_quirks and k == 0 else
                         {"ip": h["hyp_ip"], "type": "AHV", "version": AHV_VERSION}
-                        for h in c["hosts"]]},
+                        for k, h in enumerate(c["hosts"])]},
                     "network": network,
                 },
                 "name": c["name"],
@@ -283,7 +303,17 @@ class PrismCentralFleet:
                 out.append(self._host_entity(c, h, counts.get((c["index"], h["index"]), 0)))
         return out
 
+    def host_nameless(self, cluster: int, host: int) -> bool:
+        """real_world_quirks: the first host of the first cluster answers without a name."""
+        return self.spec.real_world_quirks and cluster == 0 and host == 0
+
     def _host_entity(self, c: dict, h: dict, num_vms: int) -> dict:
+        entity = self._named_host_entity(c, h, num_vms)
+        if self.host_nameless(c["index"], h["index"]):
+            del entity["status"]["name"], entity["spec"]["name"]
+        return entity
+
+    def _named_host_entity(self, c: dict, h: dict, num_vms: int) -> dict:
         cores = 2 * c["cores_per_socket"]
         created = _iso(c["created"])
         controller_vm = {"ip": h["cvm_ip"], "oplog_usage": {"oplog_disk_pct": 0.4,
@@ -383,6 +413,17 @@ class PrismCentralFleet:
         """Golden-ratio sequence: the ON share matches ``power_on_ratio`` closely."""
         return ((self._phase + i * _PHI) % 1.0) < self.spec.power_on_ratio
 
+    def vm_running(self, i: int) -> bool:
+        """Powered on and placed on a host: not a VM being created or in error."""
+        return self.vm_power_on(i) and self.vm_quirk(i) not in (QUIRK_CREATING, QUIRK_ERROR)
+
+    def vm_quirk(self, i: int) -> int | None:
+        """real_world_quirks: the QUIRK_* this VM shows, else None."""
+        if not self.spec.real_world_quirks:
+            return None
+        q = i % QUIRK_PERIOD
+        return q if q in (QUIRK_CREATING, QUIRK_UPDATING, QUIRK_ERROR, QUIRK_NO_CONTAINER) else None
+
     def vm_placement(self, i: int) -> tuple[int, int]:
         """(cluster index, host index within the cluster) for VM i."""
         cluster = i % self.spec.clusters
@@ -419,7 +460,7 @@ class PrismCentralFleet:
             return cached[1]
         counts: dict[tuple[int, int], int] = {}
         for i in self.iter_live_indices():
-            if self.vm_power_on(i):
+            if self.vm_running(i):
                 key = self.vm_placement(i)
                 counts[key] = counts.get(key, 0) + 1
         with self._lock:
@@ -445,6 +486,11 @@ class PrismCentralFleet:
         created = _EPOCH_BASE + rng.randrange(700 * 86400)
         updated = created + rng.randrange(30 * 86400)
         boot_type = "UEFI" if rng.random() < 0.5 else "LEGACY"
+        secure = _unit(s.seed, self.index, "secureboot", i) < 0.1  # hash-chosen: no rng draw moves
+        if secure:
+            boot_type = "SECURE_BOOT"
+        gpu = _unit(s.seed, self.index, "gpu", i) < 0.05
+        protected = _unit(s.seed, self.index, "protection", i) < 0.2
 
         disks_spec, disks_status = [], []
         for d in range(s.disks_per_vm):
@@ -514,7 +560,7 @@ class PrismCentralFleet:
             "num_sockets": sockets,
             "hardware_virtualization_enabled": False,
             "gpu_list": [],
-            "machine_type": "PC",
+            "machine_type": "Q35" if secure else "PC",  # secure boot needs Q35 (v3 swagger)
             "hardware_clock_timezone": "UTC",
             "power_state_mechanism": {"guest_transition_config": {
                 "should_fail_on_script_failure": False, "enable_script_exec": False},
@@ -531,12 +577,22 @@ class PrismCentralFleet:
             common,
             disk_list=disks_status,
             nic_list=[dict(n) for n in nics],
-            protection_type="UNPROTECTED",
+            protection_type="RULE_PROTECTED" if protected else "UNPROTECTED",
             hypervisor_type="AHV",
             generation_uuid=_uuid4(rng),
             bios_uuid=vm_uuid,
             storage_config={},
         )
+        if secure:  # vm_vtpm_config in spec (its secret is never answered), vm_vtpm_status in status
+            spec_res["vtpm_config"] = {"vtpm_enabled": True}
+            status_res["vtpm_config"] = {"vtpm_enabled": True, "version": "2.0"}
+        if gpu:
+            spec_res["gpu_list"] = [{"vendor": "NVIDIA", "mode": "VIRTUAL", "device_id": 326}]
+            status_res["gpu_list"] = [{
+                "vendor": "NVIDIA", "mode": "VIRTUAL", "device_id": 326, "name": "NVIDIA A16-4Q",
+                "uuid": _uuid4(_rng(s.seed, self.index, "gpu", i)), "frame_buffer_size_mib": 4096,
+                "fraction": 4, "num_virtual_display_heads": 4, "max_instances_per_vm": 1,
+                "guest_driver_version": "535.104.05" if on else "", "pci_address": ""}]
         if ngt:
             spec_res["guest_tools"] = {"nutanix_guest_tools": {
                 "state": "ENABLED", "iso_mount_state": "UNMOUNTED",
@@ -552,7 +608,7 @@ class PrismCentralFleet:
             status_res["host_reference"] = _ref("host", h["uuid"], h["name"])
 
         description = f"{name} ({categories.get('Environment', 'unassigned')})"
-        return {
+        entity = {
             "status": {
                 "name": name,
                 "cluster_reference": dict(cluster_ref),
@@ -581,6 +637,12 @@ class PrismCentralFleet:
                 "name": name,
             },
         }
+        quirk = self.vm_quirk(i)
+        if s.real_world_quirks:
+            _add_ip_quirks(i, entity["status"]["resources"]["nic_list"])
+        if quirk is not None:
+            _apply_vm_quirk(quirk, entity)
+        return entity
 
     # ------------------------------------------------------------ VM stats
     def vm_stats(self, i: int, start_ms: int, end_ms: int,
@@ -597,7 +659,7 @@ class PrismCentralFleet:
         first = -(-start_ms // step_ms) * step_ms
         times = range(first, end_ms, step_ms)
         out: dict[str, list[tuple[int, str]]] = {a: [] for a in STATS_ATTRIBUTES}
-        on = self.vm_power_on(i)
+        on = self.vm_running(i)
         base = self._stats_base(i) if on else None
         for t_ms in times:
             t_us = t_ms * 1000
@@ -639,6 +701,44 @@ class PrismCentralFleet:
         return (cpu_ppm, mem_ppm, iops, read, write, int(read * kb), int(write * kb),
                 int(lat * (0.7 + 0.6 * u[3])), int(net * (0.5 + u[4])),
                 int(net * 0.6 * (0.5 + u[5])))
+
+
+def _add_ip_quirks(i: int, status_nics: list[dict]) -> None:
+    """Every third VM's NIC lists its address again as LEARNED; every fifth also
+    learned link-local ones (IPv4 169.254/16 and IPv6 fe80::/10)."""
+    for k, nic in enumerate(status_nics):
+        ips = [dict(e) for e in nic["ip_endpoint_list"]]
+        if ips and i % 3 == 0:
+            ips.append({"ip": ips[0]["ip"], "type": "LEARNED"})
+        if i % 5 == 0:
+            ips.append({"ip": f"169.254.{i % 250 + 1}.{k + 10}", "type": "LEARNED"})
+            ips.append({"ip": f"fe80::526b:8dff:fe{i % 256:02x}:{k:04x}", "type": "LEARNED"})
+        nic["ip_endpoint_list"] = ips
+
+
+def _apply_vm_quirk(quirk: int, entity: dict) -> None:
+    """Turn a COMPLETE VM into one being created, changed or in error (shapes of
+    v3 swagger vm_def_status / message_resource)."""
+    status, spec_res = entity["status"], entity["spec"]["resources"]
+    if quirk == QUIRK_CREATING:  # the intent is accepted; Prism has made nothing yet
+        entity["status"] = {"state": "PENDING", "execution_context": status["execution_context"],
+                            "resources": {}}
+        for disk in spec_res["disk_list"]:  # uuids come with the disks
+            disk.pop("uuid", None)
+        for nic in spec_res["nic_list"]:
+            nic.pop("uuid", None)
+    elif quirk == QUIRK_UPDATING:  # a resize in flight: status lacks what is changing
+        status["state"] = "PENDING"
+        for key in ("memory_size_mib", "disk_list"):
+            status["resources"].pop(key, None)
+    elif quirk == QUIRK_ERROR:
+        entity["status"] = {"state": "ERROR", "name": status["name"], "message_list": [dict(ERROR_MESSAGE)],
+                            "cluster_reference": status["cluster_reference"],
+                            "execution_context": status["execution_context"]}
+    elif quirk == QUIRK_NO_CONTAINER:  # 5.10: disks without storage_container_reference
+        for disks in (spec_res["disk_list"], status["resources"]["disk_list"]):
+            for disk in disks:
+                disk.get("storage_config", {}).pop("storage_container_reference", None)
 
 
 def _software_map(nos: str, ncc: str) -> dict:

@@ -37,16 +37,18 @@ CARD = RateCard(default=Rate(vcpu_hour=0.02, gib_ram_hour=0.005, gib_storage_mon
 
 
 def resources(n_vms: int, account: str = "pc-conformance") -> list[dict]:
-    """VMs (two usage types each) and one disk per VM, as NormalizeVm hands them to ExtractCost."""
+    """VMs (two usage types each) and one disk per VM, as NormalizeVm hands them to ExtractCost (sized from
+    Prism's status: ``size_known``)."""
     out = []
     cluster = {"uuid": "c-1", "name": "cluster-1"}
     for i in range(n_vms):
         common = {"account": account, "region_code": f"nutanix-{account}", "tags": {"Env": "conformance"}}
         out.append({**common, "kind": "vm", "resource_id": f"vm-{i:03d}", "name": f"vm-{i}",
                     "cloud_service_type": "VirtualMachine",
-                    "data": {"power_state": "ON", "vcpus": 2, "memory_gib": 4, "cluster": cluster}})
+                    "data": {"power_state": "ON", "vcpus": 2, "memory_gib": 4, "cluster": cluster,
+                             "size_known": True}})
         out.append({**common, "kind": "disk", "resource_id": f"disk-{i:03d}", "name": f"disk-{i}",
-                    "cloud_service_type": "Disk", "data": {"size_gib": 50 + i, "cluster": cluster}})
+                    "cloud_service_type": "Disk", "data": {"size_gib": 50 + i, "cluster": cluster, "size_known": True}})
     return out
 
 
