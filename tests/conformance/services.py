@@ -121,6 +121,9 @@ class RealCloudForet:
     data_source_id: str = ""
     users: dict = field(default_factory=dict)  # user_id -> password
     apps: dict = field(default_factory=dict)  # name -> client secret
+    plugin_store: Path | None = None  # the cost plugin's store (its costs/ is what Cost.get_data answers)
+    other_workspace_id: str = ""
+    _channels: dict = field(default_factory=dict)
 
     # -- processes ------------------------------------------------------
     def _spawn(self, name: str, argv: list[str], env: dict | None = None) -> Process:
@@ -177,11 +180,10 @@ class RealCloudForet:
     def stop(self) -> None:
         for p in reversed(self.processes):
             p.stop()
-        for ch in getattr(self, "_channels", {}).values():
+        for ch in self._channels.values():
             ch.close()
 
     def channel(self, port: int) -> grpc.Channel:
-        self.__dict__.setdefault("_channels", {})
         if port not in self._channels:
             self._channels[port] = grpc.insecure_channel(f"127.0.0.1:{port}")
         return self._channels[port]
