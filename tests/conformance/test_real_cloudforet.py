@@ -146,6 +146,18 @@ def test_real_server_a_workspace_token_does_not_see_what_cost_create_stored_and_
     assert denied.value.code == "PERMISSION_DENIED"
     writer.call(writer.cost.delete, cost_pb2.CostRequest(cost_id=created.cost_id), "Cost.delete")
     assert reader.list_costs(real_cf.data_source_id, probe) == []
+    # the old collector's requests: data_source_id only in the filter, and no project_id
+    from connectors.cloudforet import make_query
+    old_list = cost_pb2.CostQuery(query=make_query([("data_source_id", real_cf.data_source_id, "eq")]))
+    with pytest.raises(CloudForetError) as refused:
+        reader.call(reader.cost.list, old_list, "Cost.list")
+    assert refused.value.code == "INVALID_ARGUMENT" and "data_source_id" in str(refused.value)
+    no_project = cost_pb2.CreateCostRequest()
+    no_project.CopyFrom(req)
+    no_project.ClearField("project_id")
+    with pytest.raises(CloudForetError) as refused:
+        writer.call(writer.cost.create, no_project, "Cost.create")
+    assert refused.value.code == "INVALID_ARGUMENT" and "project_id" in str(refused.value)
 
 
 # -- api mode exactly once ----------------------------------------------------------------------
