@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # ./run.sh          demo: emulated Prism Centrals + CloudForet, one collection, summary
 # ./run.sh replay   replay the demo's snapshot into a fresh CloudForet emulator
-# ./run.sh test     the whole test suite
+# ./run.sh test     the whole test suite (emulators; tests/conformance is not part of it)
+# ./run.sh conformance  the collector against the REAL identity and cost-analysis services
+#                   (their virtualenvs are built once under .conformance/, then reused)
 # ./run.sh bench    the benchmarks (see benchmarks/README.md)
 # ./run.sh lint     ruff check and mypy, as configured in pyproject.toml
 # ./run.sh constraints   regenerate constraints.txt (every transitive pin) from a clean virtualenv
@@ -158,9 +160,13 @@ cmd="${1:-demo}"
 case "$cmd" in
   demo) ensure_venv; demo "$@" ;;
   replay) ensure_venv; replay "$@" ;;
-  test) ensure_venv; exec "$PY" -m pytest -q "$@" tests ;;
+  test) ensure_venv; exec "$PY" -m pytest -q --ignore=tests/conformance "$@" tests ;;
+  conformance)
+    ensure_venv
+    "$PY" tests/conformance/venvs.py >/dev/null  # builds a missing virtualenv (minutes), else reuses it
+    exec "$PY" -m pytest -q -p no:cacheprovider "$@" tests/conformance ;;
   bench) ensure_venv; exec "$PY" -m benchmarks "$@" ;;
   lint) ensure_venv; lint "$@" ;;
   constraints) constraints ;;
-  *) echo "usage: ./run.sh [demo|replay|test|bench|lint|constraints] [args...]" >&2; exit 2 ;;
+  *) echo "usage: ./run.sh [demo|replay|test|conformance|bench|lint|constraints] [args...]" >&2; exit 2 ;;
 esac

@@ -7,6 +7,7 @@ mapping to :class:`CloudForetError` with a transient flag.
 from __future__ import annotations
 
 import base64
+import functools
 import json
 import logging
 import os
@@ -20,8 +21,8 @@ import grpc
 from google.protobuf import json_format, struct_pb2
 from spaceone.api.core.v2 import query_pb2
 from spaceone.api.cost_analysis.v1 import cost_pb2, cost_pb2_grpc
-from spaceone.api.identity.v2 import (endpoint_pb2, endpoint_pb2_grpc, service_account_pb2_grpc,
-                                      token_pb2, token_pb2_grpc)
+from spaceone.api.identity.v2 import (endpoint_pb2, endpoint_pb2_grpc, project_pb2, project_pb2_grpc,
+                                      service_account_pb2_grpc, token_pb2, token_pb2_grpc)
 from spaceone.api.inventory.v1 import (cloud_service_pb2, cloud_service_pb2_grpc, cloud_service_type_pb2,
                                        cloud_service_type_pb2_grpc, region_pb2, region_pb2_grpc)
 from spaceone.api.notification.v1 import notification_pb2, notification_pb2_grpc
@@ -53,6 +54,7 @@ class CloudForetAuth:
     token_env: str | None = None
     user_id: str | None = None
     password_env: str | None = None
+    scope: str = "WORKSPACE"  # a user's grant: WORKSPACE (workspace_id) or DOMAIN (a DOMAIN_ADMIN's domain-wide reads)
 
 
 @dataclass(frozen=True)
@@ -193,14 +195,24 @@ def make_query(filters: list[tuple[str, Any, str]] = (), page: tuple[int, int] |
     return q
 
 
-def _jwt_exp(token: str) -> float | None:
-    """Reads ``exp`` from a JWT payload without verifying it (the server does)."""
+def jwt_claims(token: str) -> dict:
+    """A JWT's payload, not verified (the server does): e.g. ``rol`` (role type), ``wid``
+    (workspace), ``own`` (USER or APP), ``exp``, as CloudForet's identity writes them."""
     try:
         payload = token.split(".")[1]
         payload += "=" * (-len(payload) % 4)
-        exp = json.loads(base64.urlsafe_b64decode(payload)).get("exp")
-        return float(exp) if exp else None
+        claims = json.loads(base64.urlsafe_b64decode(payload))
+        return claims if isinstance(claims, dict) else {}
     except Exception:
+        return {}
+
+
+def _jwt_exp(token: str) -> float | None:
+    """Reads ``exp`` from a JWT payload without verifying it (the server does)."""
+    try:
+        exp = jwt_claims(token).get("exp")
+        return float(exp) if exp else None
+    except (TypeError, ValueError):
         return None
 
 
@@ -291,10 +303,11 @@ class TokenProvider:
                 self._refresh = issued.refresh_token
                 self._refresh_exp = _jwt_exp(issued.refresh_token) or now + 10800
             self.grants += 1
-            granted = self._token_stub.grant(
-                token_pb2.GrantTokenRequest(grant_type="REFRESH_TOKEN", token=self._refresh, scope="WORKSPACE",
-                                            workspace_id=self.auth.workspace_id, domain_id=self.auth.domain_id),
-                timeout=self.timeout_s)
+            grant = token_pb2.GrantTokenRequest(grant_type="REFRESH_TOKEN", token=self._refresh,
+                                                scope=self.auth.scope, domain_id=self.auth.domain_id)
+            if self.auth.scope == "WORKSPACE":
+                grant.workspace_id = self.auth.workspace_id
+            granted = self._token_stub.grant(grant, timeout=self.timeout_s)
         except grpc.RpcError as exc:
             self._refresh = None
             raise tls_hint(map_rpc_error(exc, f"CloudForet login as {self.auth.user_id}"), self.identity) from None
@@ -361,10 +374,12 @@ _STUBS: dict[str, tuple[str, Callable]] = {
     "secret": ("secret", secret_pb2_grpc.SecretStub),
     "service_account": ("identity", service_account_pb2_grpc.ServiceAccountStub),
     "endpoint": ("identity", endpoint_pb2_grpc.EndpointStub),
+    "project": ("identity", project_pb2_grpc.ProjectStub),
 }
 _SERVICE_OF_RESOURCE = {"CloudService": "inventory", "CloudServiceType": "inventory", "Region": "inventory",
                         "Cost": "cost_analysis", "Notification": "notification", "Secret": "secret",
-                        "ServiceAccount": "identity", "Token": "identity", "Endpoint": "identity"}
+                        "ServiceAccount": "identity", "Token": "identity", "Endpoint": "identity",
+                        "Project": "identity"}
 
 
 def service_of(what: str) -> str:
@@ -485,9 +500,22 @@ class CloudForetClient:
                          "CloudService.list")
         return int(info.total_count)
 
-    def list_costs(self, filters: list[tuple[str, Any, str]], only: list[str] | None = None,
+    def list_costs(self, data_source_id: str, filters: list[tuple[str, Any, str]], only: list[str] | None = None,
                    limit: int = 1000, decode: Callable | None = to_dict) -> list:
-        return self._list_all(self.cost.list, cost_pb2.CostQuery, "Cost.list", filters, only, limit, decode)
+        """A data source's costs. cost-analysis 2.0.108 ``CostService.list`` requires the request's own
+        ``data_source_id`` (``@check_required(["data_source_id", "domain_id"])``): in ``query.filter``
+        alone it is INVALID_ARGUMENT ERROR_REQUIRED_PARAMETER."""
+        return self._list_all(self.cost.list, functools.partial(cost_pb2.CostQuery, data_source_id=data_source_id),
+                              "Cost.list", filters, only, limit, decode)
+
+    def get_project(self, project_id: str) -> dict:
+        """identity ``Project.get``: what cost-analysis 2.0.108 ``CostService.create`` checks ``project_id`` with."""
+        return to_dict(self.call(self.project.get, project_pb2.ProjectRequest(project_id=project_id),
+                                 f"Project.get({project_id})"))
+
+    def token_claims(self) -> dict:
+        """The current token's role (``rol``), workspace (``wid``) and owner type (``own``)."""
+        return jwt_claims(self.tokens.token())
 
     def _list_all(self, method: Callable, query_type: Callable, what: str, filters: list, only: list[str] | None,
                   limit: int, decode: Callable | None = to_dict) -> list:

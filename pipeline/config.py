@@ -73,11 +73,14 @@ def parse_config(raw: Any, source: str = "config") -> Config:
         max_attempts=cf.get("max_attempts", 6),
         cost_data_source_id=cf.get("cost_data_source_id", "ds-nutanix"),
         touch_after_s=cf.get("touch_after_s", 72_000),
-        cost_mode=cf.get("cost_mode", "api"),
+        cost_mode=cf.get("cost_mode", "datasource"),
+        cost_project_id=cf.get("cost_project_id", ""),
         notification_resource_type=notification.get("resource_type", "identity.Domain"),
         notification_resource_id=notification.get("resource_id", cf["domain_id"]),
         notification_topic=notification.get("topic", "nutanix.collector.run"),
     )
+    if cloudforet.cost_mode in ("api", "both"):
+        check_cost_api(cloudforet, accounts, source)
     card = raw.get("rate_card", {})
     default = Rate(**card.get("default", DEFAULT_RATE))
     clusters = tuple(sorted((k, Rate(**{**default.__dict__, **v})) for k, v in card.get("clusters", {}).items()))
@@ -93,6 +96,29 @@ def parse_config(raw: Any, source: str = "config") -> Config:
         cost_store_path=raw.get("cost_store", {}).get("path", "out/costs"),
         reconcile=ReconcileOptions(**raw.get("reconcile", {})),
     )
+
+
+APP_CANNOT_BE_EXACT = (
+    "cost_mode {mode} writes costs with Cost.create, exactly once per resource, usage type and day only when "
+    "it can read back what it wrote: on cost-analysis 2.0.108 a workspace-scoped Cost.list does not see what "
+    "Cost.create stored, and only a workspace grant may create. An app token has one fixed scope, so it cannot "
+    "do both. Use a user credential (cloudforet.auth.user_id + password_env) of a DOMAIN_ADMIN user, or "
+    "cost_mode: datasource (the recommended mode: CloudForet pulls the costs from the collector's cost plugin)")
+
+
+def check_cost_api(cf: CloudForetOptions, accounts: list, source: str) -> None:
+    """What api mode needs and the config alone can tell: a user credential and a project for every cost."""
+    if cf.auth.token_env:
+        raise ConfigError(f"{source}: cloudforet.auth.token_env: " + APP_CANNOT_BE_EXACT.format(mode=cf.cost_mode))
+    if cf.cost_project_id:
+        return
+    without = [a.name for a in accounts if not a.cost_project_id]
+    if without or not accounts:
+        raise ConfigError(
+            f"{source}: cloudforet.cost_project_id is missing: cost_mode {cf.cost_mode} creates costs with "
+            "Cost.create, which requires a project_id (cost-analysis checks it with identity Project.get)"
+            + (f"; these accounts have no cost_project_id of their own: {', '.join(without)}" if without else "")
+            + ". Set cloudforet.cost_project_id (and accounts[].cost_project_id to send an account elsewhere).")
 
 
 def parse_endpoints(cf: dict) -> CloudForetEndpoints:

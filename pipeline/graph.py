@@ -162,7 +162,8 @@ def write_and_notify(read: dict, derived: Derived, extra_results: list, config: 
         statuses += notes
     if cf.cost_mode in ("api", "both"):
         service_accounts = {a.name: a.service_account_id for a in config.accounts if a.service_account_id}
-        costs = derived.costs | "WriteToCostAnalysis" >> WriteToCostAnalysis(cf, service_accounts)
+        projects = {a.name: a.cost_project_id for a in config.accounts if a.cost_project_id}
+        costs = derived.costs | "WriteToCostAnalysis" >> WriteToCostAnalysis(cf, service_accounts, projects)
         results.append(costs.results)
         dead_letters.append(costs[DEAD_LETTER])
     if cf.cost_mode in ("datasource", "both"):

@@ -21,6 +21,7 @@ from connectors.cloudforet import CloudForetClient
 from connectors.errors import CloudForetError
 from connectors.retry import RetryPolicy
 from pipeline.config import ConfigError, load_config
+from pipeline.cost_preflight import check_cost_api
 from pipeline.graph import build
 from pipeline.report import add_counters, counters, format_counters, format_summary, read_report
 from transforms.settings import Config, RunContext
@@ -172,6 +173,8 @@ def preflight(config: Config) -> list[str]:
     client = CloudForetClient(cf.endpoints, cf.auth, timeout_s=min(cf.timeout_s, 15.0),
                               retry=RetryPolicy(max_attempts=3, max_total_s=20))
     client.tokens.token()
+    if cf.cost_mode in ("api", "both"):
+        check_cost_api(config)
     client.count_cloud_services_of("nutanix")  # the token works on inventory, and inventory is there
     warnings = []
     expires = client.tokens.app_token_expiry()

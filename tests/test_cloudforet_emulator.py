@@ -87,6 +87,12 @@ class Client:
     def workspace_token(self, user: tuple[str, str]) -> str:
         return self.grant(self.issue(user).refresh_token).access_token
 
+    def domain_token(self, user: tuple[str, str] = ADMIN) -> str:
+        req = token_pb2.GrantTokenRequest(grant_type=token_pb2.GrantTokenRequest.REFRESH_TOKEN,
+                                          token=self.issue(user).refresh_token, scope=token_pb2.GrantTokenRequest.DOMAIN,
+                                          domain_id="domain-nutanix")
+        return self.token.grant(req, timeout=5).access_token
+
 
 def md(token: str) -> tuple[tuple[str, str], ...]:
     return (("token", token),)
@@ -219,11 +225,13 @@ def test_role_rules(client: Client) -> None:
     got = client.secret.get_data(secret_pb2.GetSecretDataRequest(secret_id="secret-pc1", domain_id="domain-nutanix"),
                                  metadata=member, timeout=5)
     assert got.encrypted is False and got.data["nutanix_host"]
-    # A domain admin reads but does not write cloud services.
-    admin = md(client.workspace_token(ADMIN))
+    # A domain admin's DOMAIN grant reads but does not write cloud services; its WORKSPACE grant is a
+    # WORKSPACE_OWNER (identity 2.0.227 GrantTokenManager.authenticate) and writes.
+    admin = md(client.domain_token(ADMIN))
     client.cs.list(cloud_service_pb2.CloudServiceQuery(), metadata=admin, timeout=5)
     err = rpc_error(client.cs.create, vm("u-admin"), metadata=admin)
     assert err.code() == grpc.StatusCode.PERMISSION_DENIED
+    client.cs.create(vm("u-admin"), metadata=md(client.workspace_token(ADMIN)), timeout=5)
 
 
 # -- inventory ---------------------------------------------------------------------
@@ -428,8 +436,8 @@ def test_persistence_across_restart(tmp_path: Path) -> None:
         user_token = c.workspace_token(OWNER)
         app_token = first.app_token()
         created = c.cs.create(vm("u-persist", data={"k": "v"}), metadata=md(user_token), timeout=5)
-        c.cost.create(cost_pb2.CreateCostRequest(cost=1.5, data_source_id="ds-nutanix", billed_date="2026-11-01"),
-                      metadata=md(app_token), timeout=5)
+        c.cost.create(cost_pb2.CreateCostRequest(cost=1.5, data_source_id="ds-nutanix", billed_date="2026-11-01",
+                                                 project_id="project-nutanix"), metadata=md(app_token), timeout=5)
         req = notification_pb2.CreateNotificationRequest(resource_type="identity.User", resource_id=OWNER[0],
                                                          topic="t")
         c.notification.create(req, metadata=md(app_token), timeout=5)
@@ -439,7 +447,8 @@ def test_persistence_across_restart(tmp_path: Path) -> None:
         got = c.cs.get(cloud_service_pb2.CloudServiceRequest(cloud_service_id=created.cloud_service_id),
                        metadata=md(user_token), timeout=5)
         assert to_dict(got)["data"] == {"k": "v"}
-        assert c.cost.list(cost_pb2.CostQuery(), metadata=md(app_token), timeout=5).total_count == 1
+        assert c.cost.list(cost_pb2.CostQuery(data_source_id="ds-nutanix"), metadata=md(c.domain_token()),
+                           timeout=5).total_count == 1
         assert c.notification.list(notification_pb2.NotificationQuery(), metadata=md(user_token),
                                    timeout=5).total_count == 1  # the user's own inbox
         assert len(second.store.costs()) == 1 and len(second.store.notifications()) == 1
@@ -454,17 +463,20 @@ def test_cost_create_list_stat(client: Client, app: Any, emu: CloudForetEmulator
     for resource, day, amount in rows:
         info = client.cost.create(cost_pb2.CreateCostRequest(
             cost=amount, usage_quantity=24, usage_unit=1.0, provider="nutanix", region_code="pc1",
-            product="VM", resource=resource, data_source_id="ds-nutanix", billed_date=day),
-            metadata=app, timeout=5)
+            product="VM", resource=resource, data_source_id="ds-nutanix", billed_date=day,
+            project_id="project-nutanix"), metadata=app, timeout=5)
         assert info.cost_id.startswith("cost-")
     assert len(emu.store.costs()) == 4  # identical rows are not deduped
     assert info.billed_month == "2026-11" and info.billed_year == "2026" and info.region_key == "nutanix.pc1"
     assert client.cost.get(cost_pb2.CostRequest(cost_id=info.cost_id), metadata=app, timeout=5).cost == 3.0
 
-    november = client.cost.list(cost_pb2.CostQuery(billed_month="2026-11"), metadata=app, timeout=5)
+    domain = md(client.domain_token())
+    november = client.cost.list(cost_pb2.CostQuery(billed_month="2026-11", data_source_id="ds-nutanix"),
+                                metadata=domain, timeout=5)
     assert november.total_count == 3
-    big = client.cost.list(msg(cost_pb2.CostQuery, {"query": {"filter": [{"k": "cost", "v": 2, "o": "gte"}]}}),
-                           metadata=app, timeout=5)
+    big = client.cost.list(msg(cost_pb2.CostQuery, {"data_source_id": "ds-nutanix",
+                                                    "query": {"filter": [{"k": "cost", "v": 2, "o": "gte"}]}}),
+                           metadata=domain, timeout=5)
     assert big.total_count == 3
 
     stat = client.cost.stat(msg(cost_pb2.CostStatQuery, {"query": {
@@ -473,12 +485,41 @@ def test_cost_create_list_stat(client: Client, app: Any, emu: CloudForetEmulator
     err = rpc_error(client.cost.stat, cost_pb2.CostStatQuery(), metadata=app)
     assert err.code() == grpc.StatusCode.INVALID_ARGUMENT
 
+
+def test_cost_api_as_cost_analysis_2_0_108(client: Client, app: Any, emu: CloudForetEmulator) -> None:
+    """spaceone-cost-analysis 2.0.108 CostService.create/list/delete and CostManager._change_filter_v_workspace_id
+    (the same answers tests/conformance gets from the real service)."""
+    def create(token, **fields):
+        req = cost_pb2.CreateCostRequest(**{"cost": 1.0, "provider": "nutanix", "resource": "vm-z",
+                                            "usage_type": "vcpu", "data_source_id": "ds-nutanix",
+                                            "billed_date": "2026-11-02", "project_id": "project-nutanix", **fields})
+        return client.cost.create(req, metadata=token, timeout=5)
+
+    assert "key = project_id" in rpc_error(client.cost.create, cost_pb2.CreateCostRequest(
+        cost=1.0, data_source_id="ds-nutanix", billed_date="2026-11-02"), metadata=app).details()
+    err = rpc_error(client.cost.create, cost_pb2.CreateCostRequest(
+        cost=1.0, data_source_id="ds-nutanix", billed_date="2026-11-02", project_id="project-nope"), metadata=app)
+    assert err.code() == grpc.StatusCode.NOT_FOUND
+    domain = md(client.domain_token())
+    assert rpc_error(client.cost.create, cost_pb2.CreateCostRequest(
+        cost=1.0, data_source_id="ds-nutanix", billed_date="2026-11-02", project_id="project-nutanix"),
+        metadata=domain).code() == grpc.StatusCode.PERMISSION_DENIED
+    admin_in_workspace = md(client.workspace_token(ADMIN))  # a DOMAIN_ADMIN's workspace grant: WORKSPACE_OWNER
+    made = create(admin_in_workspace)
+    only_ds_in_filter = msg(cost_pb2.CostQuery, {"query": {"filter": [{"k": "data_source_id", "v": "ds-nutanix"}]}})
+    assert "key = data_source_id" in rpc_error(client.cost.list, only_ds_in_filter, metadata=domain).details()
+    mine = cost_pb2.CostQuery(data_source_id="ds-nutanix", resource="vm-z")
+    assert client.cost.list(mine, metadata=app, timeout=5).total_count == 0  # workspace scope: no account mapping
+    assert [c.cost_id for c in client.cost.list(mine, metadata=domain, timeout=5).results] == [made.cost_id]
+    client.cost.delete(cost_pb2.CostRequest(cost_id=made.cost_id), metadata=admin_in_workspace, timeout=5)
+    assert client.cost.list(mine, metadata=domain, timeout=5).total_count == 0
+
     bad_ds = rpc_error(client.cost.create, cost_pb2.CreateCostRequest(
-        cost=1, data_source_id="ds-unknown", billed_date="2026-11-01"), metadata=app)
+        cost=1, data_source_id="ds-unknown", billed_date="2026-11-01", project_id="project-nutanix"), metadata=app)
     assert bad_ds.code() == grpc.StatusCode.NOT_FOUND
     for day in ["", "2026-13-01", "2026-11-1"]:
         bad = rpc_error(client.cost.create, cost_pb2.CreateCostRequest(
-            cost=1, data_source_id="ds-nutanix", billed_date=day), metadata=app)
+            cost=1, data_source_id="ds-nutanix", billed_date=day, project_id="project-nutanix"), metadata=app)
         assert bad.code() == grpc.StatusCode.INVALID_ARGUMENT, day
 
 

@@ -132,3 +132,58 @@ def test_one_endpoint_means_every_service_there():
     eps = parse_config(GOOD).cloudforet.endpoints
     assert {eps[s].address for s in ("identity", "inventory", "cost_analysis", "notification", "secret")} == \
         {"cloudforet.example.com:443"}
+
+
+# -- cost_mode api (cost-analysis 2.0.108 Cost.create) ----------------------------------------
+
+USER_AUTH = {"user_id": "collector@example.com", "password_env": "CF_PASSWORD"}
+
+
+def test_cost_mode_defaults_to_datasource_which_takes_an_app_token():
+    cfg = parse_config(GOOD)
+    assert cfg.cloudforet.cost_mode == "datasource" and cfg.cloudforet.auth.token_env == "CF_TOKEN"
+
+
+@pytest.mark.parametrize("mode", ["api", "both"])
+def test_api_mode_refuses_an_app_token_naming_what_works(mode):
+    raw = with_("cloudforet.cost_mode", mode, with_("cloudforet.cost_project_id", "project-1"))
+    with pytest.raises(ConfigError) as err:
+        parse_config(raw)
+    msg = str(err.value)
+    assert "cloudforet.auth.token_env" in msg and "DOMAIN_ADMIN user" in msg and "cost_mode: datasource" in msg
+
+
+def test_api_mode_needs_a_project_for_every_account():
+    raw = with_("cloudforet.auth", USER_AUTH, with_("cloudforet.cost_mode", "api"))
+    with pytest.raises(ConfigError) as err:
+        parse_config(raw)
+    assert "cloudforet.cost_project_id is missing" in str(err.value) and "pc-1" in str(err.value)
+    per_account = parse_config(with_("accounts.0.cost_project_id", "project-east", raw))
+    assert per_account.accounts[0].cost_project_id == "project-east"
+    default = parse_config(with_("cloudforet.cost_project_id", "project-1", raw))
+    assert default.cloudforet.cost_project_id == "project-1" and default.cloudforet.auth.scope == "WORKSPACE"
+
+
+def test_api_mode_unknown_or_missing_project_and_wrong_role_exit_codes_on_the_emulator(tmp_path, monkeypatch,
+                                                                                      capsys):
+    """The same refusals tests/conformance gets from the real identity and cost-analysis."""
+    from emulators.cloudforet.config import EmulatorConfig
+    from emulators.cloudforet.server import CloudForetEmulator
+    users = [{"user_id": "admin@example.com", "password": "pw-admin", "role_type": "DOMAIN_ADMIN"},
+             {"user_id": "owner@example.com", "password": "pw-owner", "role_type": "WORKSPACE_OWNER"}]
+    with CloudForetEmulator(str(tmp_path / "cf.sqlite"), EmulatorConfig(users=users)) as emu:
+        def run_as(user: str, project: str) -> tuple[int, str]:
+            monkeypatch.setenv("CF_PASSWORD", "pw-" + user.split("@")[0])
+            raw = {**GOOD, "cloudforet": {"endpoint": emu.endpoint, "domain_id": emu.config.domain_id,
+                                          "workspace_id": emu.config.workspace_id, "cost_mode": "api",
+                                          "cost_project_id": project,
+                                          "auth": {"user_id": user, "password_env": "CF_PASSWORD"}},
+                   "report": {"path": str(tmp_path / "report.json")}}
+            path = tmp_path / "c.yaml"
+            path.write_text(yaml.safe_dump(raw))
+            code = run(["--config", str(path)])
+            return code, capsys.readouterr().err
+        code, err = run_as("admin@example.com", "project-nope")
+        assert code == 2 and "cloudforet.cost_project_id = project-nope: no such project" in err
+        code, err = run_as("owner@example.com", "project-nutanix")
+        assert code == 3 and "Token.grant in DOMAIN scope was refused" in err and "DOMAIN_ADMIN role binding" in err

@@ -17,7 +17,7 @@ from emulators.prism.fleet import FleetSpec
 from emulators.readback import ensure_data_sources
 from pipeline.run import run
 from plugin.server import CostPluginServer, MonitoringPluginServer
-from tests.conftest import PRISM_PASSWORD
+from tests.conftest import CLOUDFORET_USER_PASSWORD, PRISM_PASSWORD
 from tests.test_end_to_end import DEFAULT_RATE, expected_resources, write_config
 from transforms.cost import costs_for
 from transforms.cost_sink import NOT_SUPPORTED_HINT
@@ -29,8 +29,11 @@ SPEC = FleetSpec(seed=9, prism_centrals=1, clusters=2, hosts_per_cluster=1, vms=
 @pytest.fixture
 def modern_cloudforet(tmp_path, monkeypatch):
     """A CloudForet like servers from 2025 on: Cost.create answers ERROR_NOT_SUPPORT_API."""
-    emu = CloudForetEmulator(str(tmp_path / "cf.sqlite"), EmulatorConfig(cost_create_unsupported=True)).start()
+    user = {"user_id": "collector@example.com", "password": CLOUDFORET_USER_PASSWORD, "role_type": "DOMAIN_ADMIN"}
+    emu = CloudForetEmulator(str(tmp_path / "cf.sqlite"), EmulatorConfig(users=[user],
+                                                                          cost_create_unsupported=True)).start()
     monkeypatch.setenv("TEST_CF_TOKEN", emu.app_token())
+    monkeypatch.setenv("TEST_CF_PASSWORD", CLOUDFORET_USER_PASSWORD)
     monkeypatch.setenv("TEST_PRISM_PASSWORD", PRISM_PASSWORD)
     yield emu
     emu.stop()

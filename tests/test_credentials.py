@@ -17,7 +17,7 @@ from tests.test_end_to_end import write_config
 from transforms.credentials import CredentialError, credentials_from_secret
 from transforms.settings import AccountConfig
 
-USER = {"user_id": "collector@example.com", "password": CLOUDFORET_USER_PASSWORD, "role_type": "WORKSPACE_OWNER"}
+USER = {"user_id": "collector@example.com", "password": CLOUDFORET_USER_PASSWORD, "role_type": "DOMAIN_ADMIN"}
 
 
 def test_collection_with_prism_credentials_from_a_cloudforet_secret(tmp_path, prism_servers, monkeypatch):
@@ -28,6 +28,7 @@ def test_collection_with_prism_credentials_from_a_cloudforet_secret(tmp_path, pr
         users=[USER], secrets={"secret-pc": secret})).start()
     try:
         monkeypatch.setenv("TEST_CF_TOKEN", emu.app_token())
+        monkeypatch.setenv("TEST_CF_PASSWORD", CLOUDFORET_USER_PASSWORD)
         config = write_config(tmp_path, [], emu, accounts=[{"name": "from-secret", "secret_id": "secret-pc"}])
         assert run(["--config", config, "--collected-at", "2026-11-28T06:00:00Z"]) == 0
         report = (tmp_path / "report.json").read_text()

@@ -31,7 +31,7 @@ DEFAULT_RATE = {"vcpu_hour": 0.02, "gib_ram_hour": 0.005, "gib_storage_month": 0
 @pytest.fixture
 def cloudforet(tmp_path):
     cfg = EmulatorConfig(users=[
-        {"user_id": "collector@example.com", "password": CLOUDFORET_USER_PASSWORD, "role_type": "WORKSPACE_OWNER"},
+        {"user_id": "collector@example.com", "password": CLOUDFORET_USER_PASSWORD, "role_type": "DOMAIN_ADMIN"},
     ])
     emu = CloudForetEmulator(str(tmp_path / "cloudforet.sqlite"), cfg).start()
     yield emu
@@ -40,11 +40,19 @@ def cloudforet(tmp_path):
 
 def write_config(tmp_path, servers, emu, auth=None, accounts=None, name="config.yaml", snapshot=None,
                  metrics="metrics", **cloudforet):
+    """cost_mode api (the default) and both write costs with Cost.create, which needs a DOMAIN_ADMIN user
+    (an app token is refused at start-up) and a project; datasource mode runs with the app token."""
+    mode = cloudforet.setdefault("cost_mode", "api")  # these tests read the costs back from Cost.create
+    if auth is None:
+        auth = ({"token_env": "TEST_CF_TOKEN"} if mode == "datasource"
+                else {"user_id": "collector@example.com", "password_env": "TEST_CF_PASSWORD"})
+    if mode in ("api", "both"):
+        cloudforet.setdefault("cost_project_id", "project-nutanix")
     raw = {
         "accounts": accounts or [account_entry(s) for s in servers] or None,
         "prism": {"page_size": 25, "max_requests_per_s": 200, "max_concurrency": 4, "max_attempts": 3},
         "cloudforet": {"endpoint": emu.endpoint, "domain_id": emu.config.domain_id,
-                       "workspace_id": emu.config.workspace_id, "auth": auth or {"token_env": "TEST_CF_TOKEN"},
+                       "workspace_id": emu.config.workspace_id, "auth": auth,
                        "batch_size": 40, **cloudforet},
         "rate_card": {"default": DEFAULT_RATE, "clusters": {"cluster-1-0": {"vcpu_hour": 0.05}}},
         "metric_store": {"path": str(tmp_path / metrics)},

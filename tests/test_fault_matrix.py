@@ -23,7 +23,7 @@ from transforms.settings import Rate, RateCard
 SPEC = FleetSpec(seed=21, prism_centrals=1, clusters=2, hosts_per_cluster=1, vms=36, disks_per_vm=1)
 DAY = "2026-11-28"
 CARD = RateCard(default=Rate(vcpu_hour=0.02, gib_ram_hour=0.005, gib_storage_month=0.05, currency="USD"))
-USER = {"user_id": "collector@example.com", "password": CLOUDFORET_USER_PASSWORD, "role_type": "WORKSPACE_OWNER"}
+USER = {"user_id": "collector@example.com", "password": CLOUDFORET_USER_PASSWORD, "role_type": "DOMAIN_ADMIN"}
 
 PRISM_FAULTS = {
     "429 with Retry-After": "429:0.25@retry_after=0.2",

@@ -25,6 +25,7 @@ SPEC = FleetSpec(seed=31, prism_centrals=1, clusters=2, hosts_per_cluster=1, vms
 @pytest.fixture(autouse=True)
 def _env(monkeypatch):
     monkeypatch.setenv("TEST_PRISM_PASSWORD", PRISM_PASSWORD)
+    monkeypatch.setenv("TEST_CF_PASSWORD", "collector-pass")  # the emulator's default DOMAIN_ADMIN user (api mode)
 
 
 
@@ -87,7 +88,8 @@ def test_runs_killed_at_any_point_then_rerun_end_right(tmp_path, prism_servers, 
 
 def _killed_then_rerun(tmp_path, server, emu):
     config = write_config(tmp_path, [server], emu, batch_size=5, touch_after_s=0)
-    env = dict(os.environ, TEST_CF_TOKEN=emu.app_token(), TEST_PRISM_PASSWORD=PRISM_PASSWORD)
+    env = dict(os.environ, TEST_CF_TOKEN=emu.app_token(), TEST_PRISM_PASSWORD=PRISM_PASSWORD,
+               TEST_CF_PASSWORD="collector-pass")
     args = [sys.executable, "-m", "pipeline", "--config", config, "--collected-at", f"{DAY}T06:00:00Z",
             "--log-level", "WARNING"]
     killed_at = []

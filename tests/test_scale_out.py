@@ -46,6 +46,7 @@ def collect(tmp_path, monkeypatch, servers, emu, name: str, extra: list[str]) ->
     # environment variables are inherited by the SDK worker subprocesses
     monkeypatch.setenv("TEST_PRISM_PASSWORD", PRISM_PASSWORD)
     monkeypatch.setenv("TEST_CF_TOKEN", emu.app_token())
+    monkeypatch.setenv("TEST_CF_PASSWORD", "collector-pass")  # the emulator's default DOMAIN_ADMIN user
     config = write_config(out, servers, emu, cost_mode="both")
     assert run(["--config", config, "--collected-at", COLLECTED_AT, "--run-id", RUN_ID, *extra]) == 0
     report = json.loads((out / "report.json").read_text())

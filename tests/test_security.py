@@ -253,7 +253,7 @@ def test_secrets_never_appear_in_any_output_at_debug(tmp_path, emulators):
     env_pc = emulators(PrismServer(pc_a, password=PRISM_PW))
     secret_pc = emulators(PrismServer(pc_s, password=SECRET_SVC_PW))
     cf = emulators(CloudForetEmulator(str(tmp_path / "cf.sqlite"), EmulatorConfig(
-        users=[{"user_id": "collector@example.com", "password": CF_USER_PW, "role_type": "WORKSPACE_OWNER"}],
+        users=[{"user_id": "collector@example.com", "password": CF_USER_PW, "role_type": "DOMAIN_ADMIN"}],
         secrets={"secret-pc-s": {"nutanix_host": secret_pc.host, "nutanix_port": secret_pc.port,
                                  "nutanix_username": "admin", "nutanix_password": SECRET_SVC_PW,
                                  "scheme": "http"}})))
@@ -335,15 +335,16 @@ RPCS: dict[str, tuple[Callable, Callable]] = {
     "Region.list": (region_pb2_grpc.RegionStub, lambda: ("list", region_pb2.RegionQuery())),
     "Cost.create": (cost_pb2_grpc.CostStub, lambda: ("create", cost_pb2.CreateCostRequest(
         cost=1.0, provider="nutanix", data_source_id="ds-nutanix", billed_date="2026-11-28",
-        resource="auth-matrix-vm", usage_type="vcpu"))),
-    "Cost.list": (cost_pb2_grpc.CostStub, lambda: ("list", cost_pb2.CostQuery())),
+        resource="auth-matrix-vm", usage_type="vcpu", project_id="project-nutanix"))),
+    "Cost.list": (cost_pb2_grpc.CostStub, lambda: ("list", cost_pb2.CostQuery(data_source_id="ds-nutanix"))),
+    "Cost.delete": (cost_pb2_grpc.CostStub, lambda: ("delete", cost_pb2.CostRequest(cost_id="cost-auth-matrix"))),
     "Notification.create": (notification_pb2_grpc.NotificationStub, lambda: ("create", notification_pb2.CreateNotificationRequest(
         resource_type="identity.Domain", resource_id=DOMAIN, topic="nutanix.collector.run",
         message=_struct({"title": "auth matrix"}), notification_type="INFO"))),
     "ServiceAccount.list": (service_account_pb2_grpc.ServiceAccountStub, lambda: ("list",
         service_account_pb2.ServiceAccountSearchQuery(provider="nutanix"))),
 }
-OWNER_ONLY = ("CloudServiceType.create", "Region.create", "Cost.create")
+OWNER_ONLY = ("CloudServiceType.create", "Region.create", "Cost.create", "Cost.delete")
 # The secret service's internal API: the real one excludes authentication and authorization
 # (deployments keep it inside the cluster), so it is outside the token matrix.
 INTERNAL = {"Secret.get_data": (secret_pb2_grpc.SecretStub, lambda: ("get_data", secret_pb2.GetSecretDataRequest(

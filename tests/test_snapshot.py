@@ -50,6 +50,7 @@ def metric_rows(path: Path) -> list[dict]:
 
 def run_with(emu, tmp_path, monkeypatch, *args, **config_kw) -> int:
     monkeypatch.setenv("TEST_CF_TOKEN", emu.app_token())
+    monkeypatch.setenv("TEST_CF_PASSWORD", "collector-pass")  # the emulator's default DOMAIN_ADMIN user
     config = write_config(tmp_path, config_kw.pop("servers", []), emu, **config_kw)
     return run(["--config", config, *args])
 

@@ -1,13 +1,25 @@
-"""WriteToCostAnalysis: ``Cost.create``, at most once per resource, usage type and day.
+"""WriteToCostAnalysis: ``Cost.create``, exactly once per resource, usage type and day.
 
 ``Cost.create`` never dedupes, so re-running a day would double it. The key
 (resource, usage_type, billed_date) is deterministic: before creating, the
-batch's day is listed for its resources and records already there are skipped.
+batch's day is listed for its resources and records already there are skipped
+(extra copies an earlier run left are deleted, so the key is there once).
+
+Read and write need two grants of one DOMAIN_ADMIN user (cost-analysis 2.0.108):
+- ``CostService.create``/``delete`` allow only WORKSPACE_OWNER, i.e. the
+  user's WORKSPACE grant (identity ``GrantTokenManager.authenticate`` makes a
+  DOMAIN_ADMIN a WORKSPACE_OWNER there); ``create`` needs ``project_id``;
+- a workspace-scoped ``Cost.list`` sees nothing ``Cost.create`` wrote
+  (``CostManager._change_filter_v_workspace_id`` maps the workspace through the
+  data source's DataSourceAccounts, which ``create`` never makes), so the
+  lookup uses the user's DOMAIN grant, with the request's own ``data_source_id``.
+Apps cannot change scope: pipeline/config.py refuses them in this mode.
 Servers from 2025 on answer ERROR_NOT_SUPPORT_API: then cost writing stops at
 once with a message saying what to do, and nothing else in the run fails.
 """
 from __future__ import annotations
 
+import dataclasses
 from collections import Counter
 from typing import Hashable, Iterable
 
@@ -16,7 +28,7 @@ from apache_beam import pvalue
 from apache_beam.metrics import Metrics
 from spaceone.api.cost_analysis.v1 import cost_pb2
 
-from connectors.cloudforet import to_struct
+from connectors.cloudforet import CloudForetAuth, CloudForetClient, to_struct
 from connectors.errors import CloudForetError
 from connectors.retry import RetryPolicy
 from transforms import progress
@@ -33,10 +45,16 @@ NOT_SUPPORTED_HINT = ("this CloudForet answers Cost.create with ERROR_NOT_SUPPOR
                       "the costs from the collector's cost data-source plugin.")
 
 
-def create_request(c: dict, service_account_id: str = "") -> cost_pb2.CreateCostRequest:
+def reader_auth(auth: CloudForetAuth) -> CloudForetAuth:
+    """The same user, granted in DOMAIN scope: what sees the costs its workspace grant created."""
+    return dataclasses.replace(auth, scope="DOMAIN")
+
+
+def create_request(c: dict, project_id: str, service_account_id: str = "") -> cost_pb2.CreateCostRequest:
     """``usage_unit`` is typed float in the proto (a CloudForet mistake), so the
     unit travels in ``additional_info['Usage Unit']`` instead."""
     return cost_pb2.CreateCostRequest(
+        project_id=project_id,
         cost=c["cost"], usage_quantity=c["usage_quantity"], provider=c["provider"],
         region_code=c["region_code"], product=c["product"], usage_type=c["usage_type"], resource=c["resource"],
         tags=to_struct(c["tags"]), additional_info=to_struct(c["additional_info"]),
@@ -45,16 +63,19 @@ def create_request(c: dict, service_account_id: str = "") -> cost_pb2.CreateCost
 
 
 class _WriteCostFn(BatchedCloudForetWrite):
-    def __init__(self, options: CloudForetOptions, service_accounts: dict[str, str]):
+    def __init__(self, options: CloudForetOptions, service_accounts: dict[str, str], projects: dict[str, str]):
         super().__init__(options)
         self.service_accounts = service_accounts
+        self.projects = projects  # account -> project_id (else cloudforet.cost_project_id)
         self.created = Metrics.counter(NS, "created")
         self.skipped = Metrics.counter(NS, "already_present")
         self.failed = Metrics.counter(NS, "failed")
         self.retries = Metrics.counter(NS, "records_retried")
+        self.duplicates_removed = Metrics.counter(NS, "duplicates_removed")
 
     def setup(self):
         super().setup()
+        self.reader = CloudForetClient(self.options.endpoints, reader_auth(self.options.auth), self.options.timeout_s)
         self.unsupported = False  # set for good by the first ERROR_NOT_SUPPORT_API answer
         self.hint_sent: set = set()
 
@@ -69,9 +90,9 @@ class _WriteCostFn(BatchedCloudForetWrite):
 
         def lookup(keys: list) -> dict:
             resources = sorted({k[0] for k in keys})
-            found = self.client.list_costs(
-                [("billed_date", billed_date, "eq"), ("data_source_id", data_source_id, "eq"),
-                 ("provider", "nutanix", "eq"), ("resource", resources, "in")],
+            found = self.reader.list_costs(
+                data_source_id,
+                [("billed_date", billed_date, "eq"), ("provider", "nutanix", "eq"), ("resource", resources, "in")],
                 only=["cost_id", "resource", "usage_type", "billed_date"], limit=max(len(keys) * 3, 10),
                 decode=None)  # the messages' fields, read directly: a dict of each cost cost more than the lookup
             by_key: dict = {}
@@ -81,9 +102,11 @@ class _WriteCostFn(BatchedCloudForetWrite):
 
         def make_call(c: dict, existing: list) -> tuple:
             if existing:
+                self._remove_extra_copies(existing)
                 return "skipped", None
             sa = self.service_accounts.get(c["account"], "")
-            return "created", self.client.future(self.client.cost.create, create_request(c, sa))
+            project = self.projects.get(c["account"]) or self.options.cost_project_id
+            return "created", self.client.future(self.client.cost.create, create_request(c, project, sa))
 
         def stop(err: CloudForetError) -> bool:
             if NOT_SUPPORTED in str(err):
@@ -94,6 +117,18 @@ class _WriteCostFn(BatchedCloudForetWrite):
                              RetryPolicy(max_attempts=self.options.max_attempts), self.runner, stop=stop,
                              on_retry=self.retries.inc).start()
         return lambda: self._report(self._results(started.finish()))
+
+    def _remove_extra_copies(self, existing: list) -> None:
+        """An earlier run (or a client without this lookup) stored a key more than once:
+        keep one copy (the copies are the same record), delete the others (a copy already deleted is NOT_FOUND)."""
+        for extra in sorted(existing, key=lambda c: c.cost_id)[1:]:
+            try:
+                self.client.call(self.client.cost.delete, cost_pb2.CostRequest(cost_id=extra.cost_id),
+                                 f"Cost.delete({extra.cost_id})")
+            except CloudForetError as err:
+                if err.code != "NOT_FOUND":
+                    raise
+            self.duplicates_removed.inc()
 
     def _results(self, outcomes: list) -> list:
         return [(o.record, o.op, NOT_SUPPORTED_HINT if self.unsupported and o.op == "failed" else o.reason)
@@ -125,11 +160,13 @@ class _WriteCostFn(BatchedCloudForetWrite):
 class WriteToCostAnalysis(beam.PTransform):
     """Cost records -> per-batch results (main) and dead letters."""
 
-    def __init__(self, options: CloudForetOptions, service_accounts: dict[str, str] | None = None):
+    def __init__(self, options: CloudForetOptions, service_accounts: dict[str, str] | None = None,
+                 projects: dict[str, str] | None = None):
         super().__init__()
         self.options = options
         self.service_accounts = dict(service_accounts or {})
+        self.projects = dict(projects or {})
 
     def expand(self, costs):
-        return costs | beam.ParDo(_WriteCostFn(self.options, self.service_accounts)).with_outputs(
+        return costs | beam.ParDo(_WriteCostFn(self.options, self.service_accounts, self.projects)).with_outputs(
             DEAD_LETTER, main="results")

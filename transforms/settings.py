@@ -42,6 +42,7 @@ class AccountConfig:
     verify_ssl: bool | None = None
     ca_bundle: str | None = None
     service_account_id: str | None = None
+    cost_project_id: str | None = None  # api mode: this account's cost records go to this project
 
 
 @dataclass(frozen=True)
@@ -65,7 +66,8 @@ class CloudForetOptions:
     batches_in_flight: int = 2  # per sink and worker: batch_size x this many calls at once, at most
     max_attempts: int = 6
     cost_data_source_id: str = "ds-nutanix"
-    cost_mode: str = "api"  # api: Cost.create | datasource: the cost store the plugin serves | both
+    cost_mode: str = "datasource"  # datasource: the cost store the plugin serves | api: Cost.create | both
+    cost_project_id: str = ""  # api mode: the project of cost records (Cost.create requires one), per account too
     touch_after_s: int = 72_000  # rewrite unchanged resources after 20 h (CloudForet deletes after 48 h)
     notification_resource_type: str = "identity.Domain"
     notification_resource_id: str = ""

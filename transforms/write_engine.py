@@ -132,6 +132,15 @@ class BatchWrite:
         try:
             self._issue(keys)
             return self._collect()
+        except BaseException:
+            # The bundle fails here (e.g. its worker is going away): the calls already sent still
+            # land, and the bundle's retry must not look its keys up before they did.
+            for *_, future in self.calls:
+                try:
+                    future.result()
+                except Exception:  # noqa: BLE001 - its outcome is the retry's to find out
+                    pass
+            raise
         finally:
             for key in keys:
                 IN_FLIGHT.answered(self.what, key, claim)

@@ -42,7 +42,10 @@ ROLE_RULES: dict[str, tuple[str, ...]] = {
     "CloudServiceType.list": _READERS,
     "Region.create": ("WORKSPACE_OWNER",),
     "Region.list": _READERS,
-    "Cost.create": ("WORKSPACE_OWNER", "DOMAIN_ADMIN"),
+    # cost-analysis 2.0.108 CostService.create/delete: role_types=["WORKSPACE_OWNER"]
+    "Cost.create": ("WORKSPACE_OWNER",),
+    "Cost.delete": ("WORKSPACE_OWNER",),
+    "Project.get": _READERS,
     "Cost.get": _READERS,
     "Cost.list": _READERS,
     "Cost.stat": _READERS,
@@ -138,7 +141,11 @@ class TokenSigner:
             "workspace_id": workspace_id,
             "exp": int(time.time() + ttl),
             "jti": secrets.token_hex(8),
+            # the claims identity 2.0.227 writes, which clients read (unverified) to know a token's role
+            "rol": role_type, "did": domain_id, "own": "APP" if typ == CLIENT_SECRET else "USER",
         }
+        if workspace_id:
+            claims["wid"] = workspace_id
         payload = _b64e(json.dumps(claims, separators=(",", ":")).encode())
         signing_input = f"{_HEADER}.{payload}"
         return f"{signing_input}.{self._sign(signing_input)}"

@@ -16,7 +16,11 @@ ROLE_TYPES = ("DOMAIN_ADMIN", "WORKSPACE_OWNER", "WORKSPACE_MEMBER", "USER")
 
 
 def _default_users() -> list[dict]:
-    return [{"user_id": "collector@example.com", "password": "collector-pass", "role_type": "WORKSPACE_OWNER"}]
+    return [{"user_id": "collector@example.com", "password": "collector-pass", "role_type": "DOMAIN_ADMIN"}]
+
+
+def _default_projects() -> list[dict]:
+    return [{"project_id": "project-nutanix", "name": "Nutanix costs"}]
 
 
 def _default_apps() -> list[dict]:
@@ -38,6 +42,7 @@ class EmulatorConfig:
     published_endpoints: list[dict] | str = field(default_factory=list)
     service_accounts: list[dict] = field(default_factory=list)
     cost_data_sources: list[str] = field(default_factory=lambda: ["ds-nutanix"])
+    projects: list[dict] = field(default_factory=_default_projects)  # {project_id, name, workspace_id?}
     access_token_ttl: int = 1800
     refresh_token_ttl: int = 10800
     latency_ms: float = 0.0
@@ -58,6 +63,13 @@ class EmulatorConfig:
     def user(self, user_id: str) -> dict | None:
         """The configured user with this id, if any."""
         return next((u for u in self.users if u.get("user_id") == user_id), None)
+
+    def project(self, project_id: str, workspace_id: str | None) -> dict | None:
+        """The configured project, if it is in ``workspace_id`` (a workspace defaults to the emulator's)."""
+        for p in self.projects:
+            if p.get("project_id") == project_id and workspace_id in (None, p.get("workspace_id", self.workspace_id)):
+                return {"workspace_id": self.workspace_id, "domain_id": self.domain_id, **p}
+        return None
 
     def app(self, app_id: str) -> dict | None:
         """The configured app with this id, if any."""

@@ -1,5 +1,16 @@
-"""cost_analysis.v1 Cost: create, get, list and stat (distinct only).
+"""cost_analysis.v1 Cost: create, delete, get, list and stat (distinct only), as cost-analysis 2.0.108.
 
+What 2.0.108 does and this follows (spaceone-cost-analysis 2.0.108, service/cost_service.py and
+manager/cost_manager.py; proven against the real service by tests/conformance):
+- ``create``: ``@check_required(["cost", "data_source_id", "billed_date", "project_id", "domain_id"])``,
+  ``role_types=["WORKSPACE_OWNER"]``, the project checked with identity ``Project.get`` (NOT_FOUND);
+  two identical creates store two rows. ``delete``: WORKSPACE_OWNER, within its workspace.
+- ``list``: ``@check_required(["data_source_id", "domain_id"])`` (the request's own field; in the
+  filter only it is ERROR_REQUIRED_PARAMETER), and ``CostManager._change_filter_v_workspace_id``: a
+  workspace token's ``workspace_id`` filter becomes ``workspace_id in [v_workspace_id of the data
+  source's DataSourceAccounts]``. This emulator keeps no DataSourceAccount (they come from account
+  routing, which the collector's plugin does not use), so a workspace-scoped list finds nothing;
+  domain scope sees every row.
 ``create`` can be switched to answer ERROR_NOT_SUPPORT_API, as servers
 released from 2025 on do, so the collector's fallback path can be tested.
 """
@@ -8,10 +19,10 @@ from __future__ import annotations
 from datetime import datetime
 
 import grpc
-from google.protobuf import struct_pb2
+from google.protobuf import empty_pb2, struct_pb2
 from spaceone.api.cost_analysis.v1 import cost_pb2, cost_pb2_grpc
 
-from . import errors, query
+from . import auth, errors, query
 from .auth import Claims
 from .base import Backend, in_scope, new_id, now_iso, query_dict, request_filters, require, rpc, scope_filters
 from .base import to_dict, to_msg
@@ -41,7 +52,10 @@ class CostService(cost_pb2_grpc.CostServicer):
         if cfg.cost_create_unsupported:
             raise ApiError(grpc.StatusCode.FAILED_PRECONDITION, NOT_SUPPORTED_MESSAGE)
         doc = to_dict(request, with_defaults=True)
-        require(doc, "billed_date", "data_source_id")
+        require(doc, "data_source_id", "billed_date", "project_id")
+        workspace = claims.workspace_id or cfg.workspace_id
+        if cfg.project(doc["project_id"], workspace) is None:  # IdentityManager.get_project
+            raise errors.not_found("project_id", doc["project_id"])
         billed_date = doc["billed_date"]
         try:
             if len(billed_date) != 10:
@@ -63,7 +77,7 @@ class CostService(cost_pb2_grpc.CostServicer):
             "billed_year": billed_date[:4],
             "billed_month": billed_date[:7],
             "domain_id": claims.domain_id,
-            "workspace_id": claims.workspace_id or cfg.workspace_id,
+            "workspace_id": workspace,
             "created_at": now_iso(),
         }
         self.store.insert(COSTS, doc["cost_id"], doc)
@@ -77,10 +91,22 @@ class CostService(cost_pb2_grpc.CostServicer):
             raise errors.not_found("cost_id", request.cost_id)
         return to_msg(doc, cost_pb2.CostInfo)
 
+    @rpc("Cost.delete")
+    def delete(self, request: cost_pb2.CostRequest, claims: Claims) -> empty_pb2.Empty:
+        require({"cost_id": request.cost_id}, "cost_id")
+        doc = self.store.get(COSTS, request.cost_id)
+        if doc is None or not in_scope(doc, claims):
+            raise errors.not_found("cost_id", request.cost_id)
+        self.store.delete(COSTS, request.cost_id)
+        return empty_pb2.Empty()
+
     @rpc("Cost.list")
     def list(self, request: cost_pb2.CostQuery, claims: Claims) -> cost_pb2.CostsInfo:
-        spec = query.parse(query_dict(request), [*scope_filters(claims),
-                                                 *request_filters(request, skip=("project_group_id",))])
+        require({"data_source_id": request.data_source_id}, "data_source_id")
+        scope = scope_filters(claims)
+        if claims.scope == auth.SCOPE_WORKSPACE:  # through the data source's accounts: none here
+            scope = [f for f in scope if f["k"] != "workspace_id"] + [{"k": "workspace_id", "v": [], "o": "in"}]
+        spec = query.parse(query_dict(request), [*scope, *request_filters(request, skip=("project_group_id",))])
         resources = spec.lookup_values("resource")
         if resources is not None:
             results, total = query.run(self.store.costs_by_resource(resources), spec, "cost_id")

@@ -1,10 +1,10 @@
-"""identity.v2 Token (issue, grant), ServiceAccount (list, get) and Endpoint (list)."""
+"""identity.v2 Token (issue, grant), ServiceAccount (list, get), Endpoint (list) and Project (get)."""
 from __future__ import annotations
 
 import hmac
 
-from spaceone.api.identity.v2 import (endpoint_pb2, endpoint_pb2_grpc, service_account_pb2, service_account_pb2_grpc,
-                                      token_pb2, token_pb2_grpc)
+from spaceone.api.identity.v2 import (endpoint_pb2, endpoint_pb2_grpc, project_pb2, project_pb2_grpc,
+                                      service_account_pb2, service_account_pb2_grpc, token_pb2, token_pb2_grpc)
 
 from . import auth, errors, query
 from .auth import Claims
@@ -58,6 +58,8 @@ class TokenService(token_pb2_grpc.TokenServicer):
             if request.workspace_id != cfg.workspace_id:
                 raise errors.not_found("workspace_id", request.workspace_id)
             scope, workspace_id = auth.SCOPE_WORKSPACE, cfg.workspace_id
+            if role == "DOMAIN_ADMIN":  # identity 2.0.227 GrantTokenManager.authenticate
+                role = "WORKSPACE_OWNER"
         elif request.scope == req.DOMAIN:
             if role != "DOMAIN_ADMIN":
                 raise errors.permission_denied("Token.grant(scope=DOMAIN)", ("DOMAIN_ADMIN",), role)
@@ -68,6 +70,23 @@ class TokenService(token_pb2_grpc.TokenServicer):
                                           cfg.access_token_ttl)
         return token_pb2.GrantTokenInfo(access_token=token, role_type=role, domain_id=cfg.domain_id,
                                         workspace_id=workspace_id)
+
+
+class ProjectService(project_pb2_grpc.ProjectServicer):
+    """Project.get over the configured projects: what cost-analysis checks Cost.create's project_id with.
+    A workspace token sees its workspace's projects only (NOT_FOUND otherwise, as identity answers)."""
+
+    def __init__(self, backend: Backend) -> None:
+        self.backend = backend
+
+    @rpc("Project.get")
+    def get(self, request: project_pb2.ProjectRequest, claims: Claims) -> project_pb2.ProjectInfo:
+        require({"project_id": request.project_id}, "project_id")
+        workspace = claims.workspace_id if claims.scope == auth.SCOPE_WORKSPACE else None
+        project = self.backend.config.project(request.project_id, workspace)
+        if project is None:
+            raise errors.not_found("project_id", request.project_id)
+        return to_msg({"project_type": "PUBLIC", "created_at": now_iso(), **project}, project_pb2.ProjectInfo)
 
 
 class ServiceAccountService(service_account_pb2_grpc.ServiceAccountServicer):

@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING
 import grpc
 from spaceone.api.cost_analysis.v1 import cost_pb2_grpc
 from spaceone.api.cost_analysis.v1 import data_source_pb2_grpc as cost_data_source_pb2_grpc
-from spaceone.api.identity.v2 import endpoint_pb2_grpc, service_account_pb2_grpc, token_pb2_grpc
+from spaceone.api.identity.v2 import endpoint_pb2_grpc, project_pb2_grpc, service_account_pb2_grpc, token_pb2_grpc
 from spaceone.api.inventory.v1 import cloud_service_pb2_grpc, cloud_service_type_pb2_grpc, region_pb2_grpc
 from spaceone.api.monitoring.v1 import data_source_pb2_grpc as monitoring_data_source_pb2_grpc
 from spaceone.api.monitoring.v1 import metric_pb2_grpc as monitoring_metric_pb2_grpc
@@ -26,7 +26,7 @@ from .base import Backend
 from .config import EmulatorConfig
 from .cost_analyze import CostAnalysisCostService
 from .cost_datasource_service import CostDataSourceService
-from .identity_service import EndpointService, ServiceAccountService, TokenService
+from .identity_service import EndpointService, ProjectService, ServiceAccountService, TokenService
 from .inventory_service import CloudServiceService, CloudServiceTypeService, RegionService
 from .monitoring_service import MonitoringDataSourceService, MonitoringMetricService
 from .notification_service import NotificationService
@@ -146,7 +146,8 @@ class CloudForetEmulator:
                          (service_account_pb2_grpc.add_ServiceAccountServicer_to_server,
                           ServiceAccountService(backend)),
                          (endpoint_pb2_grpc.add_EndpointServicer_to_server,
-                          EndpointService(backend, self.published_endpoints))],
+                          EndpointService(backend, self.published_endpoints)),
+                         (project_pb2_grpc.add_ProjectServicer_to_server, ProjectService(backend))],
             "secret": [(secret_pb2_grpc.add_SecretServicer_to_server, SecretService(backend))],
             "inventory": [(cloud_service_pb2_grpc.add_CloudServiceServicer_to_server, CloudServiceService(backend)),
                           (cloud_service_type_pb2_grpc.add_CloudServiceTypeServicer_to_server,
@@ -217,6 +218,9 @@ class CloudForetEmulator:
         if app is None:
             raise KeyError(f"unknown app_id {app_id!r}")
         cfg = self.config
+        if app["role_type"] == "DOMAIN_ADMIN":  # an App of resource_group DOMAIN: domain scope for good
+            return self.signer.issue(app_id, auth.CLIENT_SECRET, auth.SCOPE_DOMAIN, "DOMAIN_ADMIN", cfg.domain_id,
+                                     "", auth.APP_TOKEN_TTL)
         return self.signer.issue(app_id, auth.CLIENT_SECRET, auth.SCOPE_WORKSPACE, str(app["role_type"]),
                                  cfg.domain_id, cfg.workspace_id, auth.APP_TOKEN_TTL)
 

@@ -126,6 +126,11 @@ class Store:
                 self._conn.execute(f"UPDATE {collection} SET state = ?, doc = ? WHERE id = ?",
                                    (state, data, doc_id))
 
+    def delete(self, collection: str, doc_id: str) -> None:
+        """Remove a document for good (a Cost.delete: costs have no DELETED state)."""
+        with self._lock:
+            self._conn.execute(f"DELETE FROM {collection} WHERE id = ?", (doc_id,))
+
     # -- reads --------------------------------------------------------------
     def get(self, collection: str, doc_id: str) -> dict | None:
         with self._lock:
