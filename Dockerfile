@@ -12,8 +12,12 @@
 # (/opt/apache/beam/boot): the runner starts it, not a user command.
 FROM apache/beam_python3.11_sdk:2.77.0
 
+# The collector alone (pyproject.toml): no emulator (a fake Prism with a default
+# password, a token-signing fake CloudForet) is installed; every transitive
+# version comes from constraints.txt.
 COPY . /tmp/collector
-RUN pip install --no-cache-dir /tmp/collector \
+RUN pip install --no-cache-dir -c /tmp/collector/constraints.txt /tmp/collector \
     && rm -rf /tmp/collector \
-    && python -c "import apache_beam, pipeline, transforms, connectors, schemas; \
-assert apache_beam.__version__ == '2.77.0', apache_beam.__version__"
+    && python -c "import importlib.util, apache_beam, pipeline, transforms, connectors, schemas, plugin; \
+assert apache_beam.__version__ == '2.77.0', apache_beam.__version__; \
+assert importlib.util.find_spec('emulators') is None, 'the SDK image must carry no emulator'"

@@ -5,24 +5,63 @@
 # ./run.sh conformance  the collector against the REAL identity and cost-analysis services
 #                   (their virtualenvs are built once under .conformance/, then reused)
 # ./run.sh bench    the benchmarks (see benchmarks/README.md)
+# ./run.sh lint     ruff check and mypy, as configured in pyproject.toml
+# ./run.sh constraints   regenerate constraints.txt (every transitive pin) from a clean virtualenv
 set -euo pipefail
 cd "$(dirname "$0")"
 ROOT=$(pwd)
 VENV="$ROOT/.venv"
 PY="$VENV/bin/python"
 
+# The collector (with its test extra) and the emulators, a distribution of their own
+# (emulators/pyproject.toml), both editable; every transitive version from constraints.txt.
 ensure_venv() {
   if [ ! -x "$PY" ]; then
     echo "creating $VENV" >&2
     python3 -m venv "$VENV"
   fi
-  if [ ! -f "$VENV/.installed" ] || [ setup.py -nt "$VENV/.installed" ] \
-     || ! "$PY" -c "import pipeline, apache_beam, spaceone.api, pytest" >/dev/null 2>&1; then
+  local f stale=
+  for f in setup.py pyproject.toml emulators/pyproject.toml constraints.txt; do
+    [ "$f" -nt "$VENV/.installed" ] && stale=1
+  done
+  if [ ! -f "$VENV/.installed" ] || [ -n "$stale" ] \
+     || ! "$PY" -c "import pipeline, emulators, apache_beam, spaceone.api, pytest" >/dev/null 2>&1; then
     echo "installing the project into $VENV (first run takes a minute)" >&2
     "$PY" -m pip install -q --upgrade pip >&2
-    "$PY" -m pip install -q -e ".[test]" >&2
+    "$PY" -m pip install -q -c constraints.txt -e ".[test]" -e ./emulators >&2
     touch "$VENV/.installed"
   fi
+}
+
+lint() {  # ruff and mypy, pinned by the lint extra, with pyproject.toml's settings; both always run
+  if ! "$PY" -m ruff --version >/dev/null 2>&1 || ! "$PY" -m mypy --version >/dev/null 2>&1; then
+    "$PY" -m pip install -q -c constraints.txt -e ".[test,lint]" >&2
+  fi
+  local rc=0
+  echo "== ruff check" >&2
+  "$PY" -m ruff check "$@" . || rc=1
+  echo "== mypy" >&2
+  "$PY" -m mypy || rc=1
+  return "$rc"
+}
+
+constraints() {  # constraints.txt: what a clean virtualenv resolves for the direct pins alone
+  local tmp
+  tmp=$(mktemp -d "${TMPDIR:-/tmp}/collector-constraints.XXXXXX")
+  python3 -m venv "$tmp/venv"
+  "$tmp/venv/bin/pip" install -q --upgrade pip >&2
+  "$tmp/venv/bin/pip" install -q -e ".[test,lint]" -e ./emulators >&2
+  {
+    echo "# Every transitive dependency the SDK image (Dockerfile) and CI (.ci/run, ./run.sh) install, pinned."
+    echo "# Used as: pip install -c constraints.txt ...   The direct pins live in pyproject.toml and"
+    echo "# emulators/pyproject.toml; after changing one, regenerate this file: ./run.sh constraints"
+    echo "# (a clean $("$tmp/venv/bin/python" -c 'import platform; print("Python", platform.python_version())') virtualenv," \
+         "as the SDK image's, installs the collector with its test and lint extras and the emulators; pip freeze)."
+    "$tmp/venv/bin/pip" freeze --exclude-editable | LC_ALL=C sort -f
+  } > "$tmp/constraints.txt"
+  mv "$tmp/constraints.txt" constraints.txt
+  rm -rf "$tmp"
+  echo "wrote constraints.txt ($(grep -vc '^#' constraints.txt) pins)" >&2
 }
 
 wait_for() {  # wait_for FILE PID NAME
@@ -127,5 +166,7 @@ case "$cmd" in
     "$PY" tests/conformance/venvs.py >/dev/null  # builds a missing virtualenv (minutes), else reuses it
     exec "$PY" -m pytest -q -p no:cacheprovider "$@" tests/conformance ;;
   bench) ensure_venv; exec "$PY" -m benchmarks "$@" ;;
-  *) echo "usage: ./run.sh [demo|replay|test|conformance|bench] [args...]" >&2; exit 2 ;;
+  lint) ensure_venv; lint "$@" ;;
+  constraints) constraints ;;
+  *) echo "usage: ./run.sh [demo|replay|test|conformance|bench|lint|constraints] [args...]" >&2; exit 2 ;;
 esac

@@ -30,8 +30,36 @@ from transforms.snapshot import SnapshotError, context_of, find_snapshots, valid
 log = logging.getLogger("pipeline")
 
 
+HELP_DESCRIPTION = """\
+Collects Nutanix Prism Central into CloudForet: every Prism Central of the
+configuration is read (clusters, hosts, VMs and their stats) and written to
+CloudForet as inventory cloud services, monitoring metrics and costs, in one
+Apache Beam pipeline run. The configuration and CloudForet's login are checked
+before anything is read.
+
+Runs:
+  python -m pipeline --config FILE [Beam options]
+      collect: read the Prism Centrals, write CloudForet (and archive a snapshot)
+  python -m pipeline --config FILE --source snapshot --snapshot DIR|MANIFEST|GLOB
+      replay: write archived snapshots to CloudForet, reading no Prism Central"""
+
+HELP_EPILOG = """\
+Beam options (e.g. --runner FlinkRunner, --direct_num_workers 2) are passed on
+to Beam; without --runner the local FnApiRunner runs the pipeline.
+
+exit codes:
+  0  every account collected (possibly with warnings)
+  1  an account failed entirely
+  2  unusable configuration (the message names the key and the fix)
+  3  CloudForet unreachable or login refused
+
+Documentation: README.md at the top of the collector's repository (the
+configuration's JSON Schema: schemas/config.schema.json)."""
+
+
 def parse_args(argv: list[str]) -> tuple[argparse.Namespace, list[str]]:
-    parser = argparse.ArgumentParser(prog="python -m pipeline", description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(prog="python -m pipeline", description=HELP_DESCRIPTION, epilog=HELP_EPILOG,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--config", required=True, help="YAML or JSON configuration file")
     parser.add_argument("--collected-at", help="ISO-8601 UTC time the run stands for (default: now)")
     parser.add_argument("--run-id", help="run id (default: derived from the collection time)")
