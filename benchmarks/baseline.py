@@ -37,21 +37,34 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import requests
 from spaceone.api.cost_analysis.v1 import cost_pb2, cost_pb2_grpc
-from spaceone.api.inventory.v1 import (cloud_service_pb2, cloud_service_pb2_grpc, cloud_service_type_pb2,
-                                       cloud_service_type_pb2_grpc, region_pb2, region_pb2_grpc)
+from spaceone.api.inventory.v1 import (
+    cloud_service_pb2,
+    cloud_service_pb2_grpc,
+    cloud_service_type_pb2,
+    cloud_service_type_pb2_grpc,
+    region_pb2,
+    region_pb2_grpc,
+)
 
 from connectors.cloudforet import make_query, to_struct
 from pipeline.config import load_config, parse_config
 from schemas.parquet import METRIC_POINT
-from transforms.cost import costs_for
-from transforms.cost_sink import create_request as cost_create_request
-from transforms.credentials import credentials_from_env
-from transforms.inventory_sink import create_request, update_request
-from transforms.metrics import metric_points
-from transforms.normalize import (CLOUD_SERVICE_TYPES, PROVIDER, is_prism_central, latest_utilization,
-                                  normalize_cluster, normalize_host, normalize_vm)
-from transforms.prism_read import STATS_ATTRIBUTES, parse_stats_entity, parse_stats_page
+from transforms.common.credentials import credentials_from_env
 from transforms.settings import Config, RunContext
+from transforms.sinks.cost_analysis import create_request as cost_create_request
+from transforms.sinks.inventory import create_request, update_request
+from transforms.sources.prism import STATS_ATTRIBUTES, parse_stats_entity, parse_stats_page
+from transforms.stages.cost import costs_for
+from transforms.stages.metrics import metric_points
+from transforms.stages.normalize import (
+    CLOUD_SERVICE_TYPES,
+    PROVIDER,
+    is_prism_central,
+    latest_utilization,
+    normalize_cluster,
+    normalize_host,
+    normalize_vm,
+)
 
 V3 = "/api/nutanix/v3"
 LISTS = (("cluster", "clusters"), ("host", "hosts"), ("vm", "vms"))

@@ -339,7 +339,7 @@ def compare_latency(vms: int, pcs: int, latency_ms: float, skip_baseline: bool, 
 def sample_records(n: int) -> list[dict]:
     """n realistic cloud services (VMs and their disks) from the emulator's fleet generator."""
     from emulators.prism.fleet import FleetSpec, generate_fleet
-    from transforms.normalize import normalize_vm
+    from transforms.stages.normalize import normalize_vm
     pc = generate_fleet(FleetSpec(vms=max(1, n // 3 + 1), prism_centrals=1, clusters=4, hosts_per_cluster=4,
                                   disks_per_vm=2))[0]
     out: list[dict] = []
@@ -357,10 +357,10 @@ def sample_records(n: int) -> list[dict]:
 def mixed_requests(n: int) -> list[tuple[str, object]]:
     """n create requests in the pipeline's own mix and order: each cloud service (VM, then its
     disks) followed by its cost records (vCPU + memory per powered-on VM, storage per disk)."""
-    from transforms.cost import costs_for
-    from transforms.cost_sink import create_request as cost_request
-    from transforms.inventory_sink import create_request as service_request
     from transforms.settings import Rate, RateCard
+    from transforms.sinks.cost_analysis import create_request as cost_request
+    from transforms.sinks.inventory import create_request as service_request
+    from transforms.stages.cost import costs_for
     card = RateCard(Rate(0.02, 0.005, 0.05, "USD"))
     out: list[tuple[str, object]] = []
     for r in sample_records(n):
@@ -490,8 +490,8 @@ def prism_rate(rate: float, vms: int, page_size: int, workers: int) -> dict:
     from emulators.prism.server import PrismServer
     from pipeline.config import parse_config
     from pipeline.run import share_rate_limit
-    from transforms.prism_read import ReadFromPrism
     from transforms.settings import RunContext
+    from transforms.sources.prism import ReadFromPrism
 
     os.environ["PRISM_PASSWORD"] = PRISM_PASSWORD
     pc = generate_fleet(FleetSpec(vms=vms, prism_centrals=1, clusters=2, hosts_per_cluster=2, disks_per_vm=1))[0]
