@@ -41,7 +41,8 @@ import pyarrow.parquet as pq
 from spaceone.api.cost_analysis.v1 import cost_pb2, cost_pb2_grpc
 from spaceone.api.inventory.v1 import cloud_service_pb2, cloud_service_pb2_grpc
 
-from benchmarks.harness import PRISM_PASSWORD, ROOT, emulators, run_pipeline, tempdir, totals, write_config
+from benchmarks.harness import (COST_PROJECT, PRISM_PASSWORD, ROOT, emulators, run_pipeline, tempdir, totals,
+                                write_config)
 from connectors.cloudforet import make_query
 
 FIRST_AT, SECOND_AT = "2026-11-28T06:00:00Z", "2026-11-28T07:00:00Z"
@@ -143,11 +144,20 @@ def cf_counts(cf: dict) -> dict:
         q = make_query([("provider", "nutanix", "eq")], page=(1, 1))
         cs = cloud_service_pb2_grpc.CloudServiceStub(channel).list(
             cloud_service_pb2.CloudServiceQuery(query=q), metadata=md, timeout=120).total_count
-        costs = cost_pb2_grpc.CostStub(channel).list(cost_pb2.CostQuery(query=q), metadata=md,
-                                                      timeout=120).total_count
     finally:
         channel.close()
-    return {"cloud_services": cs, "costs": costs}
+    return {"cloud_services": cs, "costs": stored_costs(Path(cf["db"]))}
+
+
+def stored_costs(db: Path) -> int:
+    """Cost records CloudForet holds (its SQLite: a workspace token's Cost.list sees none of
+    what Cost.create stored, as on cost-analysis 2.0.108)."""
+    import sqlite3
+    conn = sqlite3.connect(db)
+    try:
+        return conn.execute("SELECT count(*) FROM costs WHERE state IS NULL OR state != 'DELETED'").fetchone()[0]
+    finally:
+        conn.close()
 
 
 def write_window_s(db: Path) -> float:
@@ -339,7 +349,7 @@ def compare_latency(vms: int, pcs: int, latency_ms: float, skip_baseline: bool, 
 def sample_records(n: int) -> list[dict]:
     """n realistic cloud services (VMs and their disks) from the emulator's fleet generator."""
     from emulators.prism.fleet import FleetSpec, generate_fleet
-    from transforms.normalize import normalize_vm
+    from transforms.stages.normalize import normalize_vm
     pc = generate_fleet(FleetSpec(vms=max(1, n // 3 + 1), prism_centrals=1, clusters=4, hosts_per_cluster=4,
                                   disks_per_vm=2))[0]
     out: list[dict] = []
@@ -357,15 +367,15 @@ def sample_records(n: int) -> list[dict]:
 def mixed_requests(n: int) -> list[tuple[str, object]]:
     """n create requests in the pipeline's own mix and order: each cloud service (VM, then its
     disks) followed by its cost records (vCPU + memory per powered-on VM, storage per disk)."""
-    from transforms.cost import costs_for
-    from transforms.cost_sink import create_request as cost_request
-    from transforms.inventory_sink import create_request as service_request
     from transforms.settings import Rate, RateCard
+    from transforms.sinks.cost_analysis import create_request as cost_request
+    from transforms.sinks.inventory import create_request as service_request
+    from transforms.stages.cost import costs_for
     card = RateCard(Rate(0.02, 0.005, 0.05, "USD"))
     out: list[tuple[str, object]] = []
     for r in sample_records(n):
         out.append(("service", service_request(r)))
-        out += [("cost", cost_request(c)) for c in costs_for(r, card, "2026-11-28", "ds-nutanix")]
+        out += [("cost", cost_request(c, COST_PROJECT)) for c in costs_for(r, card, "2026-11-28", "ds-nutanix")]
         if len(out) >= n:
             break
     return out[:n]
@@ -490,8 +500,8 @@ def prism_rate(rate: float, vms: int, page_size: int, workers: int) -> dict:
     from emulators.prism.server import PrismServer
     from pipeline.config import parse_config
     from pipeline.run import share_rate_limit
-    from transforms.prism_read import ReadFromPrism
     from transforms.settings import RunContext
+    from transforms.sources.prism import ReadFromPrism
 
     os.environ["PRISM_PASSWORD"] = PRISM_PASSWORD
     pc = generate_fleet(FleetSpec(vms=vms, prism_centrals=1, clusters=2, hosts_per_cluster=2, disks_per_vm=1))[0]

@@ -27,9 +27,9 @@ import apache_beam as beam  # noqa: E402
 from pipeline.config import load_config  # noqa: E402
 from pipeline.graph import _extract_metrics  # noqa: E402
 from pipeline.run import _collected_at, beam_options, share_rate_limit  # noqa: E402
-from transforms.metric_store import WriteToMetricStore  # noqa: E402
-from transforms.prism_read import VM_WITH_STATS, ReadFromPrism, parse_stats_entity  # noqa: E402
 from transforms.settings import RunContext  # noqa: E402
+from transforms.sinks.files.metric_store import WriteToMetricStore  # noqa: E402
+from transforms.sources.prism import VM_WITH_STATS, ReadFromPrism, parse_stats_entity  # noqa: E402
 
 
 def _tally(_key, stats) -> tuple[int, int]:

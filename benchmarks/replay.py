@@ -4,7 +4,7 @@ discards, next to a plain read of the same files (the ceiling), in one run.
     python -m benchmarks replay --vms 100000 [--format avro|parquet] [--keep DIR]
 
 1. Generates a snapshot like ``WriteSnapshot`` writes it (same records through
-   ``transforms.snapshot.to_record``, Avro with the deflate codec like Beam's
+   ``transforms.common.snapshot_format.to_record``, Avro with the deflate codec like Beam's
    WriteToAvro or Parquet like WriteToParquet, 8 shards ``entities-0000K-of-00008``,
    ``manifest.json`` made by ``write_manifest`` itself) from the emulator's
    fleet: 2 Prism Centrals, 4 clusters x 4 hosts each, 2 disks/VM, and per VM
@@ -36,7 +36,7 @@ import sys
 import tempfile
 import time
 from collections import Counter
-from datetime import datetime, timezone
+from datetime import datetime
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -60,7 +60,7 @@ def _base_url(pc) -> str:
 
 def stats_entity(pc, i: int, ctx) -> dict:
     """VM i's groups ``entity_result`` as the emulator answers the live read's request."""
-    from transforms.prism_read import STATS_ATTRIBUTES
+    from transforms.sources.prism import STATS_ATTRIBUTES
     series = pc.vm_stats(i, ctx.stats_start_ms, ctx.stats_end_ms, ctx.stats_interval_s)
     return {"entity_id": pc.vm_uuid(i),
             "data": [{"name": a, "values": [{"values": [v], "time": t} for t, v in series.get(a, [])]}
@@ -70,8 +70,8 @@ def stats_entity(pc, i: int, ctx) -> dict:
 def shard_records(vms: int, fmt: str, shard: int, shards: int, progress=None):
     """Shard k: VMs g with g % shards == k (and their stats); shard 0 also has clusters and hosts."""
     from emulators.prism.fleet import FleetSpec, generate_fleet
-    from transforms.prism_read import STATS
-    from transforms.snapshot import to_record
+    from transforms.common.snapshot_format import to_record
+    from transforms.sources.prism import STATS
     ctx = _context(vms, fmt)
     sid = ctx.run_id
     ms = int(datetime.fromisoformat(COLLECTED_AT.replace("Z", "+00:00")).timestamp() * 1000)
@@ -94,7 +94,7 @@ def shard_records(vms: int, fmt: str, shard: int, shards: int, progress=None):
 
 def _write_shard(job: tuple) -> tuple[str, list, int, float]:
     directory, vms, fmt, shard, shards = job
-    from transforms.snapshot import FORMATS, avro_schema
+    from transforms.common.snapshot_format import FORMATS, avro_schema
     path = os.path.join(directory, f"entities-{shard:05d}-of-{shards:05d}{FORMATS[fmt]}")
     counts: Counter = Counter()
     started = time.perf_counter()
@@ -115,6 +115,7 @@ def _write_shard(job: tuple) -> tuple[str, list, int, float]:
     else:
         import pyarrow as pa
         import pyarrow.parquet as pq
+
         from schemas.parquet import SNAPSHOT_ENTITY
         names = SNAPSHOT_ENTITY.names
         with pq.ParquetWriter(path, SNAPSHOT_ENTITY, compression="none") as w:  # WriteToParquet's codec='none'
@@ -133,7 +134,8 @@ def generate(root: str, vms: int, fmt: str, shards: int = SHARDS, processes: int
     """Writes ``<root>/<snapshot_id>/`` (entity files + manifest.json); returns (dir, manifest, seconds)."""
     import multiprocessing
 
-    from transforms.snapshot import validate_snapshot, write_manifest
+    from transforms.sinks.files.snapshot import write_manifest
+    from transforms.sources.snapshot import validate_snapshot
     ctx = _context(vms, fmt)
     directory = os.path.join(root, ctx.run_id)
     shutil.rmtree(directory, ignore_errors=True)
@@ -155,7 +157,8 @@ def generate(root: str, vms: int, fmt: str, shards: int = SHARDS, processes: int
 
 def snapshot_for(root: str, vms: int, fmt: str) -> tuple[str, dict, float | None]:
     """A valid cached snapshot under root for (vms, fmt), else a newly generated one."""
-    from transforms.snapshot import SnapshotError, validate_snapshot
+    from transforms.common.snapshot_format import SnapshotError
+    from transforms.sources.snapshot import validate_snapshot
     directory = os.path.join(root, _context(vms, fmt).run_id)
     if os.path.exists(os.path.join(directory, "manifest.json")):
         try:
@@ -227,8 +230,8 @@ def build_replay(p, directory: str, manifest: dict, work: str, flatten_check: bo
     import apache_beam as beam
 
     from pipeline.graph import derive, read_snapshot
-    from transforms.prism_read import STATUS
-    from transforms.snapshot import context_of
+    from transforms.sources.prism import STATUS
+    from transforms.sources.snapshot import context_of
     config, ctx = dummy_config(work), context_of(manifest)
     read, _ = read_snapshot(p, directory, manifest)
     derived = derive(read, config, ctx)
@@ -277,7 +280,7 @@ def measure_replay(directory: str, manifest: dict, beam_args: list[str], profile
 
 
 def child_main(args: argparse.Namespace) -> None:
-    from transforms.snapshot import load_manifest
+    from transforms.sources.snapshot import load_manifest
     manifest = load_manifest(args.snapshot)
     if args.child == "ceiling":
         out = measure_ceiling(args.snapshot, manifest, parse_json=False)

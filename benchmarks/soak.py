@@ -87,10 +87,10 @@ def cloudforet_child(argv: list[str]) -> int:
     ap.add_argument("--latency-ms", type=float, default=None)
     args = ap.parse_args(argv)
 
-    from emulators.readyfile import write_atomic
     from emulators.cloudforet.config import EmulatorConfig
     from emulators.cloudforet.faults import CloudForetFaults
     from emulators.cloudforet.server import CloudForetEmulator
+    from emulators.readyfile import write_atomic
 
     config = EmulatorConfig()
     if args.latency_ms is not None:
@@ -209,9 +209,9 @@ class Sequence:
         return {"deleted": len(victims), "added": added}
 
     def expected(self) -> tuple[dict, set]:
-        from transforms.cost import costs_for
-        from transforms.normalize import is_prism_central, normalize_cluster, normalize_host, normalize_vm
         from transforms.settings import Rate, RateCard
+        from transforms.stages.cost import costs_for
+        from transforms.stages.normalize import is_prism_central, normalize_cluster, normalize_host, normalize_vm
 
         card = RateCard(default=Rate(vcpu_hour=0.02, gib_ram_hour=0.005, gib_storage_month=0.05, currency="USD"))
         out: dict = {}

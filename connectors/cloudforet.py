@@ -14,17 +14,30 @@ import os
 import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any, Callable, Iterable
 
 import grpc
 from google.protobuf import json_format, struct_pb2
 from spaceone.api.core.v2 import query_pb2
 from spaceone.api.cost_analysis.v1 import cost_pb2, cost_pb2_grpc
-from spaceone.api.identity.v2 import (endpoint_pb2, endpoint_pb2_grpc, project_pb2, project_pb2_grpc,
-                                      service_account_pb2_grpc, token_pb2, token_pb2_grpc)
-from spaceone.api.inventory.v1 import (cloud_service_pb2, cloud_service_pb2_grpc, cloud_service_type_pb2,
-                                       cloud_service_type_pb2_grpc, region_pb2, region_pb2_grpc)
+from spaceone.api.identity.v2 import (
+    endpoint_pb2,
+    endpoint_pb2_grpc,
+    project_pb2,
+    project_pb2_grpc,
+    service_account_pb2_grpc,
+    token_pb2,
+    token_pb2_grpc,
+)
+from spaceone.api.inventory.v1 import (
+    cloud_service_pb2,
+    cloud_service_pb2_grpc,
+    cloud_service_type_pb2,
+    cloud_service_type_pb2_grpc,
+    region_pb2,
+    region_pb2_grpc,
+)
 from spaceone.api.notification.v1 import notification_pb2, notification_pb2_grpc
 from spaceone.api.secret.v1 import secret_pb2, secret_pb2_grpc
 

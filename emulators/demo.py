@@ -13,7 +13,6 @@ import shlex
 
 import yaml
 
-
 DEMO_PROJECT = "project-nutanix-ops"
 
 

@@ -1,7 +1,7 @@
 """The emulators' processes build and drop large answers (a page of 500 VMs or their
 stats is some 200,000 dicts and lists): CPython's default GC thresholds (700, 10, 10)
 then spend more time in the collector than in the answer. Same tuning as the
-pipeline's workers (transforms/gc_tuning.py); the emulators import nothing of the
+pipeline's workers (transforms/common/gc_tuning.py); the emulators import nothing of the
 pipeline's."""
 from __future__ import annotations
 

@@ -22,10 +22,10 @@ import grpc
 import pyarrow.dataset as ds
 from google.protobuf import struct_pb2
 from google.protobuf.json_format import MessageToDict, ParseDict
+from spaceone.api.core.v2 import query_pb2
 from spaceone.api.cost_analysis.v1 import cost_pb2, cost_pb2_grpc
 from spaceone.api.cost_analysis.v1 import data_source_pb2 as cost_ds_pb2
 from spaceone.api.cost_analysis.v1 import data_source_pb2_grpc as cost_ds_grpc
-from spaceone.api.core.v2 import query_pb2
 from spaceone.api.monitoring.v1 import data_source_pb2 as mon_ds_pb2
 from spaceone.api.monitoring.v1 import data_source_pb2_grpc as mon_ds_grpc
 from spaceone.api.monitoring.v1 import metric_pb2, metric_pb2_grpc

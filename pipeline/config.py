@@ -12,8 +12,16 @@ import yaml
 
 from connectors.cloudforet import CloudForetAuth, CloudForetEndpoint, CloudForetEndpoints
 from schemas import load_json_schema
-from transforms.settings import (AccountConfig, CloudForetOptions, Config, PrismOptions, Rate, RateCard,
-                                 ReconcileOptions, SnapshotOptions)
+from transforms.settings import (
+    AccountConfig,
+    CloudForetOptions,
+    Config,
+    PrismOptions,
+    Rate,
+    RateCard,
+    ReconcileOptions,
+    SnapshotOptions,
+)
 
 
 class ConfigError(ValueError):

@@ -2,7 +2,7 @@
 
 cost-analysis 2.0.108 ``CostService.create`` allows only WORKSPACE_OWNER and
 checks ``project_id`` with identity ``Project.get``; reading back what it
-wrote needs a DOMAIN grant (see transforms/cost_sink.py). A run that could not
+wrote needs a DOMAIN grant (see transforms/sinks/cost_analysis.py). A run that could not
 write each cost exactly once stops here, before anything is written.
 """
 from __future__ import annotations
@@ -11,8 +11,8 @@ from connectors.cloudforet import CloudForetClient
 from connectors.errors import CloudForetError
 from connectors.retry import RetryPolicy
 from pipeline.config import ConfigError
-from transforms.cost_sink import reader_auth
 from transforms.settings import Config
+from transforms.sinks.cost_analysis import reader_auth
 
 NEEDS_DOMAIN_ADMIN = ("cost_mode {mode} needs a DOMAIN_ADMIN user: its DOMAIN grant reads back the costs "
                       "(a workspace-scoped Cost.list does not see what Cost.create stored) and its WORKSPACE grant "

@@ -15,21 +15,27 @@ from dataclasses import dataclass
 
 import apache_beam as beam
 
-from transforms.cost import ExtractCost
-from transforms.cost_sink import WriteToCostAnalysis
-from transforms.cost_store import WriteToCostStore
-from transforms.inventory_sink import SEEN, WriteToInventory
-from transforms.metric_store import WriteToMetricStore
-from transforms.metrics import ExtractMetrics
-from transforms.normalize import (DEAD_LETTER, NormalizeInfra, NormalizeVm, NormalizeVmWithUtilization,
-                                  utilization_of)
-from transforms.notify import Notify
-from transforms.prism_read import STATS, STATUS, VM_WITH_STATS, HandOnOnce, ReadFromPrism
-from transforms.reconcile import NOTES, Reconcile
-from transforms.registry import RegisterTypesAndRegions
 from transforms.settings import Config, RunContext
-from transforms.snapshot import ReadFromSnapshot, WriteSnapshot
-from transforms.summary import SummarizeRun
+from transforms.sinks.cost_analysis import WriteToCostAnalysis
+from transforms.sinks.files.cost_store import WriteToCostStore
+from transforms.sinks.files.metric_store import WriteToMetricStore
+from transforms.sinks.files.snapshot import WriteSnapshot
+from transforms.sinks.inventory import SEEN, WriteToInventory
+from transforms.sinks.notify import Notify
+from transforms.sinks.reconcile import NOTES, Reconcile
+from transforms.sinks.registry import RegisterTypesAndRegions
+from transforms.sources.prism import STATS, STATUS, VM_WITH_STATS, HandOnOnce, ReadFromPrism
+from transforms.sources.snapshot import ReadFromSnapshot
+from transforms.stages.cost import ExtractCost
+from transforms.stages.metrics import ExtractMetrics
+from transforms.stages.normalize import (
+    DEAD_LETTER,
+    NormalizeInfra,
+    NormalizeVm,
+    NormalizeVmWithUtilization,
+    utilization_of,
+)
+from transforms.stages.summary import SummarizeRun
 
 
 @dataclass

@@ -5,7 +5,7 @@ import json
 
 from apache_beam.io.filesystems import FileSystems
 
-from transforms.files import write_json_atomically
+from transforms.common.files import write_json_atomically
 
 
 def read_report(path: str) -> dict:

@@ -24,8 +24,9 @@ from pipeline.config import ConfigError, load_config
 from pipeline.cost_preflight import check_cost_api
 from pipeline.graph import build
 from pipeline.report import add_counters, counters, format_counters, format_summary, read_report
+from transforms.common.snapshot_format import SnapshotError
 from transforms.settings import Config, RunContext
-from transforms.snapshot import SnapshotError, context_of, find_snapshots, validate_snapshot
+from transforms.sources.snapshot import context_of, find_snapshots, validate_snapshot
 
 log = logging.getLogger("pipeline")
 

@@ -6,8 +6,14 @@ import os
 import grpc
 from google.protobuf import empty_pb2
 from google.protobuf.json_format import MessageToDict
-from spaceone.api.cost_analysis.plugin import (cost_pb2, cost_pb2_grpc, data_source_pb2, data_source_pb2_grpc,
-                                               job_pb2, job_pb2_grpc)
+from spaceone.api.cost_analysis.plugin import (
+    cost_pb2,
+    cost_pb2_grpc,
+    data_source_pb2,
+    data_source_pb2_grpc,
+    job_pb2,
+    job_pb2_grpc,
+)
 
 from .cost_store import CostStore, normalize_day, plan
 from .errors import PluginError, invalid, streaming, unary

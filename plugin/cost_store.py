@@ -1,4 +1,4 @@
-"""Read side of the cost store (``transforms.cost_store``) and the sync plan built from it.
+"""Read side of the cost store (``transforms.sinks.files.cost_store``) and the sync plan built from it.
 
 ``changed`` detection: a day changed when anything under its ``billed_date=``
 directory (the directory itself, an ``account=`` directory or a file) has an

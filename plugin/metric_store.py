@@ -1,4 +1,4 @@
-"""Read side of the metric store the pipeline writes (``transforms.metric_store``).
+"""Read side of the metric store the pipeline writes (``transforms.sinks.files.metric_store``).
 
 Only the day partitions a query spans are listed and opened; the scan asks
 pyarrow for four columns and filters on date, metric, resource_id and time,

@@ -50,7 +50,7 @@ SNAPSHOT_ENTITY = pa.schema(
 COST_STORE_VERSION = "1"
 
 # The cost store: ``{root}/billed_date=YYYY-MM-DD/account=<quoted account>/<run_id>-NNNNN.parquet``,
-# one row per cost record of ``transforms.cost.costs_for``. A re-collected day of
+# one row per cost record of ``transforms.stages.cost.costs_for``. A re-collected day of
 # an account replaces its partition whole, so the cost plugin never doubles a day.
 COST_RECORD = pa.schema(
     [

@@ -3,9 +3,9 @@ from __future__ import annotations
 
 import pytest
 
-from transforms.cost import cost_key, costs_for
-from transforms.metrics import metric_points
 from transforms.settings import Rate, RateCard
+from transforms.stages.cost import cost_key, costs_for
+from transforms.stages.metrics import metric_points
 
 CARD = RateCard(
     default=Rate(vcpu_hour=0.02, gib_ram_hour=0.005, gib_storage_month=0.05, currency="USD"),
@@ -106,7 +106,7 @@ def test_metric_conversions_and_window():
 def test_a_points_table_is_split_at_midnight_utc():
     import pyarrow as pa
 
-    from transforms.metric_store import split_by_date
+    from transforms.sinks.files.metric_store import split_by_date
     midnight = 1_795_046_400_000  # 2026-11-19T00:00:00Z
     assert midnight % 86_400_000 == 0
 
@@ -163,9 +163,9 @@ ODD_STATS = [
 
 
 def test_the_stats_asked_of_prism_are_exactly_those_the_metrics_use():
-    from transforms.metrics import METRICS
-    from transforms.normalize import UTILIZATION_ATTRIBUTES
-    from transforms.prism_read import STATS_ATTRIBUTES
+    from transforms.sources.prism import STATS_ATTRIBUTES
+    from transforms.stages.metrics import METRICS
+    from transforms.stages.normalize import UTILIZATION_ATTRIBUTES
     used = {attr for attr, _, _ in METRICS.values()} | set(UTILIZATION_ATTRIBUTES)
     assert sorted(STATS_ATTRIBUTES) == sorted(used)
 
@@ -175,7 +175,7 @@ def test_rounding_to_millionths_is_the_same_in_bulk_and_one_by_one():
 
     import numpy as np
 
-    from transforms.metrics import _to_millionths, to_millionths
+    from transforms.stages.metrics import _to_millionths, to_millionths
     rng = random.Random(7)
     values = [0.0, 7 / 300, 12.3456, 0.5e-6, 1.5e-6, 2.5e-6, 1e15, 3.3e15, 1e300, 1.7e308]
     values += [rng.uniform(0, 10 ** rng.randint(0, 16)) for _ in range(5000)]
@@ -196,8 +196,8 @@ def _points_by_vm(table) -> dict:
 def test_point_columns_are_exactly_the_careful_paths_points(window):
     """The bulk reading of many VMs gives each VM exactly metric_columns' points,
     on stats as Prism sends them and on every odd shape the careful path handles."""
-    from transforms.metrics import PointColumns, metric_columns
-    from transforms.prism_read import parse_stats_entity
+    from transforms.sources.prism import parse_stats_entity
+    from transforms.stages.metrics import PointColumns, metric_columns
     vms = _emulated_stats(30) + [(f"odd-{i}", ent) for i, ent in enumerate(ODD_STATS)]
     vms.insert(5, vms.pop())  # odd ones among the good ones
     cols = PointColumns(300, *window)
@@ -218,8 +218,8 @@ def test_point_columns_are_exactly_the_careful_paths_points(window):
 
 
 def test_extract_metrics_hands_on_a_table_per_account_and_counts_every_point():
-    from transforms.metrics import ExtractMetrics, metric_columns
-    from transforms.prism_read import parse_stats_entity
+    from transforms.sources.prism import parse_stats_entity
+    from transforms.stages.metrics import ExtractMetrics, metric_columns
     fn = ExtractMetrics(300, 0, 1 << 62, max_points=200)
     fn.start_bundle()
     stats = _emulated_stats(12)

@@ -6,10 +6,9 @@ import json
 import grpc
 import pytest
 from google.protobuf.json_format import MessageToDict, ParseDict
-from spaceone.api.cost_analysis.v1 import cost_pb2, cost_pb2_grpc
+from spaceone.api.cost_analysis.v1 import cost_pb2, cost_pb2_grpc, job_pb2
 from spaceone.api.cost_analysis.v1 import data_source_pb2 as cost_ds_pb2
 from spaceone.api.cost_analysis.v1 import data_source_pb2_grpc as cost_ds_grpc
-from spaceone.api.cost_analysis.v1 import job_pb2
 
 from emulators.cloudforet.config import EmulatorConfig
 from emulators.cloudforet.server import CloudForetEmulator
@@ -19,9 +18,9 @@ from pipeline.run import run
 from plugin.server import CostPluginServer, MonitoringPluginServer
 from tests.conftest import CLOUDFORET_USER_PASSWORD, PRISM_PASSWORD
 from tests.test_end_to_end import DEFAULT_RATE, expected_resources, write_config
-from transforms.cost import costs_for
-from transforms.cost_sink import NOT_SUPPORTED_HINT
 from transforms.settings import Rate, RateCard
+from transforms.sinks.cost_analysis import NOT_SUPPORTED_HINT
+from transforms.stages.cost import costs_for
 
 SPEC = FleetSpec(seed=9, prism_centrals=1, clusters=2, hosts_per_cluster=1, vms=40, disks_per_vm=2)
 

@@ -14,7 +14,7 @@ from emulators.prism.fleet import FleetSpec
 from pipeline.run import run
 from tests.conftest import CLOUDFORET_USER_PASSWORD, PRISM_PASSWORD
 from tests.test_end_to_end import write_config
-from transforms.credentials import CredentialError, credentials_from_secret
+from transforms.common.credentials import CredentialError, credentials_from_secret
 from transforms.settings import AccountConfig
 
 USER = {"user_id": "collector@example.com", "password": CLOUDFORET_USER_PASSWORD, "role_type": "DOMAIN_ADMIN"}

@@ -21,8 +21,13 @@ from emulators.cloudforet.config import EmulatorConfig
 from emulators.cloudforet.server import CloudForetEmulator
 from emulators.prism.fleet import FleetSpec, generate_fleet
 from emulators.prism.server import PrismServer
-from emulators.tls import (TlsFiles, grpc_channel_credentials, grpc_server_credentials,
-                           make_ca_and_server_cert, prism_ssl_context)
+from emulators.tls import (
+    TlsFiles,
+    grpc_channel_credentials,
+    grpc_server_credentials,
+    make_ca_and_server_cert,
+    prism_ssl_context,
+)
 
 ROOT = Path(__file__).resolve().parents[1]
 AUTH = ("admin", "nutanix/4u")

@@ -17,9 +17,9 @@ from emulators.cloudforet.server import CloudForetEmulator
 from emulators.prism.fleet import FleetSpec
 from pipeline.run import run
 from tests.conftest import CLOUDFORET_USER_PASSWORD, PRISM_PASSWORD, account_entry
-from transforms.cost import costs_for
-from transforms.normalize import normalize_vm
 from transforms.settings import Rate, RateCard
+from transforms.stages.cost import costs_for
+from transforms.stages.normalize import normalize_vm
 
 COLLECTED_AT = "2026-11-28T06:00:00Z"
 DAY = "2026-11-28"
@@ -311,8 +311,9 @@ def test_a_category_changed_in_prism_keeps_the_console_tags_and_is_reported(tmp_
     live (inventory CloudServiceService.update_resource, _get_provider_from_meta). A
     category changed in Prism therefore goes to data.categories; the custom bucket stays
     as its people left it; the run reports the resources whose tags.nutanix lag Prism."""
-    from connectors.cloudforet import to_struct
     from spaceone.api.inventory.v1 import cloud_service_pb2
+
+    from connectors.cloudforet import to_struct
 
     server, = prism_servers(FleetSpec(seed=4, vms=8, clusters=1, hosts_per_cluster=1, disks_per_vm=1))
     config = write_config(tmp_path, [server], cloudforet)

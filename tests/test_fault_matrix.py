@@ -16,9 +16,9 @@ from emulators.prism.fleet import FleetSpec
 from pipeline.run import run
 from tests.conftest import CLOUDFORET_USER_PASSWORD, PRISM_PASSWORD
 from tests.test_end_to_end import write_config
-from transforms.cost import costs_for
-from transforms.normalize import is_prism_central, normalize_cluster, normalize_host, normalize_vm
 from transforms.settings import Rate, RateCard
+from transforms.stages.cost import costs_for
+from transforms.stages.normalize import is_prism_central, normalize_cluster, normalize_host, normalize_vm
 
 SPEC = FleetSpec(seed=21, prism_centrals=1, clusters=2, hosts_per_cluster=1, vms=36, disks_per_vm=1)
 DAY = "2026-11-28"

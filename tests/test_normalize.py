@@ -8,13 +8,21 @@ from pathlib import Path
 import pytest
 from apache_beam import pvalue
 
-from emulators.prism.fleet import FleetSpec, generate_fleet
-from transforms.cost import costs_for
-from transforms.normalize import (MalformedEntity, NormalizeInfra, NormalizeVm, is_prism_central, latest_utilization,
-                                  normalize_cluster, normalize_host, normalize_vm)
-from transforms.settings import Rate, RateCard
-from transforms.prism_read import parse_stats_entity, parse_stats_page
 from connectors.prism import parse_list_page
+from emulators.prism.fleet import FleetSpec, generate_fleet
+from transforms.settings import Rate, RateCard
+from transforms.sources.prism import parse_stats_entity, parse_stats_page
+from transforms.stages.cost import costs_for
+from transforms.stages.normalize import (
+    MalformedEntity,
+    NormalizeInfra,
+    NormalizeVm,
+    is_prism_central,
+    latest_utilization,
+    normalize_cluster,
+    normalize_host,
+    normalize_vm,
+)
 
 FIXTURES = Path(__file__).resolve().parents[2] / "shared" / "fixtures" / "prism" / "v3_prism_go_client" / "v3_keploy"
 BASE = "https://prism-test.nutanix.com:9440"
@@ -200,7 +208,7 @@ def test_groups_answer_parsing_drops_no_data_and_garbage():
 def test_clean_str_fast_path_drops_exactly_what_the_pattern_drops():
     import random
 
-    from transforms.normalize import _CONTROL, clean_str
+    from transforms.stages.normalize import _CONTROL, clean_str
     rng = random.Random(1)
     for _ in range(20_000):
         s = "".join(chr(rng.choice([rng.randint(0, 0x7f), rng.randint(0x80, 0x2100), rng.randint(0x2000, 0x2070)]))

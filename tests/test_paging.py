@@ -11,8 +11,8 @@ from apache_beam.testing.util import assert_that, equal_to
 from emulators.prism.fleet import FleetSpec
 from pipeline.config import parse_config
 from tests.conftest import PRISM_PASSWORD, account_entry
-from transforms.prism_read import STATS, STATUS, VM_WITH_STATS, ReadFromPrism
 from transforms.settings import RunContext
+from transforms.sources.prism import STATUS, VM_WITH_STATS, ReadFromPrism
 
 COLLECTED_AT = 1_795_000_000  # a fixed instant: tests never depend on the clock
 
@@ -148,7 +148,7 @@ def test_requests_stay_under_the_per_prism_central_rate(prism_servers, workers):
 
 
 def test_a_vm_listed_twice_is_handed_on_once_and_a_failed_bundle_hands_its_vms_on_again():
-    from transforms.prism_read import DropRepeats
+    from transforms.sources.prism import DropRepeats
     a, b = ("pc", "vm-a"), ("pc", "vm-b")
     fn = DropRepeats(token="pipeline-1")
     fn.start_bundle()
@@ -184,7 +184,7 @@ def test_repeats_are_shuffled_away_when_workers_run_in_several_processes(args, r
 def test_tune_gc_raises_the_thresholds_and_never_lowers_one():
     import gc
 
-    from transforms.gc_tuning import THRESHOLDS, tune_gc
+    from transforms.common.gc_tuning import THRESHOLDS, tune_gc
     saved = gc.get_threshold()
     try:
         gc.set_threshold(700, 10, 10)  # CPython's defaults

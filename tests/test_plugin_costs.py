@@ -11,8 +11,14 @@ import pyarrow.parquet as pq
 import pytest
 from google.protobuf import struct_pb2
 from google.protobuf.json_format import MessageToDict as _m2d
-from spaceone.api.cost_analysis.plugin import (cost_pb2, cost_pb2_grpc, data_source_pb2, data_source_pb2_grpc,
-                                               job_pb2, job_pb2_grpc)
+from spaceone.api.cost_analysis.plugin import (
+    cost_pb2,
+    cost_pb2_grpc,
+    data_source_pb2,
+    data_source_pb2_grpc,
+    job_pb2,
+    job_pb2_grpc,
+)
 
 from plugin.server import CostPluginServer
 from schemas.parquet import COST_RECORD

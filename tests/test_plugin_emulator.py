@@ -26,8 +26,14 @@ from spaceone.api.monitoring.v1 import metric_pb2, metric_pb2_grpc
 from emulators.cloudforet.config import EmulatorConfig
 from emulators.cloudforet.server import CloudForetEmulator
 from plugin.server import CostPluginServer, MonitoringPluginServer
-from tests.test_plugin_support import cost_records, day_start_ms, make_points, point_value, write_costs
-from tests.test_plugin_support import write_metric_run
+from tests.test_plugin_support import (
+    cost_records,
+    day_start_ms,
+    make_points,
+    point_value,
+    write_costs,
+    write_metric_run,
+)
 
 DAY = "2026-11-28"
 DAYS = ["2026-11-27", DAY]

@@ -60,7 +60,7 @@ def expected(vm: str, metric: str, i: int) -> float:
 
 
 def test_catalog_matches_the_pipeline_metrics():
-    from transforms.metrics import METRICS as PIPELINE
+    from transforms.stages.metrics import METRICS as PIPELINE
     assert set(CATALOG) == set(PIPELINE)
 
 

@@ -84,7 +84,7 @@ def fleet(vcpus: int = 2) -> list[dict]:
 
 
 def cost_records(days: list[str], vcpus: int = 2, account: str = "pc-1") -> list[dict]:
-    from transforms.cost import costs_for
+    from transforms.stages.cost import costs_for
     out = []
     for d in days:
         for r in fleet(vcpus):
@@ -98,7 +98,7 @@ def write_costs(root: str, run_id: str, records: list[dict]) -> list[dict]:
     import apache_beam as beam
     from apache_beam.runners.portability.fn_api_runner import FnApiRunner
 
-    from transforms.cost_store import WriteToCostStore
+    from transforms.sinks.files.cost_store import WriteToCostStore
     _RESULTS.pop(run_id, None)
     with beam.Pipeline(runner=FnApiRunner()) as p:
         _ = (p | beam.Create(records) | WriteToCostStore(root, run_id)

@@ -11,11 +11,10 @@ from collections import Counter
 
 from emulators.prism.fleet import FleetSpec
 from pipeline.run import run
-from tests.test_end_to_end import COLLECTED_AT, DAY, DEFAULT_RATE, expected_resources, write_config
-from tests.test_end_to_end import _env, cloudforet  # noqa: F401  (fixtures)
-from transforms.cost import costs_for
-from transforms.normalize import is_link_local
+from tests.test_end_to_end import COLLECTED_AT, DAY, DEFAULT_RATE, _env, cloudforet, expected_resources, write_config  # noqa: F401  (fixtures)
 from transforms.settings import Rate, RateCard
+from transforms.stages.cost import costs_for
+from transforms.stages.normalize import is_link_local
 
 QUIRKS = FleetSpec(seed=13, prism_centrals=1, clusters=2, hosts_per_cluster=2, vms=40, disks_per_vm=1,
                    real_world_quirks=True)

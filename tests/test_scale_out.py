@@ -17,10 +17,7 @@ import json
 import logging
 
 import pyarrow.dataset as ds
-import pytest
 
-from emulators.cloudforet.config import EmulatorConfig
-from emulators.cloudforet.server import CloudForetEmulator
 from emulators.prism.fleet import FleetSpec
 from pipeline.run import run
 from tests.conftest import PRISM_PASSWORD

@@ -24,8 +24,14 @@ import yaml
 from google.protobuf import struct_pb2
 from spaceone.api.cost_analysis.v1 import cost_pb2, cost_pb2_grpc
 from spaceone.api.identity.v2 import service_account_pb2, service_account_pb2_grpc, token_pb2, token_pb2_grpc
-from spaceone.api.inventory.v1 import (cloud_service_pb2, cloud_service_pb2_grpc, cloud_service_type_pb2,
-                                       cloud_service_type_pb2_grpc, region_pb2, region_pb2_grpc)
+from spaceone.api.inventory.v1 import (
+    cloud_service_pb2,
+    cloud_service_pb2_grpc,
+    cloud_service_type_pb2,
+    cloud_service_type_pb2_grpc,
+    region_pb2,
+    region_pb2_grpc,
+)
 from spaceone.api.notification.v1 import notification_pb2, notification_pb2_grpc
 from spaceone.api.secret.v1 import secret_pb2, secret_pb2_grpc
 
@@ -417,7 +423,7 @@ def world(tmp_path_factory) -> Iterator[AuthWorld]:
 def test_the_matrix_covers_every_rpc_the_pipeline_calls():
     """Each stub method the connectors and sinks call is in RPCS (a new RPC must join the matrix)."""
     called = set()
-    for path in [*(ROOT / "connectors").glob("*.py"), *(ROOT / "transforms").glob("*.py")]:
+    for path in [*(ROOT / "connectors").glob("*.py"), *(ROOT / "transforms").rglob("*.py")]:
         text = path.read_text()
         for attr, service in (("cloud_service", "CloudService"), ("cloud_service_type", "CloudServiceType"),
                               ("region", "Region"), ("cost", "Cost"), ("notification", "Notification"),

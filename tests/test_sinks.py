@@ -7,15 +7,14 @@ import time
 import pytest
 from apache_beam import pvalue
 
+from connectors.cloudforet import CloudForetClient, CloudForetEndpoint, CloudForetEndpoints
 from emulators.cloudforet.config import EmulatorConfig
 from emulators.cloudforet.inventory_service import CloudServiceService
 from emulators.cloudforet.server import CloudForetEmulator
-from connectors.cloudforet import CloudForetClient
 from emulators.prism.fleet import FleetSpec, generate_fleet
-from transforms.inventory_sink import _WriteInventoryFn
-from transforms.normalize import normalize_vm
-from connectors.cloudforet import CloudForetEndpoint, CloudForetEndpoints
 from transforms.settings import CloudForetAuth, CloudForetOptions
+from transforms.sinks.inventory import _WriteInventoryFn
+from transforms.stages.normalize import normalize_vm
 
 
 class InFlight:
@@ -199,10 +198,11 @@ def test_what_changed_is_written_and_only_that(tmp_path, monkeypatch):
     utilization alone, or the order of IPs, is not a change; a resource written
     without a fingerprint (an older collector) is rewritten once."""
     import copy
+
     from spaceone.api.inventory.v1 import cloud_service_pb2
 
     from connectors.cloudforet import to_struct
-    from transforms.inventory_sink import FINGERPRINT
+    from transforms.sinks.inventory import FINGERPRINT
 
     emu = CloudForetEmulator(str(tmp_path / "cf.sqlite"), EmulatorConfig()).start()
     try:
@@ -240,7 +240,7 @@ def test_what_changed_is_written_and_only_that(tmp_path, monkeypatch):
 
 
 def test_fingerprint_is_of_our_keys_not_of_their_order():
-    from transforms.inventory_sink import fingerprint
+    from transforms.sinks.inventory import fingerprint
 
     r = records(1)[0]
     shuffled = {**r, "data": dict(reversed(list(r["data"].items()))), "tags": dict(reversed(list(r["tags"].items())))}
@@ -255,7 +255,7 @@ def test_fingerprint_is_of_our_keys_not_of_their_order():
 def test_every_record_given_is_seen_written_or_not(tmp_path, monkeypatch):
     """Reconciliation deletes what was not seen: the sink names every record it was
     given, per account and batch, those it could not write too."""
-    from transforms.inventory_sink import SEEN, create_request
+    from transforms.sinks.inventory import SEEN, create_request
     emu = CloudForetEmulator(str(tmp_path / "cf.sqlite"), EmulatorConfig()).start()
     try:
         recs = records(12)
@@ -383,8 +383,8 @@ def test_reconcile_counts_a_record_someone_deleted_already_as_deleted(tmp_path, 
     record), which is "already deleted", not a failure."""
     from spaceone.api.inventory.v1 import cloud_service_pb2
 
-    from transforms.reconcile import _ReconcileFn
     from transforms.settings import ReconcileOptions
+    from transforms.sinks.reconcile import _ReconcileFn
 
     emu = CloudForetEmulator(str(tmp_path / "cf.sqlite"), EmulatorConfig()).start()
     try:

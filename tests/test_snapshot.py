@@ -11,15 +11,15 @@ import pyarrow.dataset as ds
 import pyarrow.parquet as pq
 import pytest
 
-from emulators.cloudforet.config import EmulatorConfig
 from emulators.cloudforet.server import CloudForetEmulator
 from emulators.prism.fleet import FleetSpec, generate_fleet
 from pipeline.run import run
 from tests.conftest import PRISM_PASSWORD, ROOT
 from tests.test_end_to_end import write_config
-from transforms.canonical import canonical_json
-from transforms.normalize import normalize_vm
-from transforms.snapshot import _file_digest, validate_snapshot
+from transforms.common.canonical import canonical_json
+from transforms.common.snapshot_format import file_digest
+from transforms.sources.snapshot import validate_snapshot
+from transforms.stages.normalize import normalize_vm
 
 SPEC = FleetSpec(seed=5, prism_centrals=2, clusters=2, hosts_per_cluster=1, vms=24, disks_per_vm=1,
                  power_on_ratio=0.6)
@@ -201,7 +201,7 @@ def test_one_malformed_entity_is_a_dead_letter_the_rest_replays(tmp_path, prism_
         fastavro.writer(fh, schema, records)
     manifest = json.loads((snap / "manifest.json").read_text())
     for f in manifest["files"]:  # a file that is whole, holding one bad entity
-        f["bytes"], f["sha256"] = _file_digest(str(snap / f["path"]))
+        f["bytes"], f["sha256"] = file_digest(str(snap / f["path"]))
     (snap / "manifest.json").write_text(json.dumps(manifest))
     validate_snapshot(str(snap))
 
@@ -254,7 +254,7 @@ def test_a_vm_archived_twice_replays_once_with_its_utilization(tmp_path, prism_s
         fastavro.writer(fh, schema, [*records, dict(twice)])
     manifest = json.loads((snap / "manifest.json").read_text())
     for f in manifest["files"]:
-        f["bytes"], f["sha256"] = _file_digest(str(snap / f["path"]))
+        f["bytes"], f["sha256"] = file_digest(str(snap / f["path"]))
     (snap / "manifest.json").write_text(json.dumps(manifest))
 
     # one record a batch: the two copies cannot meet in one batch's lookup
@@ -288,8 +288,8 @@ def test_only_the_files_of_finished_bundles_are_committed(tmp_path, fmt):
     """A bundle that failed (its staged file never handed on) leaves nothing behind;
     committing again changes nothing; an earlier attempt's extra file goes."""
     from schemas.parquet import SNAPSHOT_ENTITY
-    from transforms.record_files import STAGING, WriteRecordFiles, commit_record_files
-    from transforms.snapshot import avro_schema, to_record
+    from transforms.common.snapshot_format import avro_schema, to_record
+    from transforms.sinks.files.record_files import STAGING, WriteRecordFiles, commit_record_files
 
     def records(element):
         account, uuid = element

@@ -14,8 +14,8 @@ import threading
 import time
 import tracemalloc
 import unicodedata
-from pathlib import Path
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
 from typing import Any, Callable, Iterator
 
 import pytest
@@ -26,9 +26,16 @@ from connectors.errors import PrismAuthError, PrismError, PrismResponseError
 from connectors.prism import PrismClient, PrismCredentials
 from connectors.retry import RetryPolicy
 from emulators.prism.fleet import FleetSpec, generate_fleet
-from transforms.normalize import (DEAD_LETTER, MAX_NAME, MAX_STR, NormalizeVm, normalize_cluster, normalize_host,
-                                  normalize_vm)
-from transforms.prism_read import STATS_ATTRIBUTES, VM_WITH_STATS, parse_stats_entity, parse_stats_page, split_page
+from transforms.sources.prism import STATS_ATTRIBUTES, VM_WITH_STATS, parse_stats_entity, parse_stats_page, split_page
+from transforms.stages.normalize import (
+    DEAD_LETTER,
+    MAX_NAME,
+    MAX_STR,
+    NormalizeVm,
+    normalize_cluster,
+    normalize_host,
+    normalize_vm,
+)
 
 ACCOUNT = "hostile-pc"
 C0 = re.compile(r"[\x00-\x1f\x7f]")
@@ -116,8 +123,9 @@ def good_vm() -> dict:
 @pytest.fixture(scope="module")
 def good_infra() -> tuple[dict, dict]:
     """A workload cluster and a host as the emulator serves them."""
-    from emulators.prism.server import PrismServer
     import requests
+
+    from emulators.prism.server import PrismServer
 
     pc = generate_fleet(FleetSpec(vms=1, clusters=1, hosts_per_cluster=1))[0]
     with PrismServer(pc, password="pw") as srv:

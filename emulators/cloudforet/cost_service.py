@@ -24,8 +24,19 @@ from spaceone.api.cost_analysis.v1 import cost_pb2, cost_pb2_grpc
 
 from . import auth, errors, query
 from .auth import Claims
-from .base import Backend, in_scope, new_id, now_iso, query_dict, request_filters, require, rpc, scope_filters
-from .base import to_dict, to_msg
+from .base import (
+    Backend,
+    in_scope,
+    new_id,
+    now_iso,
+    query_dict,
+    request_filters,
+    require,
+    rpc,
+    scope_filters,
+    to_dict,
+    to_msg,
+)
 from .errors import ApiError
 from .store import COSTS
 

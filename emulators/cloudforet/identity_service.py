@@ -3,8 +3,16 @@ from __future__ import annotations
 
 import hmac
 
-from spaceone.api.identity.v2 import (endpoint_pb2, endpoint_pb2_grpc, project_pb2, project_pb2_grpc,
-                                      service_account_pb2, service_account_pb2_grpc, token_pb2, token_pb2_grpc)
+from spaceone.api.identity.v2 import (
+    endpoint_pb2,
+    endpoint_pb2_grpc,
+    project_pb2,
+    project_pb2_grpc,
+    service_account_pb2,
+    service_account_pb2_grpc,
+    token_pb2,
+    token_pb2_grpc,
+)
 
 from . import auth, errors, query
 from .auth import Claims

@@ -25,8 +25,19 @@ from spaceone.api.inventory.v1 import (
 
 from . import errors, query
 from .auth import Claims
-from .base import Backend, in_scope, new_id, now_iso, query_dict, request_filters, require, rpc, scope_filters
-from .base import to_dict, to_msg
+from .base import (
+    Backend,
+    in_scope,
+    new_id,
+    now_iso,
+    query_dict,
+    request_filters,
+    require,
+    rpc,
+    scope_filters,
+    to_dict,
+    to_msg,
+)
 from .store import CLOUD_SERVICE_TYPES, CLOUD_SERVICES, DELETED, REGIONS, DuplicateKey
 
 ACTIVE = "ACTIVE"

@@ -20,8 +20,7 @@ from spaceone.api.monitoring.v1 import data_source_pb2, data_source_pb2_grpc, me
 
 from . import errors, plugin_client, query
 from .auth import Claims
-from .base import Backend, in_scope, new_id, now_iso, query_dict, request_filters, require, rpc
-from .base import to_dict, to_msg
+from .base import Backend, in_scope, new_id, now_iso, query_dict, request_filters, require, rpc, to_dict, to_msg
 from .errors import ApiError
 from .plugin_store import MON_DATA_SOURCES, PluginStore
 from .store import CLOUD_SERVICES, DELETED

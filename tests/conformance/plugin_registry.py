@@ -21,7 +21,8 @@ from concurrent import futures
 import grpc
 from grpc_reflection.v1alpha import reflection
 from spaceone.api.plugin.v1 import plugin_pb2, plugin_pb2_grpc
-from spaceone.api.repository.v1 import plugin_pb2 as repo_pb2, plugin_pb2_grpc as repo_pb2_grpc
+from spaceone.api.repository.v1 import plugin_pb2 as repo_pb2
+from spaceone.api.repository.v1 import plugin_pb2_grpc as repo_pb2_grpc
 
 
 class Repository(repo_pb2_grpc.PluginServicer):

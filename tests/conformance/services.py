@@ -19,13 +19,29 @@ import grpc
 import yaml
 from google.protobuf import json_format, struct_pb2
 from spaceone.api.cost_analysis.v1 import data_source_pb2, data_source_pb2_grpc
+from spaceone.api.identity.v2 import (
+    app_pb2,
+    app_pb2_grpc,
+    domain_pb2,
+    domain_pb2_grpc,
+    project_pb2,
+    project_pb2_grpc,
+    provider_pb2,
+    provider_pb2_grpc,
+    role_binding_pb2,
+    role_binding_pb2_grpc,
+    schema_pb2,
+    schema_pb2_grpc,
+    system_pb2,
+    system_pb2_grpc,
+    token_pb2,
+    token_pb2_grpc,
+    user_pb2,
+    user_pb2_grpc,
+    workspace_pb2,
+    workspace_pb2_grpc,
+)
 from spaceone.api.identity.v2.domain_pb2 import Admin  # noqa: E402 (the Admin of SystemInit and Domain.create)
-from spaceone.api.identity.v2 import (app_pb2, app_pb2_grpc, domain_pb2, domain_pb2_grpc, project_pb2,
-                                      project_pb2_grpc, provider_pb2, provider_pb2_grpc, role_binding_pb2,
-                                      role_binding_pb2_grpc, schema_pb2, schema_pb2_grpc,
-                                      system_pb2,
-                                      system_pb2_grpc, token_pb2, token_pb2_grpc, user_pb2, user_pb2_grpc,
-                                      workspace_pb2, workspace_pb2_grpc)
 
 from . import venvs
 

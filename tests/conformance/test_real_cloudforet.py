@@ -11,10 +11,9 @@ import subprocess
 from collections import Counter
 
 import apache_beam as beam
-import grpc
 import pytest
 import yaml
-from spaceone.api.cost_analysis.v1 import cost_pb2, cost_pb2_grpc
+from spaceone.api.cost_analysis.v1 import cost_pb2
 
 from connectors import cloudforet
 from connectors.cloudforet import CloudForetAuth, CloudForetClient
@@ -22,10 +21,10 @@ from connectors.errors import CloudForetError
 from pipeline.config import parse_config
 from pipeline.cost_preflight import check_cost_api
 from pipeline.run import run
-from transforms.cost import ExtractCost
-from transforms.cost_sink import WriteToCostAnalysis, _WriteCostFn, reader_auth
-from transforms.cost_store import WriteToCostStore
 from transforms.settings import Rate, RateCard, RunContext
+from transforms.sinks.cost_analysis import WriteToCostAnalysis, _WriteCostFn, reader_auth
+from transforms.sinks.files.cost_store import WriteToCostStore
+from transforms.stages.cost import ExtractCost
 
 from . import venvs
 from .services import HERE
@@ -192,7 +191,7 @@ class _LostWorker(Exception):
 def test_a_bundle_retried_in_the_middle_of_a_cost_write_leaves_each_cost_once(real_cf, env, tmp_path):
     config = parse_config(raw_config(real_cf, tmp_path, batch_size=50))
     ctx = RunContext("run-retry", "2026-11-30T06:00:00Z", 0, 0)
-    from transforms.cost import costs_for
+    from transforms.stages.cost import costs_for
     records = [c for r in resources(10, account="pc-retry") for c in costs_for(r, CARD, ctx.billed_date,
                                                                               real_cf.data_source_id)]
     first = _WriteCostFn(config.cloudforet, {}, {})

@@ -42,12 +42,12 @@ from spaceone.api.inventory.v1 import cloud_service_pb2
 
 from connectors.cloudforet import to_struct
 from connectors.retry import RetryPolicy
-from transforms import progress
-from transforms.batching import DEAD_LETTER, BatchedCloudForetWrite
-from transforms.canonical import canonical_json
-from transforms.normalize import PROVIDER, dead_letter
+from transforms.common import progress
+from transforms.common.canonical import canonical_json
 from transforms.settings import CloudForetOptions
-from transforms.write_engine import BatchWrite, Conflict
+from transforms.sinks.batching import DEAD_LETTER, BatchedCloudForetWrite
+from transforms.sinks.write_engine import BatchWrite, Conflict
+from transforms.stages.normalize import PROVIDER, dead_letter
 
 NS = "inventory"
 SEEN = "seen"

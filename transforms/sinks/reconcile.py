@@ -23,9 +23,9 @@ from spaceone.api.inventory.v1 import cloud_service_pb2
 from connectors.cloudforet import CloudForetClient, map_rpc_error
 from connectors.errors import CloudForetError
 from connectors.retry import RetryPolicy
-from transforms.normalize import PROVIDER
 from transforms.settings import CloudForetOptions, ReconcileOptions
-from transforms.write_engine import already_deleted
+from transforms.sinks.write_engine import already_deleted
+from transforms.stages.normalize import PROVIDER
 
 log = logging.getLogger(__name__)
 NS = "reconcile"

@@ -15,7 +15,7 @@ import apache_beam as beam
 import pyarrow as pa
 
 from schemas.parquet import COST_RECORD
-from transforms.parquet_store import Partition, WriteToPartitionedParquet
+from transforms.sinks.files.parquet_store import Partition, WriteToPartitionedParquet
 
 
 def cost_partition(record: dict) -> Partition:

@@ -16,8 +16,8 @@ from connectors.cloudforet import CloudForetClient
 from connectors.errors import CloudForetError, ConnectorError
 from connectors.prism import PrismClient, PrismCredentials
 from connectors.retry import RetryPolicy
-from transforms.settings import AccountConfig, Config
 from schemas import load_json_schema
+from transforms.settings import AccountConfig, Config
 
 log = logging.getLogger(__name__)
 

@@ -17,7 +17,7 @@ from apache_beam.metrics import Metrics
 
 from connectors.cloudforet import CloudForetClient
 from connectors.errors import CloudForetError
-from transforms.files import read_json_if_present, write_json_atomically
+from transforms.common.files import read_json_if_present, write_json_atomically
 from transforms.settings import CloudForetOptions
 
 log = logging.getLogger(__name__)

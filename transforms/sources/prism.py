@@ -26,10 +26,10 @@ from apache_beam.transforms.window import GlobalWindows
 
 from connectors.errors import ConnectorError, PrismAuthError
 from connectors.gcpause import thaw
-from connectors.prism import PrismClient, parse_list_page
-from transforms import progress
-from transforms.credentials import PrismClients
-from transforms.gc_tuning import tune_gc
+from connectors.prism import PrismClient
+from transforms.common import progress
+from transforms.common.credentials import PrismClients
+from transforms.common.gc_tuning import tune_gc
 from transforms.settings import Config, RunContext
 
 log = logging.getLogger(__name__)
@@ -37,7 +37,7 @@ log = logging.getLogger(__name__)
 LIST_KINDS = ("cluster", "host", "vm")
 STATS = "vm_stats"
 VM_WITH_STATS = "vm_with_stats"  # ((account, uuid), (base_url, entity, stats entity_result | None))
-# The series the metrics (transforms/metrics.py) and the latest utilization are made
+# The series the metrics (transforms/stages/metrics.py) and the latest utilization are made
 # of, and nothing more: each attribute is 12 points per VM to fetch, parse and archive.
 STATS_ATTRIBUTES = [
     "hypervisor_cpu_usage_ppm", "memory_usage_ppm", "controller_num_read_iops", "controller_num_write_iops",

@@ -22,7 +22,7 @@ from apache_beam.metrics import Metrics
 from apache_beam.transforms.window import GlobalWindows
 
 from connectors.cloudforet import CloudForetClient
-from transforms.gc_tuning import tune_gc
+from transforms.common.gc_tuning import tune_gc
 from transforms.settings import CloudForetOptions
 
 DEAD_LETTER = "dead_letter"

@@ -15,7 +15,7 @@ how a VM is read:
 - ``data.size_source`` says where the size came from: ``status``, ``spec``
   (a VM being created or changed) or ``unknown`` (neither has it). Only a size
   read from ``status`` is ``size_known``: the others stay visible as cloud
-  services, flagged so, and get no cost rows (``transforms/cost.py``);
+  services, flagged so, and get no cost rows (``transforms/stages/cost.py``);
 - a NIC lists each address once with its type (an address both ASSIGNED and
   LEARNED is ASSIGNED); link-local addresses stay in the NIC detail but not in
   the cloud service's ``ip_addresses``;
@@ -37,7 +37,7 @@ from typing import Any, Iterable
 import apache_beam as beam
 from apache_beam import pvalue
 
-from transforms.prism_read import parse_stats_entity
+from transforms.sources.prism import parse_stats_entity
 
 PROVIDER = "nutanix"
 # kind -> (cloud_service_group, cloud_service_type)

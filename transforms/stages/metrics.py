@@ -14,7 +14,7 @@ import pyarrow as pa
 from apache_beam.metrics import Metrics
 from apache_beam.transforms.window import GlobalWindows
 
-from transforms.prism_read import TIME_MAX, TIME_MIN, parse_stats_entity
+from transforms.sources.prism import TIME_MAX, TIME_MIN, parse_stats_entity
 
 # metric -> (Prism attribute, unit, conversion(value, interval_s))
 METRICS: dict[str, tuple[str, str, Callable[[float, int], float]]] = {

@@ -18,8 +18,8 @@ from typing import Iterable
 import apache_beam as beam
 from apache_beam.metrics import Metrics
 
-from transforms.normalize import PROVIDER
 from transforms.settings import RateCard, RunContext
+from transforms.stages.normalize import PROVIDER
 
 HOURS_PER_DAY = 24
 

@@ -14,7 +14,7 @@ import numpy as np
 import pyarrow as pa
 
 from schemas.parquet import METRIC_POINT
-from transforms.parquet_store import Partition, WriteToPartitionedParquet
+from transforms.sinks.files.parquet_store import Partition, WriteToPartitionedParquet
 
 
 def date_of(ts_ms: int) -> str:

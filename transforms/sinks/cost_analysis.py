@@ -31,12 +31,12 @@ from spaceone.api.cost_analysis.v1 import cost_pb2
 from connectors.cloudforet import CloudForetAuth, CloudForetClient, to_struct
 from connectors.errors import CloudForetError
 from connectors.retry import RetryPolicy
-from transforms import progress
-from transforms.batching import DEAD_LETTER, BatchedCloudForetWrite
-from transforms.cost import cost_key
-from transforms.normalize import dead_letter
+from transforms.common import progress
 from transforms.settings import CloudForetOptions
-from transforms.write_engine import BatchWrite
+from transforms.sinks.batching import DEAD_LETTER, BatchedCloudForetWrite
+from transforms.sinks.write_engine import BatchWrite
+from transforms.stages.cost import cost_key
+from transforms.stages.normalize import dead_letter
 
 NS = "cost"
 NOT_SUPPORTED = "ERROR_NOT_SUPPORT_API"

@@ -13,8 +13,8 @@ from apache_beam import pvalue
 
 from connectors.cloudforet import CloudForetClient
 from connectors.errors import CloudForetError
-from transforms.normalize import CLOUD_SERVICE_TYPES, PROVIDER, dead_letter
 from transforms.settings import CloudForetOptions
+from transforms.stages.normalize import CLOUD_SERVICE_TYPES, PROVIDER, dead_letter
 
 DEAD_LETTER = "dead_letter"
 

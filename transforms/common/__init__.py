@@ -1,0 +1,1 @@
+"""Plumbing the sources, stages and sinks share: credentials, canonical JSON, files, progress."""

@@ -1,0 +1,1 @@
+"""Where results go: CloudForet (inventory, costs, reconciliation, notifications) and files."""

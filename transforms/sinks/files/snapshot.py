@@ -1,0 +1,130 @@
+"""WriteSnapshot: archive what Prism answered (the format: ``transforms.common.snapshot_format``)."""
+from __future__ import annotations
+
+import posixpath
+from collections import Counter
+from datetime import datetime
+from typing import Iterable
+
+import apache_beam as beam
+from apache_beam import pvalue
+
+from schemas.parquet import SNAPSHOT_ENTITY, SNAPSHOT_SCHEMA_VERSION
+from transforms.common.files import write_json_atomically
+from transforms.common.snapshot_format import (
+    API_VERSION,
+    AVRO_CODECS,
+    FORMATS,
+    avro_schema,
+    file_digest,
+    manifest_path,
+    to_record,
+)
+from transforms.settings import RunContext
+from transforms.sinks.files.record_files import WriteRecordFiles, commit_record_files
+from transforms.sources.prism import STATS, STATUS
+
+
+def write_manifest(snapshot_dir: str, ctx: RunContext, fmt: str, files: list[str], counts: list,
+                   statuses: list) -> list[dict]:
+    """The manifest of committed entity files (written last, atomically); returns
+    one result per account."""
+    per_account: dict[str, dict] = {}
+    for (account, kind), n in counts:
+        per_account.setdefault(account, {})[kind] = n
+    accounts: dict[str, dict] = {}
+    for ev in statuses:
+        a = accounts.setdefault(ev["account"], {"complete": True, "error": None})
+        if ev["event"] == "failed":
+            a.update(complete=False, error=ev.get("error"))
+        elif ev["event"] == "page_failed":
+            a["complete"] = False
+    for account in per_account:
+        accounts.setdefault(account, {"complete": True, "error": None})
+    entries = []
+    for path in sorted(files):
+        size, digest = file_digest(path)
+        entries.append({"path": posixpath.basename(path), "bytes": size, "sha256": digest})
+    manifest = {
+        "snapshot_id": ctx.run_id,
+        "collected_at": ctx.collected_at,
+        "api_version": API_VERSION,
+        "format": fmt,
+        "schema_version": SNAPSHOT_SCHEMA_VERSION,
+        "stats_window": {"start_ms": ctx.stats_start_ms, "end_ms": ctx.stats_end_ms,
+                         "interval_s": ctx.stats_interval_s},
+        "accounts": {name: {**accounts[name], "counts": per_account.get(name, {})}
+                     for name in sorted(accounts)},
+        "files": entries,
+    }
+    total = Counter()
+    for (_, kind), n in counts:
+        total[kind] += n
+    manifest["counts"] = dict(sorted(total.items()))
+    write_json_atomically(manifest_path(snapshot_dir), manifest)
+    return [{"sink": "snapshot", "account": name, "records": sum(a["counts"].values())}
+            for name, a in manifest["accounts"].items()]
+
+
+class _CommitSnapshotFn(beam.DoFn):
+    """Staged entity files of successful bundles -> entity files in place, then the manifest."""
+
+    def __init__(self, snapshot_dir: str, ctx: RunContext, fmt: str):
+        self.snapshot_dir, self.ctx, self.fmt = snapshot_dir, ctx, fmt
+
+    def process(self, staged: list[dict], statuses: list) -> Iterable[dict]:
+        files, counts = commit_record_files(self.snapshot_dir, self.fmt, staged)
+        yield from write_manifest(self.snapshot_dir, self.ctx, self.fmt, files, counts, statuses)
+
+
+class WriteSnapshot(beam.PTransform):
+    """ReadFromPrism's outputs -> entity files + manifest under ``<root>/<run_id>/``.
+
+    Archives what was read, repeats included: every VM as listed with its page's
+    stats (``vms_as_read``), and every cluster and host (``infra_raw``).
+    """
+
+    def __init__(self, root: str, fmt: str, ctx: RunContext, codec: str = "snappy"):
+        super().__init__()
+        if fmt not in FORMATS:
+            raise ValueError(f"snapshot format must be one of {sorted(FORMATS)}")
+        if codec not in AVRO_CODECS:
+            raise ValueError(f"snapshot codec must be one of {sorted(AVRO_CODECS)}")
+        self.root, self.fmt, self.ctx, self.codec = root, fmt, ctx, codec
+
+    def expand(self, read: dict):
+        ctx = self.ctx
+        collected_ms = int(datetime.fromisoformat(ctx.collected_at.replace("Z", "+00:00")).timestamp() * 1000)
+        snapshot_dir = posixpath.join(self.root, ctx.run_id)
+        as_records = _AsRecords(ctx.run_id, collected_ms)
+        writer = dict(avro_schema=avro_schema(), parquet_schema=SNAPSHOT_ENTITY, codec=self.codec)
+        # One writer per input: a Flatten of both would make the local runner
+        # hold every record in memory before writing any.
+        staged = (
+            read["vms_as_read"] | "WriteVmFiles" >> beam.ParDo(WriteRecordFiles(
+                snapshot_dir, self.fmt, as_records.vm, **writer)),
+            read["infra_raw"] | "WriteInfraFiles" >> beam.ParDo(WriteRecordFiles(
+                snapshot_dir, self.fmt, as_records.infra, **writer)),
+        ) | "StagedFiles" >> beam.Flatten()
+        return (staged
+                | "AllStaged" >> beam.combiners.ToList()
+                | "Commit" >> beam.ParDo(_CommitSnapshotFn(snapshot_dir, ctx, self.fmt),
+                                         pvalue.AsList(read[STATUS])))
+
+
+class _AsRecords:
+    """Read elements -> (file kind, snapshot record) pairs (picklable, bound to the run)."""
+
+    def __init__(self, snapshot_id: str, collected_ms: int):
+        self.sid, self.ms = snapshot_id, collected_ms
+
+    def vm(self, element: tuple) -> list[tuple[str, dict]]:
+        (account, uuid), (base_url, entity, stats) = element
+        out = [("vm", to_record(self.sid, self.ms, account, "vm", uuid, base_url, entity))]
+        if stats is not None:
+            out.append((STATS, to_record(self.sid, self.ms, account, STATS, uuid, base_url, stats)))
+        return out
+
+    def infra(self, element: tuple) -> list[tuple[str, dict]]:
+        (account, kind, uuid), (base_url, entity) = element
+        return [("infra", to_record(self.sid, self.ms, account, kind, uuid, base_url, entity))]

@@ -1,0 +1,1 @@
+"""Where entities come from: ReadFromPrism (live) and ReadFromSnapshot (replay)."""

@@ -1,0 +1,1 @@
+"""Pure steps between reading and writing: normalize, costs, metrics, the run summary."""
