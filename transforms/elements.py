@@ -1,13 +1,15 @@
 """What flows between the pipeline's steps: one named type per kind of element.
 
     ReadFromPrism | ReadFromSnapshot ──► ReadResult
-      .vms          VmWithStats ──► NormalizeVm ──► Resource ──► WriteToInventory ──► SinkResult, SeenIds
-                    │                               └──► ExtractCost ──► CostRecord ──► cost sinks ──► SinkResult
-                    └─ (key, vm.stats), or .stats: VmStats ──► ExtractMetrics ──► MetricBatch ──► WriteToMetricStore
-      .infra        InfraEntity ──► NormalizeInfra ──► Resource (clusters ──► RegisterTypesAndRegions)
-      .status       AccountEvent ──► SummarizeRun, Reconcile, WriteSnapshot
-      .dead_letter  DeadLetter ──► SummarizeRun, Reconcile (every step's DEAD_LETTER output ──► SummarizeRun)
-      .vms_as_read, .infra_as_read (live only): what was read, repeats included ──► WriteSnapshot
+      .vms         VmWithStats ──► NormalizeVm ──► Resource ──► WriteToInventory ──► SeenIds
+                   │                               └─► ExtractCost ──► CostRecord ──► cost sinks
+                   └─ (key, vm.stats), or .stats: VmStats ──► ExtractMetrics ──► MetricBatch
+                                                                 ──► WriteToMetricStore
+      .infra       InfraEntity ──► NormalizeInfra ──► Resource (clusters ──► RegisterTypesAndRegions)
+      .status      AccountEvent ──► SummarizeRun, Reconcile, WriteSnapshot
+      .dead_letter DeadLetter ──► SummarizeRun, Reconcile
+      .vms_as_read, .infra_as_read (live only): as read, repeats included ──► WriteSnapshot
+    every sink ──► SinkResult, and DEAD_LETTER: DeadLetter ──► SummarizeRun ──► Notify
 
 Keys of keyed elements are plain tuples of str: GroupByKey and CombinePerKey
 encode those deterministically on Beam's fast path (a NamedTuple key falls back

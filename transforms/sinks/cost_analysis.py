@@ -101,7 +101,7 @@ class _WriteCostFn(BatchedCloudForetWrite):
                 by_key.setdefault((c.resource, c.usage_type, c.billed_date), []).append(c)
             return by_key
 
-        def make_call(c: dict, existing: list) -> tuple:
+        def make_call(c: CostRecord, existing: list) -> tuple:
             if existing:
                 self._remove_extra_copies(existing)
                 return "skipped", None

@@ -341,7 +341,8 @@ def split_page(page: dict) -> list[pvalue.TaggedOutput]:
     an encoding of all of it whenever it samples the element's size.
     """
     account, kind, base_url = page["account"], page["kind"], page["base_url"]
-    out = [pvalue.TaggedOutput(STATUS, account_event(account, "page_read", kind=kind, count=page["count"]))]
+    out: list[pvalue.TaggedOutput] = [
+        pvalue.TaggedOutput(STATUS, account_event(account, "page_read", kind=kind, count=page["count"]))]
     stats = {}
     if kind == "vm":
         stats = dict(page.get("stats_entities", ()))
