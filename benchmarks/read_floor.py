@@ -29,7 +29,7 @@ from pipeline.graph import _extract_metrics  # noqa: E402
 from pipeline.run import _collected_at, beam_options, share_rate_limit  # noqa: E402
 from transforms.settings import RunContext  # noqa: E402
 from transforms.sinks.files.metric_store import WriteToMetricStore  # noqa: E402
-from transforms.sources.prism import VM_WITH_STATS, ReadFromPrism, parse_stats_entity  # noqa: E402
+from transforms.sources.prism import ReadFromPrism, parse_stats_entity  # noqa: E402
 
 
 def _tally(_key, stats) -> tuple[int, int]:
@@ -54,7 +54,7 @@ def main(argv: list[str]) -> None:
     options, runner = beam_options(extra)
     p = beam.Pipeline(runner=runner, options=options)
     stats = (p | beam.Create([a.name for a in config.accounts])
-             | ReadFromPrism(config, ctx))[VM_WITH_STATS] | beam.MapTuple(lambda key, v: (key, v[2]))
+             | ReadFromPrism(config, ctx)).vms | beam.MapTuple(lambda key, vm: (key, vm.stats))
     if args.metric_store:  # the points are counted from what is stored
         points = stats | _extract_metrics(ctx)
         _ = points | WriteToMetricStore(args.metric_store, ctx.run_id)

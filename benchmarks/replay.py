@@ -230,7 +230,6 @@ def build_replay(p, directory: str, manifest: dict, work: str, flatten_check: bo
     import apache_beam as beam
 
     from pipeline.graph import derive, read_snapshot
-    from transforms.sources.prism import STATUS
     from transforms.sources.snapshot import context_of
     config, ctx = dummy_config(work), context_of(manifest)
     read, _ = read_snapshot(p, directory, manifest)
@@ -238,7 +237,7 @@ def build_replay(p, directory: str, manifest: dict, work: str, flatten_check: bo
     # Resources are one PCollection, or (newer graph) one per side, each sink applied to each side.
     sides = ([pc for _, pc in derived.sides] if hasattr(derived, "sides") else [derived.resources])
     outputs = [("resources", pc) for pc in sides] + [
-        ("costs", derived.costs), ("metric_batches", derived.points), ("status", read[STATUS])]
+        ("costs", derived.costs), ("metric_batches", derived.points), ("status", read.status)]
     for k, (name, pcoll) in enumerate(outputs):
         pcoll | f"Discard_{name}_{k}" >> _count_into(name)
     (tuple(derived.dead_letters) | "AllDeadLetters" >> beam.Flatten()

@@ -1,13 +1,14 @@
 """The pipeline graph: a source, then normalize / cost / metrics, then the sinks.
 
-    source (Prism live, or a snapshot): each VM with its stats
+    source (Prism live, or a snapshot) -> a ReadResult: each VM with its stats
       │ (live: WriteSnapshot)  ──► normalize ──► VM + disks + latest utilization ──► WriteToInventory
       │                            │         (clusters, hosts ──► WriteToInventory) └──► ExtractCost ──► cost sinks
       │                            └── VM stats ──► ExtractMetrics ──► WriteToMetricStore
     every status, result and dead letter ──► SummarizeRun ──► Notify (+ run report)
 
 Live and replay share everything after the source, which is what makes a
-replay reproduce the live run's CloudForet state.
+replay reproduce the live run's CloudForet state. What flows between the
+steps is typed in ``transforms/elements.py``.
 """
 from __future__ import annotations
 
@@ -15,6 +16,16 @@ from dataclasses import dataclass
 
 import apache_beam as beam
 
+from transforms.elements import (
+    DEAD_LETTER,
+    CostRecord,
+    DeadLetter,
+    MetricBatch,
+    ReadResult,
+    Resource,
+    VmStats,
+    VmWithStats,
+)
 from transforms.settings import Config, RunContext
 from transforms.sinks.cost_analysis import WriteToCostAnalysis
 from transforms.sinks.files.cost_store import WriteToCostStore
@@ -24,12 +35,11 @@ from transforms.sinks.inventory import SEEN, WriteToInventory
 from transforms.sinks.notify import Notify
 from transforms.sinks.reconcile import NOTES, Reconcile
 from transforms.sinks.registry import RegisterTypesAndRegions
-from transforms.sources.prism import STATS, STATUS, VM_WITH_STATS, HandOnOnce, ReadFromPrism
+from transforms.sources.prism import ReadFromPrism
 from transforms.sources.snapshot import ReadFromSnapshot
 from transforms.stages.cost import ExtractCost
 from transforms.stages.metrics import ExtractMetrics
 from transforms.stages.normalize import (
-    DEAD_LETTER,
     NormalizeInfra,
     NormalizeVm,
     NormalizeVmWithUtilization,
@@ -47,27 +57,28 @@ class Derived:
     whole into memory, so each sink is applied to each side instead.
     """
 
-    vm_side: beam.PCollection  # VMs and their disks
-    infra: beam.PCollection  # clusters and hosts
-    clusters: beam.PCollection
-    costs: beam.PCollection
-    points: beam.PCollection
-    malformed: beam.PCollection  # entities that could not be normalized (their uuid was seen)
-    dead_letters: list
+    vm_side: beam.PCollection[Resource]  # VMs and their disks
+    infra: beam.PCollection[Resource]  # clusters and hosts
+    clusters: beam.PCollection[Resource]
+    costs: beam.PCollection[CostRecord]
+    points: beam.PCollection[MetricBatch]
+    malformed: beam.PCollection[DeadLetter]  # entities that could not be normalized (their uuid was seen)
+    dead_letters: list[beam.PCollection[DeadLetter]]
 
     @property
     def sides(self) -> tuple[tuple[str, beam.PCollection], ...]:
         return (("Vms", self.vm_side), ("Infra", self.infra))
 
 
-def read_live(p: beam.Pipeline, config: Config, ctx: RunContext) -> tuple[dict, list]:
+def read_live(p: beam.Pipeline, config: Config, ctx: RunContext) -> tuple[ReadResult, list]:
     """Prism -> entities; the snapshot archive is one more 'sink' of the read."""
     names = [a.name for a in config.accounts]
     read = p | "Accounts" >> beam.Create(names) | "ReadFromPrism" >> ReadFromPrism(
         config, ctx, shuffle_dedupe=runs_in_several_processes(p))
     extra_results = []
     if config.snapshot.enabled:
-        extra_results.append(read | "WriteSnapshot" >> WriteSnapshot(config.snapshot.path,
+        as_read = (read.vms_as_read, read.infra_as_read, read.status)
+        extra_results.append(as_read | "WriteSnapshot" >> WriteSnapshot(config.snapshot.path,
                                                                     config.snapshot.format, ctx,
                                                                     config.snapshot.codec))
     return read, extra_results
@@ -89,11 +100,12 @@ def runs_in_several_processes(p: beam.Pipeline) -> bool:
     return direct.direct_running_mode == "multi_processing" and (direct.direct_num_workers or 1) > 1
 
 
-def read_snapshot(p: beam.Pipeline, snapshot_dir: str, manifest: dict) -> tuple[dict, list]:
-    return p | "ReadFromSnapshot" >> ReadFromSnapshot(snapshot_dir, manifest), []
+def read_snapshot(p: beam.Pipeline, snapshot_dir: str, manifest: dict) -> tuple[ReadResult, list]:
+    return p | "ReadFromSnapshot" >> ReadFromSnapshot(snapshot_dir, manifest,
+                                                      shuffle_dedupe=runs_in_several_processes(p)), []
 
 
-def derive(read: dict, config: Config, ctx: RunContext) -> Derived:
+def derive(read: ReadResult, config: Config, ctx: RunContext) -> Derived:
     """Entities -> resources, cost records and metric points (no I/O).
 
     A live read hands on every VM with its stats, so nothing is grouped: a VM
@@ -101,43 +113,41 @@ def derive(read: dict, config: Config, ctx: RunContext) -> Derived:
     size. A snapshot holds VMs and stats apart: the latest utilization of
     every VM (small) is a side input of normalize; points come from the stats.
     """
-    if VM_WITH_STATS in read:
-        vm_side, points, vm_dead = _vms_with_stats(read[VM_WITH_STATS], ctx)
+    if read.stats is None:
+        vm_side, points, vm_dead = _vms_with_stats(read.vms, ctx)
     else:
-        vm_side, points, vm_dead = _vms_apart_from_stats(read["vm"], read[STATS], ctx)
-    infra = read["infra"] | "NormalizeInfra" >> beam.ParDo(NormalizeInfra()).with_outputs(
+        vm_side, points, vm_dead = _vms_apart_from_stats(read.vms, read.stats, ctx)
+    infra = read.infra | "NormalizeInfra" >> beam.ParDo(NormalizeInfra()).with_outputs(
         DEAD_LETTER, main="resources")
     clusters = infra.resources | "Clusters" >> beam.Filter(lambda r: r["kind"] == "cluster")
     costs = vm_side | "ExtractCost" >> ExtractCost(config.rate_card, ctx, config.cloudforet.cost_data_source_id)
     malformed = (vm_dead, infra[DEAD_LETTER]) | "Malformed" >> beam.Flatten()
-    return Derived(vm_side, infra.resources, clusters, costs, points, malformed, [read[DEAD_LETTER], malformed])
+    return Derived(vm_side, infra.resources, clusters, costs, points, malformed, [read.dead_letter, malformed])
 
 
 def _extract_metrics(ctx: RunContext) -> beam.ParDo:
     return beam.ParDo(ExtractMetrics(ctx.stats_interval_s, ctx.stats_start_ms, ctx.stats_end_ms))
 
 
-def _vms_with_stats(pairs: beam.PCollection, ctx: RunContext) -> tuple:
+def _vms_with_stats(pairs: beam.PCollection[VmWithStats], ctx: RunContext) -> tuple:
     points = (pairs
-              | "VmStats" >> beam.MapTuple(lambda key, v: (key, v[2]))
+              | "VmStats" >> beam.MapTuple(lambda key, vm: (key, vm.stats))
               | "ExtractMetrics" >> _extract_metrics(ctx))
     vms = pairs | "NormalizeVms" >> beam.ParDo(NormalizeVm()).with_outputs(DEAD_LETTER, main="resources")
     return vms.resources, points, vms[DEAD_LETTER]
 
 
-def _vms_apart_from_stats(vms: beam.PCollection, stats: beam.PCollection, ctx: RunContext) -> tuple:
-    points = stats | "StatsEntities" >> beam.MapTuple(lambda key, v: (key, v[1])) | "ExtractMetrics" >> _extract_metrics(ctx)
-    util = stats | "LatestUtilization" >> beam.MapTuple(lambda key, v: (key, utilization_of(v[1])))
-    # a snapshot holds what offset paging read, repeats included
-    vms = vms | "DropRepeatedVms" >> HandOnOnce(runs_in_several_processes(vms.pipeline))
+def _vms_apart_from_stats(vms: beam.PCollection[VmWithStats], stats: beam.PCollection[VmStats],
+                          ctx: RunContext) -> tuple:
+    points = stats | "ExtractMetrics" >> _extract_metrics(ctx)
+    util = stats | "LatestUtilization" >> beam.MapTuple(lambda key, entity_result: (key, utilization_of(entity_result)))
     normalized = (vms
-                  | "WithoutSeries" >> beam.MapTuple(lambda key, v: (key, (v[0], v[1], None)))
                   | "NormalizeVms" >> beam.ParDo(NormalizeVmWithUtilization(), utilization=beam.pvalue.AsDict(util))
                   .with_outputs(DEAD_LETTER, main="resources"))
     return normalized.resources, points, normalized[DEAD_LETTER]
 
 
-def reconcile(read: dict, derived: Derived, inventory: list, inventory_results,
+def reconcile(read: ReadResult, derived: Derived, inventory: list, inventory_results,
               config: Config) -> tuple[list, list, list]:
     """Deletes what Prism no longer has (live runs, complete accounts only).
 
@@ -146,12 +156,12 @@ def reconcile(read: dict, derived: Derived, inventory: list, inventory_results,
     seen = ((*(i[SEEN] for i in inventory),
              derived.malformed | "SeenMalformed" >> beam.Map(lambda d: (d["account"], [d["id"]])))
             | "Seen" >> beam.Flatten())
-    events = (read[STATUS], read[DEAD_LETTER]) | "ReadEvents" >> beam.Flatten()
+    events = (read.status, read.dead_letter) | "ReadEvents" >> beam.Flatten()
     out = (seen, events, inventory_results) | "Reconcile" >> Reconcile(config.cloudforet, config.reconcile)
-    return [out["results"]], [out["dead_letter"]], [out[NOTES]]
+    return [out["results"]], [out[DEAD_LETTER]], [out[NOTES]]
 
 
-def write_and_notify(read: dict, derived: Derived, extra_results: list, config: Config, ctx: RunContext,
+def write_and_notify(read: ReadResult, derived: Derived, extra_results: list, config: Config, ctx: RunContext,
                      account_names: tuple[str, ...], live: bool = True) -> beam.PCollection:
     cf = config.cloudforet
     registry = derived.clusters | "RegisterTypesAndRegions" >> RegisterTypesAndRegions(cf)
@@ -160,7 +170,7 @@ def write_and_notify(read: dict, derived: Derived, extra_results: list, config: 
     metrics = derived.points | "WriteToMetricStore" >> WriteToMetricStore(config.metric_store_path, ctx.run_id)
     results = [inventory_results, metrics, registry.results, *extra_results]
     dead_letters = [*derived.dead_letters, *(i[DEAD_LETTER] for i in inventory), registry[DEAD_LETTER]]
-    statuses = [read[STATUS]]
+    statuses = [read.status]
     if live and config.reconcile.enabled:
         more_results, more_dead, notes = reconcile(read, derived, inventory, inventory_results, config)
         results += more_results

@@ -10,6 +10,7 @@ from apache_beam import pvalue
 
 from connectors.prism import parse_list_page
 from emulators.prism.fleet import FleetSpec, generate_fleet
+from transforms.elements import InfraRead, VmRead
 from transforms.settings import Rate, RateCard
 from transforms.sources.prism import parse_stats_entity, parse_stats_page
 from transforms.stages.cost import costs_for
@@ -274,7 +275,7 @@ def test_a_vm_in_error_without_status_resources_keeps_its_messages_and_is_not_lo
                    "cluster_reference": e["spec"]["cluster_reference"]}
     for key in ("num_sockets", "num_vcpus_per_socket", "memory_size_mib"):
         del e["spec"]["resources"][key]  # an ERROR answer whose spec does not size it either
-    out = list(NormalizeVm().process((("pc-1", e["metadata"]["uuid"]), (BASE, e, None))))
+    out = list(NormalizeVm().process((("pc-1", e["metadata"]["uuid"]), VmRead(BASE, e, None))))
     assert not [o for o in out if isinstance(o, pvalue.TaggedOutput)]  # kept, not a dead letter
     vm = out[0]
     d = vm["data"]
@@ -349,7 +350,7 @@ def test_a_host_without_a_name_is_named_from_what_it_has(strip, name, source):
     res = host["status"]["resources"]
     strip(res)
     name = {"SERIAL": res.get("serial_number"), "UUID": host["metadata"]["uuid"]}.get(name, name)
-    out = list(NormalizeInfra().process((("pc-1", "host", host["metadata"]["uuid"]), (BASE, host))))
+    out = list(NormalizeInfra().process((("pc-1", "host", host["metadata"]["uuid"]), InfraRead(BASE, host))))
     assert len(out) == 1 and not isinstance(out[0], pvalue.TaggedOutput)  # never a dead letter
     assert out[0]["name"] == name and out[0]["data"]["name_source"] == source
 

@@ -12,7 +12,7 @@ from emulators.prism.fleet import FleetSpec
 from pipeline.config import parse_config
 from tests.conftest import PRISM_PASSWORD, account_entry
 from transforms.settings import RunContext
-from transforms.sources.prism import STATUS, VM_WITH_STATS, ReadFromPrism
+from transforms.sources.prism import ReadFromPrism
 
 COLLECTED_AT = 1_795_000_000  # a fixed instant: tests never depend on the clock
 
@@ -32,17 +32,17 @@ def run_read(config, expect_vm, expect_stats, expect_infra_kinds, bad_events=(),
     ctx = RunContext.create(COLLECTED_AT, 3600, 300)
     with beam.Pipeline(runner=FnApiRunner(), options=PipelineOptions(list(beam_args))) as p:
         read = p | beam.Create([a.name for a in config.accounts]) | ReadFromPrism(config, ctx)
-        assert_that(read["vms_as_read"] | "vmkeys" >> beam.Keys(), equal_to(expect_vm), label="vm")
-        assert_that(read["vms_as_read"] | "statkeys" >> beam.FlatMapTuple(lambda k, v: [k] if v[2] else []),
+        assert_that(read.vms_as_read | "vmkeys" >> beam.Keys(), equal_to(expect_vm), label="vm")
+        assert_that(read.vms_as_read | "statkeys" >> beam.FlatMapTuple(lambda k, vm: [k] if vm.stats else []),
                     equal_to(expect_stats), label="stats")
         # each VM leaves the read once, paired with its own stats
-        paired = read[VM_WITH_STATS] | "paired" >> beam.MapTuple(
-            lambda key, v: (key, v[1]["metadata"]["uuid"], v[2]["entity_id"] if v[2] else None))
+        paired = read.vms | "paired" >> beam.MapTuple(
+            lambda key, vm: (key, vm.entity["metadata"]["uuid"], vm.stats["entity_id"] if vm.stats else None))
         assert_that(paired, equal_to([(k, k[1], k[1] if k in expect_stats else None) for k in expect_vm]),
                     label="paired")
-        assert_that(read["infra"] | "kinds" >> beam.Map(lambda k: k[0][:2]), equal_to(expect_infra_kinds),
+        assert_that(read.infra | "kinds" >> beam.Map(lambda k: k[0][:2]), equal_to(expect_infra_kinds),
                     label="infra")
-        assert_that(read[STATUS] | beam.Filter(lambda e: e["event"] in ("failed", "page_failed")),
+        assert_that(read.status | beam.Filter(lambda e: e["event"] in ("failed", "page_failed")),
                     equal_to(list(bad_events)), label="no failures")
     assert gc.get_freeze_count() == 0  # the parsed pages, frozen while read, were handed back to the collector
 

@@ -322,3 +322,45 @@ def test_only_the_files_of_finished_bundles_are_committed(tmp_path, fmt):
     else:
         uuids = [u for p in paths for u in pq.read_table(p)["uuid"].to_pylist()]
     assert sorted(uuids) == ["vm-1", "vm-2", "vm-3"]
+
+
+def test_a_snapshot_is_read_back_as_the_elements_the_live_read_hands_on(tmp_path, prism_servers, cloudforets,
+                                                                         monkeypatch):
+    """ReadFromSnapshot returns the ReadResult ReadFromPrism does (transforms/elements.py): each VM
+    once as ((account, uuid), VmRead) with the entity archived, its stats apart as ((account, uuid),
+    entity_result), each cluster and host as ((account, kind, uuid), InfraRead)."""
+    import apache_beam as beam
+    from apache_beam.testing.util import assert_that, equal_to
+
+    from transforms.elements import InfraRead, ReadResult, VmRead
+    from transforms.sources.snapshot import ReadFromSnapshot
+
+    snap, _ = _live_snapshot(tmp_path, prism_servers, cloudforets, monkeypatch)
+    records = []
+    for f in snap.glob("entities-*.avro"):
+        with f.open("rb") as fh:
+            records += list(fastavro.reader(fh))
+    archived = {(r["account"], r["kind"], r["uuid"]): (r["base_url"], json.loads(r["payload"])) for r in records}
+    vms = sorted(k for k in archived if k[1] == "vm")
+    assert vms and any(k[1] == "vm_stats" for k in archived) and any(k[1] == "host" for k in archived)
+
+    def vm_element(kv):
+        (account, uuid), vm = kv
+        assert type(vm) is VmRead and vm.stats is None  # the stats are held apart
+        return (account, "vm", uuid), (vm.base_url, vm.entity)
+
+    def infra_element(kv):
+        key, infra = kv
+        assert type(infra) is InfraRead and type(key) is tuple
+        return key, tuple(infra)
+
+    with beam.Pipeline() as p:
+        read = p | ReadFromSnapshot(str(snap), validate_snapshot(str(snap)))
+        assert isinstance(read, ReadResult) and read.vms_as_read is None and read.infra_as_read is None
+        assert_that(read.vms | "Vms" >> beam.Map(vm_element),
+                    equal_to([(k, archived[k]) for k in vms]), label="vms")
+        assert_that(read.stats | "Stats" >> beam.MapTuple(lambda key, ent: ((key[0], "vm_stats", key[1]), ent)),
+                    equal_to([(k, v[1]) for k, v in archived.items() if k[1] == "vm_stats"]), label="stats")
+        assert_that(read.infra | "Infra" >> beam.Map(infra_element),
+                    equal_to([(k, v) for k, v in archived.items() if k[1] in ("cluster", "host")]), label="infra")
+        assert_that(read.dead_letter, equal_to([]), label="no dead letters")

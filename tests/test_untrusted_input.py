@@ -26,9 +26,16 @@ from connectors.errors import PrismAuthError, PrismError, PrismResponseError
 from connectors.prism import PrismClient, PrismCredentials
 from connectors.retry import RetryPolicy
 from emulators.prism.fleet import FleetSpec, generate_fleet
-from transforms.sources.prism import STATS_ATTRIBUTES, VM_WITH_STATS, parse_stats_entity, parse_stats_page, split_page
+from transforms.elements import DEAD_LETTER, VmRead
+from transforms.sources.prism import (
+    INFRA,
+    STATS_ATTRIBUTES,
+    VM_WITH_STATS,
+    parse_stats_entity,
+    parse_stats_page,
+    split_page,
+)
 from transforms.stages.normalize import (
-    DEAD_LETTER,
     MAX_NAME,
     MAX_STR,
     NormalizeVm,
@@ -142,14 +149,14 @@ def split(page_entities: list, kind: str = "vm") -> tuple[list, list]:
     page = {"account": ACCOUNT, "kind": kind, "base_url": "http://pc", "offset": 0, "count": len(page_entities),
             "total": len(page_entities), "entities": page_entities, "answered_length": len(page_entities)}
     out = split_page(page)
-    routed = [o.value for o in out if getattr(o, "tag", None) in (VM_WITH_STATS, "infra")]
-    dead = [o.value for o in out if getattr(o, "tag", None) == "dead_letter"]
+    routed = [o.value for o in out if getattr(o, "tag", None) in (VM_WITH_STATS, INFRA)]
+    dead = [o.value for o in out if getattr(o, "tag", None) == DEAD_LETTER]
     return routed, dead
 
 
 def normalize_through_dofn(account: str, uuid: str, entity: Any) -> tuple[list, list]:
     """NormalizeVm as the pipeline runs it: (resources, dead letters). An exception is a crash of the run."""
-    out = list(NormalizeVm().process(((account, uuid), ("http://pc", entity, {}))))
+    out = list(NormalizeVm().process(((account, uuid), VmRead("http://pc", entity, {}))))
     resources = [o for o in out if not isinstance(o, TaggedOutput)]
     dead = [o.value for o in out if isinstance(o, TaggedOutput) and o.tag == DEAD_LETTER]
     return resources, dead
@@ -294,7 +301,7 @@ def test_entities_of_the_wrong_type_become_dead_letters(server, good_vm):
     assert len(dead) == 6 and all(d["reason"] == "entity without metadata.uuid" for d in dead)
     assert [k for k, _ in routed] == [(ACCOUNT, "x" * 100_000), (ACCOUNT, no_name["metadata"]["uuid"]),
                                       (ACCOUNT, good_vm["metadata"]["uuid"])]
-    results = [normalize_through_dofn(*key, value[1]) for key, value in routed]
+    results = [normalize_through_dofn(*key, vm.entity) for key, vm in routed]
     (r0, d0), (r1, d1), (r2, d2) = results
     assert not r0 and d0[0]["reason"] == "metadata.uuid is missing or not a uuid" and len(d0[0]["id"]) <= 128
     assert not r1 and d1[0]["reason"] == "entity has no name"

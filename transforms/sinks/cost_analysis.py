@@ -32,8 +32,9 @@ from connectors.cloudforet import CloudForetAuth, CloudForetClient, to_struct
 from connectors.errors import CloudForetError
 from connectors.retry import RetryPolicy
 from transforms.common import progress
+from transforms.elements import DEAD_LETTER, CostRecord
 from transforms.settings import CloudForetOptions
-from transforms.sinks.batching import DEAD_LETTER, BatchedCloudForetWrite
+from transforms.sinks.batching import BatchedCloudForetWrite
 from transforms.sinks.write_engine import BatchWrite
 from transforms.stages.cost import cost_key
 from transforms.stages.normalize import dead_letter
@@ -50,7 +51,7 @@ def reader_auth(auth: CloudForetAuth) -> CloudForetAuth:
     return dataclasses.replace(auth, scope="DOMAIN")
 
 
-def create_request(c: dict, project_id: str, service_account_id: str = "") -> cost_pb2.CreateCostRequest:
+def create_request(c: CostRecord, project_id: str, service_account_id: str = "") -> cost_pb2.CreateCostRequest:
     """``usage_unit`` is typed float in the proto (a CloudForet mistake), so the
     unit travels in ``additional_info['Usage Unit']`` instead."""
     return cost_pb2.CreateCostRequest(
@@ -100,7 +101,7 @@ class _WriteCostFn(BatchedCloudForetWrite):
                 by_key.setdefault((c.resource, c.usage_type, c.billed_date), []).append(c)
             return by_key
 
-        def make_call(c: dict, existing: list) -> tuple:
+        def make_call(c: CostRecord, existing: list) -> tuple:
             if existing:
                 self._remove_extra_copies(existing)
                 return "skipped", None
@@ -157,8 +158,8 @@ class _WriteCostFn(BatchedCloudForetWrite):
                    "unsupported": self.unsupported}
 
 
-class WriteToCostAnalysis(beam.PTransform):
-    """Cost records -> per-batch results (main) and dead letters."""
+class WriteToCostAnalysis(beam.PTransform[beam.PCollection[CostRecord], pvalue.DoOutputsTuple]):
+    """Cost records -> per-batch results (main: SinkResult) and DEAD_LETTER."""
 
     def __init__(self, options: CloudForetOptions, service_accounts: dict[str, str] | None = None,
                  projects: dict[str, str] | None = None):
@@ -167,6 +168,6 @@ class WriteToCostAnalysis(beam.PTransform):
         self.service_accounts = dict(service_accounts or {})
         self.projects = dict(projects or {})
 
-    def expand(self, costs):
+    def expand(self, costs: beam.PCollection[CostRecord]) -> pvalue.DoOutputsTuple:
         return costs | beam.ParDo(_WriteCostFn(self.options, self.service_accounts, self.projects)).with_outputs(
             DEAD_LETTER, main="results")

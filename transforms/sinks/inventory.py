@@ -44,8 +44,9 @@ from connectors.cloudforet import to_struct
 from connectors.retry import RetryPolicy
 from transforms.common import progress
 from transforms.common.canonical import canonical_json
+from transforms.elements import DEAD_LETTER, Resource
 from transforms.settings import CloudForetOptions
-from transforms.sinks.batching import DEAD_LETTER, BatchedCloudForetWrite
+from transforms.sinks.batching import BatchedCloudForetWrite
 from transforms.sinks.write_engine import BatchWrite, Conflict
 from transforms.stages.normalize import PROVIDER, dead_letter
 
@@ -211,9 +212,9 @@ class _WriteInventoryFn(BatchedCloudForetWrite):
                    "failed": counts[(account, "failed")], "tags_drift": counts[(account, "tags_drift")]}
 
 
-class WriteToInventory(beam.PTransform):
-    """Resources -> per-batch results (main), dead letters, and ``seen``: per batch,
-    (account, resource ids it was given, written or not), for reconciliation.
+class WriteToInventory(beam.PTransform[beam.PCollection[Resource], pvalue.DoOutputsTuple]):
+    """Resources -> per-batch results (main: SinkResult), DEAD_LETTER, and ``seen``: per batch,
+    SeenIds (account, resource ids it was given, written or not), for reconciliation.
 
     Handing the ids on per batch, not per resource, spares Beam an element (and
     an encoding, in a shuffle) per cloud service: on an unchanged 10k-VM fleet,
@@ -223,6 +224,6 @@ class WriteToInventory(beam.PTransform):
         super().__init__()
         self.options = options
 
-    def expand(self, resources):
+    def expand(self, resources: beam.PCollection[Resource]) -> pvalue.DoOutputsTuple:
         return resources | beam.ParDo(_WriteInventoryFn(self.options)).with_outputs(
             DEAD_LETTER, SEEN, main="results")

@@ -94,12 +94,12 @@ def already_sent(report_path: str, run_id: str) -> set[str]:
     return {a for a, state in (report.get("notifications") or {}).items() if state in ("sent", "already sent")}
 
 
-class Notify(beam.PTransform):
+class Notify(beam.PTransform[beam.PCollection[dict], beam.PCollection[dict]]):
     """Run summary -> notifications sent, report written; emits the final summary."""
 
     def __init__(self, options: CloudForetOptions, report_path: str):
         super().__init__()
         self.options, self.report_path = options, report_path
 
-    def expand(self, summary):
+    def expand(self, summary: beam.PCollection[dict]) -> beam.PCollection[dict]:
         return summary | beam.ParDo(_NotifyFn(self.options, self.report_path))

@@ -23,6 +23,7 @@ from spaceone.api.inventory.v1 import cloud_service_pb2
 from connectors.cloudforet import CloudForetClient, map_rpc_error
 from connectors.errors import CloudForetError
 from connectors.retry import RetryPolicy
+from transforms.elements import DEAD_LETTER, AccountEvent, DeadLetter, SeenIds, SinkResult
 from transforms.settings import CloudForetOptions, ReconcileOptions
 from transforms.sinks.write_engine import already_deleted
 from transforms.stages.normalize import PROVIDER
@@ -122,10 +123,10 @@ class _ReconcileFn(beam.DoFn):
         deleted, failed = self._delete(stale)
         self.deleted.inc(deleted)
         for cs, reason in failed:
-            yield pvalue.TaggedOutput("dead_letter", {"stage": NS, "account": account,
-                                                      "kind": cs.get("cloud_service_type", ""),
-                                                      "id": cs.get("reference", {}).get("resource_id", ""),
-                                                      "reason": reason})
+            yield pvalue.TaggedOutput(DEAD_LETTER, DeadLetter(stage=NS, account=account,
+                                                              kind=cs.get("cloud_service_type", ""),
+                                                              id=cs.get("reference", {}).get("resource_id", ""),
+                                                              reason=reason))
         log.info("account %s: deleted %d cloud services that Prism no longer has", account, deleted)
         yield {"sink": NS, "account": account, "deleted": deleted, "failed": len(failed)}
 
@@ -166,14 +167,17 @@ class _ReconcileFn(beam.DoFn):
         return deleted, failed
 
 
-class Reconcile(beam.PTransform):
-    """((account, [seen ids]), read events, inventory results) -> results, notes and dead letters."""
+class Reconcile(beam.PTransform[tuple[beam.PCollection[SeenIds], beam.PCollection[AccountEvent | DeadLetter],
+                                     beam.PCollection[SinkResult]], dict[str, beam.PCollection]]):
+    """(SeenIds (account, [seen ids]), read events, inventory results) -> {'results': SinkResult,
+    NOTES: AccountEvent notes, DEAD_LETTER: DeadLetter}."""
 
     def __init__(self, options: CloudForetOptions, reconcile: ReconcileOptions):
         super().__init__()
         self.options, self.reconcile = options, reconcile
 
-    def expand(self, pcolls):
+    def expand(self, pcolls: tuple[beam.PCollection[SeenIds], beam.PCollection[AccountEvent | DeadLetter],
+                                   beam.PCollection[SinkResult]]) -> dict[str, beam.PCollection]:
         seen, events, inventory_results = pcolls
         complete = (events
                     | "KeyByAccount" >> beam.Map(lambda ev: (ev.get("account", "?"), ev))
@@ -182,10 +186,10 @@ class Reconcile(beam.PTransform):
                | "SeenPerAccount" >> beam.GroupByKey()
                | "DeleteUnseen" >> beam.ParDo(_ReconcileFn(self.options, self.reconcile),
                                               pvalue.AsDict(complete), pvalue.AsList(inventory_results))
-               .with_outputs(NOTES, "dead_letter", main="results"))
+               .with_outputs(NOTES, DEAD_LETTER, main="results"))
         skipped = complete | "SkippedNotes" >> beam.FlatMapTuple(skipped_notes)
         notes = (out[NOTES], skipped) | "AllNotes" >> beam.Flatten()
-        return {"results": out.results, "dead_letter": out.dead_letter, NOTES: notes}
+        return {"results": out.results, DEAD_LETTER: out[DEAD_LETTER], NOTES: notes}
 
 
 def skipped_notes(account: str, state: tuple) -> Iterable[dict]:

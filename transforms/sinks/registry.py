@@ -13,10 +13,9 @@ from apache_beam import pvalue
 
 from connectors.cloudforet import CloudForetClient
 from connectors.errors import CloudForetError
+from transforms.elements import DEAD_LETTER, Resource, SinkResult
 from transforms.settings import CloudForetOptions
 from transforms.stages.normalize import CLOUD_SERVICE_TYPES, PROVIDER, dead_letter
-
-DEAD_LETTER = "dead_letter"
 
 
 class _RegisterFn(beam.DoFn):
@@ -27,7 +26,7 @@ class _RegisterFn(beam.DoFn):
         self.client = CloudForetClient(self.options.endpoints, self.options.auth, self.options.timeout_s)
         self.types_done = False
 
-    def process(self, item: tuple) -> Iterable:
+    def process(self, item: tuple[str, dict]) -> Iterable[SinkResult | pvalue.TaggedOutput]:
         account, regions = item
         types_created = regions_created = 0
         try:
@@ -41,14 +40,14 @@ class _RegisterFn(beam.DoFn):
                "regions_created": regions_created}
 
 
-class RegisterTypesAndRegions(beam.PTransform):
-    """Cluster resources -> per-account registry results (main) and dead letters."""
+class RegisterTypesAndRegions(beam.PTransform[beam.PCollection[Resource], pvalue.DoOutputsTuple]):
+    """Cluster resources -> per-account registry results (main: SinkResult) and DEAD_LETTER."""
 
     def __init__(self, options: CloudForetOptions):
         super().__init__()
         self.options = options
 
-    def expand(self, clusters):
+    def expand(self, clusters: beam.PCollection[Resource]) -> pvalue.DoOutputsTuple:
         return (clusters
                 | "RegionPerCluster" >> beam.Map(lambda c: (c["account"], {c["region_code"]: c["name"]}))
                 | "RegionsPerAccount" >> beam.CombinePerKey(_merge_dicts)

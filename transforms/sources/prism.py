@@ -30,13 +30,27 @@ from connectors.prism import PrismClient
 from transforms.common import progress
 from transforms.common.credentials import PrismClients
 from transforms.common.gc_tuning import tune_gc
+from transforms.elements import (
+    DEAD_LETTER,
+    AccountEvent,
+    DeadLetter,
+    InfraEntity,
+    InfraRead,
+    PageRequest,
+    ReadResult,
+    VmRead,
+    VmWithStats,
+    account_event,
+)
 from transforms.settings import Config, RunContext
 
 log = logging.getLogger(__name__)
 
 LIST_KINDS = ("cluster", "host", "vm")
 STATS = "vm_stats"
-VM_WITH_STATS = "vm_with_stats"  # ((account, uuid), (base_url, entity, stats entity_result | None))
+# tagged outputs of the fetch (the element types: transforms/elements.py)
+VM_WITH_STATS = "vm_with_stats"  # VmWithStats: ((account, uuid), VmRead(base_url, entity, stats | None))
+INFRA = "infra"  # InfraEntity: ((account, kind, uuid), InfraRead(base_url, entity))
 # The series the metrics (transforms/stages/metrics.py) and the latest utilization are made
 # of, and nothing more: each attribute is 12 points per VM to fetch, parse and archive.
 STATS_ATTRIBUTES = [
@@ -45,12 +59,8 @@ STATS_ATTRIBUTES = [
     "hypervisor_num_transmitted_bytes",
 ]
 TIME_MIN, TIME_MAX = -(1 << 63), (1 << 63) - 1  # stats times are 64-bit microseconds
-STATUS = "status"  # tagged output: per-account events for the run report
+STATUS = "status"  # tagged output: AccountEvent, per-account events for the run report
 NS = "prism"
-
-
-def account_event(account: str, event: str, **fields: Any) -> dict:
-    return {"account": account, "event": event, **fields}
 
 
 def parse_stats_page(answer: dict) -> tuple[int, list[tuple[str, dict]]]:
@@ -207,7 +217,7 @@ class PlanPages(_PooledPrismDoFn):
         future.set_exception(exc)
         return future
 
-    def _plan(self, account: str, base_url: str, firsts: list[Future]) -> Iterable:
+    def _plan(self, account: str, base_url: str, firsts: list[Future]) -> Iterable[PageRequest | pvalue.TaggedOutput]:
         size = self.config.prism.page_size
         try:
             totals, requests = {}, []
@@ -216,7 +226,7 @@ class PlanPages(_PooledPrismDoFn):
                 totals[kind] = first["total"]
                 step = first.get("answered_length") or first["count"] or size
                 step = max(1, min(step, size))
-                requests += [(account, kind, offset, step, base_url)
+                requests += [PageRequest(account, kind, offset, step, base_url)
                              for offset in range(0, max(first["total"], 1), step)]
         except ConnectorError as exc:
             self.failed_accounts.inc()
@@ -244,7 +254,7 @@ class FetchPages(_PooledPrismDoFn):
     def start_bundle(self):
         self.pending: set[Future] = set()
 
-    def process(self, request: tuple) -> Iterable:
+    def process(self, request: PageRequest) -> Iterable[pvalue.TaggedOutput]:
         self.pending.add(self.pool.submit(self._fetch_range, *request))
         # Hand pages on as they come: at most max_concurrency decoded pages wait here.
         if len(self.pending) >= self.config.prism.max_concurrency:
@@ -321,16 +331,18 @@ def _uuid_of(entity: Any) -> str | None:
     return uuid if isinstance(uuid, str) and uuid else None
 
 
-def split_page(page: dict) -> list:
+def split_page(page: dict) -> list[pvalue.TaggedOutput]:
     """A page -> keyed entities per kind (tagged outputs), and its page counts.
 
-    ``vm_with_stats`` pairs each VM with its page's stats of it (the snapshot
-    archives these as read; the rest of the run takes each VM once).
+    ``vm_with_stats`` pairs each VM with its page's stats of it (``VmWithStats``;
+    the snapshot archives these as read; the rest of the run takes each VM once),
+    ``infra`` holds each cluster and host (``InfraEntity``).
     Done where the page is fetched: a page handed on as one element costs Beam
     an encoding of all of it whenever it samples the element's size.
     """
     account, kind, base_url = page["account"], page["kind"], page["base_url"]
-    out = [pvalue.TaggedOutput(STATUS, account_event(account, "page_read", kind=kind, count=page["count"]))]
+    out: list[pvalue.TaggedOutput] = [
+        pvalue.TaggedOutput(STATUS, account_event(account, "page_read", kind=kind, count=page["count"]))]
     stats = {}
     if kind == "vm":
         stats = dict(page.get("stats_entities", ()))
@@ -338,13 +350,13 @@ def split_page(page: dict) -> list:
     for entity in page["entities"]:
         uuid = _uuid_of(entity)
         if uuid is None:
-            out.append(pvalue.TaggedOutput("dead_letter", {
-                "stage": "read", "account": account, "kind": kind, "id": f"offset {page['offset']}",
-                "reason": "entity without metadata.uuid"}))
+            out.append(pvalue.TaggedOutput(DEAD_LETTER, DeadLetter(
+                stage="read", account=account, kind=kind, id=f"offset {page['offset']}",
+                reason="entity without metadata.uuid")))
         elif kind == "vm":
-            out.append(pvalue.TaggedOutput(VM_WITH_STATS, ((account, uuid), (base_url, entity, stats.get(uuid)))))
+            out.append(pvalue.TaggedOutput(VM_WITH_STATS, ((account, uuid), VmRead(base_url, entity, stats.get(uuid)))))
         else:
-            out.append(pvalue.TaggedOutput("infra", ((account, kind, uuid), (base_url, entity))))
+            out.append(pvalue.TaggedOutput(INFRA, ((account, kind, uuid), InfraRead(base_url, entity))))
     return out
 
 
@@ -391,7 +403,7 @@ class DropRepeats(beam.DoFn):
         self.committed = _SeenKeys.of(self.token)
         self.bundle: set = set()
 
-    def process(self, item: tuple) -> Iterable:
+    def process(self, item: VmWithStats) -> Iterable[VmWithStats]:
         key = item[0]
         if key in self.bundle or key in self.committed:
             self.dropped.inc()
@@ -404,7 +416,7 @@ class DropRepeats(beam.DoFn):
         self.bundle = set()
 
 
-class HandOnOnce(beam.PTransform):
+class HandOnOnce(beam.PTransform[beam.PCollection[VmWithStats], beam.PCollection[VmWithStats]]):
     """Keyed VMs -> each key once: ``DropRepeats`` in every process, and with
     ``shuffle`` a grouping by key too (for workers in several processes)."""
 
@@ -412,16 +424,16 @@ class HandOnOnce(beam.PTransform):
         super().__init__()
         self.shuffle = shuffle
 
-    def expand(self, vms):
+    def expand(self, vms: beam.PCollection[VmWithStats]) -> beam.PCollection[VmWithStats]:
         vms = vms | "InProcess" >> beam.ParDo(DropRepeats())
         return vms | "ByKey" >> beam.CombinePerKey(first_seen) if self.shuffle else vms
 
 
-class ReadFromPrism(beam.PTransform):
-    """accounts -> {'vm_with_stats': ((account, uuid), (base_url, entity, stats|None)), once per VM;
-    'vms_as_read', 'infra_raw': the same and the infra as read, repeats included (for the snapshot);
-    'infra': ((account, kind, uuid), (base_url, entity)), once each; 'status': account events;
-    'dead_letter': unreadable entities}.
+class ReadFromPrism(beam.PTransform[beam.PCollection[str], ReadResult]):
+    """Account names -> a ``ReadResult``: ``vms`` each VM once with its stats, ``infra``
+    each cluster and host once, ``status`` the accounts' events, ``dead_letter`` the
+    entities without a uuid; ``vms_as_read`` and ``infra_as_read`` what was read,
+    repeats included (for the snapshot). ``stats`` is None: they come with the VMs.
 
     ``shuffle_dedupe`` also groups VMs by key (when workers run in several
     processes, where repeats may land in different workers).
@@ -433,16 +445,16 @@ class ReadFromPrism(beam.PTransform):
         self.ctx = ctx
         self.shuffle_dedupe = shuffle_dedupe
 
-    def expand(self, accounts):
+    def expand(self, accounts: beam.PCollection[str]) -> ReadResult:
         planned = accounts | "PlanPages" >> beam.ParDo(PlanPages(self.config, self.ctx)).with_outputs(
             STATUS, main="requests")
         split = (planned.requests
                  | "ReshufflePageRequests" >> beam.Reshuffle()
                  | "FetchPages" >> beam.ParDo(FetchPages(self.config, self.ctx)).with_outputs(
-                     "infra", VM_WITH_STATS, STATUS, "dead_letter", main="unused"))
+                     INFRA, VM_WITH_STATS, STATUS, DEAD_LETTER, main="unused"))
         vms = split[VM_WITH_STATS] | "DropRepeatedVms" >> HandOnOnce(self.shuffle_dedupe)
-        status = (planned[STATUS], split[STATUS]) | "ReadStatus" >> beam.Flatten()
-        infra = split.infra | "DedupeInfra" >> beam.CombinePerKey(first_seen)
-        # infra_raw: as read, before dedupe, in the same step as VMs and stats (for the snapshot)
-        return {VM_WITH_STATS: vms, "vms_as_read": split[VM_WITH_STATS], "infra": infra, "infra_raw": split.infra,
-                STATUS: status, "dead_letter": split.dead_letter}
+        status: beam.PCollection[AccountEvent] = (planned[STATUS], split[STATUS]) | "ReadStatus" >> beam.Flatten()
+        infra: beam.PCollection[InfraEntity] = split[INFRA] | "DedupeInfra" >> beam.CombinePerKey(first_seen)
+        # as read, before dedupe, in the same step as VMs and stats (for the snapshot)
+        return ReadResult(vms=vms, infra=infra, status=status, dead_letter=split[DEAD_LETTER],
+                          vms_as_read=split[VM_WITH_STATS], infra_as_read=split[INFRA])

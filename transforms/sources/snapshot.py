@@ -14,6 +14,7 @@ from apache_beam.metrics import Metrics
 from apache_beam.transforms.window import GlobalWindows
 
 from transforms.common.gc_tuning import tune_gc
+from transforms.elements import DEAD_LETTER, DeadLetter, InfraRead, ReadResult, VmRead, account_event
 from transforms.common.snapshot_format import (
     FORMATS,
     MANIFEST,
@@ -25,7 +26,7 @@ from transforms.common.snapshot_format import (
     upgrade,
 )
 from transforms.settings import RunContext
-from transforms.sources.prism import STATS, STATUS, account_event, first_seen
+from transforms.sources.prism import INFRA, STATS, STATUS, HandOnOnce, first_seen
 
 
 # -- replay ----------------------------------------------------------------
@@ -95,7 +96,9 @@ def context_of(manifest: dict) -> RunContext:
 
 
 class _FromRecordFn(beam.DoFn):
-    """Snapshot records -> the same tagged outputs ReadFromPrism produces.
+    """Snapshot records -> the elements ReadFromPrism produces (transforms/elements.py):
+    ``vm`` VmWithStats (its stats None: they are ``vm_stats``, VmStats), ``infra``
+    InfraEntity, ``status`` AccountEvent, ``dead_letter`` DeadLetter.
 
     ``stats``: True takes only the VM stats records, False every other one,
     so two passes over the same files see each record once.
@@ -123,18 +126,18 @@ class _FromRecordFn(beam.DoFn):
                 raise ValueError("payload is not a JSON object or uuid is empty")
         except (ValueError, KeyError, TypeError) as exc:
             self.malformed.inc()
-            yield pvalue.TaggedOutput("dead_letter", {
-                "stage": "replay", "account": str(record.get("account", "?")), "kind": str(record.get("kind")),
-                "id": str(record.get("uuid", ""))[:128], "reason": f"malformed snapshot record: {exc}"[:500]})
+            yield pvalue.TaggedOutput(DEAD_LETTER, DeadLetter(
+                stage="replay", account=str(record.get("account", "?")), kind=str(record.get("kind")),
+                id=str(record.get("uuid", ""))[:128], reason=f"malformed snapshot record: {exc}"[:500]))
             return
         self.replayed.inc()
         self.counts[(account, kind)] += 1
         if kind == "vm":
-            yield pvalue.TaggedOutput("vm", ((account, uuid), (base_url, payload)))
+            yield pvalue.TaggedOutput("vm", ((account, uuid), VmRead(base_url, payload, None)))
         elif kind == STATS:
-            yield pvalue.TaggedOutput(STATS, ((account, uuid), (base_url, payload)))
+            yield pvalue.TaggedOutput(STATS, ((account, uuid), payload))
         elif kind in ("cluster", "host"):
-            yield pvalue.TaggedOutput("infra", ((account, kind, uuid), (base_url, payload)))
+            yield pvalue.TaggedOutput(INFRA, ((account, kind, uuid), InfraRead(base_url, payload)))
 
     def finish_bundle(self):
         for (account, kind), n in sorted(self.counts.items()):
@@ -142,15 +145,20 @@ class _FromRecordFn(beam.DoFn):
                 account_event(account, "page_read", kind=kind, count=n)))
 
 
-class ReadFromSnapshot(beam.PTransform):
-    """A validated snapshot -> {'vm', 'infra', 'vm_stats', 'status', 'dead_letter'} like ReadFromPrism,
-    but VMs and their stats apart, as they are archived (``derive`` pairs what it needs of them)."""
+class ReadFromSnapshot(beam.PTransform[beam.pvalue.PBegin, ReadResult]):
+    """A validated snapshot -> a ``ReadResult`` like ReadFromPrism's, but with VMs and
+    their stats apart, as they are archived: ``vms`` each VM once without stats,
+    ``stats`` every VM's stats (``derive`` pairs what it needs of them).
 
-    def __init__(self, snapshot_dir: str, manifest: dict):
+    ``shuffle_dedupe`` also groups VMs by key (see ``HandOnOnce``): a snapshot
+    holds what offset paging read, repeats included."""
+
+    def __init__(self, snapshot_dir: str, manifest: dict, shuffle_dedupe: bool = False):
         super().__init__()
         self.snapshot_dir, self.manifest = snapshot_dir, manifest
+        self.shuffle_dedupe = shuffle_dedupe
 
-    def expand(self, pbegin):
+    def expand(self, pbegin: beam.pvalue.PBegin) -> ReadResult:
         """Two passes: the VM stats first (their utilization summaries are a
         side input of normalize, small), then everything else, so no VM has to
         wait in memory for its stats. A live run archives the kinds in separate
@@ -167,7 +175,7 @@ class ReadFromSnapshot(beam.PTransform):
             else:
                 records = paths | f"ReadParquet{label}" >> beam.io.ReadAllFromParquet()
             outs[stats] = records | f"{label}FromRecords" >> beam.ParDo(_FromRecordFn(stats)).with_outputs(
-                "vm", "infra", STATS, STATUS, "dead_letter")
+                "vm", INFRA, STATS, STATUS, DEAD_LETTER)
         out, stats_out = outs[False], outs[True]
         events = []
         for account, a in sorted(self.manifest["accounts"].items()):
@@ -178,6 +186,7 @@ class ReadFromSnapshot(beam.PTransform):
                                             error="the collected run was incomplete"))
         recorded = pbegin | "RecordedStatus" >> beam.Create(events)
         status = (out[STATUS], stats_out[STATUS], recorded) | "ReplayStatus" >> beam.Flatten()
-        dead = (out.dead_letter, stats_out.dead_letter) | "ReplayDeadLetters" >> beam.Flatten()
-        infra = out.infra | "DedupeInfra" >> beam.CombinePerKey(first_seen)
-        return {"vm": out.vm, "infra": infra, STATS: stats_out[STATS], STATUS: status, "dead_letter": dead}
+        dead = (out[DEAD_LETTER], stats_out[DEAD_LETTER]) | "ReplayDeadLetters" >> beam.Flatten()
+        infra = out[INFRA] | "DedupeInfra" >> beam.CombinePerKey(first_seen)
+        vms = out.vm | "DropRepeatedVms" >> HandOnOnce(self.shuffle_dedupe)
+        return ReadResult(vms=vms, infra=infra, status=status, dead_letter=dead, stats=stats_out[STATS])

@@ -18,13 +18,14 @@ from typing import Iterable
 import apache_beam as beam
 from apache_beam.metrics import Metrics
 
+from transforms.elements import CostRecord, Resource
 from transforms.settings import RateCard, RunContext
 from transforms.stages.normalize import PROVIDER
 
 HOURS_PER_DAY = 24
 
 
-def cost_key(record: dict) -> tuple[str, str, str]:
+def cost_key(record: CostRecord) -> tuple[str, str, str]:
     """What makes a cost record unique: one per resource, usage type and day."""
     return record["resource"], record["usage_type"], record["billed_date"]
 
@@ -34,8 +35,8 @@ def _days_in_month(billed_date: str) -> int:
     return calendar.monthrange(year, month)[1]
 
 
-def _record(resource: dict, billed_date: str, cost: float, quantity: float, unit: str, product: str,
-            usage_type: str, rate: float, currency: str, data_source_id: str) -> dict:
+def _record(resource: Resource, billed_date: str, cost: float, quantity: float, unit: str, product: str,
+            usage_type: str, rate: float, currency: str, data_source_id: str) -> CostRecord:
     cluster = resource["data"].get("cluster", {})
     return {
         "provider": PROVIDER,
@@ -62,7 +63,7 @@ def _record(resource: dict, billed_date: str, cost: float, quantity: float, unit
     }
 
 
-def costs_for(resource: dict, card: RateCard, billed_date: str, data_source_id: str) -> list[dict]:
+def costs_for(resource: Resource, card: RateCard, billed_date: str, data_source_id: str) -> list[CostRecord]:
     kind = resource["kind"]
     if kind not in ("vm", "disk"):
         return []
@@ -89,14 +90,14 @@ def costs_for(resource: dict, card: RateCard, billed_date: str, data_source_id: 
     return out
 
 
-class ExtractCost(beam.PTransform):
+class ExtractCost(beam.PTransform[beam.PCollection[Resource], beam.PCollection[CostRecord]]):
     """Resources -> cost records for the run's billed date."""
 
     def __init__(self, card: RateCard, ctx: RunContext, data_source_id: str):
         super().__init__()
         self.card, self.ctx, self.data_source_id = card, ctx, data_source_id
 
-    def expand(self, resources):
+    def expand(self, resources: beam.PCollection[Resource]) -> beam.PCollection[CostRecord]:
         return resources | beam.ParDo(_ExtractCostFn(self.card, self.ctx.billed_date, self.data_source_id))
 
 
@@ -107,7 +108,7 @@ class _ExtractCostFn(beam.DoFn):
         # VMs and disks kept in the inventory but not priced: Prism's status does not size them
         self.unsized = Metrics.counter("cost", "resources_without_known_size")
 
-    def process(self, resource: dict) -> Iterable[dict]:
+    def process(self, resource: Resource) -> Iterable[CostRecord]:
         if resource["kind"] in ("vm", "disk") and resource["data"].get("size_known") is not True:
             self.unsized.inc()
         for record in costs_for(resource, self.card, self.billed_date, self.data_source_id):

@@ -14,6 +14,7 @@ import pyarrow as pa
 from apache_beam.metrics import Metrics
 from apache_beam.transforms.window import GlobalWindows
 
+from transforms.elements import MetricBatch, VmStats
 from transforms.sources.prism import TIME_MAX, TIME_MIN, parse_stats_entity
 
 # metric -> (Prism attribute, unit, conversion(value, interval_s))
@@ -172,7 +173,7 @@ class PointColumns:
 
 
 class ExtractMetrics(beam.DoFn):
-    """((account, uuid), stats entity_result) -> tables of points, per account.
+    """VmStats ((account, uuid), stats entity_result | None) -> MetricBatch: tables of points, per account.
 
     One element per VM would cost Beam's per-element work on every step to the
     store; the points of up to ``max_points`` are gathered per account and
@@ -188,7 +189,7 @@ class ExtractMetrics(beam.DoFn):
     def start_bundle(self):
         self.pending: dict[str, PointColumns] = {}
 
-    def process(self, item: tuple) -> Iterable[dict]:
+    def process(self, item: VmStats) -> Iterable[MetricBatch]:
         (account, uuid), entity_result = item
         if entity_result is None:
             return
@@ -204,7 +205,7 @@ class ExtractMetrics(beam.DoFn):
             for out in self._flush(account):
                 yield GlobalWindows.windowed_value(out)
 
-    def _flush(self, account: str) -> Iterable[dict]:
+    def _flush(self, account: str) -> Iterable[MetricBatch]:
         cols = self.pending.pop(account)
         table = cols.table()
         if table.num_rows:

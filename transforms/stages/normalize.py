@@ -1,4 +1,4 @@
-"""Prism v3 entities -> CloudForet cloud services (plain dicts).
+"""Prism v3 entities -> CloudForet cloud services (plain dicts, typed ``Resource``).
 
 Pure functions, so they are tested on the real recorded responses, plus thin
 DoFns. Prism answers are untrusted: every field is read defensively and a
@@ -37,6 +37,7 @@ from typing import Any, Iterable
 import apache_beam as beam
 from apache_beam import pvalue
 
+from transforms.elements import DEAD_LETTER, DeadLetter, InfraEntity, Resource, VmWithStats
 from transforms.sources.prism import parse_stats_entity
 
 PROVIDER = "nutanix"
@@ -54,7 +55,6 @@ CLOUD_SERVICE_TYPES = [
     {"provider": PROVIDER, "group": "Cluster", "name": "Cluster", "service_code": "AOS", "is_major": True},
     {"provider": PROVIDER, "group": "Host", "name": "Host", "service_code": "AHV"},
 ]
-DEAD_LETTER = "dead_letter"
 MAX_NAME = 255
 MAX_STR = 1024
 # C0 and C1 controls, zero-width and bidi overrides: no log or console forging.
@@ -230,7 +230,7 @@ def external_link(base_url: str, kind: str, uuid: str) -> str:
 
 
 def _base(kind: str, account: str, uuid: str, name: str, region_code: str, base_url: str,
-          link_uuid: str | None = None) -> dict:
+          link_uuid: str | None = None) -> Resource:
     group, ctype = TYPES[kind]
     return {
         "kind": kind,
@@ -291,7 +291,7 @@ def utilization_of(entity_result: Any) -> dict:
     return latest_utilization(parse_stats_entity(entity_result, UTILIZATION_ATTRIBUTES))
 
 
-def normalize_vm(account: str, base_url: str, entity: dict, stats: dict | None = None) -> list[dict]:
+def normalize_vm(account: str, base_url: str, entity: dict, stats: dict | None = None) -> list[Resource]:
     """A VM and each of its DISK-type disks (CDROM and volume groups are not disks here).
 
     Fields come from ``status``, ``spec`` filling only what status lacks (listed in
@@ -433,7 +433,7 @@ def normalize_vm(account: str, base_url: str, entity: dict, stats: dict | None =
     return out
 
 
-def normalize_cluster(account: str, base_url: str, entity: dict) -> dict:
+def normalize_cluster(account: str, base_url: str, entity: dict) -> Resource:
     uuid = entity_uuid(entity)
     name = entity_name(entity)
     res = _dict(_dict(entity.get("status")).get("resources"))
@@ -492,7 +492,7 @@ def host_name(entity: dict, uuid: str) -> tuple[str, str]:
     return uuid, "uuid"
 
 
-def normalize_host(account: str, base_url: str, entity: dict) -> dict:
+def normalize_host(account: str, base_url: str, entity: dict) -> Resource:
     uuid = entity_uuid(entity)
     name, name_source = host_name(entity, uuid)
     status = _dict(entity.get("status"))
@@ -528,23 +528,23 @@ def normalize_host(account: str, base_url: str, entity: dict) -> dict:
     return h
 
 
-def dead_letter(stage: str, account: str, kind: str, reason: str, ident: str = "") -> dict:
+def dead_letter(stage: str, account: str, kind: str, reason: str, ident: str = "") -> DeadLetter:
     return {"stage": stage, "account": account, "kind": kind, "id": clean_str(ident, 128),
             "reason": clean_str(reason, 500)}
 
 
 class NormalizeVm(beam.DoFn):
-    """((account, uuid), (base_url, entity, stats entity_result | None)) -> the VM
-    resource, with its latest utilization, and its disk resources; malformed VMs
-    to 'dead_letter'."""
+    """VmWithStats ((account, uuid), VmRead(base_url, entity, stats entity_result | None))
+    -> the VM resource, with its latest utilization, and its disk resources; malformed
+    VMs to DEAD_LETTER."""
 
-    def process(self, item: tuple) -> Iterable:
+    def process(self, item: VmWithStats) -> Iterable[Resource | pvalue.TaggedOutput]:
         (account, uuid), (base_url, entity, stats) = item
         yield from self._normalize(account, uuid, base_url, entity, stats, None)
 
     @staticmethod
     def _normalize(account: str, uuid: str, base_url: str, entity: Any, stats: Any,
-                   utilization: dict | None) -> Iterable:
+                   utilization: dict | None) -> Iterable[Resource | pvalue.TaggedOutput]:
         series = None if stats is None else parse_stats_entity(stats, UTILIZATION_ATTRIBUTES)
         try:
             resources = normalize_vm(account, base_url, entity, series)
@@ -565,15 +565,16 @@ class NormalizeVmWithUtilization(NormalizeVm):
     A class of its own: a ``process`` with a default argument makes Beam invoke it
     the slow way for every element, side input or not."""
 
-    def process(self, item: tuple, utilization: dict) -> Iterable:  # type: ignore[override]
+    def process(self, item: VmWithStats, utilization: dict) -> Iterable:  # type: ignore[override]
         (account, uuid), (base_url, entity, stats) = item
         yield from self._normalize(account, uuid, base_url, entity, stats, utilization)
 
 
 class NormalizeInfra(beam.DoFn):
-    """Cluster and host entities -> resources (the Prism Central cluster is skipped)."""
+    """InfraEntity ((account, kind, uuid), InfraRead(base_url, entity)) -> resources (the
+    Prism Central cluster is skipped); malformed ones to DEAD_LETTER."""
 
-    def process(self, item: tuple) -> Iterable:
+    def process(self, item: InfraEntity) -> Iterable[Resource | pvalue.TaggedOutput]:
         (account, kind, uuid), (base_url, entity) = item
         try:
             if kind == "cluster":

@@ -9,6 +9,7 @@ from typing import Iterable
 
 import apache_beam as beam
 
+from transforms.elements import DEAD_LETTER, AccountEvent, DeadLetter, SinkResult
 from transforms.settings import RunContext
 
 MAX_ERRORS_PER_ACCOUNT = 20
@@ -59,7 +60,7 @@ def apply_event(accounts: dict, ev: dict) -> None:
                 sink[k] = sink.get(k, 0) + v
             elif isinstance(v, bool) and v:
                 sink[k] = True
-    elif kind == "dead_letter":
+    elif kind == DEAD_LETTER:
         acc["dead_letters"] += 1
         _add_error(acc, f"{ev.get('stage')} {ev.get('kind')} {ev.get('id')}: {ev.get('reason')}")
 
@@ -133,20 +134,22 @@ def _tag(kind: str):
     return lambda ev: {**ev, "type": kind}
 
 
-class SummarizeRun(beam.PTransform):
+class SummarizeRun(beam.PTransform[tuple[beam.PCollection[AccountEvent], beam.PCollection[SinkResult],
+                                         beam.PCollection[DeadLetter]], beam.PCollection[dict]]):
     """(statuses, results, dead_letters) -> the single run summary."""
 
     def __init__(self, ctx: RunContext, account_names: tuple[str, ...]):
         super().__init__()
         self.ctx, self.account_names = ctx, account_names
 
-    def expand(self, pcolls):
+    def expand(self, pcolls: tuple[beam.PCollection[AccountEvent], beam.PCollection[SinkResult],
+                                   beam.PCollection[DeadLetter]]) -> beam.PCollection[dict]:
         statuses, results, dead_letters = pcolls
         ctx = self.ctx
         events = (
             (statuses | "TagStatus" >> beam.Map(_tag("status")),
              results | "TagResults" >> beam.Map(_tag("result")),
-             dead_letters | "TagDeadLetters" >> beam.Map(_tag("dead_letter")))
+             dead_letters | "TagDeadLetters" >> beam.Map(_tag(DEAD_LETTER)))
             | "AllEvents" >> beam.Flatten())
         return (events
                 | "Summarize" >> beam.CombineGlobally(_SummaryFn(self.account_names))

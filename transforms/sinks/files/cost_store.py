@@ -15,6 +15,7 @@ import apache_beam as beam
 import pyarrow as pa
 
 from schemas.parquet import COST_RECORD
+from transforms.elements import CostRecord, SinkResult
 from transforms.sinks.files.parquet_store import Partition, WriteToPartitionedParquet
 
 
@@ -57,14 +58,14 @@ class _CostsTable:
         return costs_table(rows, self.run_id)
 
 
-class WriteToCostStore(beam.PTransform):
+class WriteToCostStore(beam.PTransform[beam.PCollection[CostRecord], beam.PCollection[SinkResult]]):
     """Cost records -> per-account results ``{sink: cost_store, account, records}``."""
 
     def __init__(self, root: str, run_id: str):
         super().__init__()
         self.root, self.run_id = root, run_id
 
-    def expand(self, records):
+    def expand(self, records: beam.PCollection[CostRecord]) -> beam.PCollection[SinkResult]:
         return records | WriteToPartitionedParquet(self.root, self.run_id, _CostsTable(self.run_id),
                                                   cost_partition, replace="partition", sink="cost_store",
                                                   count_key="records")

@@ -14,6 +14,7 @@ import numpy as np
 import pyarrow as pa
 
 from schemas.parquet import METRIC_POINT
+from transforms.elements import MetricBatch, SinkResult
 from transforms.sinks.files.parquet_store import Partition, WriteToPartitionedParquet
 
 
@@ -73,14 +74,14 @@ class _PointsTable:
         return points_table(batches, self.run_id)
 
 
-class WriteToMetricStore(beam.PTransform):
+class WriteToMetricStore(beam.PTransform[beam.PCollection[MetricBatch], beam.PCollection[SinkResult]]):
     """Metric points -> per-account results ``{sink: metrics, account, points}``."""
 
     def __init__(self, root: str, run_id: str):
         super().__init__()
         self.root, self.run_id = root, run_id
 
-    def expand(self, points):
+    def expand(self, points: beam.PCollection[MetricBatch]) -> beam.PCollection[SinkResult]:
         return (points
                 | "SplitByDate" >> beam.FlatMap(split_by_date)
                 | WriteToPartitionedParquet(self.root, self.run_id, _PointsTable(self.run_id), metric_partition,

@@ -20,9 +20,10 @@ from transforms.common.snapshot_format import (
     manifest_path,
     to_record,
 )
+from transforms.elements import AccountEvent, InfraEntity, SinkResult, VmWithStats
 from transforms.settings import RunContext
 from transforms.sinks.files.record_files import WriteRecordFiles, commit_record_files
-from transforms.sources.prism import STATS, STATUS
+from transforms.sources.prism import STATS
 
 
 def write_manifest(snapshot_dir: str, ctx: RunContext, fmt: str, files: list[str], counts: list,
@@ -77,11 +78,15 @@ class _CommitSnapshotFn(beam.DoFn):
         yield from write_manifest(self.snapshot_dir, self.ctx, self.fmt, files, counts, statuses)
 
 
-class WriteSnapshot(beam.PTransform):
-    """ReadFromPrism's outputs -> entity files + manifest under ``<root>/<run_id>/``.
+AsRead = tuple[beam.PCollection[VmWithStats], beam.PCollection[InfraEntity], beam.PCollection[AccountEvent]]
+
+
+class WriteSnapshot(beam.PTransform[AsRead, beam.PCollection[SinkResult]]):
+    """ReadFromPrism's ``(vms_as_read, infra_as_read, status)`` -> entity files +
+    manifest under ``<root>/<run_id>/``; one SinkResult per account.
 
     Archives what was read, repeats included: every VM as listed with its page's
-    stats (``vms_as_read``), and every cluster and host (``infra_raw``).
+    stats, and every cluster and host.
     """
 
     def __init__(self, root: str, fmt: str, ctx: RunContext, codec: str = "snappy"):
@@ -92,7 +97,8 @@ class WriteSnapshot(beam.PTransform):
             raise ValueError(f"snapshot codec must be one of {sorted(AVRO_CODECS)}")
         self.root, self.fmt, self.ctx, self.codec = root, fmt, ctx, codec
 
-    def expand(self, read: dict):
+    def expand(self, read: AsRead) -> beam.PCollection[SinkResult]:
+        vms_as_read, infra_as_read, status = read
         ctx = self.ctx
         collected_ms = int(datetime.fromisoformat(ctx.collected_at.replace("Z", "+00:00")).timestamp() * 1000)
         snapshot_dir = posixpath.join(self.root, ctx.run_id)
@@ -101,15 +107,15 @@ class WriteSnapshot(beam.PTransform):
         # One writer per input: a Flatten of both would make the local runner
         # hold every record in memory before writing any.
         staged = (
-            read["vms_as_read"] | "WriteVmFiles" >> beam.ParDo(WriteRecordFiles(
+            vms_as_read | "WriteVmFiles" >> beam.ParDo(WriteRecordFiles(
                 snapshot_dir, self.fmt, as_records.vm, **writer)),
-            read["infra_raw"] | "WriteInfraFiles" >> beam.ParDo(WriteRecordFiles(
+            infra_as_read | "WriteInfraFiles" >> beam.ParDo(WriteRecordFiles(
                 snapshot_dir, self.fmt, as_records.infra, **writer)),
         ) | "StagedFiles" >> beam.Flatten()
         return (staged
                 | "AllStaged" >> beam.combiners.ToList()
                 | "Commit" >> beam.ParDo(_CommitSnapshotFn(snapshot_dir, ctx, self.fmt),
-                                         pvalue.AsList(read[STATUS])))
+                                         pvalue.AsList(status)))
 
 
 class _AsRecords:
@@ -118,13 +124,13 @@ class _AsRecords:
     def __init__(self, snapshot_id: str, collected_ms: int):
         self.sid, self.ms = snapshot_id, collected_ms
 
-    def vm(self, element: tuple) -> list[tuple[str, dict]]:
+    def vm(self, element: VmWithStats) -> list[tuple[str, dict]]:
         (account, uuid), (base_url, entity, stats) = element
         out = [("vm", to_record(self.sid, self.ms, account, "vm", uuid, base_url, entity))]
         if stats is not None:
             out.append((STATS, to_record(self.sid, self.ms, account, STATS, uuid, base_url, stats)))
         return out
 
-    def infra(self, element: tuple) -> list[tuple[str, dict]]:
+    def infra(self, element: InfraEntity) -> list[tuple[str, dict]]:
         (account, kind, uuid), (base_url, entity) = element
         return [("infra", to_record(self.sid, self.ms, account, kind, uuid, base_url, entity))]
