@@ -23,9 +23,7 @@ from apache_beam.transforms.window import GlobalWindows
 
 from connectors.cloudforet import CloudForetClient
 from transforms.common.gc_tuning import tune_gc
-from transforms.elements import DEAD_LETTER
 from transforms.settings import CloudForetOptions
-
 
 Finisher = Callable[[], Iterable]  # waits for a started batch; yields its results and dead letters
 

@@ -14,7 +14,6 @@ from apache_beam.metrics import Metrics
 from apache_beam.transforms.window import GlobalWindows
 
 from transforms.common.gc_tuning import tune_gc
-from transforms.elements import DEAD_LETTER, DeadLetter, InfraRead, ReadResult, VmRead, account_event
 from transforms.common.snapshot_format import (
     FORMATS,
     MANIFEST,
@@ -25,6 +24,7 @@ from transforms.common.snapshot_format import (
     manifest_path,
     upgrade,
 )
+from transforms.elements import DEAD_LETTER, DeadLetter, InfraRead, ReadResult, VmRead, account_event
 from transforms.settings import RunContext
 from transforms.sources.prism import INFRA, STATS, STATUS, HandOnOnce, first_seen
 
