@@ -10,7 +10,6 @@ Prism Central must not empty CloudForet. Runs after the inventory writes.
 from __future__ import annotations
 
 import logging
-import time
 from itertools import chain
 from typing import Iterable
 
@@ -22,7 +21,7 @@ from spaceone.api.inventory.v1 import cloud_service_pb2
 
 from connectors.cloudforet import CloudForetClient, map_rpc_error
 from connectors.errors import CloudForetError
-from connectors.retry import RetryPolicy
+from connectors.retry import Backoff, RetryPolicy
 from transforms.settings import CloudForetOptions, ReconcileOptions
 from transforms.sinks.write_engine import already_deleted
 from transforms.stages.normalize import PROVIDER
@@ -132,9 +131,9 @@ class _ReconcileFn(beam.DoFn):
     def _delete(self, stale: list[dict]) -> tuple[int, list]:
         """Deletes with many calls in flight; NOT_FOUND or ERROR_RESOURCE_ALREADY_DELETED (what
         a real inventory answers for a record deleted already) means someone else did it."""
-        policy = RetryPolicy(max_attempts=self.options.max_attempts)
+        backoff = Backoff(RetryPolicy(max_attempts=self.options.max_attempts))
         pending, deleted, failed = list(stale), 0, []
-        for attempt in range(1, policy.max_attempts + 1):
+        while True:
             retry = []
             for start in range(0, len(pending), IN_FLIGHT):
                 chunk = pending[start:start + IN_FLIGHT]
@@ -158,11 +157,10 @@ class _ReconcileFn(beam.DoFn):
                             failed.append((cs, str(err)))
             if not retry:
                 break
-            if attempt == policy.max_attempts:
-                failed += [(cs, f"{why} (gave up after {attempt} attempts)") for cs, why in retry]
+            if not backoff.wait():
+                failed += [(cs, f"{why} (gave up after {backoff.attempt} attempts)") for cs, why in retry]
                 break
             pending = [cs for cs, _ in retry]
-            time.sleep(policy.delay(attempt))
         return deleted, failed
 
 
