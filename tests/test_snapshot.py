@@ -322,3 +322,21 @@ def test_only_the_files_of_finished_bundles_are_committed(tmp_path, fmt):
     else:
         uuids = [u for p in paths for u in pq.read_table(p)["uuid"].to_pylist()]
     assert sorted(uuids) == ["vm-1", "vm-2", "vm-3"]
+
+
+@pytest.mark.parametrize("value, text", [
+    ({"name": "vm-é", "x": None}, '{"name":"vm-é","x":null}'),
+    ({"name": "vm-é"}, '{"name":"vm-é"}'),
+    ({"a": 0.00001}, '{"a":1e-05}'),
+    ({"a": 0.00001, "x": None}, '{"a":1e-05,"x":null}'),
+    ({"a": 1e16, "b": "é"}, '{"a":1e+16,"b":"é"}'),
+    ({"big": 2 ** 70, "name": "é"}, '{"big":1180591620717411303424,"name":"é"}'),
+    ({"nan": float("nan"), "name": "é"}, '{"name":"é","nan":NaN}'),
+    ({"s": "\ud800"}, '{"s":"\\ud800"}'),
+], ids=["non-ascii-and-null", "non-ascii", "small-float", "small-float-and-null", "big-float",
+        "beyond-64-bits-and-non-ascii", "nan-and-non-ascii", "lone-surrogate"])
+def test_canonical_json_is_one_text_for_one_value_whatever_else_it_holds(value, text):
+    """The text of a value does not depend on what else is beside it (a null, a big integer):
+    orjson's text and the standard encoder's are one text, or the fingerprints of unchanged
+    records would change with an unrelated field."""
+    assert canonical_json(value) == text
