@@ -25,7 +25,6 @@ from apache_beam.metrics import Metrics
 from apache_beam.transforms.window import GlobalWindows
 
 from connectors.errors import ConnectorError, PrismAuthError
-from connectors.gcpause import thaw
 from connectors.prism import PrismClient
 from transforms import progress
 from transforms.common.credentials import PrismClients
@@ -108,12 +107,8 @@ class _PrismDoFn(beam.DoFn):
         tune_gc()
         self.clients = PrismClients(self.config)
 
-    def finish_bundle(self):
-        thaw()  # what this bundle's answers froze while parsed (connectors/gcpause.py)
-
     def teardown(self):
         self.clients.close()
-        thaw()
 
     def _fetch(self, client: PrismClient, kind: str, offset: int, length: int) -> dict:
         page = client.list_page(kind, offset, length)
@@ -257,7 +252,6 @@ class FetchPages(_PooledPrismDoFn):
         self.pending = set()
         for f in done:
             yield from map(_in_global_window, self._outputs(f))
-        thaw()  # the pages' trees, frozen while parsed, are handed on: the collector takes the rest
 
     def _outputs(self, future: Future) -> list:
         """Counts in the bundle's thread: Beam counters bumped in pool threads are lost."""
