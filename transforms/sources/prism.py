@@ -149,13 +149,6 @@ class _PooledPrismDoFn(_PrismDoFn):
         super().teardown()
 
 
-def _in_global_window(out: Any) -> Any:
-    """An output of finish_bundle, which Beam takes only as a windowed value."""
-    if isinstance(out, pvalue.TaggedOutput):
-        return pvalue.TaggedOutput(out.tag, GlobalWindows.windowed_value(out.value))
-    return GlobalWindows.windowed_value(out)
-
-
 class PlanPages(_PooledPrismDoFn):
     """Account -> a request for every page of each kind.
 
@@ -193,7 +186,7 @@ class PlanPages(_PooledPrismDoFn):
     def finish_bundle(self):
         pending, self.pending = self.pending, []
         for account, base_url, firsts in pending:
-            yield from map(_in_global_window, self._plan(account, base_url, firsts))
+            yield from map(in_global_window, self._plan(account, base_url, firsts))
         super().finish_bundle()
 
     @staticmethod
@@ -251,7 +244,7 @@ class FetchPages(_PooledPrismDoFn):
         done, _ = wait(self.pending)
         self.pending = set()
         for f in done:
-            yield from map(_in_global_window, self._outputs(f))
+            yield from map(in_global_window, self._outputs(f))
 
     def _outputs(self, future: Future) -> list:
         """Counts in the bundle's thread: Beam counters bumped in pool threads are lost."""

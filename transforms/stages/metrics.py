@@ -12,9 +12,9 @@ import apache_beam as beam
 import numpy as np
 import pyarrow as pa
 from apache_beam.metrics import Metrics
-from apache_beam.transforms.window import GlobalWindows
 
 from schemas.metrics import METRIC_CATALOG
+from transforms.common.windows import in_global_window
 from transforms.sources.prism import TIME_MAX, TIME_MIN, parse_stats_entity
 
 # metric -> conversion(value, interval_s) from Prism's units to the catalog's
@@ -173,7 +173,7 @@ class ExtractMetrics(beam.DoFn):
     def finish_bundle(self):
         for account in sorted(self.pending):
             for out in self._flush(account):
-                yield GlobalWindows.windowed_value(out)
+                yield in_global_window(out)
 
     def _flush(self, account: str) -> Iterable[dict]:
         cols = self.pending.pop(account)
