@@ -95,8 +95,8 @@ class Config:
     prism: PrismOptions
     cloudforet: CloudForetOptions
     rate_card: RateCard
-    metric_store_path: str
-    report_path: str
+    metric_store_path: str = "out/metrics"
+    report_path: str = "out/run-report.json"
     cost_store_path: str = "out/costs"
     snapshot: SnapshotOptions = SnapshotOptions()
     reconcile: ReconcileOptions = ReconcileOptions()
