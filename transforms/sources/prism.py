@@ -22,13 +22,13 @@ from uuid import uuid4
 import apache_beam as beam
 from apache_beam import pvalue
 from apache_beam.metrics import Metrics
-from apache_beam.transforms.window import GlobalWindows
 
 from connectors.errors import ConnectorError, PrismAuthError
 from connectors.prism import PrismClient
 from transforms import progress
 from transforms.common.credentials import PrismClients
 from transforms.common.gc_tuning import tune_gc
+from transforms.common.windows import in_global_window
 from transforms.settings import Config, RunContext
 
 log = logging.getLogger(__name__)
