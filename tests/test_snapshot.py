@@ -287,16 +287,16 @@ def test_canonical_json_reads_back_exactly_as_the_standard_encoder(payload):
 def test_only_the_files_of_finished_bundles_are_committed(tmp_path, fmt):
     """A bundle that failed (its staged file never handed on) leaves nothing behind;
     committing again changes nothing; an earlier attempt's extra file goes."""
-    from schemas.parquet import SNAPSHOT_ENTITY
-    from transforms.common.snapshot_format import avro_schema, to_record
-    from transforms.sinks.files.record_files import STAGING, WriteRecordFiles, commit_record_files
+    from transforms.common.snapshot_format import to_record
+    from transforms.sinks.files.snapshot import EntityFiles, entity_sink, record_kind
+    from transforms.sinks.files.write_files import STAGING, StageFiles, commit_files
 
     def records(element):
         account, uuid = element
         yield "vm", to_record("s-1", 0, account, "vm", uuid, "https://pc", {"metadata": {"uuid": uuid}})
 
     def bundle(elements):
-        fn = WriteRecordFiles(str(tmp_path), fmt, records, avro_schema(), SNAPSHOT_ENTITY)
+        fn = StageFiles(str(tmp_path), EntityFiles(fmt), entity_sink(fmt), records, record_kind, "snapshot")
         fn.setup()
         fn.start_bundle()
         for e in elements:
@@ -310,7 +310,7 @@ def test_only_the_files_of_finished_bundles_are_committed(tmp_path, fmt):
     assert len(list((tmp_path / STAGING).iterdir())) == 3
 
     for _ in range(2):  # a retried commit finds its files already moved
-        paths, counts = commit_record_files(str(tmp_path), fmt, done)
+        paths, counts = commit_files(str(tmp_path), EntityFiles(fmt), done)
         assert sorted(p.name for p in tmp_path.iterdir()) == [f"entities-vm-00000-of-00002{ext}",
                                                              f"entities-vm-00001-of-00002{ext}"]
         assert counts == [(("pc-a", "vm"), 2), (("pc-b", "vm"), 1)]

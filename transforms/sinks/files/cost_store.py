@@ -67,4 +67,4 @@ class WriteToCostStore(beam.PTransform):
     def expand(self, records):
         return records | WriteToPartitionedParquet(self.root, self.run_id, _CostsTable(self.run_id),
                                                   cost_partition, replace="partition", sink="cost_store",
-                                                  count_key="records")
+                                                  count_key="records", schema=COST_RECORD)

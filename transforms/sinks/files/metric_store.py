@@ -85,4 +85,4 @@ class WriteToMetricStore(beam.PTransform):
                 | "SplitByDate" >> beam.FlatMap(split_by_date)
                 | WriteToPartitionedParquet(self.root, self.run_id, _PointsTable(self.run_id), metric_partition,
                                             replace="run", sink="metrics", count_key="points",
-                                            weight_of=batch_size))
+                                            schema=METRIC_POINT, weight_of=batch_size))
