@@ -327,16 +327,40 @@ def test_only_the_files_of_finished_bundles_are_committed(tmp_path, fmt):
 @pytest.mark.parametrize("value, text", [
     ({"name": "vm-é", "x": None}, '{"name":"vm-é","x":null}'),
     ({"name": "vm-é"}, '{"name":"vm-é"}'),
-    ({"a": 0.00001}, '{"a":1e-05}'),
-    ({"a": 0.00001, "x": None}, '{"a":1e-05,"x":null}'),
+    ({"a": 0.00001}, '{"a":0.00001}'),
+    ({"a": 0.00001, "x": None}, '{"a":0.00001,"x":null}'),
     ({"a": 1e16, "b": "é"}, '{"a":1e+16,"b":"é"}'),
     ({"big": 2 ** 70, "name": "é"}, '{"big":1180591620717411303424,"name":"é"}'),
-    ({"nan": float("nan"), "name": "é"}, '{"name":"é","nan":NaN}'),
+    ({"nan": float("nan"), "name": "é", "x": None}, '{"name":"é","nan":NaN,"x":null}'),
     ({"s": "\ud800"}, '{"s":"\\ud800"}'),
+    ({2: "b", 1: "é"}, '{"1":"é","2":"b"}'),
 ], ids=["non-ascii-and-null", "non-ascii", "small-float", "small-float-and-null", "big-float",
-        "beyond-64-bits-and-non-ascii", "nan-and-non-ascii", "lone-surrogate"])
+        "beyond-64-bits-and-non-ascii", "nan-and-non-ascii", "lone-surrogate", "integer-keys"])
 def test_canonical_json_is_one_text_for_one_value_whatever_else_it_holds(value, text):
-    """The text of a value does not depend on what else is beside it (a null, a big integer):
-    orjson's text and the standard encoder's are one text, or the fingerprints of unchanged
-    records would change with an unrelated field."""
+    """orjson's text, also where orjson alone cannot write the value (a NaN, a big integer)."""
     assert canonical_json(value) == text
+
+
+@pytest.mark.parametrize("neighbour", [1, None, 2 ** 70, float("nan"), {1: 2}], ids=repr)
+@pytest.mark.parametrize("field", [0.00001, 1e16, 1.5, "vm-é", "a\x7fb", 123, [0.1, "ü"]], ids=repr)
+def test_a_field_is_written_the_same_whatever_is_beside_it(field, neighbour):
+    """The text of a field does not depend on an unrelated one (a null, a big integer, a
+    NaN), or the fingerprint of an unchanged record would change with that field."""
+    assert canonical_json({"a": field, "b": neighbour}).startswith('{"a":' + canonical_json(field) + ",")
+
+
+def test_the_slow_writer_writes_what_orjson_writes_wherever_orjson_can():
+    """canonical_json's own writer (for NaN, big integers, ...) and orjson are one encoding."""
+    import random
+    import struct
+
+    import orjson
+
+    from transforms.common.canonical import _encode
+    rng = random.Random(5)
+    for i in range(5000):
+        f = struct.unpack("d", struct.pack("Q", rng.getrandbits(64)))[0]
+        if f != f or f in (float("inf"), float("-inf")):
+            continue
+        value = {"k": [f, rng.uniform(0, 1e-4), "é\x7f\u2028", i, -(1 << 63), None, {"z": True, "a": [1.0]}]}
+        assert _encode(value) == orjson.dumps(value, option=orjson.OPT_SORT_KEYS).decode()

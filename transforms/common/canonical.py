@@ -6,34 +6,79 @@ writes with it, so both must never depend on dict order or on the encoder.
 from __future__ import annotations
 
 import json
-import re
+import math
 from typing import Any
 
 import orjson
 
-# A number with a fraction or an exponent, as orjson writes it after '[', ':' or ','. orjson and
-# the standard encoder write some floats differently (1e-05 / 0.00001), so text with one goes the
-# standard way. It may also match inside a string (a time's ":05.2"): that only costs speed.
-_FLOAT = re.compile(rb"[\[:,]-?[0-9]+[.eE]")
-_ENCODE = json.JSONEncoder(separators=(",", ":"), sort_keys=True, ensure_ascii=False).encode
-_ENCODE_ASCII = json.JSONEncoder(separators=(",", ":"), sort_keys=True).encode
+_SORTED = orjson.OPT_SORT_KEYS
+_INT64_MIN, _UINT64_MAX = -(1 << 63), (1 << 64) - 1
 
 
 def canonical_json(value: Any) -> str:
-    """The standard encoder's text with non-ASCII characters as they are (``ensure_ascii=False``),
-    whatever the value holds. orjson writes it when its text is that one (it is several times
-    faster, and archiving every page's entities is a large share of a run's CPU): when it has
-    no float and no null (orjson writes NaN and infinities as null) and orjson takes the value
-    (it refuses integers beyond 64 bits, keys that are not strings and lone surrogates)."""
+    """orjson's text (it is several times faster than the standard encoder, and archiving
+    every page's entities is a large share of a run's CPU), whatever the value holds.
+
+    What orjson cannot write as the standard encoder would read it back (NaN and the
+    infinities, which it writes as null; integers beyond 64 bits, keys that are not
+    strings and lone surrogates, which it refuses) is written by ``_encode``, which
+    writes everything else exactly as orjson does: one text for one value."""
     try:
-        text = orjson.dumps(value, option=orjson.OPT_SORT_KEYS)
-    except TypeError:  # an integer beyond 64 bits, a key that is not a string, a lone surrogate
-        text = _ENCODE(value)
+        text = orjson.dumps(value, option=_SORTED)
+    except TypeError:
+        return _encode(value)
+    if b"null" in text and _has_non_finite(value):  # a null may stand for a NaN
+        return _encode(value)
+    return text.decode()
+
+
+def _has_non_finite(value: Any) -> bool:
+    stack = [value]
+    while stack:
+        v = stack.pop()
+        if type(v) is float:
+            if not math.isfinite(v):
+                return True
+        elif isinstance(v, dict):
+            stack.extend(v.values())
+        elif isinstance(v, (list, tuple)):
+            stack.extend(v)
+        elif isinstance(v, float) and not math.isfinite(v):
+            return True
+    return False
+
+
+def _key(k: Any) -> str:
+    """A key as the standard encoder makes it a string."""
+    if isinstance(k, str):
+        return k
+    if k is True or k is False or k is None:
+        return json.dumps(k)
+    if isinstance(k, float):
+        return _encode(k)
+    if isinstance(k, int):
+        return int.__repr__(k)
+    raise TypeError(f"keys must be str, int, float, bool or None, not {type(k).__name__}")
+
+
+def _encode(v: Any) -> str:
+    """The slow way, for the few values orjson alone cannot write: its text for the rest."""
+    if v is None or v is True or v is False:
+        return orjson.dumps(v).decode()
+    if isinstance(v, str):
         try:
-            text.encode("utf-8")
-        except UnicodeEncodeError:
-            return _ENCODE_ASCII(value)  # a lone surrogate can only be written escaped
-        return text
-    if b"null" not in text and _FLOAT.search(text) is None:
-        return text.decode()
-    return _ENCODE(value)
+            return orjson.dumps(v).decode()
+        except TypeError:  # a lone surrogate: only an escape can write it
+            return json.dumps(str(v))
+    if isinstance(v, int):
+        return orjson.dumps(int(v)).decode() if _INT64_MIN <= v <= _UINT64_MAX else int.__repr__(v)
+    if isinstance(v, float):
+        if math.isfinite(v):
+            return orjson.dumps(float(v)).decode()
+        return "NaN" if v != v else ("Infinity" if v > 0 else "-Infinity")  # as the standard encoder
+    if isinstance(v, dict):
+        items = sorted((_key(k), item) for k, item in v.items())
+        return "{" + ",".join(f"{_encode(k)}:{_encode(item)}" for k, item in items) + "}"
+    if isinstance(v, (list, tuple)):
+        return "[" + ",".join(map(_encode, v)) + "]"
+    return orjson.dumps(v, option=_SORTED).decode()
