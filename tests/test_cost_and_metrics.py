@@ -197,8 +197,8 @@ def _points_by_vm(table) -> dict:
 def test_point_columns_are_exactly_the_careful_paths_points(window):
     """The bulk reading of many VMs gives each VM exactly metric_columns' points,
     on stats as Prism sends them and on every odd shape the careful path handles."""
-    from transforms.sources.prism import parse_stats_entity
     from tests.metric_reference import metric_columns
+    from transforms.sources.prism import parse_stats_entity
     from transforms.stages.metrics import PointColumns
     vms = _emulated_stats(30) + [(f"odd-{i}", ent) for i, ent in enumerate(ODD_STATS)]
     vms.insert(5, vms.pop())  # odd ones among the good ones
@@ -220,8 +220,8 @@ def test_point_columns_are_exactly_the_careful_paths_points(window):
 
 
 def test_extract_metrics_hands_on_a_table_per_account_and_counts_every_point():
-    from transforms.sources.prism import parse_stats_entity
     from tests.metric_reference import metric_columns
+    from transforms.sources.prism import parse_stats_entity
     from transforms.stages.metrics import ExtractMetrics
     fn = ExtractMetrics(300, 0, 1 << 62, max_points=200)
     fn.start_bundle()

@@ -17,7 +17,7 @@ from apache_beam.io.filesystem import BeamIOError, FileMetadata
 from apache_beam.io.localfilesystem import LocalFileSystem
 from apache_beam.runners.portability.fn_api_runner import FnApiRunner
 
-from tests.test_plugin_support import _collect, _RESULTS
+from tests.test_plugin_support import _RESULTS, _collect
 
 PREFIX = "scratch://"
 

@@ -17,7 +17,6 @@ from concurrent.futures import ThreadPoolExecutor
 from typing import Callable, Hashable, Iterable
 
 import apache_beam as beam
-from apache_beam import pvalue
 from apache_beam.metrics import Metrics
 
 from connectors.cloudforet import CloudForetClient
