@@ -1,7 +1,6 @@
 """ReadFromPrism fetches every page of every list, whatever the server answers."""
 from __future__ import annotations
 
-
 import apache_beam as beam
 import pytest
 from apache_beam.runners.portability.fn_api_runner import FnApiRunner
