@@ -51,6 +51,7 @@ from pipeline.config import load_config, parse_config
 from schemas.parquet import METRIC_POINT
 from transforms.common.credentials import credentials_from_env
 from transforms.settings import Config, RunContext
+from benchmarks.harness import COST_PROJECT
 from transforms.sinks.cost_analysis import create_request as cost_create_request
 from transforms.sinks.inventory import create_request, update_request
 from transforms.sources.prism import STATS_ATTRIBUTES, parse_stats_entity, parse_stats_page
@@ -183,9 +184,12 @@ def _write_cost(cf: _CloudForet, c: dict, service_account_id: str) -> str:
     q = make_query([("billed_date", c["billed_date"], "eq"), ("data_source_id", c["data_source_id"], "eq"),
                     ("provider", c["provider"], "eq"), ("resource", c["resource"], "eq"),
                     ("usage_type", c["usage_type"], "eq")], only=["cost_id"])
-    if cf.call(cost_pb2_grpc.CostStub, "list", cost_pb2.CostQuery(query=q), "Cost.list").results:
+    # cost-analysis 2.0.108 wants the data source at the top level of the query, and a project on create
+    if cf.call(cost_pb2_grpc.CostStub, "list", cost_pb2.CostQuery(query=q, data_source_id=c["data_source_id"]),
+               "Cost.list").results:
         return "already_present"
-    cf.call(cost_pb2_grpc.CostStub, "create", cost_create_request(c, service_account_id), "Cost.create")
+    cf.call(cost_pb2_grpc.CostStub, "create", cost_create_request(c, COST_PROJECT, service_account_id),
+            "Cost.create")
     return "created"
 
 
@@ -214,9 +218,12 @@ def run_baseline(config_path_or_dict, collected_at: str, run_id: str = "baseline
     p = config.prism
     ctx = RunContext.create(_epoch(collected_at), p.stats_window_s, p.stats_interval_s, run_id)
     cfo = config.cloudforet
-    token = os.environ.get(cfo.auth.token_env or "", "").strip()
+    # the straightforward collector writes with the workspace's app token (the pipeline's api mode
+    # needs a DOMAIN_ADMIN user only to look costs up exactly; the baseline creates without looking)
+    token_env = cfo.auth.token_env or "CLOUDFORET_TOKEN"
+    token = os.environ.get(token_env, "").strip()
     if not token:
-        raise RuntimeError(f"baseline: set {cfo.auth.token_env} to the CloudForet app token")
+        raise RuntimeError(f"baseline: set {token_env} to the CloudForet app token")
     cf = _CloudForet(cfo.endpoints["inventory"].address, token)
     counts: Counter = Counter()
     phases: Counter = Counter()

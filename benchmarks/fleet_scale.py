@@ -41,7 +41,8 @@ import pyarrow.parquet as pq
 from spaceone.api.cost_analysis.v1 import cost_pb2, cost_pb2_grpc
 from spaceone.api.inventory.v1 import cloud_service_pb2, cloud_service_pb2_grpc
 
-from benchmarks.harness import PRISM_PASSWORD, ROOT, emulators, run_pipeline, tempdir, totals, write_config
+from benchmarks.harness import (COST_PROJECT, PRISM_PASSWORD, ROOT, emulators, run_pipeline, tempdir, totals,
+                                write_config)
 from connectors.cloudforet import make_query
 
 FIRST_AT, SECOND_AT = "2026-11-28T06:00:00Z", "2026-11-28T07:00:00Z"
@@ -143,11 +144,20 @@ def cf_counts(cf: dict) -> dict:
         q = make_query([("provider", "nutanix", "eq")], page=(1, 1))
         cs = cloud_service_pb2_grpc.CloudServiceStub(channel).list(
             cloud_service_pb2.CloudServiceQuery(query=q), metadata=md, timeout=120).total_count
-        costs = cost_pb2_grpc.CostStub(channel).list(cost_pb2.CostQuery(query=q), metadata=md,
-                                                      timeout=120).total_count
     finally:
         channel.close()
-    return {"cloud_services": cs, "costs": costs}
+    return {"cloud_services": cs, "costs": stored_costs(Path(cf["db"]))}
+
+
+def stored_costs(db: Path) -> int:
+    """Cost records CloudForet holds (its SQLite: a workspace token's Cost.list sees none of
+    what Cost.create stored, as on cost-analysis 2.0.108)."""
+    import sqlite3
+    conn = sqlite3.connect(db)
+    try:
+        return conn.execute("SELECT count(*) FROM costs WHERE state IS NULL OR state != 'DELETED'").fetchone()[0]
+    finally:
+        conn.close()
 
 
 def write_window_s(db: Path) -> float:
@@ -365,7 +375,7 @@ def mixed_requests(n: int) -> list[tuple[str, object]]:
     out: list[tuple[str, object]] = []
     for r in sample_records(n):
         out.append(("service", service_request(r)))
-        out += [("cost", cost_request(c)) for c in costs_for(r, card, "2026-11-28", "ds-nutanix")]
+        out += [("cost", cost_request(c, COST_PROJECT)) for c in costs_for(r, card, "2026-11-28", "ds-nutanix")]
         if len(out) >= n:
             break
     return out[:n]

@@ -16,6 +16,8 @@ from pathlib import Path
 import yaml
 
 ROOT = Path(__file__).resolve().parents[1]
+# the CloudForet emulator's default DOMAIN_ADMIN user and project (emulators/cloudforet/config.py)
+CLOUDFORET_USER, CLOUDFORET_PASSWORD, COST_PROJECT = "collector@example.com", "collector-pass", "project-nutanix"
 PRISM_PASSWORD = "bench-prism-password"
 
 
@@ -43,7 +45,8 @@ def emulators(workdir: Path, prism_args: list[str], cloudforet_args: list[str] =
                               "--port", "0", "--ready-file", str(workdir / "cf.json"), *cloudforet_args],
                              cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         procs.append(c)
-        yield _wait_ready(workdir / "prism.json", p, "Prism"), _wait_ready(workdir / "cf.json", c, "CloudForet")
+        cf = dict(_wait_ready(workdir / "cf.json", c, "CloudForet"), db=str(workdir / "cf.sqlite"))
+        yield _wait_ready(workdir / "prism.json", p, "Prism"), cf
     finally:
         for proc in procs:
             proc.send_signal(signal.SIGTERM)
@@ -59,8 +62,11 @@ def write_config(workdir: Path, prism: dict, cf: dict, **overrides) -> Path:
         "accounts": [{"name": pc["name"], "host": pc["host"], "port": pc["port"], "scheme": "http",
                       "username": "admin", "password_env": "PRISM_PASSWORD"} for pc in prism["prism_centrals"]],
         "prism": {"page_size": 500, "max_requests_per_s": 50, "max_concurrency": 8},
+        # api mode (Cost.create) as on cost-analysis 2.0.108: a DOMAIN_ADMIN user (domain scope to
+        # look costs up, workspace scope to create them) and the project the costs belong to
         "cloudforet": {"endpoint": cf["endpoint"], "domain_id": cf["domain_id"], "workspace_id": cf["workspace_id"],
-                       "auth": {"token_env": "CLOUDFORET_TOKEN"}, "batch_size": 200},
+                       "auth": {"user_id": CLOUDFORET_USER, "password_env": "CLOUDFORET_PASSWORD"},
+                       "cost_mode": "api", "cost_project_id": COST_PROJECT, "batch_size": 200},
         "metric_store": {"path": str(workdir / "metrics")},
         "report": {"path": str(workdir / "report.json")},
         "snapshot": {"path": str(workdir / "snapshots")},
@@ -75,7 +81,7 @@ def write_config(workdir: Path, prism: dict, cf: dict, **overrides) -> Path:
 def run_pipeline(config: Path, cf: dict, extra: list[str] = (), collected_at: str = "2026-11-28T06:00:00Z",
                  run_id: str | None = None) -> dict:
     """Runs ``python -m pipeline`` as a child; returns time, peak RSS and the report."""
-    env = dict(os.environ, PRISM_PASSWORD=PRISM_PASSWORD,
+    env = dict(os.environ, PRISM_PASSWORD=PRISM_PASSWORD, CLOUDFORET_PASSWORD=CLOUDFORET_PASSWORD,
                CLOUDFORET_TOKEN=next(iter(cf["app_tokens"].values())))
     args = [sys.executable, "-m", "pipeline", "--config", str(config), "--collected-at", collected_at,
             "--log-level", "WARNING", *extra]

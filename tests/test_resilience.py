@@ -17,7 +17,8 @@ from tests.conftest import PRISM_PASSWORD, ROOT
 from tests.test_end_to_end import write_config
 from tests.test_fault_matrix import DAY, assert_matches_fleet, expected
 from tests.test_snapshot import state
-from transforms import cost_sink, inventory_sink
+from transforms.sinks import cost_analysis as cost_sink
+from transforms.sinks import inventory as inventory_sink
 
 SPEC = FleetSpec(seed=31, prism_centrals=1, clusters=2, hosts_per_cluster=1, vms=30, disks_per_vm=1)
 

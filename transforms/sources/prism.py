@@ -25,7 +25,7 @@ from apache_beam.metrics import Metrics
 
 from connectors.errors import ConnectorError, PrismAuthError
 from connectors.prism import PrismClient
-from transforms import progress
+from transforms.common import progress
 from transforms.common.credentials import PrismClients
 from transforms.common.gc_tuning import tune_gc
 from transforms.common.windows import in_global_window
