@@ -17,9 +17,12 @@ from apache_beam.io.filesystem import BeamIOError, FileMetadata
 from apache_beam.io.localfilesystem import LocalFileSystem
 from apache_beam.runners.portability.fn_api_runner import FnApiRunner
 
-from tests.test_plugin_support import _RESULTS, _collect
-
 PREFIX = "scratch://"
+_RESULTS: dict[str, list] = {}  # the in-process runner's DoFns append here
+
+
+def _collect(row, key: str) -> None:
+    _RESULTS.setdefault(key, []).append(row)
 
 
 def _local(path: str) -> str:
