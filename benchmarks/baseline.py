@@ -12,7 +12,7 @@ integrations usually start. It exists only to be beaten by the pipeline.
   ``pyarrow.parquet.write_table`` into ``<metric_store>/date=YYYY-MM-DD/baseline-00000.parquet``.
 
 It reuses the project's pure functions (normalize_*, costs_for,
-metric_points, the request builders, the metric store schema), so it writes
+PointColumns, the request builders, the metric store schema), so it writes
 the same records to the same emulators as the pipeline.
 
     python -m benchmarks.baseline --config FILE --collected-at 2026-11-28T06:00:00Z [--json-out FILE]
@@ -46,17 +46,17 @@ from spaceone.api.inventory.v1 import (
     region_pb2_grpc,
 )
 
+from benchmarks.harness import COST_PROJECT
 from connectors.cloudforet import make_query, to_struct
 from pipeline.config import load_config, parse_config
 from schemas.parquet import METRIC_POINT
 from transforms.common.credentials import credentials_from_env
 from transforms.settings import Config, RunContext
-from benchmarks.harness import COST_PROJECT
 from transforms.sinks.cost_analysis import create_request as cost_create_request
 from transforms.sinks.inventory import create_request, update_request
 from transforms.sources.prism import STATS_ATTRIBUTES, parse_stats_entity, parse_stats_page
 from transforms.stages.cost import costs_for
-from transforms.stages.metrics import metric_points
+from transforms.stages.metrics import PointColumns
 from transforms.stages.normalize import (
     CLOUD_SERVICE_TYPES,
     PROVIDER,
@@ -137,7 +137,7 @@ def _read_account(prism: _Prism, page_size: int, ctx: RunContext, interval_s: in
             "downsampling_interval": interval_s, "filter_criteria": "is_cvm==0"})
         total, page = parse_stats_page(answer)
         for uuid, raw in page:
-            stats.setdefault(uuid, parse_stats_entity(raw))
+            stats.setdefault(uuid, raw)
         offset += len(page)
         if not page or offset >= total:
             break
@@ -250,7 +250,8 @@ def run_baseline(config_path_or_dict, collected_at: str, run_id: str = "baseline
             if vm["resource_id"] in seen:
                 continue
             seen.add(vm["resource_id"])
-            util = latest_utilization(stats.get(vm["resource_id"]))
+            raw = stats.get(vm["resource_id"])
+            util = latest_utilization(parse_stats_entity(raw) if raw is not None else None)
             if util:
                 vm["data"]["utilization"] = util
             resources.append(vm)
@@ -258,9 +259,14 @@ def run_baseline(config_path_or_dict, collected_at: str, run_id: str = "baseline
                 if d["resource_id"] not in seen:
                     seen.add(d["resource_id"])
                     resources.append(d)
-        for uuid, series in stats.items():
-            all_points += metric_points(account.name, uuid, series, ctx.stats_interval_s, "",
-                                        ctx.stats_start_ms, ctx.stats_end_ms)
+        points = PointColumns(ctx.stats_interval_s, ctx.stats_start_ms, ctx.stats_end_ms)
+        for uuid, raw in stats.items():
+            points.add(uuid, raw)
+        table = points.table()
+        all_points += [{"account": account.name, "resource_id": r, "region_code": "", "metric": m,
+                        "timestamp_ms": t, "value": v, "unit": u}
+                       for r, m, t, v, u in zip(*(table[c].to_pylist() for c in
+                                                  ("resource_id", "metric", "timestamp_ms", "value", "unit")))]
         counts["vms"] += len(entities["vm"])
         phases["normalize_s"] += time.monotonic() - t0
 

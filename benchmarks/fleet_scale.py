@@ -38,11 +38,19 @@ from pathlib import Path
 
 import grpc
 import pyarrow.parquet as pq
-from spaceone.api.cost_analysis.v1 import cost_pb2, cost_pb2_grpc
+from spaceone.api.cost_analysis.v1 import cost_pb2_grpc
 from spaceone.api.inventory.v1 import cloud_service_pb2, cloud_service_pb2_grpc
 
-from benchmarks.harness import (COST_PROJECT, PRISM_PASSWORD, ROOT, emulators, run_pipeline, tempdir, totals,
-                                write_config)
+from benchmarks.harness import (
+    COST_PROJECT,
+    PRISM_PASSWORD,
+    ROOT,
+    emulators,
+    run_pipeline,
+    tempdir,
+    totals,
+    write_config,
+)
 from connectors.cloudforet import make_query
 
 FIRST_AT, SECOND_AT = "2026-11-28T06:00:00Z", "2026-11-28T07:00:00Z"

@@ -90,7 +90,7 @@ def cloudforet_child(argv: list[str]) -> int:
     from emulators.cloudforet.config import EmulatorConfig
     from emulators.cloudforet.faults import CloudForetFaults
     from emulators.cloudforet.server import CloudForetEmulator
-    from emulators.readyfile import write_atomic
+    from plugin.files import write_atomic
 
     config = EmulatorConfig()
     if args.latency_ms is not None:

@@ -41,8 +41,8 @@ from spaceone.api.inventory.v1 import (
 from spaceone.api.notification.v1 import notification_pb2, notification_pb2_grpc
 from spaceone.api.secret.v1 import secret_pb2, secret_pb2_grpc
 
-from connectors.errors import CloudForetError
-from connectors.retry import Deadline, RetryPolicy
+from connectors.errors import CloudForetError, is_transient
+from connectors.retry import RetryPolicy, call_with_retries
 
 log = logging.getLogger(__name__)
 
@@ -433,32 +433,35 @@ class CloudForetClient:
         on UNAUTHENTICATED the token is renewed once. Use it for reads and for
         writes that are idempotent: the sinks retry their writes themselves,
         looking the record up again first."""
-        deadline = Deadline(self.retry.max_total_s)
         endpoint = self.endpoints.get(service_of(what))
         renewed = False
-        attempt = 0
-        while True:
-            attempt += 1
-            token = None
-            try:
-                metadata = self._metadata()
-                token = metadata[0][1]
-                return method(request, metadata=metadata, timeout=timeout_s or self.timeout_s)
-            except grpc.RpcError as exc:
-                err = map_rpc_error(exc, what, endpoint)
-            except CloudForetError as exc:  # the login itself failed (it may be transient too)
-                err = exc
-            if err.code == "UNAUTHENTICATED" and not renewed and token is not None:
-                self.tokens.invalidate(token)
-                renewed = True
-                continue
-            delay = self.retry.delay(attempt)
-            if not err.transient or attempt >= self.retry.max_attempts or not deadline.allows(delay):
-                raise tls_hint(err, endpoint)
-            with self._retries_lock:  # calls run in the sinks' threads
-                self.retries_made += 1
-            log.debug("retrying %s in %.2fs after %s", what, delay, err.code)
-            time.sleep(delay)
+
+        def attempt():
+            nonlocal renewed
+            while True:
+                token = None
+                try:
+                    metadata = self._metadata()
+                    token = metadata[0][1]
+                    return method(request, metadata=metadata, timeout=timeout_s or self.timeout_s)
+                except grpc.RpcError as exc:
+                    err = map_rpc_error(exc, what, endpoint)
+                except CloudForetError as exc:  # the login itself failed (it may be transient too)
+                    err = exc
+                if err.code == "UNAUTHENTICATED" and not renewed and token is not None:
+                    self.tokens.invalidate(token)  # renewed once, at once: not counted as a retry
+                    renewed = True
+                    continue
+                raise err if err.transient else tls_hint(err, endpoint)
+
+        return call_with_retries(attempt, self.retry, is_transient,
+                                 on_retry=lambda err, delay: self._count_retry(what, err, delay),
+                                 give_up=lambda err, attempts: tls_hint(err, endpoint))
+
+    def _count_retry(self, what: str, err: Exception, delay: float) -> None:
+        with self._retries_lock:  # calls run in the sinks' threads
+            self.retries_made += 1
+        log.debug("retrying %s in %.2fs after %s", what, delay, getattr(err, "code", err))
 
     def future(self, method, request, timeout_s: float | None = None) -> grpc.Future:
         """Starts a unary call without waiting: many in flight on one channel."""

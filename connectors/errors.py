@@ -12,13 +12,20 @@ class ConnectorError(Exception):
     transient: bool = False
 
 
+def is_transient(err: BaseException) -> bool:
+    """The classifier of ``connectors.retry.call_with_retries`` for the connectors' errors."""
+    return isinstance(err, ConnectorError) and err.transient
+
+
 class PrismError(ConnectorError):
     """A Prism Central call failed after the client's own retries."""
 
-    def __init__(self, message: str, status: int | None = None, transient: bool = False):
+    def __init__(self, message: str, status: int | None = None, transient: bool = False,
+                 retry_after: float | None = None):
         super().__init__(message)
         self.status = status
         self.transient = transient
+        self.retry_after = retry_after  # what the server's Retry-After asked, in seconds
 
 
 class PrismAuthError(PrismError):

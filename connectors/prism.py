@@ -8,9 +8,7 @@ from __future__ import annotations
 
 import json
 import logging
-import re
 import threading
-import time
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -18,10 +16,10 @@ import orjson
 import requests
 from requests.adapters import HTTPAdapter
 
-from connectors.errors import PrismAuthError, PrismError, PrismResponseError
-from connectors.gcpause import collector_paused
+from connectors.errors import PrismAuthError, PrismError, PrismResponseError, is_transient
 from connectors.ratelimit import shared_limiter
-from connectors.retry import Deadline, RetryPolicy
+from connectors.retry import RetryPolicy, call_with_retries
+from connectors.untrusted_text import CONTROL_CHARACTERS
 
 log = logging.getLogger(__name__)
 
@@ -30,7 +28,6 @@ LIST_KINDS = {"cluster": "clusters", "host": "hosts", "vm": "vms"}
 TRANSIENT_STATUSES = {429, 500, 502, 503, 504}
 # A single v3 page is at most a few MB; anything far larger is not Prism.
 MAX_BODY_BYTES = 256 * 1024 * 1024
-_CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f\u200b-\u200f\u2028-\u202e\u2066-\u2069]+")
 
 
 @dataclass(frozen=True)
@@ -75,7 +72,6 @@ class PrismClient:
         self.retry = retry or RetryPolicy()
         # Shared by every client of this Prism Central in the process.
         self.limiter = shared_limiter(creds.base_url, rate_per_s)
-        self.retries_made = 0  # in all threads
         self._local = threading.local()  # per thread, for callers that count their own
         self.session = requests.Session()
         self.session.auth = (creds.username, creds.password)
@@ -131,50 +127,49 @@ class PrismClient:
         """POST with rate limiting, bounded retries, Retry-After, size cap."""
         url = self.creds.base_url + path
         where = self._where(path)
-        deadline = Deadline(self.retry.max_total_s)
-        attempt = 0
-        while True:
-            attempt += 1
-            self.limiter.acquire()
-            retry_after: float | None = None
+        return call_with_retries(
+            lambda: self._post_once(url, where, body), self.retry, is_transient,
+            retry_after=lambda err: getattr(err, "retry_after", None),
+            on_retry=lambda err, delay: self._count_retry(where, err, delay),
+            give_up=lambda err, attempts: PrismError(f"{err} (gave up after {attempts} attempts)",
+                                                     getattr(err, "status", None), transient=True))
+
+    def _count_retry(self, where: str, err: Exception, delay: float) -> None:
+        self._local.retries = getattr(self._local, "retries", 0) + 1  # this thread's own count
+        log.debug("retrying %s in %.2fs after: %s", where, delay, err)
+
+    def _post_once(self, url: str, where: str, body: dict) -> Any:
+        """One attempt; what it raises says (``transient``) whether another may help."""
+        self.limiter.acquire()
+        try:
+            # verify passed per request: requests lets REQUESTS_CA_BUNDLE/CURL_CA_BUNDLE override
+            # session.verify, which would silently drop ca_bundle and verify_ssl: false.
+            resp = self.session.post(url, json=body, timeout=self.timeout_s, stream=True,
+                                     verify=self.session.verify)
+            status = resp.status_code
+            content = _read_capped(resp, where)
+        except requests.exceptions.SSLError as exc:
+            raise PrismError(
+                f"{where}: TLS verification failed ({type(exc).__name__}). Set 'ca_bundle' to the "
+                "Prism Central CA, or verify_ssl: false only if you accept the risk.") from None
+        except (requests.exceptions.ConnectionError, requests.exceptions.Timeout,
+                requests.exceptions.ChunkedEncodingError) as exc:
+            raise PrismError(f"{where}: {type(exc).__name__}: connection failed or timed out",
+                             transient=True) from None
+        if status == 200:
             try:
-                # verify passed per request: requests lets REQUESTS_CA_BUNDLE/CURL_CA_BUNDLE override
-                # session.verify, which would silently drop ca_bundle and verify_ssl: false.
-                resp = self.session.post(url, json=body, timeout=self.timeout_s, stream=True,
-                                         verify=self.session.verify)
-                status = resp.status_code
-                content = _read_capped(resp, where)
-            except requests.exceptions.SSLError as exc:
-                raise PrismError(
-                    f"{where}: TLS verification failed ({type(exc).__name__}). Set 'ca_bundle' to the "
-                    "Prism Central CA, or verify_ssl: false only if you accept the risk.") from None
-            except (requests.exceptions.ConnectionError, requests.exceptions.Timeout,
-                    requests.exceptions.ChunkedEncodingError) as exc:
-                err: PrismError = PrismError(f"{where}: {type(exc).__name__}: connection failed or timed out",
-                                             transient=True)
-            else:
-                if status == 200:
-                    try:
-                        return _json_loads(content)
-                    except ValueError:
-                        err = PrismResponseError(f"{where}: answered invalid or truncated JSON", status,
-                                                 transient=True)
-                elif status in (401, 403):
-                    raise PrismAuthError(
-                        f"{where}: HTTP {status}: credentials rejected. Check the username/password "
-                        "for this account (and that the user may read VMs, hosts and clusters).", status)
-                elif status in TRANSIENT_STATUSES:
-                    retry_after = _retry_after(resp.headers.get("Retry-After"))
-                    err = PrismError(f"{where}: HTTP {status}{_v3_message(content)}", status, transient=True)
-                else:
-                    raise PrismError(f"{where}: HTTP {status}{_v3_message(content)}", status)
-            delay = self.retry.delay(attempt, retry_after)
-            if attempt >= self.retry.max_attempts or not deadline.allows(delay):
-                raise PrismError(f"{err} (gave up after {attempt} attempts)", err.status, transient=True)
-            self.retries_made += 1
-            self._local.retries = getattr(self._local, "retries", 0) + 1
-            log.debug("retrying %s in %.2fs after: %s", where, delay, err)
-            time.sleep(delay)
+                return _json_loads(content)
+            except ValueError:
+                raise PrismResponseError(f"{where}: answered invalid or truncated JSON", status,
+                                         transient=True) from None
+        if status in (401, 403):
+            raise PrismAuthError(
+                f"{where}: HTTP {status}: credentials rejected. Check the username/password "
+                "for this account (and that the user may read VMs, hosts and clusters).", status)
+        if status in TRANSIENT_STATUSES:
+            raise PrismError(f"{where}: HTTP {status}{_v3_message(content)}", status, transient=True,
+                             retry_after=_retry_after(resp.headers.get("Retry-After")))
+        raise PrismError(f"{where}: HTTP {status}{_v3_message(content)}", status)
 
 
 def _read_capped(resp: requests.Response, where: str) -> bytes:
@@ -197,11 +192,10 @@ def _json_loads(content: bytes) -> Any:
     largest piece of a run's CPU. What orjson refuses and the standard parser takes (a BOM,
     NaN, lone surrogates) still parses; integers beyond 64 bits come back as floats (Prism
     sends none: its largest are microsecond timestamps and byte counts)."""
-    with collector_paused():
-        try:
-            return orjson.loads(content)
-        except orjson.JSONDecodeError:
-            return json.loads(content)
+    try:
+        return orjson.loads(content)
+    except orjson.JSONDecodeError:
+        return json.loads(content)
 
 
 def _retry_after(value: str | None) -> float | None:
@@ -219,7 +213,7 @@ def _v3_message(content: bytes) -> str:
         body = _json_loads(content)
         msg = body["message_list"][0]
         # Prism's text is untrusted: no control characters (log/terminal injection), bounded.
-        text = _CONTROL.sub(" ", str(msg.get("message") or msg.get("reason") or "")[:300]).strip()
+        text = CONTROL_CHARACTERS.sub(" ", str(msg.get("message") or msg.get("reason") or "")[:300]).strip()
         return f": {text}" if text else ""
     except Exception:  # not an envelope: say nothing more than the status
         return ""

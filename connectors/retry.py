@@ -4,6 +4,9 @@ from __future__ import annotations
 import random
 import time
 from dataclasses import dataclass
+from typing import Callable, TypeVar
+
+T = TypeVar("T")
 
 
 @dataclass(frozen=True)
@@ -34,3 +37,51 @@ class Deadline:
 
     def allows(self, delay_s: float) -> bool:
         return self.remaining() > delay_s
+
+
+class Backoff:
+    """The retries of one logical operation: its attempts, its deadline, the wait
+    between two attempts. Every retry loop of the collector runs on one: a unary
+    call through ``call_with_retries``, a batch of writes or deletes directly."""
+
+    def __init__(self, policy: RetryPolicy, sleep: Callable[[float], None] = time.sleep):
+        self.policy = policy
+        self.attempt = 1  # the attempt under way, counted from 1
+        self.deadline = Deadline(policy.max_total_s)
+        self._sleep = sleep
+
+    def wait(self, retry_after: float | None = None, on_retry: Callable[[float], None] | None = None) -> bool:
+        """After a failed attempt: calls ``on_retry(delay)``, waits and returns True when one
+        more may be made; returns False at once when the attempts or the time are spent."""
+        delay = self.policy.delay(self.attempt, retry_after)
+        if self.attempt >= self.policy.max_attempts or not self.deadline.allows(delay):
+            return False
+        if on_retry is not None:
+            on_retry(delay)
+        self._sleep(delay)
+        self.attempt += 1
+        return True
+
+
+def call_with_retries(attempt: Callable[[], T], policy: RetryPolicy, transient: Callable[[Exception], bool],
+                      retry_after: Callable[[Exception], float | None] = lambda err: None,
+                      on_retry: Callable[[Exception, float], None] | None = None,
+                      give_up: Callable[[Exception, int], Exception] | None = None,
+                      sleep: Callable[[float], None] = time.sleep) -> T:
+    """``attempt()`` until it returns, retried while what it raises is ``transient``.
+
+    A failure that is not transient is raised as it is; when the attempts or the
+    time are spent, the last failure is raised, or what ``give_up(err, attempts)``
+    makes of it. ``retry_after(err)`` is the server's word on when to come back;
+    ``on_retry(err, delay)`` is told of each retry before its wait."""
+    backoff = Backoff(policy, sleep)
+    while True:
+        try:
+            return attempt()
+        except Exception as err:  # noqa: BLE001 - classified just below
+            if not transient(err):
+                raise
+            last = err
+        hook = None if on_retry is None else (lambda delay: on_retry(last, delay))
+        if not backoff.wait(retry_after(last), hook):
+            raise (give_up(last, backoff.attempt) if give_up is not None else last) from None

@@ -28,6 +28,11 @@ class ConfigError(ValueError):
     """The configuration cannot be used; the message says where and why."""
 
 
+# cloudforet.<key> of the file -> CloudForetOptions.<key>
+CLOUDFORET_TUNING = ("timeout_s", "batch_size", "batches_in_flight", "max_attempts", "cost_data_source_id",
+                     "touch_after_s", "cost_mode", "cost_project_id")
+# <section>.path of the file -> the Config field
+STORE_PATHS = {"metric_store": "metric_store_path", "report": "report_path", "cost_store": "cost_store_path"}
 DEFAULT_RATE = {"vcpu_hour": 0.02, "gib_ram_hour": 0.005, "gib_storage_month": 0.05, "currency": "USD"}
 
 
@@ -71,38 +76,30 @@ def parse_config(raw: Any, source: str = "config") -> Config:
         accounts.append(AccountConfig(**a))
 
     cf = raw["cloudforet"]
+    # What the file leaves out takes the settings' own default (transforms/settings.py): one place.
+    tuning = {key: cf[key] for key in CLOUDFORET_TUNING if key in cf}
     notification = cf.get("notification", {})
+    tuning.update({f"notification_{key}": value for key, value in notification.items()})
+    tuning.setdefault("notification_resource_id", cf["domain_id"])
     cloudforet = CloudForetOptions(
         endpoints=parse_endpoints(cf),
         auth=CloudForetAuth(domain_id=cf["domain_id"], workspace_id=cf["workspace_id"], **cf["auth"]),
-        timeout_s=cf.get("timeout_s", 30.0),
-        batch_size=cf.get("batch_size", 100),
-        batches_in_flight=cf.get("batches_in_flight", 2),
-        max_attempts=cf.get("max_attempts", 6),
-        cost_data_source_id=cf.get("cost_data_source_id", "ds-nutanix"),
-        touch_after_s=cf.get("touch_after_s", 72_000),
-        cost_mode=cf.get("cost_mode", "datasource"),
-        cost_project_id=cf.get("cost_project_id", ""),
-        notification_resource_type=notification.get("resource_type", "identity.Domain"),
-        notification_resource_id=notification.get("resource_id", cf["domain_id"]),
-        notification_topic=notification.get("topic", "nutanix.collector.run"),
+        **tuning,
     )
     if cloudforet.cost_mode in ("api", "both"):
         check_cost_api(cloudforet, accounts, source)
     card = raw.get("rate_card", {})
     default = Rate(**card.get("default", DEFAULT_RATE))
     clusters = tuple(sorted((k, Rate(**{**default.__dict__, **v})) for k, v in card.get("clusters", {}).items()))
-    out = raw.get("metric_store", {}).get("path", "out/metrics")
+    paths = {field: raw[section]["path"] for section, field in STORE_PATHS.items() if "path" in raw.get(section, {})}
     return Config(
         accounts=tuple(accounts),
         prism=PrismOptions(**raw.get("prism", {})),
         cloudforet=cloudforet,
         rate_card=RateCard(default=default, clusters=clusters),
-        metric_store_path=out,
-        report_path=raw.get("report", {}).get("path", "out/run-report.json"),
         snapshot=SnapshotOptions(**raw.get("snapshot", {})),
-        cost_store_path=raw.get("cost_store", {}).get("path", "out/costs"),
         reconcile=ReconcileOptions(**raw.get("reconcile", {})),
+        **paths,
     )
 
 

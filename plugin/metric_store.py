@@ -21,6 +21,7 @@ import pyarrow as pa
 import pyarrow.dataset as ds
 import pyarrow.parquet as pq
 
+from schemas.metrics import METRIC_CATALOG
 from schemas.parquet import METRIC_POINT
 
 from .errors import PluginError, internal, invalid
@@ -30,16 +31,7 @@ DATASET_SCHEMA = METRIC_POINT.append(pa.field("date", pa.string()))
 HIVE = ds.partitioning(pa.schema([("date", pa.string())]), flavor="hive")
 
 # metric -> (display name, group). Units come from the store (what the pipeline wrote).
-CATALOG: dict[str, tuple[str, str]] = {
-    "cpu.utilization": ("CPU Utilization", "CPU"),
-    "memory.utilization": ("Memory Utilization", "Memory"),
-    "disk.read_iops": ("Disk Read IOPS", "Disk"),
-    "disk.write_iops": ("Disk Write IOPS", "Disk"),
-    "disk.read_throughput": ("Disk Read Throughput", "Disk"),
-    "disk.write_throughput": ("Disk Write Throughput", "Disk"),
-    "network.received_throughput": ("Network Received Throughput", "Network"),
-    "network.sent_throughput": ("Network Sent Throughput", "Network"),
-}
+CATALOG: dict[str, tuple[str, str]] = {m: (spec.display_name, spec.group) for m, spec in METRIC_CATALOG.items()}
 STATS = ("AVERAGE", "AVG", "MAX", "MIN", "SUM")
 AUTO_PERIODS = (300, 600, 1800, 3600, 10800, 21600, 43200, 86400)
 MAX_AUTO_LABELS = 500

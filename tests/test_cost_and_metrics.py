@@ -3,9 +3,9 @@ from __future__ import annotations
 
 import pytest
 
+from tests.metric_reference import metric_points
 from transforms.settings import Rate, RateCard
 from transforms.stages.cost import cost_key, costs_for
-from transforms.stages.metrics import metric_points
 
 CARD = RateCard(
     default=Rate(vcpu_hour=0.02, gib_ram_hour=0.005, gib_storage_month=0.05, currency="USD"),
@@ -175,7 +175,8 @@ def test_rounding_to_millionths_is_the_same_in_bulk_and_one_by_one():
 
     import numpy as np
 
-    from transforms.stages.metrics import _to_millionths, to_millionths
+    from tests.metric_reference import to_millionths
+    from transforms.stages.metrics import _to_millionths
     rng = random.Random(7)
     values = [0.0, 7 / 300, 12.3456, 0.5e-6, 1.5e-6, 2.5e-6, 1e15, 3.3e15, 1e300, 1.7e308]
     values += [rng.uniform(0, 10 ** rng.randint(0, 16)) for _ in range(5000)]
@@ -196,8 +197,9 @@ def _points_by_vm(table) -> dict:
 def test_point_columns_are_exactly_the_careful_paths_points(window):
     """The bulk reading of many VMs gives each VM exactly metric_columns' points,
     on stats as Prism sends them and on every odd shape the careful path handles."""
+    from tests.metric_reference import metric_columns
     from transforms.sources.prism import parse_stats_entity
-    from transforms.stages.metrics import PointColumns, metric_columns
+    from transforms.stages.metrics import PointColumns
     vms = _emulated_stats(30) + [(f"odd-{i}", ent) for i, ent in enumerate(ODD_STATS)]
     vms.insert(5, vms.pop())  # odd ones among the good ones
     cols = PointColumns(300, *window)
@@ -218,8 +220,9 @@ def test_point_columns_are_exactly_the_careful_paths_points(window):
 
 
 def test_extract_metrics_hands_on_a_table_per_account_and_counts_every_point():
+    from tests.metric_reference import metric_columns
     from transforms.sources.prism import parse_stats_entity
-    from transforms.stages.metrics import ExtractMetrics, metric_columns
+    from transforms.stages.metrics import ExtractMetrics
     fn = ExtractMetrics(300, 0, 1 << 62, max_points=200)
     fn.start_bundle()
     stats = _emulated_stats(12)

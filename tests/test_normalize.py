@@ -209,7 +209,8 @@ def test_groups_answer_parsing_drops_no_data_and_garbage():
 def test_clean_str_fast_path_drops_exactly_what_the_pattern_drops():
     import random
 
-    from transforms.stages.normalize import _CONTROL, clean_str
+    from connectors.untrusted_text import CONTROL_CHARACTERS as _CONTROL
+    from transforms.stages.normalize import clean_str
     rng = random.Random(1)
     for _ in range(20_000):
         s = "".join(chr(rng.choice([rng.randint(0, 0x7f), rng.randint(0x80, 0x2100), rng.randint(0x2000, 0x2070)]))

@@ -1,8 +1,6 @@
 """ReadFromPrism fetches every page of every list, whatever the server answers."""
 from __future__ import annotations
 
-import gc
-
 import apache_beam as beam
 import pytest
 from apache_beam.runners.portability.fn_api_runner import FnApiRunner
@@ -44,7 +42,6 @@ def run_read(config, expect_vm, expect_stats, expect_infra_kinds, bad_events=(),
                     label="infra")
         assert_that(read.status | beam.Filter(lambda e: e["event"] in ("failed", "page_failed")),
                     equal_to(list(bad_events)), label="no failures")
-    assert gc.get_freeze_count() == 0  # the parsed pages, frozen while read, were handed back to the collector
 
 
 def live_vms(server):
@@ -195,77 +192,3 @@ def test_tune_gc_raises_the_thresholds_and_never_lowers_one():
         assert gc.get_threshold() == (THRESHOLDS[0] * 10, THRESHOLDS[1], THRESHOLDS[2] * 10)
     finally:
         gc.set_threshold(*saved)
-
-
-def test_the_collector_is_paused_only_while_parsing_and_stays_off_if_it_was():
-    import threading
-
-    from connectors import prism
-    from connectors.gcpause import collector_paused, thaw
-
-    seen = []
-    real_loads = prism.orjson.loads
-
-    def loads(content):
-        seen.append(gc.isenabled())
-        return real_loads(content)
-
-    was = gc.isenabled()
-    try:
-        gc.enable()
-        prism.orjson.loads = loads
-        assert prism._json_loads(b'{"a": [1, 2]}') == {"a": [1, 2]}
-        assert seen == [False] and gc.isenabled()
-        # nested across threads: on again only when the last pause ends
-        inner_started, outer_may_end = threading.Event(), threading.Event()
-
-        def other():
-            with collector_paused():
-                inner_started.set()
-                outer_may_end.wait(5)
-        with collector_paused():
-            t = threading.Thread(target=other)
-            t.start()
-            inner_started.wait(5)
-        assert not gc.isenabled()  # the other thread's pause still holds
-        outer_may_end.set()
-        t.join(5)
-        assert gc.isenabled()
-        gc.disable()  # a process that turned it off keeps it off
-        assert prism._json_loads(b"[1]") == [1] and not gc.isenabled()
-    finally:
-        prism.orjson.loads = real_loads
-        thaw()
-        (gc.enable if was else gc.disable)()
-
-
-def test_parsed_pages_are_frozen_until_the_reader_thaws_them():
-    """Frozen objects are never walked by the collector; a cycle frozen meanwhile is
-    collected once thawed, not leaked."""
-    import weakref
-
-    from connectors import prism
-    from connectors.gcpause import thaw
-
-    class Node:
-        pass
-
-    was = gc.isenabled()
-    try:
-        gc.enable()
-        thaw()
-        a, b = Node(), Node()
-        a.other, b.other = b, a  # a cycle, alive during the parse
-        gone = weakref.ref(a)
-        page = prism._json_loads(b'{"entities": [{"a": 1}]}')
-        assert page == {"entities": [{"a": 1}]} and gc.get_freeze_count() > 0
-        del a, b
-        gc.collect()
-        assert gone() is not None  # frozen: out of the collector's reach
-        thaw()
-        assert gc.get_freeze_count() == 0
-        gc.collect()
-        assert gone() is None
-    finally:
-        thaw()
-        (gc.enable if was else gc.disable)()

@@ -287,16 +287,16 @@ def test_canonical_json_reads_back_exactly_as_the_standard_encoder(payload):
 def test_only_the_files_of_finished_bundles_are_committed(tmp_path, fmt):
     """A bundle that failed (its staged file never handed on) leaves nothing behind;
     committing again changes nothing; an earlier attempt's extra file goes."""
-    from schemas.parquet import SNAPSHOT_ENTITY
-    from transforms.common.snapshot_format import avro_schema, to_record
-    from transforms.sinks.files.record_files import STAGING, WriteRecordFiles, commit_record_files
+    from transforms.common.snapshot_format import to_record
+    from transforms.sinks.files.snapshot import EntityFiles, entity_sink, record_kind
+    from transforms.sinks.files.write_files import STAGING, StageFiles, commit_files
 
     def records(element):
         account, uuid = element
         yield "vm", to_record("s-1", 0, account, "vm", uuid, "https://pc", {"metadata": {"uuid": uuid}})
 
     def bundle(elements):
-        fn = WriteRecordFiles(str(tmp_path), fmt, records, avro_schema(), SNAPSHOT_ENTITY)
+        fn = StageFiles(str(tmp_path), EntityFiles(fmt), entity_sink(fmt), records, record_kind, "snapshot")
         fn.setup()
         fn.start_bundle()
         for e in elements:
@@ -310,7 +310,7 @@ def test_only_the_files_of_finished_bundles_are_committed(tmp_path, fmt):
     assert len(list((tmp_path / STAGING).iterdir())) == 3
 
     for _ in range(2):  # a retried commit finds its files already moved
-        paths, counts = commit_record_files(str(tmp_path), fmt, done)
+        paths, counts = commit_files(str(tmp_path), EntityFiles(fmt), done)
         assert sorted(p.name for p in tmp_path.iterdir()) == [f"entities-vm-00000-of-00002{ext}",
                                                              f"entities-vm-00001-of-00002{ext}"]
         assert counts == [(("pc-a", "vm"), 2), (("pc-b", "vm"), 1)]
@@ -364,3 +364,45 @@ def test_a_snapshot_is_read_back_as_the_elements_the_live_read_hands_on(tmp_path
         assert_that(read.infra | "Infra" >> beam.Map(infra_element),
                     equal_to([(k, v) for k, v in archived.items() if k[1] in ("cluster", "host")]), label="infra")
         assert_that(read.dead_letter, equal_to([]), label="no dead letters")
+
+
+@pytest.mark.parametrize("value, text", [
+    ({"name": "vm-é", "x": None}, '{"name":"vm-é","x":null}'),
+    ({"name": "vm-é"}, '{"name":"vm-é"}'),
+    ({"a": 0.00001}, '{"a":0.00001}'),
+    ({"a": 0.00001, "x": None}, '{"a":0.00001,"x":null}'),
+    ({"a": 1e16, "b": "é"}, '{"a":1e+16,"b":"é"}'),
+    ({"big": 2 ** 70, "name": "é"}, '{"big":1180591620717411303424,"name":"é"}'),
+    ({"nan": float("nan"), "name": "é", "x": None}, '{"name":"é","nan":NaN,"x":null}'),
+    ({"s": "\ud800"}, '{"s":"\\ud800"}'),
+    ({2: "b", 1: "é"}, '{"1":"é","2":"b"}'),
+], ids=["non-ascii-and-null", "non-ascii", "small-float", "small-float-and-null", "big-float",
+        "beyond-64-bits-and-non-ascii", "nan-and-non-ascii", "lone-surrogate", "integer-keys"])
+def test_canonical_json_is_one_text_for_one_value_whatever_else_it_holds(value, text):
+    """orjson's text, also where orjson alone cannot write the value (a NaN, a big integer)."""
+    assert canonical_json(value) == text
+
+
+@pytest.mark.parametrize("neighbour", [1, None, 2 ** 70, float("nan"), {1: 2}], ids=repr)
+@pytest.mark.parametrize("field", [0.00001, 1e16, 1.5, "vm-é", "a\x7fb", 123, [0.1, "ü"]], ids=repr)
+def test_a_field_is_written_the_same_whatever_is_beside_it(field, neighbour):
+    """The text of a field does not depend on an unrelated one (a null, a big integer, a
+    NaN), or the fingerprint of an unchanged record would change with that field."""
+    assert canonical_json({"a": field, "b": neighbour}).startswith('{"a":' + canonical_json(field) + ",")
+
+
+def test_the_slow_writer_writes_what_orjson_writes_wherever_orjson_can():
+    """canonical_json's own writer (for NaN, big integers, ...) and orjson are one encoding."""
+    import random
+    import struct
+
+    import orjson
+
+    from transforms.common.canonical import _encode
+    rng = random.Random(5)
+    for i in range(5000):
+        f = struct.unpack("d", struct.pack("Q", rng.getrandbits(64)))[0]
+        if f != f or f in (float("inf"), float("-inf")):
+            continue
+        value = {"k": [f, rng.uniform(0, 1e-4), "é\x7f\u2028", i, -(1 << 63), None, {"z": True, "a": [1.0]}]}
+        assert _encode(value) == orjson.dumps(value, option=orjson.OPT_SORT_KEYS).decode()

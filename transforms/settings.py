@@ -86,7 +86,7 @@ class SnapshotOptions:
     enabled: bool = True
     path: str = "out/snapshots"
     format: str = "avro"
-    codec: str = "snappy"  # Avro block codec: snappy writes 10k VMs' entities in a quarter of deflate's time
+    codec: str = "snappy"  # Avro block codec: faster than deflate (benchmarks/README.md)
 
 
 @dataclass(frozen=True)
@@ -95,8 +95,8 @@ class Config:
     prism: PrismOptions
     cloudforet: CloudForetOptions
     rate_card: RateCard
-    metric_store_path: str
-    report_path: str
+    metric_store_path: str = "out/metrics"
+    report_path: str = "out/run-report.json"
     cost_store_path: str = "out/costs"
     snapshot: SnapshotOptions = SnapshotOptions()
     reconcile: ReconcileOptions = ReconcileOptions()

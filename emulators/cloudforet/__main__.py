@@ -18,8 +18,9 @@ import signal
 import sys
 import threading
 
+from plugin.files import write_atomic
+
 from ..gctune import relax_gc, settle_gc
-from ..readyfile import write_atomic
 from .config import EmulatorConfig
 from .server import CloudForetEmulator
 

@@ -15,8 +15,9 @@ import sys
 import threading
 from typing import Callable
 
+from plugin.files import write_atomic
+
 from ..gctune import relax_gc, settle_gc
-from ..readyfile import write_atomic
 from .fleet import FleetSpec, generate_fleet
 from .server import PrismServer
 

@@ -1,7 +1,7 @@
 """The snapshot format, shared by its writer and its reader.
 
 A snapshot is a directory ``<root>/<snapshot_id>/`` holding entity files
-(Avro by default, or Parquet; ``transforms/sinks/files/record_files.py``) and
+(Avro by default, or Parquet; ``transforms/sinks/files/write_files.py``) and
 ``manifest.json``, written last and atomically: a snapshot without a manifest
 is incomplete. The manifest lists every file with its size and SHA-256, so a
 truncated or corrupt file is found before a replay writes anything.

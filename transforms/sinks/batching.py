@@ -17,12 +17,11 @@ from concurrent.futures import ThreadPoolExecutor
 from typing import Callable, Hashable, Iterable
 
 import apache_beam as beam
-from apache_beam import pvalue
 from apache_beam.metrics import Metrics
-from apache_beam.transforms.window import GlobalWindows
 
 from connectors.cloudforet import CloudForetClient
 from transforms.common.gc_tuning import tune_gc
+from transforms.common.windows import in_global_window
 from transforms.settings import CloudForetOptions
 
 Finisher = Callable[[], Iterable]  # waits for a started batch; yields its results and dead letters
@@ -81,9 +80,5 @@ class BatchedCloudForetWrite(beam.DoFn):
                 outputs += self._submit(group, batch)
         while self._in_flight:
             outputs += self._in_flight.popleft()()
-        for out in outputs:
-            if isinstance(out, pvalue.TaggedOutput):
-                yield pvalue.TaggedOutput(out.tag, GlobalWindows.windowed_value(out.value))
-            else:
-                yield GlobalWindows.windowed_value(out)
+        yield from map(in_global_window, outputs)
         self.publish_call_retries()

@@ -10,7 +10,6 @@ Prism Central must not empty CloudForet. Runs after the inventory writes.
 from __future__ import annotations
 
 import logging
-import time
 from itertools import chain
 from typing import Iterable
 
@@ -22,7 +21,7 @@ from spaceone.api.inventory.v1 import cloud_service_pb2
 
 from connectors.cloudforet import CloudForetClient, map_rpc_error
 from connectors.errors import CloudForetError
-from connectors.retry import RetryPolicy
+from connectors.retry import Backoff, RetryPolicy
 from transforms.elements import DEAD_LETTER, AccountEvent, DeadLetter, SeenIds, SinkResult
 from transforms.settings import CloudForetOptions, ReconcileOptions
 from transforms.sinks.write_engine import already_deleted
@@ -76,8 +75,7 @@ def written(inventory_results: Iterable[dict], account: str) -> int:
 class _ReconcileFn(beam.DoFn):
     """Lists an account's cloud services only when there can be stale ones: when
     CloudForet holds exactly as many as this run wrote, every one of them is one it
-    wrote (a listing of an account's 15k cloud services took 1.2 s; a count takes one
-    round trip). Any other count (a stale one, a duplicate, one deleted meanwhile)
+    wrote (a count takes one round trip, a listing many: benchmarks/README.md). Any other count (a stale one, a duplicate, one deleted meanwhile)
     lists and compares, as before."""
 
     def __init__(self, options: CloudForetOptions, reconcile: ReconcileOptions):
@@ -133,9 +131,9 @@ class _ReconcileFn(beam.DoFn):
     def _delete(self, stale: list[dict]) -> tuple[int, list]:
         """Deletes with many calls in flight; NOT_FOUND or ERROR_RESOURCE_ALREADY_DELETED (what
         a real inventory answers for a record deleted already) means someone else did it."""
-        policy = RetryPolicy(max_attempts=self.options.max_attempts)
+        backoff = Backoff(RetryPolicy(max_attempts=self.options.max_attempts))
         pending, deleted, failed = list(stale), 0, []
-        for attempt in range(1, policy.max_attempts + 1):
+        while True:
             retry = []
             for start in range(0, len(pending), IN_FLIGHT):
                 chunk = pending[start:start + IN_FLIGHT]
@@ -159,11 +157,10 @@ class _ReconcileFn(beam.DoFn):
                             failed.append((cs, str(err)))
             if not retry:
                 break
-            if attempt == policy.max_attempts:
-                failed += [(cs, f"{why} (gave up after {attempt} attempts)") for cs, why in retry]
+            if not backoff.wait():
+                failed += [(cs, f"{why} (gave up after {backoff.attempt} attempts)") for cs, why in retry]
                 break
             pending = [cs for cs, _ in retry]
-            time.sleep(policy.delay(attempt))
         return deleted, failed
 
 

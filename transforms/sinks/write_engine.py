@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import logging
 import threading
-import time
 from concurrent.futures import Executor, Future
 from dataclasses import dataclass
 from typing import Any, Callable, Hashable
@@ -22,7 +21,7 @@ import grpc
 
 from connectors.cloudforet import CloudForetClient, map_rpc_error
 from connectors.errors import CloudForetError
-from connectors.retry import Deadline, RetryPolicy
+from connectors.retry import Backoff, RetryPolicy
 
 log = logging.getLogger(__name__)
 
@@ -108,9 +107,8 @@ class BatchWrite:
         self._attempt: Future | None = None  # the attempt started last, until finish() takes it
         self.what, self.policy, self.stop, self.on_retry = what, policy, stop, on_retry
         self.outcomes: list[Outcome] = []
-        self.deadline = Deadline(policy.max_total_s)
+        self.backoff = Backoff(policy)
         self.last_error: dict = {}
-        self.attempt = 0
         self.calls: list = []
         self.retry: dict = {}
 
@@ -118,7 +116,6 @@ class BatchWrite:
         """Lookup, then every call of this attempt in flight, in a thread of ``runner``, which
         then also waits for the answers: the caller goes on at once (a lookup takes a round
         trip; an unchanged fleet's batches are nothing but lookups)."""
-        self.attempt += 1
         self.retry, self.calls = {}, []
         keys = list(self.pending)
         IN_FLIGHT.wait_for(self.what, keys)
@@ -206,13 +203,13 @@ class BatchWrite:
             self.pending, self.retry = self.retry, {}
             if not self.pending:
                 return self.outcomes
-            delay = self.policy.delay(self.attempt)
-            if self.attempt >= self.policy.max_attempts or not self.deadline.allows(delay):
+            if not self.backoff.wait(on_retry=self._retrying):
                 return self.outcomes + [
-                    Outcome(k, r, "failed", f"{self.last_error.get(k, 'failed')} (gave up after {self.attempt} "
-                            "attempts)") for k, r in self.pending.items()]
-            self.on_retry(len(self.pending))  # records written again
-            log.debug("%s: retrying %d records in %.2fs", self.what, len(self.pending), delay)
-            time.sleep(delay)
-            self.start()
+                    Outcome(k, r, "failed", f"{self.last_error.get(k, 'failed')} (gave up after "
+                            f"{self.backoff.attempt} attempts)") for k, r in self.pending.items()]
+            self.start()  # looks the records up again first
+
+    def _retrying(self, delay: float) -> None:
+        self.on_retry(len(self.pending))  # records written again
+        log.debug("%s: retrying %d records in %.2fs", self.what, len(self.pending), delay)
 

@@ -22,14 +22,13 @@ from uuid import uuid4
 import apache_beam as beam
 from apache_beam import pvalue
 from apache_beam.metrics import Metrics
-from apache_beam.transforms.window import GlobalWindows
 
 from connectors.errors import ConnectorError, PrismAuthError
-from connectors.gcpause import thaw
 from connectors.prism import PrismClient
 from transforms.common import progress
 from transforms.common.credentials import PrismClients
 from transforms.common.gc_tuning import tune_gc
+from transforms.common.windows import in_global_window
 from transforms.elements import (
     DEAD_LETTER,
     AccountEvent,
@@ -118,12 +117,8 @@ class _PrismDoFn(beam.DoFn):
         tune_gc()
         self.clients = PrismClients(self.config)
 
-    def finish_bundle(self):
-        thaw()  # what this bundle's answers froze while parsed (connectors/gcpause.py)
-
     def teardown(self):
         self.clients.close()
-        thaw()
 
     def _fetch(self, client: PrismClient, kind: str, offset: int, length: int) -> dict:
         page = client.list_page(kind, offset, length)
@@ -164,13 +159,6 @@ class _PooledPrismDoFn(_PrismDoFn):
         super().teardown()
 
 
-def _in_global_window(out: Any) -> Any:
-    """An output of finish_bundle, which Beam takes only as a windowed value."""
-    if isinstance(out, pvalue.TaggedOutput):
-        return pvalue.TaggedOutput(out.tag, GlobalWindows.windowed_value(out.value))
-    return GlobalWindows.windowed_value(out)
-
-
 class PlanPages(_PooledPrismDoFn):
     """Account -> a request for every page of each kind.
 
@@ -208,7 +196,7 @@ class PlanPages(_PooledPrismDoFn):
     def finish_bundle(self):
         pending, self.pending = self.pending, []
         for account, base_url, firsts in pending:
-            yield from map(_in_global_window, self._plan(account, base_url, firsts))
+            yield from map(in_global_window, self._plan(account, base_url, firsts))
         super().finish_bundle()
 
     @staticmethod
@@ -266,8 +254,7 @@ class FetchPages(_PooledPrismDoFn):
         done, _ = wait(self.pending)
         self.pending = set()
         for f in done:
-            yield from map(_in_global_window, self._outputs(f))
-        thaw()  # the pages' trees, frozen while parsed, are handed on: the collector takes the rest
+            yield from map(in_global_window, self._outputs(f))
 
     def _outputs(self, future: Future) -> list:
         """Counts in the bundle's thread: Beam counters bumped in pool threads are lost."""

@@ -12,65 +12,33 @@ import apache_beam as beam
 import numpy as np
 import pyarrow as pa
 from apache_beam.metrics import Metrics
-from apache_beam.transforms.window import GlobalWindows
 
+from schemas.metrics import METRIC_CATALOG
+from transforms.common.windows import in_global_window
 from transforms.elements import MetricBatch, VmStats
 from transforms.sources.prism import TIME_MAX, TIME_MIN, parse_stats_entity
 
+# metric -> conversion(value, interval_s) from Prism's units to the catalog's
+CONVERSIONS: dict[str, Callable[[float, int], float]] = {
+    "cpu.utilization": lambda v, _: v / 10_000,
+    "memory.utilization": lambda v, _: v / 10_000,
+    "disk.read_iops": lambda v, _: v,
+    "disk.write_iops": lambda v, _: v,
+    "disk.read_throughput": lambda v, _: v * 1024,
+    "disk.write_throughput": lambda v, _: v * 1024,
+    # Prism counts the bytes of each sampling interval: divide to get a rate.
+    "network.received_throughput": lambda v, i: v / i,
+    "network.sent_throughput": lambda v, i: v / i,
+}
 # metric -> (Prism attribute, unit, conversion(value, interval_s))
 METRICS: dict[str, tuple[str, str, Callable[[float, int], float]]] = {
-    "cpu.utilization": ("hypervisor_cpu_usage_ppm", "Percent", lambda v, _: v / 10_000),
-    "memory.utilization": ("memory_usage_ppm", "Percent", lambda v, _: v / 10_000),
-    "disk.read_iops": ("controller_num_read_iops", "Count/Second", lambda v, _: v),
-    "disk.write_iops": ("controller_num_write_iops", "Count/Second", lambda v, _: v),
-    "disk.read_throughput": ("controller_read_io_bandwidth_kBps", "Bytes/Second", lambda v, _: v * 1024),
-    "disk.write_throughput": ("controller_write_io_bandwidth_kBps", "Bytes/Second", lambda v, _: v * 1024),
-    # Prism counts the bytes of each sampling interval: divide to get a rate.
-    "network.received_throughput": ("hypervisor_num_received_bytes", "Bytes/Second", lambda v, i: v / i),
-    "network.sent_throughput": ("hypervisor_num_transmitted_bytes", "Bytes/Second", lambda v, i: v / i),
-}
-
-
-def to_millionths(value: float) -> float:
-    """A value to the nearest millionth, by scaling: the same double as numpy's
-    rint over arrays (round(value, 6) decides by the exact decimal and can differ
-    in the last digit). Beyond 1e15 a double has no millionths to round."""
-    return value if value >= 1e15 else round(value * 1e6) / 1e6
+    metric: (spec.attribute, spec.unit, CONVERSIONS[metric]) for metric, spec in METRIC_CATALOG.items()}
 
 
 def _to_millionths(values: np.ndarray) -> np.ndarray:
+    """Values to the nearest millionth, by scaling (beyond 1e15 a double has no millionths)."""
     with np.errstate(over="ignore"):  # the scaled huge values are not used
         return np.where(values >= 1e15, values, np.rint(values * 1e6) / 1e6)
-
-
-def metric_columns(series: dict, interval_s: int, start_ms: int | None = None,
-                   end_ms: int | None = None) -> dict[str, list]:
-    """A VM's points as columns (metric, timestamp_ms, value, unit).
-
-    Only points inside the run's window are kept, so a replay or a retry
-    never emits points the run did not own.
-    """
-    cols: dict[str, list] = {"metric": [], "timestamp_ms": [], "value": [], "unit": []}
-    lo = start_ms if start_ms is not None else -(1 << 62)
-    hi = end_ms if end_ms is not None else 1 << 62
-    for metric, (attr, unit, convert) in METRICS.items():
-        for t_usec, value in series.get(attr, ()):
-            ts_ms = t_usec // 1000
-            if lo <= ts_ms < hi:
-                cols["metric"].append(metric)
-                cols["timestamp_ms"].append(ts_ms)
-                cols["value"].append(to_millionths(convert(value, interval_s)))
-                cols["unit"].append(unit)
-    return cols
-
-
-def metric_points(account: str, vm_uuid: str, series: dict, interval_s: int,
-                  region_code: str = "", start_ms: int | None = None, end_ms: int | None = None) -> list[dict]:
-    """One dict per point (the readable form of :func:`metric_columns`)."""
-    cols = metric_columns(series, interval_s, start_ms, end_ms)
-    return [{"account": account, "resource_id": vm_uuid, "region_code": region_code, "metric": m,
-             "timestamp_ms": t, "value": v, "unit": u}
-            for m, t, v, u in zip(cols["metric"], cols["timestamp_ms"], cols["value"], cols["unit"])]
 
 
 _ATTRIBUTE_INDEX = {attr: i for i, (attr, _, _) in enumerate(METRICS.values())}
@@ -121,7 +89,10 @@ class PointColumns:
     per VM, point by point, was most of the cost of storing metrics. Here each
     VM's series are read in bulk (or through :func:`parse_stats_entity` when
     anything is odd, which gives the same points) and the arithmetic runs over
-    the columns of many VMs. The points are exactly :func:`metric_columns`'.
+    the columns of many VMs. Values are rounded to the nearest millionth; points
+    outside the run's window are dropped, so a replay or a retry never emits
+    points the run did not own. tests/metric_reference.py computes the same
+    points one by one, the straightforward way, to check these.
     """
 
     def __init__(self, interval_s: int, start_ms: int | None = None, end_ms: int | None = None):
@@ -203,7 +174,7 @@ class ExtractMetrics(beam.DoFn):
     def finish_bundle(self):
         for account in sorted(self.pending):
             for out in self._flush(account):
-                yield GlobalWindows.windowed_value(out)
+                yield in_global_window(out)
 
     def _flush(self, account: str) -> Iterable[MetricBatch]:
         cols = self.pending.pop(account)

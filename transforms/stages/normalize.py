@@ -37,6 +37,7 @@ from typing import Any, Iterable
 import apache_beam as beam
 from apache_beam import pvalue
 
+from connectors.untrusted_text import CONTROL_CHARACTERS
 from transforms.elements import DEAD_LETTER, DeadLetter, InfraEntity, Resource, VmWithStats
 from transforms.sources.prism import parse_stats_entity
 
@@ -57,8 +58,6 @@ CLOUD_SERVICE_TYPES = [
 ]
 MAX_NAME = 255
 MAX_STR = 1024
-# C0 and C1 controls, zero-width and bidi overrides: no log or console forging.
-_CONTROL = re.compile("[\x00-\x1f\x7f-\x9f\u200b-\u200f\u2028-\u202e\u2066-\u2069]")
 MAX_COUNT = 1 << 53  # larger "counts" are not counts
 MAX_MESSAGES = 20
 # An address listed twice keeps the stronger type: Prism assigned it, and also saw it.
@@ -79,7 +78,7 @@ def clean_str(value: Any, limit: int = MAX_STR) -> str:
         return ""
     if not isinstance(value, (str, int, float)):
         return ""
-    text = _CONTROL.sub("", str(value))
+    text = CONTROL_CHARACTERS.sub("", str(value))
     return text[:limit]
 
 

@@ -68,4 +68,4 @@ class WriteToCostStore(beam.PTransform[beam.PCollection[CostRecord], beam.PColle
     def expand(self, records: beam.PCollection[CostRecord]) -> beam.PCollection[SinkResult]:
         return records | WriteToPartitionedParquet(self.root, self.run_id, _CostsTable(self.run_id),
                                                   cost_partition, replace="partition", sink="cost_store",
-                                                  count_key="records")
+                                                  count_key="records", schema=COST_RECORD)

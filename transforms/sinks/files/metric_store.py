@@ -86,4 +86,4 @@ class WriteToMetricStore(beam.PTransform[beam.PCollection[MetricBatch], beam.PCo
                 | "SplitByDate" >> beam.FlatMap(split_by_date)
                 | WriteToPartitionedParquet(self.root, self.run_id, _PointsTable(self.run_id), metric_partition,
                                             replace="run", sink="metrics", count_key="points",
-                                            weight_of=batch_size))
+                                            schema=METRIC_POINT, weight_of=batch_size))

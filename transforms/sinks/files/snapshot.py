@@ -22,7 +22,8 @@ from transforms.common.snapshot_format import (
 )
 from transforms.elements import AccountEvent, InfraEntity, SinkResult, VmWithStats
 from transforms.settings import RunContext
-from transforms.sinks.files.record_files import WriteRecordFiles, commit_record_files
+from transforms.sinks.files.formats import AvroSink, FileSink, ParquetSink
+from transforms.sinks.files.write_files import FileLayout, StageFiles, commit_files
 from transforms.sources.prism import STATS
 
 
@@ -67,6 +68,40 @@ def write_manifest(snapshot_dir: str, ctx: RunContext, fmt: str, files: list[str
             for name, a in manifest["accounts"].items()]
 
 
+class EntityFiles(FileLayout):
+    """``<snapshot>/entities-<kind>-NNNNN-of-MMMMM.<ext>``, staged in ``<snapshot>/_staging``.
+
+    A commit replaces every entity file of an earlier attempt of the same snapshot
+    that it did not write, of whatever kind."""
+
+    def __init__(self, fmt: str):
+        super().__init__()
+        self.ext = FORMATS[fmt]
+
+    def directory(self, destination: str) -> str:
+        return ""
+
+    def name(self, destination: str, index: int, total: int) -> str:
+        return f"entities-{destination}-{index:05d}-of-{total:05d}{self.ext}"
+
+    def replaces(self, directory: str, name: str) -> bool:
+        return name.startswith("entities-") and name.endswith(self.ext)
+
+    def swept(self):
+        return ("",)
+
+
+def entity_sink(fmt: str, codec: str = "snappy") -> FileSink:
+    if fmt == "avro":
+        return AvroSink(avro_schema(), codec)
+    return ParquetSink(SNAPSHOT_ENTITY)
+
+
+def record_kind(record: dict) -> tuple[tuple[str, str], int]:
+    """What a snapshot record counts for: (account, entity kind)."""
+    return (record["account"], record["kind"]), 1
+
+
 class _CommitSnapshotFn(beam.DoFn):
     """Staged entity files of successful bundles -> entity files in place, then the manifest."""
 
@@ -74,7 +109,7 @@ class _CommitSnapshotFn(beam.DoFn):
         self.snapshot_dir, self.ctx, self.fmt = snapshot_dir, ctx, fmt
 
     def process(self, staged: list[dict], statuses: list) -> Iterable[dict]:
-        files, counts = commit_record_files(self.snapshot_dir, self.fmt, staged)
+        files, counts = commit_files(self.snapshot_dir, EntityFiles(self.fmt), staged)
         yield from write_manifest(self.snapshot_dir, self.ctx, self.fmt, files, counts, statuses)
 
 
@@ -103,14 +138,14 @@ class WriteSnapshot(beam.PTransform[AsRead, beam.PCollection[SinkResult]]):
         collected_ms = int(datetime.fromisoformat(ctx.collected_at.replace("Z", "+00:00")).timestamp() * 1000)
         snapshot_dir = posixpath.join(self.root, ctx.run_id)
         as_records = _AsRecords(ctx.run_id, collected_ms)
-        writer = dict(avro_schema=avro_schema(), parquet_schema=SNAPSHOT_ENTITY, codec=self.codec)
+        layout, sink = EntityFiles(self.fmt), entity_sink(self.fmt, self.codec)
         # One writer per input: a Flatten of both would make the local runner
         # hold every record in memory before writing any.
         staged = (
-            vms_as_read | "WriteVmFiles" >> beam.ParDo(WriteRecordFiles(
-                snapshot_dir, self.fmt, as_records.vm, **writer)),
-            infra_as_read | "WriteInfraFiles" >> beam.ParDo(WriteRecordFiles(
-                snapshot_dir, self.fmt, as_records.infra, **writer)),
+            vms_as_read | "WriteVmFiles" >> beam.ParDo(StageFiles(
+                snapshot_dir, layout, sink, as_records.vm, record_kind, namespace="snapshot")),
+            infra_as_read | "WriteInfraFiles" >> beam.ParDo(StageFiles(
+                snapshot_dir, layout, sink, as_records.infra, record_kind, namespace="snapshot")),
         ) | "StagedFiles" >> beam.Flatten()
         return (staged
                 | "AllStaged" >> beam.combiners.ToList()
