@@ -22,7 +22,7 @@ from transforms.sinks.files.metric_store import WriteToMetricStore
 from transforms.sinks.files.snapshot import WriteSnapshot
 from transforms.sinks.inventory import SEEN, WriteToInventory
 from transforms.sinks.notify import Notify
-from transforms.sinks.reconcile import NOTES, Reconcile
+from transforms.sinks.reconcile import MALFORMED, NOTES, Reconcile
 from transforms.sinks.registry import RegisterTypesAndRegions
 from transforms.sources.prism import STATS, STATUS, VM_WITH_STATS, HandOnOnce, ReadFromPrism
 from transforms.sources.snapshot import ReadFromSnapshot
@@ -147,7 +147,11 @@ def reconcile(read: dict, derived: Derived, inventory: list, inventory_results,
              derived.malformed | "SeenMalformed" >> beam.Map(lambda d: (d["account"], [d["id"]])))
             | "Seen" >> beam.Flatten())
     events = (read[STATUS], read[DEAD_LETTER]) | "ReadEvents" >> beam.Flatten()
-    out = (seen, events, inventory_results) | "Reconcile" >> Reconcile(config.cloudforet, config.reconcile)
+    writes = ((inventory_results,
+               derived.malformed | "UnwrittenMalformed" >> beam.Map(lambda d: {"sink": MALFORMED,
+                                                                               "account": d["account"]}))
+              | "Writes" >> beam.Flatten())
+    out = (seen, events, writes) | "Reconcile" >> Reconcile(config.cloudforet, config.reconcile)
     return [out["results"]], [out["dead_letter"]], [out[NOTES]]
 
 
