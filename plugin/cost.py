@@ -1,7 +1,6 @@
 """cost_analysis.plugin servicers: DataSource.init/verify, Job.get_tasks, Cost.get_data over the cost store."""
 from __future__ import annotations
 
-
 import grpc
 from google.protobuf import empty_pb2
 from google.protobuf.json_format import MessageToDict
