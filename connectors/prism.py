@@ -75,7 +75,6 @@ class PrismClient:
         self.retry = retry or RetryPolicy()
         # Shared by every client of this Prism Central in the process.
         self.limiter = shared_limiter(creds.base_url, rate_per_s)
-        self.retries_made = 0  # in all threads
         self._local = threading.local()  # per thread, for callers that count their own
         self.session = requests.Session()
         self.session.auth = (creds.username, creds.password)
@@ -171,7 +170,6 @@ class PrismClient:
             delay = self.retry.delay(attempt, retry_after)
             if attempt >= self.retry.max_attempts or not deadline.allows(delay):
                 raise PrismError(f"{err} (gave up after {attempt} attempts)", err.status, transient=True)
-            self.retries_made += 1
             self._local.retries = getattr(self._local, "retries", 0) + 1
             log.debug("retrying %s in %.2fs after: %s", where, delay, err)
             time.sleep(delay)
