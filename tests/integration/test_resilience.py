@@ -13,10 +13,7 @@ from emulators.cloudforet.config import EmulatorConfig
 from emulators.cloudforet.server import CloudForetEmulator
 from emulators.prism.fleet import FleetSpec
 from pipeline.run import run
-from tests.conftest import PRISM_PASSWORD, ROOT
-from tests.test_end_to_end import write_config
-from tests.test_fault_matrix import DAY, assert_matches_fleet, expected
-from tests.test_snapshot import state
+from tests.helpers import DAY, PRISM_PASSWORD, ROOT, assert_matches_fleet, expected, state, write_config
 from transforms import cost_sink, inventory_sink
 
 SPEC = FleetSpec(seed=31, prism_centrals=1, clusters=2, hosts_per_cluster=1, vms=30, disks_per_vm=1)

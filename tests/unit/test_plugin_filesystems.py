@@ -15,7 +15,7 @@ from spaceone.api.monitoring.plugin import data_source_pb2, data_source_pb2_grpc
 from plugin.cost_store import CostStore
 from plugin.metric_store import MetricStore
 from plugin.server import CostPluginServer, MonitoringPluginServer
-from tests.test_plugin_support import cost_records, day_start_ms, make_points, write_costs, write_metric_run
+from tests.helpers import cost_records, day_start_ms, make_points, write_costs, write_metric_run
 
 DAY = "2026-11-28"
 VMS = ["vm-a1", "vm-b1"]

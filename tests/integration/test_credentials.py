@@ -12,8 +12,7 @@ from emulators.cloudforet.config import EmulatorConfig
 from emulators.cloudforet.server import CloudForetEmulator
 from emulators.prism.fleet import FleetSpec
 from pipeline.run import run
-from tests.conftest import CLOUDFORET_USER_PASSWORD, PRISM_PASSWORD
-from tests.test_end_to_end import write_config
+from tests.helpers import CLOUDFORET_USER_PASSWORD, PRISM_PASSWORD, write_config
 from transforms.common.credentials import CredentialError, credentials_from_secret
 from transforms.settings import AccountConfig
 

@@ -10,7 +10,7 @@ from apache_beam.testing.util import assert_that, equal_to
 
 from emulators.prism.fleet import FleetSpec
 from pipeline.config import parse_config
-from tests.conftest import PRISM_PASSWORD, account_entry
+from tests.helpers import PRISM_PASSWORD, account_entry
 from transforms.settings import RunContext
 from transforms.sources.prism import STATUS, VM_WITH_STATS, ReadFromPrism
 

@@ -31,7 +31,7 @@ from emulators.cloudforet.auth import ACCESS, SCOPE_WORKSPACE, TokenSigner
 from emulators.cloudforet.config import EmulatorConfig
 from emulators.cloudforet.server import CloudForetEmulator
 
-REPO = Path(__file__).resolve().parents[1]
+REPO = Path(__file__).resolve().parents[2]
 OWNER = ("collector@example.com", "collector-pass")
 MEMBER = ("member@example.com", "member-pass")
 ADMIN = ("admin@example.com", "admin-pass")

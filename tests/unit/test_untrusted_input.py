@@ -490,7 +490,7 @@ def test_json_the_fast_parser_refuses_still_parses(server, body):
 
 
 def test_recorded_answers_parse_as_the_standard_parser_does():
-    recorded = sorted((Path(__file__).resolve().parents[2] / "shared" / "fixtures" / "prism").rglob("*.json"))
+    recorded = sorted((Path(__file__).resolve().parents[3] / "shared" / "fixtures" / "prism").rglob("*.json"))
     assert recorded
     for path in recorded:
         raw = path.read_bytes()
