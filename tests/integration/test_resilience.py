@@ -14,7 +14,8 @@ from emulators.cloudforet.server import CloudForetEmulator
 from emulators.prism.fleet import FleetSpec
 from pipeline.run import run
 from tests.helpers import DAY, PRISM_PASSWORD, ROOT, assert_matches_fleet, expected, state, write_config
-from transforms import cost_sink, inventory_sink
+from transforms.sinks import cost_analysis as cost_sink
+from transforms.sinks import inventory as inventory_sink
 
 SPEC = FleetSpec(seed=31, prism_centrals=1, clusters=2, hosts_per_cluster=1, vms=30, disks_per_vm=1)
 

@@ -31,7 +31,7 @@ from spaceone.api.cost_analysis.v1 import cost_pb2
 from connectors.cloudforet import CloudForetAuth, CloudForetClient, to_struct
 from connectors.errors import CloudForetError
 from connectors.retry import RetryPolicy
-from transforms import progress
+from transforms.common import progress
 from transforms.settings import CloudForetOptions
 from transforms.sinks.batching import DEAD_LETTER, BatchedCloudForetWrite
 from transforms.sinks.write_engine import BatchWrite

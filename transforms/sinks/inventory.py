@@ -42,7 +42,7 @@ from spaceone.api.inventory.v1 import cloud_service_pb2
 
 from connectors.cloudforet import to_struct
 from connectors.retry import RetryPolicy
-from transforms import progress
+from transforms.common import progress
 from transforms.common.canonical import canonical_json
 from transforms.settings import CloudForetOptions
 from transforms.sinks.batching import DEAD_LETTER, BatchedCloudForetWrite

@@ -27,7 +27,7 @@ from apache_beam.transforms.window import GlobalWindows
 from connectors.errors import ConnectorError, PrismAuthError
 from connectors.gcpause import thaw
 from connectors.prism import PrismClient
-from transforms import progress
+from transforms.common import progress
 from transforms.common.credentials import PrismClients
 from transforms.common.gc_tuning import tune_gc
 from transforms.settings import Config, RunContext
