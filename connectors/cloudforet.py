@@ -12,7 +12,6 @@ import json
 import logging
 import os
 import threading
-import time
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any, Callable, Iterable
@@ -41,8 +40,9 @@ from spaceone.api.inventory.v1 import (
 from spaceone.api.notification.v1 import notification_pb2, notification_pb2_grpc
 from spaceone.api.secret.v1 import secret_pb2, secret_pb2_grpc
 
+from connectors.clock import SYSTEM_CLOCK, Clock
 from connectors.errors import CloudForetError
-from connectors.retry import Deadline, RetryPolicy
+from connectors.retry import RetryPolicy
 
 log = logging.getLogger(__name__)
 
@@ -236,8 +236,9 @@ class TokenProvider:
     every client of the process shares its login and its refreshes."""
 
     def __init__(self, endpoints: "CloudForetEndpoints | CloudForetEndpoint", auth: CloudForetAuth,
-                 timeout_s: float = 30.0):
+                 timeout_s: float = 30.0, clock: Clock = SYSTEM_CLOCK):
         self.auth = auth
+        self.clock = clock  # the wall clock token expiries are read against
         self.endpoints = as_endpoints(endpoints)
         self.timeout_s = timeout_s
         self._token_stub = None  # opened on the first login: an app token needs no identity call
@@ -257,7 +258,7 @@ class TokenProvider:
         with self._lock:
             if self.auth.token_env:
                 return self._load_app_token()
-            if self._access and time.time() < self._access_exp - REFRESH_MARGIN_S:
+            if self._access and self.clock.time() < self._access_exp - REFRESH_MARGIN_S:
                 return self._access
             self._grant_user_token()
             return self._access  # type: ignore[return-value]
@@ -298,7 +299,7 @@ class TokenProvider:
             self._grant_once()
 
     def _grant_once(self) -> None:
-        now = time.time()
+        now = self.clock.time()
         if self._token_stub is None:
             self._token_stub = token_pb2_grpc.TokenStub(shared_channel(self.identity))
         try:
@@ -433,7 +434,7 @@ class CloudForetClient:
         on UNAUTHENTICATED the token is renewed once. Use it for reads and for
         writes that are idempotent: the sinks retry their writes themselves,
         looking the record up again first."""
-        deadline = Deadline(self.retry.max_total_s)
+        deadline = self.retry.deadline()
         endpoint = self.endpoints.get(service_of(what))
         renewed = False
         attempt = 0
@@ -458,7 +459,7 @@ class CloudForetClient:
             with self._retries_lock:  # calls run in the sinks' threads
                 self.retries_made += 1
             log.debug("retrying %s in %.2fs after %s", what, delay, err.code)
-            time.sleep(delay)
+            self.retry.sleep(delay)
 
     def future(self, method, request, timeout_s: float | None = None) -> grpc.Future:
         """Starts a unary call without waiting: many in flight on one channel."""

@@ -10,7 +10,6 @@ import json
 import logging
 import re
 import threading
-import time
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -21,7 +20,7 @@ from requests.adapters import HTTPAdapter
 from connectors.errors import PrismAuthError, PrismError, PrismResponseError
 from connectors.gcpause import collector_paused
 from connectors.ratelimit import shared_limiter
-from connectors.retry import Deadline, RetryPolicy
+from connectors.retry import RetryPolicy
 
 log = logging.getLogger(__name__)
 
@@ -130,7 +129,7 @@ class PrismClient:
         """POST with rate limiting, bounded retries, Retry-After, size cap."""
         url = self.creds.base_url + path
         where = self._where(path)
-        deadline = Deadline(self.retry.max_total_s)
+        deadline = self.retry.deadline()
         attempt = 0
         while True:
             attempt += 1
@@ -172,7 +171,7 @@ class PrismClient:
                 raise PrismError(f"{err} (gave up after {attempt} attempts)", err.status, transient=True)
             self._local.retries = getattr(self._local, "retries", 0) + 1
             log.debug("retrying %s in %.2fs after: %s", where, delay, err)
-            time.sleep(delay)
+            self.retry.sleep(delay)
 
 
 def _read_capped(resp: requests.Response, where: str) -> bytes:

@@ -2,8 +2,9 @@
 from __future__ import annotations
 
 import random
-import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+
+from connectors.clock import SYSTEM_CLOCK, Clock
 
 
 @dataclass(frozen=True)
@@ -12,6 +13,7 @@ class RetryPolicy:
     initial_backoff_s: float = 0.2
     max_backoff_s: float = 10.0
     max_total_s: float = 120.0
+    clock: Clock = field(default=SYSTEM_CLOCK, compare=False, repr=False)  # waits between attempts
 
     def delay(self, attempt: int, retry_after: float | None = None) -> float:
         """Delay before attempt ``attempt + 1`` (attempt counts from 1)."""
@@ -22,15 +24,23 @@ class RetryPolicy:
             return max(retry_after, jittered)
         return jittered
 
+    def deadline(self) -> "Deadline":
+        """The time budget of one logical call, starting now."""
+        return Deadline(self.max_total_s, self.clock)
+
+    def sleep(self, seconds: float) -> None:
+        self.clock.sleep(seconds)
+
 
 class Deadline:
     """Tracks the time budget of one logical call across its retries."""
 
-    def __init__(self, total_s: float):
-        self._end = time.monotonic() + total_s
+    def __init__(self, total_s: float, clock: Clock = SYSTEM_CLOCK):
+        self.clock = clock
+        self._end = clock.monotonic() + total_s
 
     def remaining(self) -> float:
-        return self._end - time.monotonic()
+        return self._end - self.clock.monotonic()
 
     def allows(self, delay_s: float) -> bool:
         return self.remaining() > delay_s

@@ -4,6 +4,7 @@ and small stores written by the real writers for the plugin tests."""
 from __future__ import annotations
 
 import os
+import threading
 from collections import Counter
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
@@ -253,3 +254,29 @@ def iso(ms: int) -> str:
 def days_from(day: str, n: int) -> list[str]:
     d = datetime.fromisoformat(day)
     return [(d + timedelta(days=i)).strftime("%Y-%m-%d") for i in range(n)]
+
+
+# -- time ----------------------------------------------------------------------
+class FakeClock:
+    """A ``connectors.clock.Clock`` whose time moves only when a test advances it or a
+    client sleeps on it (a sleep returns at once): tests wait for no one."""
+
+    def __init__(self, start: float = 1_800_000_000.0) -> None:
+        self.now = start
+        self.slept: list[float] = []
+        self._lock = threading.Lock()
+
+    def time(self) -> float:
+        return self.now
+
+    def monotonic(self) -> float:
+        return self.now
+
+    def sleep(self, seconds: float) -> None:
+        with self._lock:
+            self.slept.append(seconds)
+            self.now += max(0.0, seconds)
+
+    def advance(self, seconds: float) -> None:
+        with self._lock:
+            self.now += seconds
