@@ -261,7 +261,7 @@ class FakeClock:
     """A ``connectors.clock.Clock`` whose time moves only when a test advances it or a
     client sleeps on it (a sleep returns at once): tests wait for no one."""
 
-    def __init__(self, start: float = 1_800_000_000.0) -> None:
+    def __init__(self, start: float = 1_000.0) -> None:
         self.now = start
         self.slept: list[float] = []
         self._lock = threading.Lock()
