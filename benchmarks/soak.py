@@ -399,7 +399,8 @@ def main(argv: list[str]) -> None:
         r = f["retries"]
         print(f"{f['run']:>3} | {f['seconds']:8.1f} | {(c['seconds'] if c else float('nan')):12.1f} | {ratio:>6} | "
               f"{sum(f['prism_injected'].values()):>14} | {sum(f['cf_injected'].values()):>11} | "
-              f"{r.get('inventory.records_retried', 0) + r.get('cost.records_retried', 0):>21} | {f['diff']['total']:>4} | "
+              f"{r.get('inventory.records_retried', 0) + r.get('cost.records_retried', 0):>21} | "
+              f"{f['diff']['total']:>4} | "
               f"{(c['diff']['total'] if c else '-'):>15}")
         for row in (f, c):
             if row and (row["diff"]["total"] or row["problems"]):

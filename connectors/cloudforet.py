@@ -495,7 +495,8 @@ class CloudForetClient:
         found: dict[str, CloudForetEndpoint] = {}
         for e in info.results:
             key = service_key(e.service)
-            if key in SERVICES and e.endpoint and key not in found and e.state != endpoint_pb2.EndpointInfo.EndpointState.Value("INACTIVE"):
+            inactive = e.state == endpoint_pb2.EndpointInfo.EndpointState.Value("INACTIVE")
+            if key in SERVICES and e.endpoint and key not in found and not inactive:
                 found[key] = CloudForetEndpoint.parse(e.endpoint, self.endpoints["identity"].ca_bundle)
         return found
 

@@ -48,6 +48,19 @@ def cloudforets(tmp_path):
         e.stop()
 
 
+@pytest.fixture
+def cloudforet(tmp_path):
+    """One CloudForet emulator whose user is a DOMAIN_ADMIN (what whole runs in api cost mode need)."""
+    from emulators.cloudforet.config import EmulatorConfig
+    from emulators.cloudforet.server import CloudForetEmulator
+    cfg = EmulatorConfig(users=[
+        {"user_id": "collector@example.com", "password": CLOUDFORET_USER_PASSWORD, "role_type": "DOMAIN_ADMIN"},
+    ])
+    emu = CloudForetEmulator(str(tmp_path / "cloudforet.sqlite"), cfg).start()
+    yield emu
+    emu.stop()
+
+
 def account_entry(server: PrismServer, name: str | None = None, password_env: str = "TEST_PRISM_PASSWORD") -> dict:
     return {"name": name or server.pc.name, "host": server.host,
             "port": server.port, "scheme": "http", "username": "admin", "password_env": password_env}

@@ -12,8 +12,6 @@ import pyarrow.dataset as ds
 import pytest
 import yaml
 
-from emulators.cloudforet.config import EmulatorConfig
-from emulators.cloudforet.server import CloudForetEmulator
 from emulators.prism.fleet import FleetSpec
 from pipeline.run import run
 from tests.conftest import CLOUDFORET_USER_PASSWORD, PRISM_PASSWORD, account_entry
@@ -26,16 +24,6 @@ DAY = "2026-11-28"
 SPEC = FleetSpec(seed=11, prism_centrals=2, clusters=2, hosts_per_cluster=2, vms=60, disks_per_vm=2,
                  power_on_ratio=0.7)
 DEFAULT_RATE = {"vcpu_hour": 0.02, "gib_ram_hour": 0.005, "gib_storage_month": 0.05, "currency": "USD"}
-
-
-@pytest.fixture
-def cloudforet(tmp_path):
-    cfg = EmulatorConfig(users=[
-        {"user_id": "collector@example.com", "password": CLOUDFORET_USER_PASSWORD, "role_type": "DOMAIN_ADMIN"},
-    ])
-    emu = CloudForetEmulator(str(tmp_path / "cloudforet.sqlite"), cfg).start()
-    yield emu
-    emu.stop()
 
 
 def write_config(tmp_path, servers, emu, auth=None, accounts=None, name="config.yaml", snapshot=None,
@@ -107,7 +95,8 @@ def test_collection_end_to_end_and_second_run_creates_nothing(tmp_path, prism_se
 
     # a few resources field by field
     by_ref = {c["reference"]["resource_id"]: c for c in services}
-    for want in [r for r in vms_expected if r["kind"] == "vm"][:5] + [r for r in vms_expected if r["kind"] == "disk"][:3]:
+    some = [r for r in vms_expected if r["kind"] == "vm"][:5] + [r for r in vms_expected if r["kind"] == "disk"][:3]
+    for want in some:
         got = by_ref[want["resource_id"]]
         for key in ("name", "account", "provider", "cloud_service_group", "cloud_service_type", "region_code",
                     "instance_type", "ip_addresses"):

@@ -5,7 +5,8 @@
         [--faults SPEC] [--fault-seed N] [--tls-dir DIR] [--per-service-ports [--publish-endpoints]]
 
 When serving it prints one JSON line (endpoint, with --per-service-ports
-each service's own address under "endpoints", domain, workspace, app tokens) and writes the same JSON atomically to --ready-file, which is how
+each service's own address under "endpoints", domain, workspace, app tokens)
+and writes the same JSON atomically to --ready-file, which is how
 scripts learn the port and the app token. SIGTERM/SIGINT stop it (exit 0).
 """
 from __future__ import annotations

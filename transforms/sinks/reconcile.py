@@ -75,8 +75,9 @@ def written(inventory_results: Iterable[dict], account: str) -> int:
 class _ReconcileFn(beam.DoFn):
     """Lists an account's cloud services only when there can be stale ones: when
     CloudForet holds exactly as many as this run wrote, every one of them is one it
-    wrote (a count takes one round trip, a listing many: benchmarks/README.md). Any other count (a stale one, a duplicate, one deleted meanwhile)
-    lists and compares, as before."""
+    wrote (a count takes one round trip, a listing many: benchmarks/README.md). Any
+    other count (a stale one, a duplicate, one deleted meanwhile) lists and compares,
+    as before."""
 
     def __init__(self, options: CloudForetOptions, reconcile: ReconcileOptions):
         self.options, self.reconcile = options, reconcile
