@@ -33,7 +33,7 @@ import struct
 import time
 from collections import Counter
 from datetime import datetime
-from typing import Hashable, Iterable
+from typing import Iterable
 
 import apache_beam as beam
 from apache_beam import pvalue
@@ -46,7 +46,7 @@ from transforms.common import progress
 from transforms.common.canonical import canonical_json
 from transforms.elements import DEAD_LETTER, Resource
 from transforms.settings import CloudForetOptions
-from transforms.sinks.batching import BatchedCloudForetWrite
+from transforms.sinks.batching import BatchedCloudForetWrite, Finisher
 from transforms.sinks.write_engine import BatchWrite, Conflict
 from transforms.stages.normalize import PROVIDER, dead_letter
 
@@ -146,10 +146,10 @@ class _WriteInventoryFn(BatchedCloudForetWrite):
         self.failed = Metrics.counter(NS, "failed")
         self.retries = Metrics.counter(NS, "records_retried")
 
-    def group_of(self, r: dict) -> Hashable:
+    def group_of(self, r: dict) -> tuple[str, str, str]:
         return r["provider"], r["cloud_service_type"], r["cloud_service_group"]
 
-    def start_write(self, group: Hashable, batch: list):
+    def start_write(self, group: tuple[str, str, str], batch: list) -> Finisher:
         provider, ctype, cgroup = group
         # Never send an empty resource_id: it would widen the match.
         pending = {r["resource_id"]: r for r in batch if r["resource_id"]}
