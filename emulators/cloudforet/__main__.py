@@ -18,6 +18,7 @@ import os
 import signal
 import sys
 import threading
+from typing import Any
 
 from plugin.files import write_atomic
 
@@ -82,7 +83,7 @@ def main(argv: list[str] | None = None) -> int:
                                   server_credentials=credentials, faults=faults,
                                   per_service=args.per_service_ports).start()
     try:
-        ready = {
+        ready: dict[str, Any] = {
             "endpoint": emulator.endpoint,
             **({"endpoints": emulator.endpoints} if args.per_service_ports else {}),
             "domain_id": config.domain_id,
