@@ -33,7 +33,7 @@ import struct
 import time
 from collections import Counter
 from datetime import datetime
-from typing import Iterable
+from typing import Any, Iterable, Mapping
 
 import apache_beam as beam
 from apache_beam import pvalue
@@ -60,7 +60,7 @@ LOOKUP_FIELDS = ["cloud_service_id", "reference", "name", "account", "instance_t
                  "ip_addresses", "region_code", "updated_at", f"data.{FINGERPRINT}", f"tags.{PROVIDER}"]
 
 
-def fingerprint(r: dict) -> str:
+def fingerprint(r: Mapping[str, Any]) -> str:
     """Of our ``data`` keys (but the volatile ones): the same text for the same values.
     Of what an update writes: not of ``tags``, which only a create sends (``data.categories``
     holds the same categories). "v2": records fingerprinted with their tags are rewritten once."""
@@ -118,21 +118,21 @@ def age_s(updated_at: str, now: float) -> float:
     return now - ts.timestamp()
 
 
-def _fields(r: dict) -> dict:
+def _fields(r: Mapping[str, Any]) -> dict:
     data = {**r["data"], FINGERPRINT: fingerprint(r)}
     return dict(name=r["name"], account=r["account"], instance_type=r["instance_type"],
                 instance_size=r["instance_size"], ip_addresses=r["ip_addresses"], data=to_struct(data),
                 reference=cloud_service_pb2.CloudServiceReference(**r["reference"]), region_code=r["region_code"])
 
 
-def create_request(r: dict) -> cloud_service_pb2.CreateServiceRequest:
+def create_request(r: Mapping[str, Any]) -> cloud_service_pb2.CreateServiceRequest:
     """With the tags: a create files them under the record's provider (``tags.nutanix``)."""
     return cloud_service_pb2.CreateServiceRequest(
         cloud_service_type=r["cloud_service_type"], provider=r["provider"],
         cloud_service_group=r["cloud_service_group"], tags=to_struct(r["tags"]), **_fields(r))
 
 
-def update_request(cloud_service_id: str, r: dict) -> cloud_service_pb2.UpdateCloudServiceRequest:
+def update_request(cloud_service_id: str, r: Mapping[str, Any]) -> cloud_service_pb2.UpdateCloudServiceRequest:
     """Without tags: a public update would file them under "custom", over people's own tags."""
     return cloud_service_pb2.UpdateCloudServiceRequest(cloud_service_id=cloud_service_id, **_fields(r))
 

@@ -49,7 +49,7 @@ TYPES = {
     "cluster": ("Cluster", "Cluster"),
     "host": ("Host", "Host"),
 }
-CLOUD_SERVICE_TYPES = [
+CLOUD_SERVICE_TYPES: list[dict[str, Any]] = [
     {"provider": PROVIDER, "group": "Compute", "name": "Instance", "service_code": "AHV", "is_primary": True,
      "is_major": True, "tags": {"spaceone:icon": "nutanix-vm"}},
     {"provider": PROVIDER, "group": "Storage", "name": "Disk", "service_code": "AHV", "is_major": True},
