@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # ./run.sh          demo: emulated Prism Centrals + CloudForet, one collection, summary
 # ./run.sh replay   replay the demo's snapshot into a fresh CloudForet emulator
-# ./run.sh test     the whole test suite (emulators; tests/conformance is not part of it)
+# ./run.sh test     the whole test suite: tests/unit and tests/integration (tests/conformance is not part of it)
+# ./run.sh test unit         the fast tests alone (no emulators, no whole runs; under a minute)
+# ./run.sh test integration  the tests against the emulators and the whole runs
 # ./run.sh conformance  the collector against the REAL identity and cost-analysis services
 #                   (their virtualenvs are built once under .conformance/, then reused)
 # ./run.sh bench    the benchmarks (see benchmarks/README.md)
@@ -160,7 +162,11 @@ cmd="${1:-demo}"
 case "$cmd" in
   demo) ensure_venv; demo "$@" ;;
   replay) ensure_venv; replay "$@" ;;
-  test) ensure_venv; exec "$PY" -m pytest -q --ignore=tests/conformance "$@" tests ;;
+  test)
+    ensure_venv
+    suites=(tests/unit tests/integration)  # tests/conformance: ./run.sh conformance
+    case "${1:-}" in unit|integration) suites=("tests/$1"); shift ;; esac
+    exec "$PY" -m pytest -q "$@" "${suites[@]}" ;;
   conformance)
     ensure_venv
     "$PY" tests/conformance/venvs.py >/dev/null  # builds a missing virtualenv (minutes), else reuses it
@@ -168,5 +174,6 @@ case "$cmd" in
   bench) ensure_venv; exec "$PY" -m benchmarks "$@" ;;
   lint) ensure_venv; lint "$@" ;;
   constraints) constraints ;;
-  *) echo "usage: ./run.sh [demo|replay|test|conformance|bench|lint|constraints] [args...]" >&2; exit 2 ;;
+  *) echo "usage: ./run.sh [demo|replay|test [unit|integration]|conformance|bench|lint|constraints] [args...]" >&2
+     exit 2 ;;
 esac

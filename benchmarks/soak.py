@@ -7,7 +7,7 @@ For each of ``--runs`` runs (the same day, an hour apart, a new run id each):
 before every run but the first, ``--churn`` random live VMs are deleted and as
 many added (spread over the Prism Centrals); then ``python -m pipeline`` runs
 as a child process; then what CloudForet holds is compared with the fleet
-exactly (the comparison of ``tests/test_fault_matrix.py``):
+exactly (the comparison of ``tests/integration/test_fault_matrix.py``):
 
 * cloud services by ``reference.resource_id``: missing, extra (incl. deleted
   resources still there), duplicated, wrong fields (name, type, region,

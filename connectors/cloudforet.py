@@ -12,7 +12,6 @@ import json
 import logging
 import os
 import threading
-import time
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any, Callable, Iterable, cast
@@ -41,6 +40,7 @@ from spaceone.api.inventory.v1 import (
 from spaceone.api.notification.v1 import notification_pb2, notification_pb2_grpc
 from spaceone.api.secret.v1 import secret_pb2, secret_pb2_grpc
 
+from connectors.clock import SYSTEM_CLOCK, Clock
 from connectors.errors import CloudForetError, is_transient
 from connectors.retry import RetryPolicy, call_with_retries
 
@@ -236,8 +236,9 @@ class TokenProvider:
     every client of the process shares its login and its refreshes."""
 
     def __init__(self, endpoints: "CloudForetEndpoints | CloudForetEndpoint", auth: CloudForetAuth,
-                 timeout_s: float = 30.0):
+                 timeout_s: float = 30.0, clock: Clock = SYSTEM_CLOCK):
         self.auth = auth
+        self.clock = clock  # the wall clock token expiries are read against
         self.endpoints = as_endpoints(endpoints)
         self.timeout_s = timeout_s
         # opened on the first login: an app token needs no identity call
@@ -258,7 +259,7 @@ class TokenProvider:
         with self._lock:
             if self.auth.token_env:
                 return self._load_app_token()
-            if self._access and time.time() < self._access_exp - REFRESH_MARGIN_S:
+            if self._access and self.clock.time() < self._access_exp - REFRESH_MARGIN_S:
                 return self._access
             self._grant_user_token()
             return self._access  # type: ignore[return-value]
@@ -299,7 +300,7 @@ class TokenProvider:
             self._grant_once()
 
     def _grant_once(self) -> None:
-        now = time.time()
+        now = self.clock.time()
         if self._token_stub is None:
             self._token_stub = token_pb2_grpc.TokenStub(shared_channel(self.identity))
         try:

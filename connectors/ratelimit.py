@@ -6,20 +6,22 @@ configured rate is cheaper than being throttled and retrying.
 from __future__ import annotations
 
 import threading
-import time
+
+from connectors.clock import SYSTEM_CLOCK, Clock
 
 
 class RateLimiter:
     """Smooth by default (a burst of one): never more than ``rate`` + 1
     requests in any one-second window, from the first second on."""
 
-    def __init__(self, rate_per_s: float, burst: int = 1):
+    def __init__(self, rate_per_s: float, burst: int = 1, clock: Clock = SYSTEM_CLOCK):
         if rate_per_s <= 0:
             raise ValueError("rate_per_s must be > 0")
         self.rate = float(rate_per_s)
         self.capacity = float(max(1, burst))
+        self.clock = clock
         self._tokens = self.capacity
-        self._last = time.monotonic()
+        self._last = clock.monotonic()
         self._lock = threading.Lock()
 
     def acquire(self) -> float:
@@ -27,14 +29,14 @@ class RateLimiter:
         waited = 0.0
         while True:
             with self._lock:
-                now = time.monotonic()
+                now = self.clock.monotonic()
                 self._tokens = min(self.capacity, self._tokens + (now - self._last) * self.rate)
                 self._last = now
                 if self._tokens >= 1.0:
                     self._tokens -= 1.0
                     return waited
                 need = (1.0 - self._tokens) / self.rate
-            time.sleep(need)
+            self.clock.sleep(need)
             waited += need
 
 

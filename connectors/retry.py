@@ -2,9 +2,10 @@
 from __future__ import annotations
 
 import random
-import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Callable, TypeVar
+
+from connectors.clock import SYSTEM_CLOCK, Clock
 
 T = TypeVar("T")
 
@@ -15,6 +16,7 @@ class RetryPolicy:
     initial_backoff_s: float = 0.2
     max_backoff_s: float = 10.0
     max_total_s: float = 120.0
+    clock: Clock = field(default=SYSTEM_CLOCK, compare=False, repr=False)  # waits between attempts
 
     def delay(self, attempt: int, retry_after: float | None = None) -> float:
         """Delay before attempt ``attempt + 1`` (attempt counts from 1)."""
@@ -25,15 +27,23 @@ class RetryPolicy:
             return max(retry_after, jittered)
         return jittered
 
+    def deadline(self) -> "Deadline":
+        """The time budget of one logical call, starting now."""
+        return Deadline(self.max_total_s, self.clock)
+
+    def sleep(self, seconds: float) -> None:
+        self.clock.sleep(seconds)
+
 
 class Deadline:
     """Tracks the time budget of one logical call across its retries."""
 
-    def __init__(self, total_s: float):
-        self._end = time.monotonic() + total_s
+    def __init__(self, total_s: float, clock: Clock = SYSTEM_CLOCK):
+        self.clock = clock
+        self._end = clock.monotonic() + total_s
 
     def remaining(self) -> float:
-        return self._end - time.monotonic()
+        return self._end - self.clock.monotonic()
 
     def allows(self, delay_s: float) -> bool:
         return self.remaining() > delay_s
@@ -44,11 +54,11 @@ class Backoff:
     between two attempts. Every retry loop of the collector runs on one: a unary
     call through ``call_with_retries``, a batch of writes or deletes directly."""
 
-    def __init__(self, policy: RetryPolicy, sleep: Callable[[float], None] = time.sleep):
+    def __init__(self, policy: RetryPolicy, sleep: Callable[[float], None] | None = None):
         self.policy = policy
         self.attempt = 1  # the attempt under way, counted from 1
-        self.deadline = Deadline(policy.max_total_s)
-        self._sleep = sleep
+        self.deadline = policy.deadline()  # on the policy's clock
+        self._sleep = sleep or policy.sleep
 
     def wait(self, retry_after: float | None = None, on_retry: Callable[[float], None] | None = None) -> bool:
         """After a failed attempt: calls ``on_retry(delay)``, waits and returns True when one
@@ -67,7 +77,7 @@ def call_with_retries(attempt: Callable[[], T], policy: RetryPolicy, transient: 
                       retry_after: Callable[[Exception], float | None] = lambda err: None,
                       on_retry: Callable[[Exception, float], None] | None = None,
                       give_up: Callable[[Exception, int], Exception] | None = None,
-                      sleep: Callable[[float], None] = time.sleep) -> T:
+                      sleep: Callable[[float], None] | None = None) -> T:
     """``attempt()`` until it returns, retried while what it raises is ``transient``.
 
     A failure that is not transient is raised as it is; when the attempts or the

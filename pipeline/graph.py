@@ -33,7 +33,7 @@ from transforms.sinks.files.metric_store import WriteToMetricStore
 from transforms.sinks.files.snapshot import WriteSnapshot
 from transforms.sinks.inventory import SEEN, WriteToInventory
 from transforms.sinks.notify import Notify
-from transforms.sinks.reconcile import NOTES, Reconcile
+from transforms.sinks.reconcile import MALFORMED, NOTES, Reconcile
 from transforms.sinks.registry import RegisterTypesAndRegions
 from transforms.sources.prism import ReadFromPrism
 from transforms.sources.snapshot import ReadFromSnapshot
@@ -157,7 +157,11 @@ def reconcile(read: ReadResult, derived: Derived, inventory: list, inventory_res
              derived.malformed | "SeenMalformed" >> beam.Map(lambda d: (d["account"], [d["id"]])))
             | "Seen" >> beam.Flatten())
     events = (read.status, read.dead_letter) | "ReadEvents" >> beam.Flatten()
-    out = (seen, events, inventory_results) | "Reconcile" >> Reconcile(config.cloudforet, config.reconcile)
+    writes = ((inventory_results,
+               derived.malformed | "UnwrittenMalformed" >> beam.Map(lambda d: {"sink": MALFORMED,
+                                                                               "account": d["account"]}))
+              | "Writes" >> beam.Flatten())
+    out = (seen, events, writes) | "Reconcile" >> Reconcile(config.cloudforet, config.reconcile)
     return [out["results"]], [out[DEAD_LETTER]], [out[NOTES]]
 
 

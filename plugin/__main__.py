@@ -33,7 +33,8 @@ PROTOCOLS = ("monitoring", "cost")
 def _common(sub: argparse.ArgumentParser) -> None:
     sub.add_argument("--port", type=int, default=0, help="port to serve on (0: a free port)")
     sub.add_argument("--host", default="127.0.0.1")
-    sub.add_argument("--store", help="the pipeline's output directory (holding metrics/ and costs/)")
+    sub.add_argument("--store", help="the pipeline's output directory (holding metrics/ and costs/): a path, "
+                     "or a URI the pipeline writes to (gs://, s3://, hdfs://, file://)")
     sub.add_argument("--ready-file", help="write {\"endpoint\": ...} here (atomically) once serving")
 
 

@@ -1,8 +1,6 @@
 """cost_analysis.plugin servicers: DataSource.init/verify, Job.get_tasks, Cost.get_data over the cost store."""
 from __future__ import annotations
 
-import os
-
 import grpc
 from google.protobuf import empty_pb2
 from google.protobuf.json_format import MessageToDict
@@ -53,7 +51,7 @@ class CostDataSource(data_source_pb2_grpc.DataSourceServicer):
 
     @unary("DataSource.verify")
     def verify(self, request: data_source_pb2.PluginVerifyRequest) -> empty_pb2.Empty:
-        if not os.path.isdir(self.store.root):
+        if not self.store.exists():
             raise PluginError(grpc.StatusCode.FAILED_PRECONDITION,
                               f"ERROR_PLUGIN_VERIFY: cost store {self.store.root} does not exist")
         return empty_pb2.Empty()

@@ -9,17 +9,19 @@ at commit time, and that rename updates the directory's mtime.
 from __future__ import annotations
 
 import json
-import os
+import posixpath
 import re
 from datetime import datetime, timezone
 from typing import Iterator
 
 import pyarrow as pa
+import pyarrow.fs as pafs
 import pyarrow.parquet as pq
 
 from schemas.parquet import COST_RECORD
 
 from .errors import internal, invalid
+from .storage import StoreFiles, hidden
 
 DAY_PREFIX = "billed_date="
 ACCOUNT_PREFIX = "account="
@@ -57,28 +59,29 @@ def to_epoch_ns(value: str, key: str) -> int | None:
 class CostStore:
     """``{root}/billed_date=D/account=A/<run_id>-NNNNN.parquet``, one run's files per partition."""
 
-    def __init__(self, root: str) -> None:
-        self.root = os.path.abspath(root)
+    def __init__(self, root: str, fs: pafs.FileSystem | None = None) -> None:
+        """``root``: a local path or a URI the pipeline's writers accept (gs://, s3://, file://, ...)."""
+        self.store = StoreFiles(root, fs)
+        self.root = self.store.root
+
+    def exists(self) -> bool:
+        return self.store.exists()
 
     def days(self) -> dict[str, int]:
-        """billed_date -> newest mtime (ns) under its directory."""
+        """billed_date -> newest mtime (ns) under its directory (object stores give no
+        directory mtimes: there the files' own count)."""
         out: dict[str, int] = {}
-        try:
-            entries = [e for e in os.scandir(self.root) if e.is_dir() and e.name.startswith(DAY_PREFIX)]
-        except FileNotFoundError:
-            return out
-        for entry in entries:
-            day = entry.name[len(DAY_PREFIX):]
+        for entry in self.store.dirs(self.store.base, DAY_PREFIX):
+            day = entry.base_name[len(DAY_PREFIX):]
             if not _DAY.match(day):
                 continue
-            newest = entry.stat().st_mtime_ns
-            for dirpath, dirnames, filenames in os.walk(entry.path):
-                dirnames[:] = [d for d in dirnames if d[0] not in "._"]
-                for name in [*dirnames, *filenames]:
-                    try:
-                        newest = max(newest, os.stat(os.path.join(dirpath, name)).st_mtime_ns)
-                    except FileNotFoundError:
-                        continue
+            newest = entry.mtime_ns or 0
+            for info in self.store.entries(entry.path, recursive=True):
+                inside = posixpath.relpath(info.path, entry.path).split("/")
+                if any(hidden(d) for d in inside[:-1]) or (info.type == pafs.FileType.Directory
+                                                           and hidden(inside[-1])):
+                    continue
+                newest = max(newest, info.mtime_ns or 0)
             out[day] = newest
         return dict(sorted(out.items()))
 
@@ -88,22 +91,14 @@ class CostStore:
         A partition holds one run's files; while a commit replaces it, two runs'
         files can coexist for a moment, and only the newer run counts.
         """
-        base = os.path.join(self.root, DAY_PREFIX + day)
         out: list[str] = []
-        try:
-            accounts = sorted(e.path for e in os.scandir(base) if e.is_dir() and e.name.startswith(ACCOUNT_PREFIX))
-        except FileNotFoundError:
-            return out
+        accounts = sorted(self.store.dirs(self.store.path(DAY_PREFIX + day), ACCOUNT_PREFIX), key=lambda e: e.path)
         for account_dir in accounts:
             by_run: dict[str, list[str]] = {}
-            try:
-                names = os.listdir(account_dir)
-            except FileNotFoundError:
-                continue
-            for name in names:
-                m = _RUN_FILE.match(name)
-                if m and name[0] not in "._":
-                    by_run.setdefault(m.group("run"), []).append(os.path.join(account_dir, name))
+            for info in self.store.files(account_dir.path):
+                m = _RUN_FILE.match(info.base_name)
+                if m:
+                    by_run.setdefault(m.group("run"), []).append(info.path)
             if by_run:
                 out.extend(sorted(by_run[max(by_run)]))
         return out
@@ -112,7 +107,7 @@ class CostStore:
         tables = []
         for path in self.files(day):
             try:
-                tables.append(pq.read_table(path, schema=COST_RECORD))
+                tables.append(pq.read_table(path, schema=COST_RECORD, filesystem=self.store.fs))
             except Exception as exc:  # noqa: BLE001 - a bad file is named, never crashes the server
                 raise internal(f"cost store file {path} is unreadable: {exc}") from exc
         return pa.concat_tables(tables) if tables else COST_RECORD.empty_table()

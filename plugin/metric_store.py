@@ -12,19 +12,20 @@ twice: each point counts once, with the value of the greatest run_id.
 from __future__ import annotations
 
 import math
-import os
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta, timezone
 
 import numpy as np
 import pyarrow as pa
 import pyarrow.dataset as ds
+import pyarrow.fs as pafs
 import pyarrow.parquet as pq
 
 from schemas.metrics import METRIC_CATALOG
 from schemas.parquet import METRIC_POINT
 
 from .errors import PluginError, internal, invalid
+from .storage import StoreFiles
 
 DAY_PREFIX = "date="
 DATASET_SCHEMA = METRIC_POINT.append(pa.field("date", pa.string()))
@@ -61,27 +62,25 @@ def _day(ts_ms: int) -> date:
 class MetricStore:
     """Queries over ``{root}/date=YYYY-MM-DD/*.parquet``; re-lists directories per query (new runs appear)."""
 
-    def __init__(self, root: str) -> None:
-        self.root = os.path.abspath(root)
+    def __init__(self, root: str, fs: pafs.FileSystem | None = None) -> None:
+        """``root``: a local path or a URI the pipeline's writers accept (gs://, s3://, file://, ...)."""
+        self.store = StoreFiles(root, fs)
+        self.root = self.store.root
+
+    def exists(self) -> bool:
+        return self.store.exists()
 
     # -- files --------------------------------------------------------------
     def days(self) -> list[str]:
         """Day partitions present, oldest first."""
-        try:
-            names = [e.name for e in os.scandir(self.root) if e.is_dir() and e.name.startswith(DAY_PREFIX)]
-        except FileNotFoundError:
-            return []
+        names = [e.base_name for e in self.store.dirs(self.store.base, DAY_PREFIX)]
         return sorted(n[len(DAY_PREFIX):] for n in names)
 
     def files(self, days: list[str]) -> list[str]:
         out: list[str] = []
         for d in days:
-            directory = os.path.join(self.root, DAY_PREFIX + d)
-            try:
-                out.extend(os.path.join(directory, e.name) for e in os.scandir(directory)
-                           if e.is_file() and e.name.endswith(".parquet") and e.name[0] not in "._")
-            except FileNotFoundError:  # replaced while we listed
-                continue
+            out.extend(e.path for e in self.store.files(self.store.path(DAY_PREFIX + d))
+                       if e.base_name.endswith(".parquet"))
         return sorted(out)
 
     def _scan(self, days: list[str], columns: list[str], where: ds.Expression) -> pa.Table:
@@ -90,17 +89,17 @@ class MetricStore:
             return DATASET_SCHEMA.empty_table().select(columns)
         try:
             dataset = ds.dataset(files, schema=DATASET_SCHEMA, format="parquet", partitioning=HIVE,
-                                 partition_base_dir=self.root)
+                                 partition_base_dir=self.store.base, filesystem=self.store.fs)
             return dataset.to_table(columns=columns, filter=ds.field("date").isin(days) & where)
         except (pa.ArrowException, OSError) as exc:
             raise self._explain(files, exc) from exc
 
-    @staticmethod
-    def _explain(files: list[str], exc: Exception) -> PluginError:
+    def _explain(self, files: list[str], exc: Exception) -> PluginError:
         """INTERNAL naming the first file that cannot be read (a bad file must not look like no data)."""
         for path in files:
             try:
-                schema = pq.ParquetFile(path).schema_arrow
+                with self.store.fs.open_input_file(path) as fh:
+                    schema = pq.ParquetFile(fh).schema_arrow
                 missing = [f.name for f in METRIC_POINT if f.name not in schema.names]
                 if missing:
                     return internal(f"metric store file {path} lacks columns {missing}")

@@ -9,7 +9,6 @@ itself is the VM uuid, so the plugin can also be queried directly.
 from __future__ import annotations
 
 import math
-import os
 from typing import Any
 
 import grpc
@@ -57,7 +56,7 @@ class MonitoringDataSource(data_source_pb2_grpc.DataSourceServicer):
 
     @unary("DataSource.verify")
     def verify(self, request: data_source_pb2.PluginVerifyRequest) -> empty_pb2.Empty:
-        if not os.path.isdir(self.store.root):
+        if not self.store.exists():
             raise PluginError(grpc.StatusCode.FAILED_PRECONDITION,
                               f"ERROR_PLUGIN_VERIFY: metric store {self.store.root} does not exist")
         return empty_pb2.Empty()

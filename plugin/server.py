@@ -13,6 +13,7 @@ services the server hosts.
 from __future__ import annotations
 
 import os
+import posixpath
 from concurrent import futures
 
 import grpc
@@ -47,7 +48,7 @@ def store_root(store: str | None, override: str | None, subdir: str, flag: str) 
         return override
     if not store:
         raise ValueError(f"give --store DIR (serves DIR/{subdir}) or {flag} DIR")
-    return os.path.join(store, subdir)
+    return posixpath.join(store, subdir) if "://" in store else os.path.join(store, subdir)
 
 
 class _ProtocolServer:

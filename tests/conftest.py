@@ -1,18 +1,11 @@
 """Shared fixtures: real emulators on loopback ports, real configs."""
 from __future__ import annotations
 
-import os
-from pathlib import Path
-
 import pytest
 
 from emulators.prism.fleet import FleetSpec, generate_fleet
 from emulators.prism.server import PrismServer
-
-ROOT = Path(__file__).resolve().parents[1]
-SHARED = Path(os.environ.get("SHARED_DIR", ROOT.parent / "shared"))
-PRISM_PASSWORD = "s3cret-prism-Pa55!"
-CLOUDFORET_USER_PASSWORD = "s3cret-cf-Pa55!"
+from tests.helpers import CLOUDFORET_USER_PASSWORD, PRISM_PASSWORD
 
 
 @pytest.fixture
@@ -59,8 +52,3 @@ def cloudforet(tmp_path):
     emu = CloudForetEmulator(str(tmp_path / "cloudforet.sqlite"), cfg).start()
     yield emu
     emu.stop()
-
-
-def account_entry(server: PrismServer, name: str | None = None, password_env: str = "TEST_PRISM_PASSWORD") -> dict:
-    return {"name": name or server.pc.name, "host": server.host,
-            "port": server.port, "scheme": "http", "username": "admin", "password_env": password_env}

@@ -14,6 +14,7 @@ import secrets
 import threading
 import time
 from dataclasses import dataclass
+from typing import Callable
 
 from . import errors
 
@@ -107,8 +108,9 @@ class TokenSigner:
 
     _CACHE_MAX = 4096
 
-    def __init__(self, key: bytes) -> None:
+    def __init__(self, key: bytes, clock: Callable[[], float] = time.time) -> None:
         self._key = key
+        self.clock = clock  # epoch seconds: what ``exp`` is written and checked against (tests pass a fake)
         # Verified signatures are cached: the pipeline reuses one token for
         # thousands of calls and HMAC + JSON per call is measurable.
         self._cache: dict[str, Claims] = {}
@@ -139,7 +141,7 @@ class TokenSigner:
             "role_type": role_type,
             "domain_id": domain_id,
             "workspace_id": workspace_id,
-            "exp": int(time.time() + ttl),
+            "exp": int(self.clock() + ttl),
             "jti": secrets.token_hex(8),
             # the claims identity 2.0.227 writes, which clients read (unverified) to know a token's role
             "rol": role_type, "did": domain_id, "own": "APP" if typ == CLIENT_SECRET else "USER",
@@ -164,7 +166,7 @@ class TokenSigner:
                 if len(self._cache) >= self._CACHE_MAX:
                     self._cache.clear()
                 self._cache[token] = claims
-        if claims.exp <= time.time():
+        if claims.exp <= self.clock():
             raise errors.unauthenticated("token is expired")
         return claims
 

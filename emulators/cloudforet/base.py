@@ -47,6 +47,7 @@ class Backend:
     calls: Counter = field(default_factory=Counter)  # "Service.verb" -> calls received (tests read it)
     calls_lock: threading.Lock = field(default_factory=threading.Lock)
     plugin_clients: PluginClients = field(default_factory=PluginClients)  # one client per plugin endpoint
+    sleep: Callable[[float], None] = time.sleep  # how a call waits out config.latency_ms (tests record it)
 
     @classmethod
     def open(cls, db_path: str, config: EmulatorConfig) -> "Backend":
@@ -72,7 +73,7 @@ def rpc(method: str) -> Callable:
                     claims = backend.signer.verify_api_token(_metadata_token(context))
                     auth.check_role(method, claims)
                 if backend.config.latency_ms > 0:
-                    time.sleep(backend.config.latency_ms / 1000.0)
+                    backend.sleep(backend.config.latency_ms / 1000.0)
                 result = fn(self, request, claims)
                 if after is not None:
                     after()  # e.g. DEADLINE_EXCEEDED after the write was applied
@@ -97,9 +98,12 @@ def _metadata_token(context: grpc.ServicerContext) -> str | None:
 
 # -- helpers shared by the services ---------------------------------------------
 
+wall_clock: Callable[[], float] = time.time  # epoch seconds the records' times are written with (tests replace it)
+
+
 def now_iso() -> str:
     """UTC timestamp like CloudForet prints it: 2026-11-28T21:40:00.123Z."""
-    now = datetime.now(timezone.utc)
+    now = datetime.fromtimestamp(wall_clock(), timezone.utc)
     return now.strftime("%Y-%m-%dT%H:%M:%S.") + f"{now.microsecond // 1000:03d}Z"
 
 

@@ -65,19 +65,34 @@ class _CompletenessFn(beam.CombineFn):
         return acc
 
 
-def written(inventory_results: Iterable[dict], account: str) -> int:
-    """Cloud services of ``account`` this run left in CloudForet (created, updated or
-    unchanged), one per resource: Beam keeps the results of committed bundles only."""
-    return sum(r.get("created", 0) + r.get("updated", 0) + r.get("unchanged", 0)
-               for r in inventory_results if r.get("sink") == "inventory" and r.get("account") == account)
+MALFORMED = "malformed"  # in the writes: an entity seen but never written (it could not be normalized)
+
+
+def unwritten(writes: Iterable[dict], account: str) -> int:
+    """Resources of ``account`` seen this run that no write left in CloudForet: failed
+    inventory writes and entities that could not be normalized."""
+    return sum(r.get("failed", 0) if r.get("sink") == "inventory" else 1
+               for r in writes if r.get("account") == account and r.get("sink") in ("inventory", MALFORMED))
+
+
+def settled_by_count(stored: int, seen: set, writes: Iterable[dict], account: str) -> bool:
+    """True when CloudForet holds no cloud service of ``account`` this run did not see.
+
+    Exact: when every resource seen was written, CloudForet holds at least those
+    ``len(seen)`` distinct ones, so holding exactly that many means holding nothing
+    else. Counting writes instead would not do: a VM handed on twice is written
+    twice, and the extra count would hide a stale cloud service.
+    """
+    return stored == len(seen) and unwritten(writes, account) == 0
 
 
 class _ReconcileFn(beam.DoFn):
     """Lists an account's cloud services only when there can be stale ones: when
-    CloudForet holds exactly as many as this run wrote, every one of them is one it
-    wrote (a count takes one round trip, a listing many: benchmarks/README.md). Any
-    other count (a stale one, a duplicate, one deleted meanwhile) lists and compares,
-    as before."""
+    CloudForet holds exactly as many as the distinct resources this run saw and wrote,
+    every one of them is one it wrote (``settled_by_count``; a count takes one round
+    trip, a listing many: benchmarks/README.md). Any other count (a
+    stale one, a duplicate, one deleted meanwhile) or a resource seen but not written
+    lists and compares, as before."""
 
     def __init__(self, options: CloudForetOptions, reconcile: ReconcileOptions):
         self.options, self.reconcile = options, reconcile
@@ -96,7 +111,7 @@ class _ReconcileFn(beam.DoFn):
         seen = set(chain.from_iterable(seen_lists))
         scope = [("provider", PROVIDER, "eq"), ("account", account, "eq")]
         try:
-            if self.client.count_cloud_services(scope) == written(writes, account):
+            if settled_by_count(self.client.count_cloud_services(scope), seen, writes, account):
                 self.counted.inc()
                 yield {"sink": NS, "account": account, "deleted": 0}
                 return
@@ -167,8 +182,11 @@ class _ReconcileFn(beam.DoFn):
 
 class Reconcile(beam.PTransform[tuple[beam.PCollection[SeenIds], beam.PCollection[AccountEvent | DeadLetter],
                                      beam.PCollection[SinkResult]], dict[str, beam.PCollection]]):
-    """(SeenIds (account, [seen ids]), read events, inventory results) -> {'results': SinkResult,
-    NOTES: AccountEvent notes, DEAD_LETTER: DeadLetter}."""
+    """(SeenIds (account, [seen ids]), read events, writes) -> {'results': SinkResult,
+    NOTES: AccountEvent notes, DEAD_LETTER: DeadLetter}.
+
+    The writes are the inventory results and a ``{"sink": MALFORMED, "account": ...}``
+    per entity seen that could not be normalized (so never written)."""
 
     def __init__(self, options: CloudForetOptions, reconcile: ReconcileOptions):
         super().__init__()

@@ -352,55 +352,116 @@ def first_seen(values: Iterable) -> Any:
     return next(iter(values))
 
 
+class _RunKeys:
+    """The keys one pipeline's ``DropRepeats`` instances in this process handed on.
+
+    ``claims`` holds the keys of bundles still running (key -> bundle), ``committed``
+    those of finished bundles. A key is claimed when it is handed on, under the lock,
+    so two bundles running at once on two threads cannot both hand it on.
+    """
+
+    def __init__(self) -> None:
+        self.lock = threading.Lock()
+        self.committed: set = set()
+        self.claims: dict = {}
+        self.users = 0  # DoFn instances attached (start_bundle) and not yet torn down
+
+    def claim(self, key: Any, bundle: object) -> bool:
+        with self.lock:
+            if key in self.committed or key in self.claims:
+                return False
+            self.claims[key] = bundle
+            return True
+
+    def commit(self, keys: set) -> None:
+        with self.lock:
+            for key in keys:
+                self.claims.pop(key, None)
+            self.committed.update(keys)
+
+    def release(self, keys: set, bundle: object) -> None:
+        """A bundle that did not finish: its keys may be handed on again (by its retry)."""
+        with self.lock:
+            for key in keys:
+                if self.claims.get(key) is bundle:
+                    del self.claims[key]
+
+
 class _SeenKeys:
-    """Keys already handed on by committed bundles of one pipeline, per process."""
+    """Per process: the ``_RunKeys`` of each pipeline, by the pipeline's token.
+
+    A pipeline's keys are forgotten only when no DoFn instance of it is left
+    (teardown) and another pipeline starts, never under a pipeline still running.
+    """
 
     _lock = threading.Lock()
-    _runs: dict[str, set] = {}
+    _runs: dict[str, _RunKeys] = {}
 
     @classmethod
-    def of(cls, token: str) -> set:
+    def attach(cls, token: str) -> _RunKeys:
         with cls._lock:
-            if token not in cls._runs:
-                cls._runs.clear()  # one pipeline at a time per process: forget the last one
-                cls._runs[token] = set()
-            return cls._runs[token]
+            run = cls._runs.get(token)
+            if run is None:
+                for idle in [t for t, r in cls._runs.items() if r.users == 0]:
+                    del cls._runs[idle]
+                run = cls._runs[token] = _RunKeys()
+            run.users += 1
+            return run
 
     @classmethod
-    def commit(cls, token: str, keys: set) -> None:
+    def detach(cls, token: str) -> None:
         with cls._lock:
-            cls._runs.setdefault(token, set()).update(keys)
+            run = cls._runs.get(token)
+            if run is not None:
+                run.users -= 1
 
 
 class DropRepeats(beam.DoFn):
     """Offset paging over a changing inventory can list a VM on two pages: hand it on once.
 
-    The keys of committed bundles are remembered per process and pipeline (a
-    few MB at 100k VMs; ``token`` is new for every pipeline built, so a re-run
-    with the same run id starts afresh); a bundle's own keys count only once it
-    finishes, so a retried bundle hands its VMs on again. Repeats that land in
-    two worker processes are left to the shuffle of ``HandOnOnce``.
+    The keys handed on are remembered per process and pipeline (a few MB at
+    100k VMs; ``token`` is new for every pipeline built, so a re-run with the
+    same run id starts afresh), shared by the DoFn instances of the pipeline's
+    threads. A bundle's keys are claimed as it hands them on and committed when
+    it finishes; a bundle that does not finish (the runner starts another on the
+    instance, or tears the instance down) releases them, so its retry hands its
+    VMs on again. Repeats that land in two worker processes are left to the
+    shuffle of ``HandOnOnce``.
     """
 
     def __init__(self, token: str | None = None):
         self.token = token or uuid4().hex
         self.dropped = Metrics.counter(NS, "repeats_dropped")
+        self.run: _RunKeys | None = None
+        self.bundle: set = set()
+        self.bundle_id: object = None
 
     def start_bundle(self):
-        self.committed = _SeenKeys.of(self.token)
-        self.bundle: set = set()
+        if self.run is None:
+            self.run = _SeenKeys.attach(self.token)
+        if self.bundle:  # the last bundle failed: finish_bundle never ran
+            self.run.release(self.bundle, self.bundle_id)
+        self.bundle, self.bundle_id = set(), object()
 
     def process(self, item: VmWithStats) -> Iterable[VmWithStats]:
         key = item[0]
-        if key in self.bundle or key in self.committed:
+        assert self.run is not None  # attached in start_bundle
+        if key in self.bundle or not self.run.claim(key, self.bundle_id):
             self.dropped.inc()
             return
         self.bundle.add(key)
         yield item
 
     def finish_bundle(self):
-        _SeenKeys.commit(self.token, self.bundle)
+        self.run.commit(self.bundle)
         self.bundle = set()
+
+    def teardown(self):
+        if self.run is not None:
+            self.run.release(self.bundle, self.bundle_id)
+            self.bundle = set()
+            _SeenKeys.detach(self.token)
+            self.run = None
 
 
 class HandOnOnce(beam.PTransform[beam.PCollection[VmWithStats], beam.PCollection[VmWithStats]]):

@@ -46,9 +46,9 @@ from emulators.prism.fleet import FleetSpec, generate_fleet
 from emulators.prism.server import PrismServer
 from emulators.tls import TlsFiles, grpc_server_credentials, make_ca_and_server_cert, prism_ssl_context
 from pipeline.run import run
-from tests.conftest import PRISM_PASSWORD
+from tests.helpers import PRISM_PASSWORD
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 COLLECTED_AT = "2026-11-28T06:00:00Z"
 SMALL = FleetSpec(seed=23, prism_centrals=1, clusters=1, hosts_per_cluster=1, vms=4, disks_per_vm=1)
 RATE = {"vcpu_hour": 0.02, "gib_ram_hour": 0.005, "gib_storage_month": 0.05, "currency": "USD"}

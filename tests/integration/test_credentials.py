@@ -6,14 +6,13 @@ import time
 
 import pytest
 
-from connectors.cloudforet import CloudForetAuth, CloudForetClient, CloudForetEndpoint, shared_channel
+from connectors.cloudforet import CloudForetAuth, CloudForetClient, CloudForetEndpoint, TokenProvider, shared_channel
 from connectors.errors import CloudForetError
 from emulators.cloudforet.config import EmulatorConfig
 from emulators.cloudforet.server import CloudForetEmulator
 from emulators.prism.fleet import FleetSpec
 from pipeline.run import run
-from tests.conftest import CLOUDFORET_USER_PASSWORD, PRISM_PASSWORD
-from tests.test_end_to_end import write_config
+from tests.helpers import CLOUDFORET_USER_PASSWORD, PRISM_PASSWORD, FakeClock, write_config
 from transforms.common.credentials import CredentialError, credentials_from_secret
 from transforms.settings import AccountConfig
 
@@ -51,17 +50,19 @@ def test_a_secret_that_is_not_a_nutanix_secret_names_fields_not_values():
 
 
 def test_user_token_is_refreshed_five_minutes_before_expiry(tmp_path, monkeypatch):
-    # an access token living 302 s is inside the 5-minute margin after ~2 s
+    # an access token living 302 s is inside the 5-minute margin 2.5 s later
     emu = CloudForetEmulator(str(tmp_path / "cf.sqlite"), EmulatorConfig(users=[USER],
                                                                         access_token_ttl=302)).start()
     try:
         monkeypatch.setenv("CF_PW", CLOUDFORET_USER_PASSWORD)
         auth = CloudForetAuth(domain_id=emu.config.domain_id, workspace_id=emu.config.workspace_id,
                               user_id=USER["user_id"], password_env="CF_PW")
+        clock = FakeClock(time.time())  # the client's clock; the emulator keeps the real one
         client = CloudForetClient(CloudForetEndpoint(emu.endpoint), auth)
+        client.tokens = TokenProvider(CloudForetEndpoint(emu.endpoint), auth, clock=clock)
         first = client.tokens.token()
         assert client.tokens.token() == first  # still fresh: reused
-        time.sleep(2.5)
+        clock.advance(2.5)
         second = client.tokens.token()
         assert second != first  # within 5 minutes of expiry: re-granted
         client.count_cloud_services_of("nutanix")  # and it works

@@ -18,7 +18,7 @@ from emulators.cloudforet.config import EmulatorConfig
 from emulators.cloudforet.server import CloudForetEmulator
 from emulators.prism.fleet import FleetSpec
 from pipeline.run import run
-from tests.conftest import CLOUDFORET_USER_PASSWORD, PRISM_PASSWORD, account_entry
+from tests.helpers import CLOUDFORET_USER_PASSWORD, PRISM_PASSWORD, account_entry
 
 COLLECTED_AT = "2026-11-28T06:00:00Z"
 SPEC = FleetSpec(seed=5, prism_centrals=1, clusters=1, hosts_per_cluster=1, vms=12, disks_per_vm=1)

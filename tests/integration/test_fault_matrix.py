@@ -14,15 +14,10 @@ from emulators.cloudforet.server import CloudForetEmulator
 from emulators.prism.faults import PrismFaults
 from emulators.prism.fleet import FleetSpec
 from pipeline.run import run
-from tests.conftest import CLOUDFORET_USER_PASSWORD, PRISM_PASSWORD
-from tests.test_end_to_end import write_config
-from transforms.settings import Rate, RateCard
-from transforms.stages.cost import costs_for
-from transforms.stages.normalize import is_prism_central, normalize_cluster, normalize_host, normalize_vm
+from tests.helpers import CLOUDFORET_USER_PASSWORD, PRISM_PASSWORD, assert_matches_fleet, expected, write_config
 
 SPEC = FleetSpec(seed=21, prism_centrals=1, clusters=2, hosts_per_cluster=1, vms=36, disks_per_vm=1)
 DAY = "2026-11-28"
-CARD = RateCard(default=Rate(vcpu_hour=0.02, gib_ram_hour=0.005, gib_storage_month=0.05, currency="USD"))
 USER = {"user_id": "collector@example.com", "password": CLOUDFORET_USER_PASSWORD, "role_type": "DOMAIN_ADMIN"}
 
 PRISM_FAULTS = {
@@ -43,46 +38,6 @@ CLOUDFORET_FAULTS = {
     "token expired mid-run": "UNAUTHENTICATED@after=40",
     "server restart mid-run": "RESTART@after=60@down=0.5",
 }
-
-
-def expected(server) -> tuple[dict, Counter]:
-    """The fleet as Prism has it now: resources by reference id, and the day's cost keys."""
-    pc, out = server.pc, {}
-    for i in pc.iter_live_indices():
-        for r in normalize_vm(pc.name, server.url, pc.vm_entity(i)):
-            out[r["resource_id"]] = r
-    for c in pc.cluster_entities():
-        if not is_prism_central(c):
-            out[c["metadata"]["uuid"]] = normalize_cluster(pc.name, server.url, c)
-    for h in pc.host_entities():
-        out[h["metadata"]["uuid"]] = normalize_host(pc.name, server.url, h)
-    costs = Counter((c["resource"], c["usage_type"], c["billed_date"])
-                    for r in out.values() for c in costs_for(r, CARD, DAY, "ds-nutanix"))
-    return out, costs
-
-
-def assert_matches_fleet(emu, server, earlier_costs: Counter = Counter(), maybe_costs: Counter = Counter()) -> None:
-    """``earlier_costs``: cost keys of resources that existed earlier the same day
-    (a VM deleted since still cost its share of the day, once); ``maybe_costs``:
-    keys that may be there (once) or not, e.g. written by a run that was killed."""
-    want, want_costs = expected(server)
-    want_costs = Counter(dict.fromkeys(set(want_costs) | set(earlier_costs), 1))
-    services = emu.store.cloud_services()
-    refs = Counter(c["reference"]["resource_id"] for c in services)
-    assert max(refs.values()) == 1, "a resource is in CloudForet twice"
-    assert set(refs) == set(want), (sorted(set(refs) - set(want))[:3], sorted(set(want) - set(refs))[:3])
-    for c in services:
-        w = want[c["reference"]["resource_id"]]
-        assert (c["name"], c["cloud_service_type"], c["region_code"], c["account"]) == \
-            (w["name"], w["cloud_service_type"], w["region_code"], w["account"])
-        if w["kind"] == "vm":
-            assert c["data"]["power_state"] == w["data"]["power_state"]
-            assert c["data"]["vcpus"] == w["data"]["vcpus"]
-    costs = Counter((c["resource"], c["usage_type"], c["billed_date"]) for c in emu.store.costs())
-    optional = set(maybe_costs) - set(want_costs)
-    costs_required = Counter({k: n for k, n in costs.items() if k not in optional})
-    assert costs_required == want_costs, "the day's costs are not there exactly once"
-    assert all(costs[k] <= 1 for k in optional), "a cost record is there twice"
 
 
 @pytest.fixture

@@ -9,66 +9,25 @@ import json
 from collections import Counter
 
 import pyarrow.dataset as ds
-import pytest
-import yaml
 
 from emulators.prism.fleet import FleetSpec
 from pipeline.run import run
-from tests.conftest import CLOUDFORET_USER_PASSWORD, PRISM_PASSWORD, account_entry
+from tests.helpers import (  # noqa: F401  (fixtures)
+    CLOUDFORET_USER_PASSWORD,
+    COLLECTED_AT,
+    DAY,
+    DEFAULT_RATE,
+    PRISM_PASSWORD,
+    _env,
+    account_entry,
+    expected_resources,
+    write_config,
+)
 from transforms.settings import Rate, RateCard
 from transforms.stages.cost import costs_for
-from transforms.stages.normalize import normalize_vm
 
-COLLECTED_AT = "2026-11-28T06:00:00Z"
-DAY = "2026-11-28"
 SPEC = FleetSpec(seed=11, prism_centrals=2, clusters=2, hosts_per_cluster=2, vms=60, disks_per_vm=2,
                  power_on_ratio=0.7)
-DEFAULT_RATE = {"vcpu_hour": 0.02, "gib_ram_hour": 0.005, "gib_storage_month": 0.05, "currency": "USD"}
-
-
-def write_config(tmp_path, servers, emu, auth=None, accounts=None, name="config.yaml", snapshot=None,
-                 metrics="metrics", **cloudforet):
-    """cost_mode api (the default) and both write costs with Cost.create, which needs a DOMAIN_ADMIN user
-    (an app token is refused at start-up) and a project; datasource mode runs with the app token."""
-    mode = cloudforet.setdefault("cost_mode", "api")  # these tests read the costs back from Cost.create
-    if auth is None:
-        auth = ({"token_env": "TEST_CF_TOKEN"} if mode == "datasource"
-                else {"user_id": "collector@example.com", "password_env": "TEST_CF_PASSWORD"})
-    if mode in ("api", "both"):
-        cloudforet.setdefault("cost_project_id", "project-nutanix")
-    raw = {
-        "accounts": accounts or [account_entry(s) for s in servers] or None,
-        "prism": {"page_size": 25, "max_requests_per_s": 200, "max_concurrency": 4, "max_attempts": 3},
-        "cloudforet": {"endpoint": emu.endpoint, "domain_id": emu.config.domain_id,
-                       "workspace_id": emu.config.workspace_id, "auth": auth,
-                       "batch_size": 40, **cloudforet},
-        "rate_card": {"default": DEFAULT_RATE, "clusters": {"cluster-1-0": {"vcpu_hour": 0.05}}},
-        "metric_store": {"path": str(tmp_path / metrics)},
-        "cost_store": {"path": str(tmp_path / "costs")},
-        "report": {"path": str(tmp_path / "report.json")},
-        "snapshot": {"path": str(tmp_path / "snapshots"), **(snapshot or {})},
-    }
-    raw = {k: v for k, v in raw.items() if v is not None}
-    path = tmp_path / name
-    path.write_text(yaml.safe_dump(raw))
-    return str(path)
-
-
-def expected_resources(servers):
-    """The fleet as the emulators hold it, normalized independently of the pipeline."""
-    out = []
-    for s in servers:
-        pc = s.pc
-        for i in pc.iter_live_indices():
-            out += normalize_vm(pc.name, s.url, pc.vm_entity(i))
-    return out
-
-
-@pytest.fixture(autouse=True)
-def _env(monkeypatch, cloudforet):
-    monkeypatch.setenv("TEST_PRISM_PASSWORD", PRISM_PASSWORD)
-    monkeypatch.setenv("TEST_CF_TOKEN", cloudforet.app_token())
-    monkeypatch.setenv("TEST_CF_PASSWORD", CLOUDFORET_USER_PASSWORD)
 
 
 def by_type(services):

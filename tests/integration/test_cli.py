@@ -18,7 +18,7 @@ import yaml
 from emulators.cloudforet import auth as emu_auth
 from emulators.prism.fleet import FleetSpec
 from pipeline.import_noise import BEAM_APITOOLS_MISSING, DropImportNoise
-from tests.conftest import PRISM_PASSWORD, ROOT, account_entry
+from tests.helpers import PRISM_PASSWORD, ROOT, account_entry
 
 BEAM_LINE = ("apitools not found, and bigquery client libraries are not available despite the import "
              "not raising an ImportError.")

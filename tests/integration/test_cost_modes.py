@@ -16,8 +16,7 @@ from emulators.prism.fleet import FleetSpec
 from emulators.readback import ensure_data_sources
 from pipeline.run import run
 from plugin.server import CostPluginServer, MonitoringPluginServer
-from tests.conftest import CLOUDFORET_USER_PASSWORD, PRISM_PASSWORD
-from tests.test_end_to_end import DEFAULT_RATE, expected_resources, write_config
+from tests.helpers import CLOUDFORET_USER_PASSWORD, DEFAULT_RATE, PRISM_PASSWORD, expected_resources, write_config
 from transforms.settings import Rate, RateCard
 from transforms.sinks.cost_analysis import NOT_SUPPORTED_HINT
 from transforms.stages.cost import costs_for

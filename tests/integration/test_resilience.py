@@ -13,10 +13,7 @@ from emulators.cloudforet.config import EmulatorConfig
 from emulators.cloudforet.server import CloudForetEmulator
 from emulators.prism.fleet import FleetSpec
 from pipeline.run import run
-from tests.conftest import PRISM_PASSWORD, ROOT
-from tests.test_end_to_end import write_config
-from tests.test_fault_matrix import DAY, assert_matches_fleet, expected
-from tests.test_snapshot import state
+from tests.helpers import DAY, PRISM_PASSWORD, ROOT, assert_matches_fleet, expected, state, write_config
 from transforms.sinks import cost_analysis as cost_sink
 from transforms.sinks import inventory as inventory_sink
 
@@ -94,19 +91,26 @@ def _killed_then_rerun(tmp_path, server, emu):
     args = [sys.executable, "-m", "pipeline", "--config", config, "--collected-at", f"{DAY}T06:00:00Z",
             "--log-level", "WARNING"]
     killed_at = []
-    # each run is killed a while after its first write reached CloudForet: in the inventory writes, the
-    # cost writes, or between them
-    for i, delay in enumerate((0.0, 0.3, 0.7, 1.2)):
-        before = emu.store.changes
+    # each run is killed at a point of its writes CloudForet sees: its first write, in the inventory
+    # writes, as the cost writes begin, in the cost writes
+    calls = emu.backend.calls
+    kill_points = [
+        ("the first write", lambda changes, costs: changes > 0),
+        ("in the inventory writes", lambda changes, costs: changes >= 12),
+        ("as the cost writes begin", lambda changes, costs: costs > 0),
+        ("in the cost writes", lambda changes, costs: costs >= 6),
+    ]
+    for i, (point, reached) in enumerate(kill_points):
+        before, costs_before = emu.store.changes, calls["Cost.create"]
         proc = subprocess.Popen(args + ["--run-id", f"killed-{i}"], cwd=ROOT, env=env,
                                 stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-        deadline = time.monotonic() + 120
-        while emu.store.changes == before and proc.poll() is None and time.monotonic() < deadline:
+        deadline = time.monotonic() + 120  # a bounded wait for the kill point, not a measurement
+        while (not reached(emu.store.changes - before, calls["Cost.create"] - costs_before)
+               and proc.poll() is None and time.monotonic() < deadline):
             time.sleep(0.005)
-        time.sleep(delay)
         if proc.poll() is None:
             proc.send_signal(signal.SIGKILL)
-            killed_at.append(delay)
+            killed_at.append(point)
         proc.wait(60)
         if i == 1:
             server.pc.delete_vms([3])  # Prism changes between the killed runs, too

@@ -20,9 +20,7 @@ import pyarrow.dataset as ds
 
 from emulators.prism.fleet import FleetSpec
 from pipeline.run import run
-from tests.conftest import PRISM_PASSWORD
-from tests.test_end_to_end import write_config
-from tests.test_snapshot import state
+from tests.helpers import PRISM_PASSWORD, state, write_config
 
 SPEC = FleetSpec(seed=23, prism_centrals=2, clusters=2, hosts_per_cluster=1, vms=24, disks_per_vm=2,
                  power_on_ratio=0.6)

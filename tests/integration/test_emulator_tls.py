@@ -29,7 +29,7 @@ from emulators.tls import (
     prism_ssl_context,
 )
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 AUTH = ("admin", "nutanix/4u")
 V3 = "/api/nutanix/v3"
 

@@ -8,7 +8,7 @@ from apache_beam.testing.util import assert_that, equal_to
 
 from emulators.prism.fleet import FleetSpec
 from pipeline.config import parse_config
-from tests.conftest import PRISM_PASSWORD, account_entry
+from tests.helpers import PRISM_PASSWORD, FakeClock, account_entry
 from transforms.settings import RunContext
 from transforms.sources.prism import ReadFromPrism
 
@@ -93,55 +93,80 @@ def test_the_first_pages_of_every_account_are_asked_for_at_once(prism_servers):
     another: the planner's calls (3 kinds x 2 accounts, the first 6 calls of the read,
     as nothing is fetched before the plan) overlap."""
     import threading
-    import time as _time
     servers = prism_servers(FleetSpec(vms=20, prism_centrals=2, clusters=1, hosts_per_cluster=1))
-    lock, calls, active = threading.Lock(), [], [0]
+    lock, calls, active = threading.Condition(), [], [0]
     for server in servers:
-        def slow(*args, _original=server._dispatch, **kwargs):
+        def held(*args, _original=server._dispatch, **kwargs):
             with lock:
                 active[0] += 1
                 calls.append(active[0])
+                lock.notify_all()
+                # each of the first calls is held until three are in at once (bounded: one after
+                # another, they never are, and each call goes on after 5 s)
+                lock.wait_for(lambda: max(calls) >= 3, timeout=5)
             try:
-                _time.sleep(0.2)  # long enough for the others to start, if they are started
                 return _original(*args, **kwargs)
             finally:
                 with lock:
                     active[0] -= 1
-        server._dispatch = slow
+        server._dispatch = held
     expected = live_vms(servers[0]) + live_vms(servers[1])
     run_read(config_for(servers, page_size=50), expected, expected,
              infra_kinds(servers[0], 1, 1) + infra_kinds(servers[1], 1, 1))
     assert max(calls[:6]) >= 3  # one after another, it would be 1
 
 
-@pytest.mark.parametrize("workers", [1, 2])
-def test_requests_stay_under_the_per_prism_central_rate(prism_servers, workers):
+def test_every_call_of_a_read_waits_for_the_per_prism_central_rate(prism_servers, monkeypatch):
+    """Every call the read makes (the planner's, every page's, every stats call's, from 8
+    threads at once) takes a token of the Prism Central's one limiter: on the limiter's
+    clock (a fake one: nobody waits), never more than the rate + 1 in any second."""
     import threading
-    import time as _time
 
-    from pipeline.run import share_rate_limit
+    from connectors import ratelimit
     (server,) = prism_servers(FleetSpec(vms=200, clusters=1, hosts_per_cluster=1))
-    stamps, lock = [], threading.Lock()
+    served, granted, lock = [0], [], threading.Lock()
     original = server._dispatch
 
-    def recording(*args, **kwargs):
+    def counted(*args, **kwargs):
         with lock:
-            stamps.append(_time.monotonic())
+            served[0] += 1
         return original(*args, **kwargs)
 
-    server._dispatch = recording
+    class Recorded(ratelimit.RateLimiter):
+        def acquire(self) -> float:
+            waited = super().acquire()
+            with lock:
+                granted.append(self.clock.monotonic())
+            return waited
+
+    server._dispatch = counted
+    config = config_for([server], page_size=10, max_requests_per_s=10, max_concurrency=8)
+    limiter = Recorded(10, clock=FakeClock())
+    monkeypatch.setitem(ratelimit._shared, (f"http://{server.host}:{server.port}", 10.0), limiter)
     expected = live_vms(server)
-    beam_args = ["--direct_num_workers", str(workers)]
-    if workers > 1:  # SDK workers in separate processes, each with its own limiter
-        beam_args += ["--direct_running_mode", "multi_processing"]
-    config = share_rate_limit(config_for([server], page_size=10, max_requests_per_s=10, max_concurrency=8),
-                              beam_args)
-    run_read(config, expected, expected, infra_kinds(server, 1, 1), beam_args=beam_args)
-    assert len(stamps) == 3 + 2 + 2 * 20  # planner's 3 calls; clusters, hosts, 20 VM pages, their 20 stats calls
-    worst = max(sum(1 for t in stamps if s <= t < s + 1.0) for s in stamps)
-    # 10/s in all: each worker keeps to its share with a burst of one, though 8 fetch in parallel in each
-    assert worst <= 10 + workers
-    assert stamps[-1] - stamps[0] >= (len(stamps) - 1 - workers) / 10
+    run_read(config, expected, expected, infra_kinds(server, 1, 1))
+    assert served[0] == 3 + 2 + 2 * 20  # planner's 3 calls; clusters, hosts, 20 VM pages, their 20 stats calls
+    assert len(granted) == served[0]  # every call waited for its token
+    granted.sort()
+    assert max(sum(1 for t in granted if s <= t < s + 1.0) for s in granted) <= 10 + 1
+    assert granted[-1] - granted[0] >= (len(granted) - 2) / 10
+
+
+def test_worker_processes_of_the_local_runner_each_keep_to_their_share_of_the_rate(prism_servers, monkeypatch):
+    """SDK workers in separate processes have a limiter each: each gets rate / workers."""
+    from pipeline.run import share_rate_limit
+    from transforms.common.credentials import PrismClients
+    (server,) = prism_servers(FleetSpec(vms=2, clusters=1, hosts_per_cluster=1))
+    monkeypatch.setenv("TEST_PRISM_PASSWORD", PRISM_PASSWORD)
+    config = config_for([server], max_requests_per_s=10)
+    threads = share_rate_limit(config, ["--direct_num_workers", "2"])  # threads of one process: one limiter
+    processes = share_rate_limit(config, ["--direct_num_workers", "2", "--direct_running_mode", "multi_processing"])
+    rates = []
+    for cfg in (threads, processes):
+        clients = PrismClients(cfg)
+        rates.append(clients.get(server.pc.name).limiter.rate)
+        clients.close()
+    assert rates == [10.0, 5.0]
 
 
 def test_a_vm_listed_twice_is_handed_on_once_and_a_failed_bundle_hands_its_vms_on_again():

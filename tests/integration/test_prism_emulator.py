@@ -16,7 +16,7 @@ import requests
 from emulators.prism.fleet import STATS_ATTRIBUTES, FleetSpec, generate_fleet
 from emulators.prism.server import PrismServer
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 RECORDINGS = Path("/work/shared/fixtures/prism/v3_prism_go_client/v3_keploy")
 AUTH = ("admin", "nutanix/4u")
 V3 = "/api/nutanix/v3"

@@ -404,3 +404,28 @@ def test_reconcile_counts_a_record_someone_deleted_already_as_deleted(tmp_path, 
         emu.stop()
     assert (deleted, failed) == (3, [])
     assert set(states.values()) == {"DELETED"}
+
+
+def test_reconcile_deletes_a_stale_cloud_service_though_a_vm_was_written_twice(tmp_path, monkeypatch):
+    """CloudForet holds a, b and stale c; this run wrote a twice (offset paging listed it
+    twice) and b: three writes against three stored must not settle by count."""
+    from transforms.settings import ReconcileOptions
+    from transforms.sinks.reconcile import _ReconcileFn
+
+    emu = CloudForetEmulator(str(tmp_path / "cf.sqlite"), EmulatorConfig()).start()
+    try:
+        a, b, c = records(3)
+        write_all(emu, monkeypatch, 4, 1, [a, b, c])
+        writes = [o for batch in ([a], [a, b])  # a in two bundles, as when two workers both passed it
+                  for o in write_all(emu, monkeypatch, 4, 1, batch) if not isinstance(o, pvalue.TaggedOutput)]
+        assert sum(r["created"] + r["updated"] + r["unchanged"] for r in writes) == 3
+        fn = _ReconcileFn(sink_options(emu, monkeypatch), ReconcileOptions(max_delete_fraction=0.5))
+        fn.setup()
+        account = a["account"]
+        out = list(fn.process((account, [[a["resource_id"], b["resource_id"], a["resource_id"]]]),
+                              {account: (True, "")}, writes))
+        left = held_refs(emu)
+    finally:
+        emu.stop()
+    assert out == [{"sink": "reconcile", "account": account, "deleted": 1, "failed": 0}]
+    assert sorted(left) == sorted([a["resource_id"], b["resource_id"]])

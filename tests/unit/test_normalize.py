@@ -25,7 +25,7 @@ from transforms.stages.normalize import (
     normalize_vm,
 )
 
-FIXTURES = Path(__file__).resolve().parents[2] / "shared" / "fixtures" / "prism" / "v3_prism_go_client" / "v3_keploy"
+FIXTURES = Path(__file__).resolve().parents[3] / "shared" / "fixtures" / "prism" / "v3_prism_go_client" / "v3_keploy"
 BASE = "https://prism-test.nutanix.com:9440"
 
 

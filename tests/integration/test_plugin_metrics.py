@@ -16,7 +16,7 @@ from spaceone.api.monitoring.plugin import data_source_pb2, data_source_pb2_grpc
 
 from plugin.metric_store import CATALOG
 from plugin.server import MonitoringPluginServer
-from tests.test_plugin_support import METRICS, day_start_ms, iso, make_points, point_value, write_metric_run
+from tests.helpers import METRICS, day_start_ms, iso, make_points, point_value, write_metric_run
 
 DAY = "2026-11-28"
 VMS = ["vm-a1", "vm-a2", "vm-b1"]

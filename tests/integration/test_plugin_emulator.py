@@ -26,7 +26,7 @@ from spaceone.api.monitoring.v1 import metric_pb2, metric_pb2_grpc
 from emulators.cloudforet.config import EmulatorConfig
 from emulators.cloudforet.server import CloudForetEmulator
 from plugin.server import CostPluginServer, MonitoringPluginServer
-from tests.test_plugin_support import (
+from tests.helpers import (
     cost_records,
     day_start_ms,
     make_points,

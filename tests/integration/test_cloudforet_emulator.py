@@ -26,12 +26,14 @@ from spaceone.api.inventory.v1 import (
 from spaceone.api.notification.v1 import notification_pb2, notification_pb2_grpc
 from spaceone.api.secret.v1 import secret_pb2, secret_pb2_grpc
 
+from emulators.cloudforet import base as emulator_base
 from emulators.cloudforet import query
 from emulators.cloudforet.auth import ACCESS, SCOPE_WORKSPACE, TokenSigner
 from emulators.cloudforet.config import EmulatorConfig
 from emulators.cloudforet.server import CloudForetEmulator
+from tests.helpers import FakeClock
 
-REPO = Path(__file__).resolve().parents[1]
+REPO = Path(__file__).resolve().parents[2]
 OWNER = ("collector@example.com", "collector-pass")
 MEMBER = ("member@example.com", "member-pass")
 ADMIN = ("admin@example.com", "admin-pass")
@@ -205,10 +207,12 @@ def test_bad_tokens_are_unauthenticated(emu: CloudForetEmulator, client: Client)
 
 def test_expired_by_ttl(tmp_path: Path) -> None:
     with CloudForetEmulator(str(tmp_path / "ttl.sqlite"), make_config(access_token_ttl=1)) as emulator:
+        clock = FakeClock(time.time())
+        emulator.signer.clock = clock.time  # the emulator's clock: exp is written and checked against it
         c = Client(emulator)
         token = c.workspace_token(OWNER)
         c.cs.list(cloud_service_pb2.CloudServiceQuery(), metadata=md(token), timeout=5)
-        time.sleep(2.1)
+        clock.advance(2.1)
         err = rpc_error(c.cs.list, cloud_service_pb2.CloudServiceQuery(), metadata=md(token))
         assert err.code() == grpc.StatusCode.UNAUTHENTICATED
         c.close()
@@ -258,7 +262,7 @@ def test_create_never_dedupes(emu: CloudForetEmulator, client: Client, app: Any)
     assert a.state == "ACTIVE" and a.created_at.endswith("Z") and a.created_at == a.updated_at
 
 
-def test_update_merges_data_and_files_tags_under_custom(client: Client, app: Any) -> None:
+def test_update_merges_data_and_files_tags_under_custom(client: Client, app: Any, monkeypatch) -> None:
     """inventory service/cloud_service_service.py: create_resource() files the tags under
     the record's provider (_convert_tags_to_hash(tags, provider)); update_resource() under
     _get_provider_from_meta(), "custom" for any call but a collector job's, replacing that
@@ -267,7 +271,8 @@ def test_update_merges_data_and_files_tags_under_custom(client: Client, app: Any
                                metadata=app, timeout=5)
     assert to_dict(created)["tags"] == {"nutanix": {"x": "1"}}
     assert to_dict(created)["tag_keys"] == {"nutanix": ["x"]}
-    time.sleep(0.002)
+    clock = FakeClock(time.time() + 1)  # one second after the create, on the emulator's clock
+    monkeypatch.setattr(emulator_base, "wall_clock", clock.time)
     req = msg(cloud_service_pb2.UpdateCloudServiceRequest, {
         "cloud_service_id": created.cloud_service_id, "name": "renamed",
         "data": {"b": 3, "c": 4}, "tags": {"y": "2", "x": "changed"}})
@@ -590,10 +595,11 @@ def test_service_accounts(client: Client, app: Any) -> None:
 
 def test_latency(tmp_path: Path) -> None:
     with CloudForetEmulator(str(tmp_path / "l.sqlite"), make_config(latency_ms=80)) as emulator:
+        waits: list[float] = []
+        emulator.backend.sleep = waits.append  # the emulator's waits, recorded instead of slept
         c = Client(emulator)
-        start = time.monotonic()
         c.cs.list(cloud_service_pb2.CloudServiceQuery(), metadata=md(emulator.app_token()), timeout=5)
-        assert time.monotonic() - start >= 0.08
+        assert waits == [0.08]  # each call answered 80 ms late
         c.close()
 
 

@@ -22,7 +22,7 @@ from spaceone.api.cost_analysis.plugin import (
 
 from plugin.server import CostPluginServer
 from schemas.parquet import COST_RECORD
-from tests.test_plugin_support import cost_records, write_costs
+from tests.helpers import cost_records, write_costs
 
 
 def MessageToDict(msg):

@@ -11,7 +11,7 @@ from collections import Counter
 
 from emulators.prism.fleet import FleetSpec
 from pipeline.run import run
-from tests.test_end_to_end import COLLECTED_AT, DAY, DEFAULT_RATE, _env, expected_resources, write_config  # noqa: F401  (fixtures)
+from tests.helpers import COLLECTED_AT, DAY, DEFAULT_RATE, _env, expected_resources, write_config  # noqa: F401  (fixtures)
 from transforms.settings import Rate, RateCard
 from transforms.stages.cost import costs_for
 from transforms.stages.normalize import is_link_local

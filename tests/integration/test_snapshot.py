@@ -14,8 +14,7 @@ import pytest
 from emulators.cloudforet.server import CloudForetEmulator
 from emulators.prism.fleet import FleetSpec, generate_fleet
 from pipeline.run import run
-from tests.conftest import PRISM_PASSWORD, ROOT
-from tests.test_end_to_end import write_config
+from tests.helpers import PRISM_PASSWORD, ROOT, state, write_config
 from transforms.common.canonical import canonical_json
 from transforms.common.snapshot_format import file_digest
 from transforms.sources.snapshot import validate_snapshot
@@ -24,23 +23,9 @@ from transforms.stages.normalize import normalize_vm
 SPEC = FleetSpec(seed=5, prism_centrals=2, clusters=2, hosts_per_cluster=1, vms=24, disks_per_vm=1,
                  power_on_ratio=0.6)
 V1_SAMPLE = ROOT / "tests" / "data" / "snapshot_v1"
-VOLATILE = {"cloud_service_id", "created_at", "updated_at", "deleted_at", "cost_id", "domain_id", "workspace_id",
-            "tag_keys", "collection_info"}
-
-
 @pytest.fixture(autouse=True)
 def _env(monkeypatch):
     monkeypatch.setenv("TEST_PRISM_PASSWORD", PRISM_PASSWORD)
-
-
-def state(emu: CloudForetEmulator) -> dict:
-    """CloudForet's state without server-made ids and times, comparable across servers."""
-    strip = lambda d: {k: v for k, v in d.items() if k not in VOLATILE}  # noqa: E731
-    services = sorted((strip(c) for c in emu.store.cloud_services()),
-                      key=lambda c: (c["cloud_service_type"], c["reference"]["resource_id"]))
-    costs = sorted((strip(c) for c in emu.store.costs()),
-                   key=lambda c: (c["resource"], c["usage_type"], c["billed_date"]))
-    return {"services": services, "costs": costs}
 
 
 def metric_rows(path: Path) -> list[dict]:

@@ -9,7 +9,7 @@ import yaml
 
 from pipeline.config import ConfigError, load_config, parse_config
 from pipeline.run import run
-from tests.conftest import ROOT
+from tests.helpers import ROOT
 
 GOOD = {
     "accounts": [{"name": "pc-1", "host": "10.0.0.1", "username": "admin", "password_env": "PC1_PASSWORD"}],

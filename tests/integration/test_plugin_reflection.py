@@ -38,9 +38,9 @@ from plugin.cost_store import CostStore
 from plugin.metric_store import MetricStore
 from plugin.monitoring import MonitoringDataSource, MonitoringMetric
 from plugin.server import CostPluginServer, MonitoringPluginServer
-from tests.test_plugin_support import cost_records, write_costs
+from tests.helpers import cost_records, write_costs
 
-REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 MONITORING = {"spaceone.api.monitoring.plugin.DataSource", "spaceone.api.monitoring.plugin.Metric"}
 COST = {"spaceone.api.cost_analysis.plugin.DataSource", "spaceone.api.cost_analysis.plugin.Job",
         "spaceone.api.cost_analysis.plugin.Cost"}

@@ -11,7 +11,6 @@ import copy
 import json
 import re
 import threading
-import time
 import tracemalloc
 import unicodedata
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -26,6 +25,7 @@ from connectors.errors import PrismAuthError, PrismError, PrismResponseError
 from connectors.prism import PrismClient, PrismCredentials
 from connectors.retry import RetryPolicy
 from emulators.prism.fleet import FleetSpec, generate_fleet
+from tests.helpers import FakeClock
 from transforms.elements import DEAD_LETTER, VmRead
 from transforms.sources.prism import (
     INFRA,
@@ -63,6 +63,8 @@ class _Handler(BaseHTTPRequestHandler):
             self.server.respond(self)  # type: ignore[attr-defined]
         except (BrokenPipeError, ConnectionResetError):
             self.close_connection = True
+        finally:
+            self.server.answered.set()  # type: ignore[attr-defined]
 
 
 class HostileServer(ThreadingHTTPServer):
@@ -73,6 +75,8 @@ class HostileServer(ThreadingHTTPServer):
         self.bodies: list[bytes] = []
         self.respond: Callable[[BaseHTTPRequestHandler], None] = lambda h: send_json(h, {})
         self.sent_all = False
+        self.answered = threading.Event()  # an answer was sent whole, or the client hung up on it
+        self.release = threading.Event()  # lets a handler holding its answer back finish
 
     def handle_error(self, request: Any, client_address: Any) -> None:  # clients hanging up are routine
         pass
@@ -116,6 +120,7 @@ def server() -> Iterator[HostileServer]:
     t = threading.Thread(target=srv.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
     t.start()
     yield srv
+    srv.release.set()
     srv.shutdown()
     srv.server_close()
     t.join(timeout=5)
@@ -187,14 +192,15 @@ def test_declared_oversized_body_is_refused_without_reading_it(server, monkeypat
 
 
 def test_absurd_declared_length_with_the_real_limit_fails_fast(server):
-    def respond(h):  # claims 10 GiB, sends 64 KiB and then nothing
+    def respond(h):  # claims 10 GiB, sends 64 KiB and then nothing until the test is done
         send_raw(h, b" " * 65536, content_length=10 * 1024 ** 3)
-        time.sleep(3)
+        server.release.wait(30)
     server.respond = respond
-    start = time.monotonic()
     with pytest.raises(PrismResponseError) as info:
         server.client().list_page("vm", 0, 20)
-    assert time.monotonic() - start < 2.5  # refused on the header, never waited for the body
+    # refused on the header while the server holds the rest back (waiting for the body would end in
+    # the client's read timeout, not in this error)
+    assert server.hits == 1 and not server.answered.is_set()
     assert f"'{ACCOUNT}'" in str(info.value) and "byte limit" in str(info.value)
 
 
@@ -223,7 +229,7 @@ def test_chunked_body_over_the_limit_is_cut_off_without_buffering_it(server, mon
         tracemalloc.stop()
     assert f"'{ACCOUNT}'" in str(info.value) and "exceeds the 262144 byte limit" in str(info.value)
     assert peak < 8 * 1024 * 1024, f"peak {peak} bytes while reading a capped answer"
-    time.sleep(0.2)
+    assert server.answered.wait(30), "the server is still sending: the client did not hang up"
     assert not server.sent_all  # the client hung up instead of draining 64 MiB
     assert server.hits == 1
 
@@ -498,7 +504,7 @@ def test_json_the_fast_parser_refuses_still_parses(server, body):
 
 
 def test_recorded_answers_parse_as_the_standard_parser_does():
-    recorded = sorted((Path(__file__).resolve().parents[2] / "shared" / "fixtures" / "prism").rglob("*.json"))
+    recorded = sorted((Path(__file__).resolve().parents[3] / "shared" / "fixtures" / "prism").rglob("*.json"))
     assert recorded
     for path in recorded:
         raw = path.read_bytes()
@@ -517,10 +523,10 @@ def test_body_cut_short_by_the_server_is_transient(server):
 
 def test_absurd_retry_after_does_not_park_the_worker(server):
     server.respond = lambda h: send_raw(h, b"{}", status=503, headers={"Retry-After": "99999999999"})
-    start = time.monotonic()
+    clock = FakeClock()
     with pytest.raises(PrismError) as info:
-        server.client(retry=RetryPolicy(max_attempts=6, max_total_s=30)).list_page("vm", 0, 20)
-    assert time.monotonic() - start < 3 and server.hits == 1  # capped at 300 s, over the budget: gave up
+        server.client(retry=RetryPolicy(max_attempts=6, max_total_s=30, clock=clock)).list_page("vm", 0, 20)
+    assert clock.slept == [] and server.hits == 1  # capped at 300 s, over the budget: gave up at once
     assert info.value.transient and "HTTP 503" in str(info.value)
 
 
