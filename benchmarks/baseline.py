@@ -28,7 +28,7 @@ import os
 import resource
 import sys
 import time
-from collections import Counter
+from collections import Counter, defaultdict
 from datetime import datetime, timezone
 from pathlib import Path
 
@@ -51,6 +51,7 @@ from connectors.cloudforet import make_query, to_struct
 from pipeline.config import load_config, parse_config
 from schemas.parquet import METRIC_POINT
 from transforms.common.credentials import credentials_from_env
+from transforms.elements import CostRecord, Resource
 from transforms.settings import Config, RunContext
 from transforms.sinks.cost_analysis import create_request as cost_create_request
 from transforms.sinks.inventory import create_request, update_request
@@ -105,7 +106,7 @@ class _CloudForet:
     def __init__(self, endpoint: str, token: str):
         self.endpoint = endpoint
         self.metadata = (("token", token),)
-        self.calls = Counter()
+        self.calls: Counter = Counter()
 
     def call(self, stub_cls, method: str, request, what: str):
         self.calls[what] += 1
@@ -119,7 +120,8 @@ class _CloudForet:
 def _read_account(prism: _Prism, page_size: int, ctx: RunContext, interval_s: int) -> tuple[dict, dict]:
     entities: dict[str, list] = {}
     for kind, path in LISTS:
-        got, offset = [], 0
+        got: list = []
+        offset = 0
         while True:
             body = prism.post(f"/{path}/list", {"kind": kind, "offset": offset, "length": page_size})
             page = body.get("entities") or []
@@ -128,7 +130,8 @@ def _read_account(prism: _Prism, page_size: int, ctx: RunContext, interval_s: in
             if not page or offset >= body["metadata"]["total_matches"]:
                 break
         entities[kind] = got
-    stats, offset = {}, 0
+    stats: dict = {}
+    offset = 0
     while True:
         answer = prism.post("/groups", {
             "entity_type": "mh_vm", "group_member_attributes": [{"attribute": a} for a in STATS_ATTRIBUTES],
@@ -164,7 +167,7 @@ def _register(cf: _CloudForet, regions: dict) -> None:
                     region_pb2.CreateRegionRequest(name=name, region_code=code, provider=PROVIDER), "Region.create")
 
 
-def _upsert(cf: _CloudForet, r: dict) -> str:
+def _upsert(cf: _CloudForet, r: Resource) -> str:
     q = make_query([("reference.resource_id", r["resource_id"], "eq"), ("provider", r["provider"], "eq"),
                     ("cloud_service_type", r["cloud_service_type"], "eq"),
                     ("cloud_service_group", r["cloud_service_group"], "eq")], only=["cloud_service_id"])
@@ -180,7 +183,7 @@ def _upsert(cf: _CloudForet, r: dict) -> str:
     return "created"
 
 
-def _write_cost(cf: _CloudForet, c: dict, service_account_id: str) -> str:
+def _write_cost(cf: _CloudForet, c: CostRecord, service_account_id: str) -> str:
     q = make_query([("billed_date", c["billed_date"], "eq"), ("data_source_id", c["data_source_id"], "eq"),
                     ("provider", c["provider"], "eq"), ("resource", c["resource"], "eq"),
                     ("usage_type", c["usage_type"], "eq")], only=["cost_id"])
@@ -226,7 +229,7 @@ def run_baseline(config_path_or_dict, collected_at: str, run_id: str = "baseline
         raise RuntimeError(f"baseline: set {token_env} to the CloudForet app token")
     cf = _CloudForet(cfo.endpoints["inventory"].address, token)
     counts: Counter = Counter()
-    phases: Counter = Counter()
+    phases: defaultdict[str, float] = defaultdict(float)
     all_points: list[dict] = []
     for account in config.accounts:
         t0 = time.monotonic()
@@ -241,9 +244,9 @@ def run_baseline(config_path_or_dict, collected_at: str, run_id: str = "baseline
         regions = {}
         for e in entities["cluster"]:
             if not is_prism_central(e):
-                c = normalize_cluster(account.name, base_url, e)
-                resources.append(c)
-                regions[c["region_code"]] = c["name"]
+                cluster = normalize_cluster(account.name, base_url, e)
+                resources.append(cluster)
+                regions[cluster["region_code"]] = cluster["name"]
         resources += [normalize_host(account.name, base_url, e) for e in entities["host"]]
         for e in entities["vm"]:
             vm, *disks = normalize_vm(account.name, base_url, e)

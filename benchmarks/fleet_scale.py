@@ -35,6 +35,7 @@ import sys
 import threading
 import time
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import grpc
 import pyarrow.parquet as pq
@@ -52,6 +53,9 @@ from benchmarks.harness import (
     write_config,
 )
 from connectors.cloudforet import make_query
+
+if TYPE_CHECKING:
+    from transforms.elements import Resource
 
 FIRST_AT, SECOND_AT = "2026-11-28T06:00:00Z", "2026-11-28T07:00:00Z"
 GOAL_FIRST, GOAL_SECOND, GOAL_SINK = 10.0, 5.0, 0.70
@@ -354,13 +358,13 @@ def compare_latency(vms: int, pcs: int, latency_ms: float, skip_baseline: bool, 
 
 
 # -- raw capacity --------------------------------------------------------------------------
-def sample_records(n: int) -> list[dict]:
+def sample_records(n: int) -> list[Resource]:
     """n realistic cloud services (VMs and their disks) from the emulator's fleet generator."""
     from emulators.prism.fleet import FleetSpec, generate_fleet
     from transforms.stages.normalize import normalize_vm
     pc = generate_fleet(FleetSpec(vms=max(1, n // 3 + 1), prism_centrals=1, clusters=4, hosts_per_cluster=4,
                                   disks_per_vm=2))[0]
-    out: list[dict] = []
+    out: list[Resource] = []
     offset = 0
     while len(out) < n:
         batch = pc.vm_entities(offset, 500)
@@ -521,7 +525,7 @@ def prism_rate(rate: float, vms: int, page_size: int, workers: int) -> dict:
         stamps.append(time.monotonic())
         return original(*a, **kw)
 
-    server._dispatch = recorded
+    setattr(server, "_dispatch", recorded)  # counts each request the emulator serves
     work = tempdir()
     try:
         config = parse_config({

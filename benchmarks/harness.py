@@ -10,8 +10,10 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Sequence
 from contextlib import contextmanager
 from pathlib import Path
+from typing import Any
 
 import yaml
 
@@ -33,7 +35,7 @@ def _wait_ready(path: Path, proc: subprocess.Popen, name: str, timeout: float = 
 
 
 @contextmanager
-def emulators(workdir: Path, prism_args: list[str], cloudforet_args: list[str] = ()):
+def emulators(workdir: Path, prism_args: list[str], cloudforet_args: Sequence[str] = ()):
     env = dict(os.environ, PRISM_PASSWORD=PRISM_PASSWORD)
     procs = []
     try:
@@ -58,7 +60,7 @@ def emulators(workdir: Path, prism_args: list[str], cloudforet_args: list[str] =
 
 
 def write_config(workdir: Path, prism: dict, cf: dict, **overrides) -> Path:
-    raw = {
+    raw: dict[str, Any] = {
         "accounts": [{"name": pc["name"], "host": pc["host"], "port": pc["port"], "scheme": "http",
                       "username": "admin", "password_env": "PRISM_PASSWORD"} for pc in prism["prism_centrals"]],
         "prism": {"page_size": 500, "max_requests_per_s": 50, "max_concurrency": 8},
@@ -78,7 +80,7 @@ def write_config(workdir: Path, prism: dict, cf: dict, **overrides) -> Path:
     return path
 
 
-def run_pipeline(config: Path, cf: dict, extra: list[str] = (), collected_at: str = "2026-11-28T06:00:00Z",
+def run_pipeline(config: Path, cf: dict, extra: Sequence[str] = (), collected_at: str = "2026-11-28T06:00:00Z",
                  run_id: str | None = None) -> dict:
     """Runs ``python -m pipeline`` as a child; returns time, peak RSS and the report."""
     env = dict(os.environ, PRISM_PASSWORD=PRISM_PASSWORD, CLOUDFORET_PASSWORD=CLOUDFORET_PASSWORD,

@@ -38,11 +38,12 @@ import time
 from collections import Counter
 from datetime import datetime
 from pathlib import Path
+from typing import Any, cast
 
 ROOT = Path(__file__).resolve().parents[1]
 SHARDS = 8
 COLLECTED_AT = "2026-11-28T06:00:00Z"
-FLEET = {"seed": 7, "prism_centrals": 2, "clusters": 4, "hosts_per_cluster": 4, "disks_per_vm": 2}
+FLEET: dict[str, Any] = {"seed": 7, "prism_centrals": 2, "clusters": 4, "hosts_per_cluster": 4, "disks_per_vm": 2}
 NS = "replay_bench"
 MIB = 1024.0  # ru_maxrss is KiB on Linux
 
@@ -186,7 +187,7 @@ def measure_ceiling(directory: str, manifest: dict, parse_json: bool) -> dict:
             with open(path, "rb") as fh:
                 if parse_json:
                     for r in fastavro.reader(fh):
-                        json.loads(r["payload"])
+                        json.loads(cast(dict, r)["payload"])  # our schema's records: dicts
                         n += 1
                 else:
                     for _ in fastavro.reader(fh):
@@ -234,8 +235,8 @@ def build_replay(p, directory: str, manifest: dict, work: str, flatten_check: bo
     config, ctx = dummy_config(work), context_of(manifest)
     read, _ = read_snapshot(p, directory, manifest)
     derived = derive(read, config, ctx)
-    # Resources are one PCollection, or (newer graph) one per side, each sink applied to each side.
-    sides = ([pc for _, pc in derived.sides] if hasattr(derived, "sides") else [derived.resources])
+    # Resources are one PCollection per side, each sink applied to each side.
+    sides = [pc for _, pc in derived.sides]
     outputs = [("resources", pc) for pc in sides] + [
         ("costs", derived.costs), ("metric_batches", derived.points), ("status", read.status)]
     for k, (name, pcoll) in enumerate(outputs):
@@ -265,11 +266,11 @@ def measure_replay(directory: str, manifest: dict, beam_args: list[str], profile
         build_replay(p, directory, manifest, work, flatten_check)
         result = p.run()
         result.wait_until_finish()
-        if profiler:
+        if profiler and profile:
             profiler.disable()
             profiler.dump_stats(profile)
         seconds = time.perf_counter() - started
-        counters = {}
+        counters: dict = {}
         for c in result.metrics().query()["counters"]:
             key = f"{c.key.metric.namespace}/{c.key.metric.name}"
             counters[key] = counters.get(key, 0) + (c.committed or 0)
@@ -372,7 +373,8 @@ def print_profile(path: str, top: int = 30) -> None:
     import pstats
     stats = pstats.Stats(path)
     areas: Counter = Counter()
-    for (filename, _, _), (_, _, tottime, _, callers) in stats.stats.items():
+    # typeshed's pstats.Stats does not declare .stats (set by load_stats)
+    for (filename, _, _), (_, _, tottime, _, callers) in stats.stats.items():  # type: ignore[attr-defined]
         if filename == "~" and callers:  # a builtin (dict.get, round, ...): charge the callers' areas
             for (caller_file, _, _), caller_stats in callers.items():
                 areas[_area(caller_file)] += caller_stats[2]

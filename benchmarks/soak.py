@@ -58,6 +58,7 @@ import threading
 import time
 from collections import Counter
 from pathlib import Path
+from typing import Any
 
 import yaml
 
@@ -254,7 +255,7 @@ class Sequence:
                     (w["data"]["power_state"], w["data"]["vcpus"]):
                 wrong += 1
         costs = Counter((c["resource"], c["usage_type"], c["billed_date"]) for c in cost_docs)
-        d = {
+        d: dict[str, Any] = {
             "missing": len(set(want) - set(refs)),
             "extra": len(set(refs) - set(want)),
             "duplicated": sum(n - 1 for n in refs.values() if n > 1),
@@ -275,11 +276,12 @@ class Sequence:
         return d
 
     def run(self, k: int) -> dict:
+        assert self.cf is not None  # started in __init__
         churn = self.churn(self.args.churn) if k > 1 else {"deleted": 0, "added": 0}
         for s in self.servers:  # per-run counters; same draws in every run of a given seed
             if s.faults is not None:
                 s.faults.set(self.prism_spec, seed=self.args.fault_seed + 100 * k + s.pc.index)
-        row = {"run": k, "churn": churn, "vms": sum(s.pc.vm_count() for s in self.servers)}
+        row: dict[str, Any] = {"run": k, "churn": churn, "vms": sum(s.pc.vm_count() for s in self.servers)}
         try:
             r = run_pipeline(self.config, self.cf.ready, collected_at=f"{DAY}T{5 + k:02d}:00:00Z",
                              run_id=f"soak-{self.label}-{k}")
@@ -399,16 +401,19 @@ def main(argv: list[str]) -> None:
         r = f["retries"]
         print(f"{f['run']:>3} | {f['seconds']:8.1f} | {(c['seconds'] if c else float('nan')):12.1f} | {ratio:>6} | "
               f"{sum(f['prism_injected'].values()):>14} | {sum(f['cf_injected'].values()):>11} | "
-              f"{r.get('inventory.records_retried', 0) + r.get('cost.records_retried', 0):>21} | {f['diff']['total']:>4} | "
+              f"{r.get('inventory.records_retried', 0) + r.get('cost.records_retried', 0):>21} | "
+              f"{f['diff']['total']:>4} | "
               f"{(c['diff']['total'] if c else '-'):>15}")
         for row in (f, c):
             if row and (row["diff"]["total"] or row["problems"]):
                 failed = True
     tf = sum(f["seconds"] for f in faulty)
-    if clean[0]:
-        tc = sum(c["seconds"] for c in clean)
+    if clean[0]:  # then every run has its fault-free twin
+        tc = sum(c["seconds"] for c in clean if c)
         print(f"all | {tf:8.1f} | {tc:12.1f} | {tf / tc:5.2f}x |")
-    pi, ci, rt = Counter(), Counter(), Counter()
+    pi: Counter = Counter()
+    ci: Counter = Counter()
+    rt: Counter = Counter()
     for f in faulty:
         pi += f["prism_injected"]
         ci += f["cf_injected"]

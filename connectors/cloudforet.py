@@ -14,7 +14,7 @@ import os
 import threading
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
-from typing import Any, Callable, Iterable
+from typing import Any, Callable, Iterable, cast
 
 import grpc
 from google.protobuf import json_format, struct_pb2
@@ -193,7 +193,7 @@ def to_dict(message) -> dict:
     return json_format.MessageToDict(message, preserving_proto_field_name=True)
 
 
-def make_query(filters: list[tuple[str, Any, str]] = (), page: tuple[int, int] | None = None,
+def make_query(filters: Iterable[tuple[str, Any, str]] = (), page: tuple[int, int] | None = None,
                only: list[str] | None = None, count_only: bool = False) -> query_pb2.Query:
     q = query_pb2.Query()
     for key, value, op in filters:
@@ -241,7 +241,8 @@ class TokenProvider:
         self.clock = clock  # the wall clock token expiries are read against
         self.endpoints = as_endpoints(endpoints)
         self.timeout_s = timeout_s
-        self._token_stub = None  # opened on the first login: an app token needs no identity call
+        # opened on the first login: an app token needs no identity call
+        self._token_stub: token_pb2_grpc.TokenStub | None = None
         self._lock = threading.Lock()
         self._access: str | None = None
         self._access_exp = 0.0
@@ -457,7 +458,8 @@ class CloudForetClient:
 
         return call_with_retries(attempt, self.retry, is_transient,
                                  on_retry=lambda err, delay: self._count_retry(what, err, delay),
-                                 give_up=lambda err, attempts: tls_hint(err, endpoint))
+                                 # only CloudForetError is transient (attempt raises no other)
+                                 give_up=lambda err, attempts: tls_hint(cast(CloudForetError, err), endpoint))
 
     def _count_retry(self, what: str, err: Exception, delay: float) -> None:
         with self._retries_lock:  # calls run in the sinks' threads
@@ -496,7 +498,8 @@ class CloudForetClient:
         found: dict[str, CloudForetEndpoint] = {}
         for e in info.results:
             key = service_key(e.service)
-            if key in SERVICES and e.endpoint and key not in found and e.state != endpoint_pb2.EndpointInfo.EndpointState.Value("INACTIVE"):
+            inactive = e.state == endpoint_pb2.EndpointInfo.EndpointState.Value("INACTIVE")
+            if key in SERVICES and e.endpoint and key not in found and not inactive:
                 found[key] = CloudForetEndpoint.parse(e.endpoint, self.endpoints["identity"].ca_bundle)
         return found
 

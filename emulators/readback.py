@@ -103,7 +103,7 @@ def first_vm(metric_store: str) -> str:
 def vm_series(ch: grpc.Channel, md: list, mon_ds_id: str, vm: str, day: str) -> dict[str, tuple[list, list]]:
     """metric -> (labels, values) of the VM for the day, 5-minute averages."""
     start = datetime.fromisoformat(day).replace(tzinfo=timezone.utc)
-    out = {}
+    out: dict[str, tuple[list, list]] = {}
     for metric in ("cpu.utilization", "memory.utilization"):
         answer = metric_pb2_grpc.MetricStub(ch).get_data(metric_pb2.MetricDataRequest(
             data_source_id=mon_ds_id, metric_query=_struct({vm: {}}), metric=metric,

@@ -12,10 +12,12 @@ import dataclasses
 import logging
 import sys
 import time
+from collections.abc import Sequence
 from datetime import datetime, timezone
 
 import apache_beam as beam
 from apache_beam.options.pipeline_options import PipelineOptions
+from apache_beam.runners.runner import PipelineRunner
 
 from connectors.cloudforet import CloudForetClient
 from connectors.errors import CloudForetError
@@ -105,11 +107,11 @@ def _collected_at(value: str | None) -> float:
     return (dt if dt.tzinfo else dt.replace(tzinfo=timezone.utc)).timestamp()
 
 
-def beam_options(extra: list[str]) -> tuple[PipelineOptions, object | None]:
+def beam_options(extra: list[str]) -> tuple[PipelineOptions, PipelineRunner | None]:
     """Beam options; without ``--runner`` the FnApiRunner is pinned (the default
     DirectRunner would first try to download the Prism runner)."""
     options = PipelineOptions(extra)
-    runner = None
+    runner: PipelineRunner | None = None
     if not any(a == "--runner" or a.startswith("--runner=") for a in extra):
         from apache_beam.runners.portability.fn_api_runner import FnApiRunner
         runner = FnApiRunner()
@@ -199,7 +201,7 @@ def plan_replays(pattern: str | None) -> list[tuple[str, dict]]:
 
 
 def run_once(config: Config, ctx: RunContext, extra: list[str], snapshot: tuple[str, dict] | None = None,
-             warnings: list[str] = ()) -> dict:
+             warnings: Sequence[str] = ()) -> dict:
     config = share_rate_limit(config, extra)
     options, runner = beam_options(extra)
     started = time.monotonic()

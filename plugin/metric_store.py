@@ -77,7 +77,7 @@ class MetricStore:
         return sorted(n[len(DAY_PREFIX):] for n in names)
 
     def files(self, days: list[str]) -> list[str]:
-        out = []
+        out: list[str] = []
         for d in days:
             out.extend(e.path for e in self.store.files(self.store.path(DAY_PREFIX + d))
                        if e.base_name.endswith(".parquet"))
@@ -165,7 +165,7 @@ def _aggregate(table: pa.Table, start_ms: int, period_ms: int, n_labels: int, st
     size = n_res * n_labels
     count = np.bincount(cell, minlength=size)
     if stat in ("AVERAGE", "AVG", "SUM"):
-        out = np.bincount(cell, weights=vals, minlength=size)
+        out: np.ndarray = np.bincount(cell, weights=vals, minlength=size)
         if stat != "SUM":
             with np.errstate(invalid="ignore", divide="ignore"):
                 out = out / count

@@ -48,7 +48,8 @@ class StoreFiles:
             return []
 
     def dirs(self, directory: str, prefix: str) -> list[pafs.FileInfo]:
-        return [e for e in self.entries(directory) if e.type == pafs.FileType.Directory and e.base_name.startswith(prefix)]
+        return [e for e in self.entries(directory)
+                if e.type == pafs.FileType.Directory and e.base_name.startswith(prefix)]
 
     def files(self, directory: str) -> list[pafs.FileInfo]:
         return [e for e in self.entries(directory) if e.type == pafs.FileType.File and not hidden(e.base_name)]

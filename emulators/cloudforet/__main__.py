@@ -5,7 +5,8 @@
         [--faults SPEC] [--fault-seed N] [--tls-dir DIR] [--per-service-ports [--publish-endpoints]]
 
 When serving it prints one JSON line (endpoint, with --per-service-ports
-each service's own address under "endpoints", domain, workspace, app tokens) and writes the same JSON atomically to --ready-file, which is how
+each service's own address under "endpoints", domain, workspace, app tokens)
+and writes the same JSON atomically to --ready-file, which is how
 scripts learn the port and the app token. SIGTERM/SIGINT stop it (exit 0).
 """
 from __future__ import annotations
@@ -17,6 +18,7 @@ import os
 import signal
 import sys
 import threading
+from typing import Any
 
 from plugin.files import write_atomic
 
@@ -81,7 +83,7 @@ def main(argv: list[str] | None = None) -> int:
                                   server_credentials=credentials, faults=faults,
                                   per_service=args.per_service_ports).start()
     try:
-        ready = {
+        ready: dict[str, Any] = {
             "endpoint": emulator.endpoint,
             **({"endpoints": emulator.endpoints} if args.per_service_ports else {}),
             "domain_id": config.domain_id,

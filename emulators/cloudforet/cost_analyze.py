@@ -38,7 +38,7 @@ def _date_field(granularity: str, start: str) -> str:
     return {4: "billed_year", 7: "billed_month"}.get(len(start), "billed_date")
 
 
-def _group_keys(group_by: list) -> list[tuple[str, str]]:
+def _group_keys(group_by: list | None) -> list[tuple[str, str]]:
     out = []
     for g in group_by or []:
         if isinstance(g, dict):

@@ -12,6 +12,7 @@ real service calls it (reflection, short names); its endpoint comes from
 from __future__ import annotations
 
 import logging
+from typing import cast
 
 import grpc
 from spaceone.api.cost_analysis.v1 import data_source_pb2, data_source_pb2_grpc, job_pb2
@@ -76,8 +77,8 @@ class CostDataSourceService(data_source_pb2_grpc.DataSourceServicer):
         info = doc["plugin_info"]
         options = info.get("options", {})
         # DataSourcePluginConnector.init: dispatch("DataSource.init", {"options", "domain_id"})
-        init = self.backend.plugin_clients.dispatch(options, "DataSource.init", {
-            "options": plugin_client.plugin_options(options), "domain_id": claims.domain_id})
+        init = cast(dict, self.backend.plugin_clients.dispatch(options, "DataSource.init", {  # unary: a dict
+            "options": plugin_client.plugin_options(options), "domain_id": claims.domain_id}))
         ds_type = doc.get("data_source_type", "NONE")
         now = now_iso()
         ds = {
@@ -130,9 +131,9 @@ class CostDataSourceService(data_source_pb2_grpc.DataSourceServicer):
         try:
             plugin = self.backend.plugin_clients.connect(plugin_client.endpoint_of(options))
             # DataSourcePluginConnector.get_tasks / get_cost_data
-            answer = plugin.dispatch("Job.get_tasks", {
+            answer = cast(dict, plugin.dispatch("Job.get_tasks", {  # a unary method: a dict
                 "options": plugin_opts, "secret_data": {}, "start": request.start or None,
-                "last_synchronized_at": ds.get("last_synchronized_at") or None, "domain_id": claims.domain_id})
+                "last_synchronized_at": ds.get("last_synchronized_at") or None, "domain_id": claims.domain_id}))
             tasks = list(answer.get("tasks", []))
             job["changed"] = list(answer.get("changed", []))
             job["total_tasks"] = len(tasks)

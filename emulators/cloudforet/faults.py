@@ -63,6 +63,7 @@ class _Call:
     """One RPC as the rules see it; the text form is built only if a ``match=`` rule asks."""
 
     __slots__ = ("method", "request", "_text")
+    _text: str | None
 
     def __init__(self, method: str, request: Any) -> None:
         self.method, self.request, self._text = method, request, None

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import hmac
+from typing import Callable
 
 from spaceone.api.identity.v2 import (
     endpoint_pb2,
@@ -142,7 +143,7 @@ class EndpointService(endpoint_pb2_grpc.EndpointServicer):
     the ``ENDPOINTS`` global, filtered by ``service`` only (``endpoint_type`` is not read),
     no authentication. A stock install has none."""
 
-    def __init__(self, backend: Backend, endpoints: "callable") -> None:
+    def __init__(self, backend: Backend, endpoints: Callable[[], list[dict]]) -> None:
         self.backend = backend
         self._endpoints = endpoints  # () -> list of {service, name, endpoint, state}
 

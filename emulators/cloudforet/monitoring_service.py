@@ -14,6 +14,7 @@ names: see ``plugin_client``). Stand-ins: the plugin endpoint comes from
 from __future__ import annotations
 
 import logging
+from typing import cast
 
 import grpc
 from spaceone.api.monitoring.v1 import data_source_pb2, data_source_pb2_grpc, metric_pb2, metric_pb2_grpc
@@ -54,8 +55,8 @@ class MonitoringDataSourceService(data_source_pb2_grpc.DataSourceServicer):
         require(info, "plugin_id")
         options = info.get("options", {})
         # monitoring DataSourcePluginManager.init_plugin: dispatch("DataSource.init", {"options": options})
-        init = self.backend.plugin_clients.dispatch(options, "DataSource.init",
-                                                    {"options": plugin_client.plugin_options(options)})
+        init = cast(dict, self.backend.plugin_clients.dispatch(  # a unary method: a dict
+            options, "DataSource.init", {"options": plugin_client.plugin_options(options)}))
         metadata = init.get("metadata", {})
         ds = {
             "data_source_id": new_id("ds"),
@@ -122,10 +123,11 @@ class MonitoringMetricService(metric_pb2_grpc.MetricServicer):
         available = {rid: False for rid in request.resources}
         per_resource: dict[str, list[dict]] = {}
         for rid, cs in self._resources(list(request.resources), claims).items():
-            q = query.get_values(cs, key)
-            q = q[0] if q and isinstance(q[0], dict) else {}
+            found = query.get_values(cs, key)
+            q = found[0] if found and isinstance(found[0], dict) else {}
             try:  # DataSourcePluginManager.list_metrics
-                answer = plugin.dispatch("Metric.list", {"options": options, "secret_data": {}, "query": q})
+                answer = cast(dict, plugin.dispatch(  # a unary method: a dict
+                    "Metric.list", {"options": options, "secret_data": {}, "query": q}))
             except plugin_client.PluginCallError as exc:  # the real service logs and skips the resource
                 log.warning("Metric.list of %s failed: %s", rid, exc.message)
                 continue
@@ -176,7 +178,7 @@ class MonitoringMetricService(metric_pb2_grpc.MetricServicer):
                           "start": request.start, "end": request.end, "period": request.period,
                           "stat": request.stat}
                 try:  # DataSourcePluginManager.get_metric_data
-                    answer = plugin.dispatch("Metric.get_data", params)
+                    answer = cast(dict, plugin.dispatch("Metric.get_data", params))  # a unary method: a dict
                 except plugin_client.PluginCallError as exc:
                     # The real service swallows plugin errors here (empty answer); we surface
                     # INVALID_ARGUMENT so a caller learns why, and swallow the rest like it does.

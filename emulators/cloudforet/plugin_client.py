@@ -121,7 +121,8 @@ class PluginConnector:
             self._methods = self._reflect()
         except Exception as exc:  # noqa: BLE001 - client(): any failure here is ERROR_GRPC_CONNECTION
             self._channel.close()
-            message = exc.details() if callable(getattr(exc, "details", None)) else str(exc)
+            details = getattr(exc, "details", None)  # a grpc.RpcError's
+            message = details() if callable(details) else str(exc)
             raise grpc_connection_error(endpoint, message) from None
 
     def _reflect(self) -> dict[str, dict[str, Any]]:

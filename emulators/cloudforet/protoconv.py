@@ -94,7 +94,7 @@ def _single_to_py(fd: FieldDescriptor, value: Any, with_defaults: bool) -> Any:
 def message_to_dict(msg: Message, with_defaults: bool = False) -> dict:
     """Set fields of ``msg`` as a dict; ``with_defaults`` adds unset scalars/lists without presence."""
     if msg.DESCRIPTOR.full_name == _STRUCT:
-        return struct_to_py(msg)  # type: ignore[arg-type]
+        return struct_to_py(msg)
     if not with_defaults:
         return {fd.name: _field_to_py(fd, value, False) for fd, value in msg.ListFields()}
     out: dict = {}
@@ -197,4 +197,4 @@ def fill(msg: Message, doc: dict) -> Message:
 
 
 def dict_to_message(doc: dict, cls: type[M]) -> M:
-    return fill(cls(), doc)  # type: ignore[return-value]
+    return fill(cls(), doc)

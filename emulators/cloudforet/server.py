@@ -9,7 +9,7 @@ one stopped and previously issued tokens stay valid.
 from __future__ import annotations
 
 from concurrent import futures
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, cast
 
 import grpc
 from spaceone.api.cost_analysis.v1 import cost_pb2_grpc
@@ -80,7 +80,7 @@ class CloudForetEmulator:
         """identity's ENDPOINTS global as configured (``"self"``: this emulator's own)."""
         published = self.config.published_endpoints
         if published != "self":
-            return list(published or [])
+            return list(cast("list[dict]", published) or [])  # "self" is the one string it means
         scheme = "grpc+ssl" if self.server_credentials is not None else "grpc"
         return [{"service": service.replace("_", "-"), "name": f"{service} service",
                  "endpoint": f"{scheme}://{address}", "state": "ACTIVE"}

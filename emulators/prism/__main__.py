@@ -122,12 +122,12 @@ def main(argv: list[str] | None = None) -> int:
 
     entries = [{"name": s.pc.name, "uuid": s.pc.uuid, "url": s.url, "host": s.host, "port": s.port,
                 "vms": s.pc.vm_count()} for s in servers]
-    for e in entries:
-        e["scheme"] = "https" if tls_files else "http"
+    for entry in entries:
+        entry["scheme"] = "https" if tls_files else "http"
         if tls_files:
-            e["ca_bundle"] = os.path.abspath(tls_files.ca_pem)
+            entry["ca_bundle"] = os.path.abspath(tls_files.ca_pem)
         if args.faults:
-            e["faults"] = args.faults
+            entry["faults"] = args.faults
     settle_gc()
     ready = json.dumps({"prism_centrals": entries})
     if args.ready_file:

@@ -27,7 +27,7 @@ import random
 import threading
 from dataclasses import dataclass
 from datetime import datetime, timezone
-from typing import Iterable, Iterator
+from typing import Any, Iterable, Iterator
 
 STATS_ATTRIBUTES: tuple[str, ...] = (
     "hypervisor_cpu_usage_ppm",
@@ -174,7 +174,7 @@ class PrismCentralFleet:
     def _cluster_info(self, j: int) -> dict:
         rng = _rng(self.spec.seed, self.index, "cluster", j)
         model, hz, cores = CPU_MODELS[rng.randrange(len(CPU_MODELS))]
-        info = {
+        info: dict[str, Any] = {
             "index": j,
             "uuid": _cluster_style_uuid(rng),
             "name": f"cluster-{self.index:02d}-{j:02d}",
@@ -508,7 +508,7 @@ class PrismCentralFleet:
                 disk["data_source_reference"] = _ref("image", _uuid4(rng))
             disks_spec.append(disk)
         if i % 4 == 0:
-            cdrom = {"uuid": _uuid4(rng),
+            cdrom: dict[str, Any] = {"uuid": _uuid4(rng),
                      "device_properties": {"disk_address": {"device_index": 0, "adapter_type": "IDE"},
                                            "device_type": "CDROM"}}
             if i % 8 == 4:  # some CDROMs report an explicit zero size, others none
@@ -608,7 +608,7 @@ class PrismCentralFleet:
             status_res["host_reference"] = _ref("host", h["uuid"], h["name"])
 
         description = f"{name} ({categories.get('Environment', 'unassigned')})"
-        entity = {
+        entity: dict[str, Any] = {
             "status": {
                 "name": name,
                 "cluster_reference": dict(cluster_ref),

@@ -23,7 +23,7 @@ import threading
 import time
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from typing import Any
+from typing import Any, overload
 
 import orjson
 
@@ -79,6 +79,10 @@ def _series_json(points: list[tuple[int, str]]) -> Any:
     return [{"values": [v], "time": t} for t, v in points]
 
 
+@overload
+def _int_field(body: dict, name: str, default: int, minimum: int, kind: str) -> int: ...
+@overload
+def _int_field(body: dict, name: str, default: None, minimum: int, kind: str) -> int | None: ...
 def _int_field(body: dict, name: str, default: int | None, minimum: int, kind: str) -> int | None:
     """Validate an optional integer field (bools and floats are rejected like real v3)."""
     value = body.get(name)
@@ -347,6 +351,7 @@ class PrismServer:
         if start_ms is None:  # latest value only: the last completed interval
             end_ms = int(time.time() // interval * interval * 1000)
             start_ms = end_ms - interval * 1000
+        assert end_ms is not None  # given with start_ms (checked above) or computed here
         if (end_ms - start_ms) // (interval * 1000) > MAX_POINTS_PER_SERIES:
             raise ApiError(400, "too many points requested", kind="groups")
 

@@ -50,8 +50,8 @@ class PluginEndpoints(plugin_pb2_grpc.PluginServicer):
 def _serve(port: int, add, servicer, descriptor) -> grpc.Server:
     server = grpc.server(futures.ThreadPoolExecutor(max_workers=4))
     add(servicer, server)
-    reflection.enable_server_reflection([descriptor.DESCRIPTOR.services_by_name["Plugin"].full_name, reflection.SERVICE_NAME],
-                                        server)
+    reflection.enable_server_reflection(
+        [descriptor.DESCRIPTOR.services_by_name["Plugin"].full_name, reflection.SERVICE_NAME], server)
     server.add_insecure_port(f"127.0.0.1:{port}")
     server.start()
     return server

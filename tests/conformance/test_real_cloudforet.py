@@ -95,7 +95,8 @@ def domain_costs(real_cf, config) -> list:
 
 
 def expected_keys(items: list[dict], day: str) -> set:
-    return {(r["resource_id"], u, day) for r in items for u in (("vcpu", "memory") if r["kind"] == "vm" else ("storage",))}
+    return {(r["resource_id"], u, day)
+            for r in items for u in (("vcpu", "memory") if r["kind"] == "vm" else ("storage",))}
 
 
 # -- logins -------------------------------------------------------------------------------------

@@ -91,7 +91,8 @@ class Client:
 
     def domain_token(self, user: tuple[str, str] = ADMIN) -> str:
         req = token_pb2.GrantTokenRequest(grant_type=token_pb2.GrantTokenRequest.REFRESH_TOKEN,
-                                          token=self.issue(user).refresh_token, scope=token_pb2.GrantTokenRequest.DOMAIN,
+                                          token=self.issue(user).refresh_token,
+                                          scope=token_pb2.GrantTokenRequest.DOMAIN,
                                           domain_id="domain-nutanix")
         return self.token.grant(req, timeout=5).access_token
 

@@ -54,7 +54,8 @@ def test_collection_end_to_end_and_second_run_creates_nothing(tmp_path, prism_se
 
     # a few resources field by field
     by_ref = {c["reference"]["resource_id"]: c for c in services}
-    for want in [r for r in vms_expected if r["kind"] == "vm"][:5] + [r for r in vms_expected if r["kind"] == "disk"][:3]:
+    some = [r for r in vms_expected if r["kind"] == "vm"][:5] + [r for r in vms_expected if r["kind"] == "disk"][:3]
+    for want in some:
         got = by_ref[want["resource_id"]]
         for key in ("name", "account", "provider", "cloud_service_group", "cloud_service_type", "region_code",
                     "instance_type", "ip_addresses"):

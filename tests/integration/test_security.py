@@ -324,14 +324,18 @@ def _struct(d: dict) -> struct_pb2.Struct:
 
 # Every RPC the pipeline uses, with a minimal valid request (the positive control proves it passes auth).
 RPCS: dict[str, tuple[Callable, Callable]] = {
-    "CloudService.create": (cloud_service_pb2_grpc.CloudServiceStub, lambda: ("create", cloud_service_pb2.CreateServiceRequest(
+    "CloudService.create": (cloud_service_pb2_grpc.CloudServiceStub, lambda: (
+        "create", cloud_service_pb2.CreateServiceRequest(
         name="vm", provider="nutanix", cloud_service_group="Compute", cloud_service_type="Instance",
         reference=cloud_service_pb2.CloudServiceReference(resource_id="auth-matrix-vm")))),
-    "CloudService.update": (cloud_service_pb2_grpc.CloudServiceStub, lambda: ("update", cloud_service_pb2.UpdateCloudServiceRequest(
+    "CloudService.update": (cloud_service_pb2_grpc.CloudServiceStub, lambda: (
+        "update", cloud_service_pb2.UpdateCloudServiceRequest(
         cloud_service_id="cloud-svc-nope", name="vm"))),
-    "CloudService.delete": (cloud_service_pb2_grpc.CloudServiceStub, lambda: ("delete", cloud_service_pb2.CloudServiceRequest(
+    "CloudService.delete": (cloud_service_pb2_grpc.CloudServiceStub, lambda: (
+        "delete", cloud_service_pb2.CloudServiceRequest(
         cloud_service_id="cloud-svc-nope"))),
-    "CloudService.list": (cloud_service_pb2_grpc.CloudServiceStub, lambda: ("list", cloud_service_pb2.CloudServiceQuery())),
+    "CloudService.list": (cloud_service_pb2_grpc.CloudServiceStub, lambda: (
+        "list", cloud_service_pb2.CloudServiceQuery())),
     "CloudServiceType.create": (cloud_service_type_pb2_grpc.CloudServiceTypeStub, lambda: ("create",
         cloud_service_type_pb2.CreateCloudServiceTypeRequest(name="Instance", provider="nutanix", group="Compute"))),
     "CloudServiceType.list": (cloud_service_type_pb2_grpc.CloudServiceTypeStub, lambda: ("list",
@@ -344,7 +348,8 @@ RPCS: dict[str, tuple[Callable, Callable]] = {
         resource="auth-matrix-vm", usage_type="vcpu", project_id="project-nutanix"))),
     "Cost.list": (cost_pb2_grpc.CostStub, lambda: ("list", cost_pb2.CostQuery(data_source_id="ds-nutanix"))),
     "Cost.delete": (cost_pb2_grpc.CostStub, lambda: ("delete", cost_pb2.CostRequest(cost_id="cost-auth-matrix"))),
-    "Notification.create": (notification_pb2_grpc.NotificationStub, lambda: ("create", notification_pb2.CreateNotificationRequest(
+    "Notification.create": (notification_pb2_grpc.NotificationStub, lambda: (
+        "create", notification_pb2.CreateNotificationRequest(
         resource_type="identity.Domain", resource_id=DOMAIN, topic="nutanix.collector.run",
         message=_struct({"title": "auth matrix"}), notification_type="INFO"))),
     "ServiceAccount.list": (service_account_pb2_grpc.ServiceAccountStub, lambda: ("list",

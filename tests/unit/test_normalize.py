@@ -265,7 +265,8 @@ def test_a_vm_being_created_is_sized_from_spec_flagged_and_gets_no_cost(recorded
     # the same VM once created: status sized, costed
     done = normalize_vm("pc-1", BASE, _on(copy.deepcopy(recorded_vm)))
     assert done[0]["data"]["size_source"] == "status" and done[0]["data"]["filled_from_spec"] == []
-    assert len(costs_for(done[0], CARD, "2026-11-28", "ds")) == 2 and len(costs_for(done[1], CARD, "2026-11-28", "ds")) == 1
+    assert len(costs_for(done[0], CARD, "2026-11-28", "ds")) == 2
+    assert len(costs_for(done[1], CARD, "2026-11-28", "ds")) == 1
 
 
 def test_a_vm_in_error_without_status_resources_keeps_its_messages_and_is_not_lost(recorded_vm):

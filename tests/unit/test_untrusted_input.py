@@ -141,8 +141,9 @@ def good_infra() -> tuple[dict, dict]:
 
     pc = generate_fleet(FleetSpec(vms=1, clusters=1, hosts_per_cluster=1))[0]
     with PrismServer(pc, password="pw") as srv:
-        get = lambda kind: requests.post(f"{srv.url}/api/nutanix/v3/{kind}/list", json={"kind": kind[:-1]},
-                                         auth=("admin", "pw"), timeout=5).json()["entities"]
+        def get(kind: str) -> list:
+            return requests.post(f"{srv.url}/api/nutanix/v3/{kind}/list", json={"kind": kind[:-1]},
+                                 auth=("admin", "pw"), timeout=5).json()["entities"]
         clusters, hosts = get("clusters"), get("hosts")
     cluster = next(c for c in clusters if "PRISM_CENTRAL" not in
                    c["status"]["resources"]["config"].get("service_list", []))

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 from collections import defaultdict, deque
 from concurrent.futures import ThreadPoolExecutor
-from typing import Callable, Hashable, Iterable
+from typing import Any, Callable, Hashable, Iterable
 
 import apache_beam as beam
 from apache_beam.metrics import Metrics
@@ -51,6 +51,11 @@ class BatchedCloudForetWrite(beam.DoFn):
 
     def group_of(self, element) -> Hashable:
         return None
+
+    def start_write(self, group: Any, batch: list) -> Finisher:
+        """Starts ``batch``, whose records share ``group`` (what the subclass's ``group_of``
+        returned: each subclass its own tuple), and returns its finisher."""
+        raise NotImplementedError
 
     def process(self, element) -> Iterable:
         group = self.group_of(element)

@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import dataclasses
 from collections import Counter
-from typing import Hashable, Iterable
+from typing import Iterable
 
 import apache_beam as beam
 from apache_beam import pvalue
@@ -34,7 +34,7 @@ from connectors.retry import RetryPolicy
 from transforms.common import progress
 from transforms.elements import DEAD_LETTER, CostRecord
 from transforms.settings import CloudForetOptions
-from transforms.sinks.batching import BatchedCloudForetWrite
+from transforms.sinks.batching import BatchedCloudForetWrite, Finisher
 from transforms.sinks.write_engine import BatchWrite
 from transforms.stages.cost import cost_key
 from transforms.stages.normalize import dead_letter
@@ -80,10 +80,10 @@ class _WriteCostFn(BatchedCloudForetWrite):
         self.unsupported = False  # set for good by the first ERROR_NOT_SUPPORT_API answer
         self.hint_sent: set = set()
 
-    def group_of(self, c: dict) -> Hashable:
+    def group_of(self, c: dict) -> tuple[str, str]:
         return c["billed_date"], c["data_source_id"]
 
-    def start_write(self, group: Hashable, batch: list):
+    def start_write(self, group: tuple[str, str], batch: list) -> Finisher:
         billed_date, data_source_id = group
         if self.unsupported:
             return lambda: self._report([(c, "failed", NOT_SUPPORTED_HINT) for c in batch])

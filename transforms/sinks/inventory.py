@@ -33,7 +33,7 @@ import struct
 import time
 from collections import Counter
 from datetime import datetime
-from typing import Hashable, Iterable
+from typing import Any, Iterable, Mapping
 
 import apache_beam as beam
 from apache_beam import pvalue
@@ -46,7 +46,7 @@ from transforms.common import progress
 from transforms.common.canonical import canonical_json
 from transforms.elements import DEAD_LETTER, Resource
 from transforms.settings import CloudForetOptions
-from transforms.sinks.batching import BatchedCloudForetWrite
+from transforms.sinks.batching import BatchedCloudForetWrite, Finisher
 from transforms.sinks.write_engine import BatchWrite, Conflict
 from transforms.stages.normalize import PROVIDER, dead_letter
 
@@ -60,7 +60,7 @@ LOOKUP_FIELDS = ["cloud_service_id", "reference", "name", "account", "instance_t
                  "ip_addresses", "region_code", "updated_at", f"data.{FINGERPRINT}", f"tags.{PROVIDER}"]
 
 
-def fingerprint(r: dict) -> str:
+def fingerprint(r: Mapping[str, Any]) -> str:
     """Of our ``data`` keys (but the volatile ones): the same text for the same values.
     Of what an update writes: not of ``tags``, which only a create sends (``data.categories``
     holds the same categories). "v2": records fingerprinted with their tags are rewritten once."""
@@ -118,21 +118,21 @@ def age_s(updated_at: str, now: float) -> float:
     return now - ts.timestamp()
 
 
-def _fields(r: dict) -> dict:
+def _fields(r: Mapping[str, Any]) -> dict:
     data = {**r["data"], FINGERPRINT: fingerprint(r)}
     return dict(name=r["name"], account=r["account"], instance_type=r["instance_type"],
                 instance_size=r["instance_size"], ip_addresses=r["ip_addresses"], data=to_struct(data),
                 reference=cloud_service_pb2.CloudServiceReference(**r["reference"]), region_code=r["region_code"])
 
 
-def create_request(r: dict) -> cloud_service_pb2.CreateServiceRequest:
+def create_request(r: Mapping[str, Any]) -> cloud_service_pb2.CreateServiceRequest:
     """With the tags: a create files them under the record's provider (``tags.nutanix``)."""
     return cloud_service_pb2.CreateServiceRequest(
         cloud_service_type=r["cloud_service_type"], provider=r["provider"],
         cloud_service_group=r["cloud_service_group"], tags=to_struct(r["tags"]), **_fields(r))
 
 
-def update_request(cloud_service_id: str, r: dict) -> cloud_service_pb2.UpdateCloudServiceRequest:
+def update_request(cloud_service_id: str, r: Mapping[str, Any]) -> cloud_service_pb2.UpdateCloudServiceRequest:
     """Without tags: a public update would file them under "custom", over people's own tags."""
     return cloud_service_pb2.UpdateCloudServiceRequest(cloud_service_id=cloud_service_id, **_fields(r))
 
@@ -146,10 +146,10 @@ class _WriteInventoryFn(BatchedCloudForetWrite):
         self.failed = Metrics.counter(NS, "failed")
         self.retries = Metrics.counter(NS, "records_retried")
 
-    def group_of(self, r: dict) -> Hashable:
+    def group_of(self, r: dict) -> tuple[str, str, str]:
         return r["provider"], r["cloud_service_type"], r["cloud_service_group"]
 
-    def start_write(self, group: Hashable, batch: list):
+    def start_write(self, group: tuple[str, str, str], batch: list) -> Finisher:
         provider, ctype, cgroup = group
         # Never send an empty resource_id: it would widen the match.
         pending = {r["resource_id"]: r for r in batch if r["resource_id"]}

@@ -197,6 +197,7 @@ class BatchWrite:
         """Every record's outcome (blocks; retries happen here)."""
         while True:
             attempt, self._attempt = self._attempt, None
+            assert attempt is not None, "finish() before start()"
             stopped = attempt.result()
             if stopped is not None:
                 return self.outcomes + [Outcome(k, r, "failed", str(stopped)) for k, r in self.retry.items()]

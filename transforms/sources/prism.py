@@ -445,6 +445,7 @@ class DropRepeats(beam.DoFn):
 
     def process(self, item: VmWithStats) -> Iterable[VmWithStats]:
         key = item[0]
+        assert self.run is not None  # attached in start_bundle
         if key in self.bundle or not self.run.claim(key, self.bundle_id):
             self.dropped.inc()
             return

@@ -49,7 +49,7 @@ TYPES = {
     "cluster": ("Cluster", "Cluster"),
     "host": ("Host", "Host"),
 }
-CLOUD_SERVICE_TYPES = [
+CLOUD_SERVICE_TYPES: list[dict[str, Any]] = [
     {"provider": PROVIDER, "group": "Compute", "name": "Instance", "service_code": "AHV", "is_primary": True,
      "is_major": True, "tags": {"spaceone:icon": "nutanix-vm"}},
     {"provider": PROVIDER, "group": "Storage", "name": "Disk", "service_code": "AHV", "is_major": True},
@@ -333,7 +333,7 @@ def normalize_vm(account: str, base_url: str, entity: dict, stats: dict | None =
         dtype = clean_str(props.get("device_type"), 32).upper()
         addr = _dict(props.get("disk_address"))
         size_bytes = max(0, _int(d.get("disk_size_bytes"), _int(d.get("disk_size_mib")) * 1024 * 1024))
-        summary = {
+        summary: dict[str, Any] = {
             "uuid": clean_str(d.get("uuid"), 64),
             "device_type": dtype,
             "adapter_type": clean_str(addr.get("adapter_type"), 32),
@@ -346,7 +346,8 @@ def normalize_vm(account: str, base_url: str, entity: dict, stats: dict | None =
             container = _ref(_dict(d.get("storage_config")).get("storage_container_reference"))
             vm_disks.append((summary, container))
 
-    nics, ips = [], []
+    nics: list[dict] = []
+    ips: list[str] = []
     for n in _list(res.get("nic_list")):
         n = _dict(n)
         nic_ips = nic_ip_addresses(n.get("ip_endpoint_list"))

@@ -51,8 +51,8 @@ def apply_event(accounts: dict, ev: dict) -> None:
             acc.setdefault("notes", []).append(ev.get("text", ""))
         elif event == "page_read":
             acc["read"]["pages"] += 1
-            acc["read"][READ_KEYS.get(ev.get("kind"), "other")] = \
-                acc["read"].get(READ_KEYS.get(ev.get("kind"), "other"), 0) + ev.get("count", 0)
+            read_key = READ_KEYS.get(ev.get("kind", ""), "other")  # no kind: "other", as an unknown one
+            acc["read"][read_key] = acc["read"].get(read_key, 0) + ev.get("count", 0)
     elif kind == "result":
         sink = acc.setdefault(ev["sink"], {})
         for k, v in ev.items():

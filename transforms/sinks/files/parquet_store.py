@@ -32,7 +32,7 @@ def partition_dir(base: str, partition: Partition) -> str:
     return posixpath.join(base, *(f"{k}={v}" for k, v in partition))
 
 
-class PartitionLayout(FileLayout):
+class PartitionLayout(FileLayout[Partition]):
     """``<key>=<value>/...`` directories, files ``<run_id>-NNNNN.parquet``."""
 
     def __init__(self, run_id: str, replace: str):

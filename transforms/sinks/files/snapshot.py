@@ -4,7 +4,7 @@ from __future__ import annotations
 import posixpath
 from collections import Counter
 from datetime import datetime
-from typing import Iterable
+from typing import Any, Iterable
 
 import apache_beam as beam
 from apache_beam import pvalue
@@ -47,7 +47,7 @@ def write_manifest(snapshot_dir: str, ctx: RunContext, fmt: str, files: list[str
     for path in sorted(files):
         size, digest = file_digest(path)
         entries.append({"path": posixpath.basename(path), "bytes": size, "sha256": digest})
-    manifest = {
+    manifest: dict[str, Any] = {
         "snapshot_id": ctx.run_id,
         "collected_at": ctx.collected_at,
         "api_version": API_VERSION,
@@ -59,7 +59,7 @@ def write_manifest(snapshot_dir: str, ctx: RunContext, fmt: str, files: list[str
                      for name in sorted(accounts)},
         "files": entries,
     }
-    total = Counter()
+    total: Counter[str] = Counter()
     for (_, kind), n in counts:
         total[kind] += n
     manifest["counts"] = dict(sorted(total.items()))
@@ -68,7 +68,7 @@ def write_manifest(snapshot_dir: str, ctx: RunContext, fmt: str, files: list[str
             for name, a in manifest["accounts"].items()]
 
 
-class EntityFiles(FileLayout):
+class EntityFiles(FileLayout[str]):
     """``<snapshot>/entities-<kind>-NNNNN-of-MMMMM.<ext>``, staged in ``<snapshot>/_staging``.
 
     A commit replaces every entity file of an earlier attempt of the same snapshot

@@ -22,7 +22,7 @@ import os
 import posixpath
 import uuid
 from collections import Counter
-from typing import Any, Callable, Hashable, Iterable
+from typing import Any, Callable, Generic, Hashable, Iterable, TypeVar
 
 import apache_beam as beam
 from apache_beam.io.filesystem import CompressionTypes
@@ -40,17 +40,20 @@ Records = Callable[[Any], Iterable[tuple[Hashable, Any]]]
 CountOf = Callable[[Any], tuple[Hashable, int]]
 
 
-class FileLayout:
+Destination = TypeVar("Destination", bound=Hashable)
+
+
+class FileLayout(Generic[Destination]):
     """Where a destination's committed files go (relative to the write's path) and which
     files already there a commit replaces. Subclasses define the three methods."""
 
     def __init__(self, staging: str = STAGING):
         self.staging = staging  # the staging directory, relative to the path
 
-    def directory(self, destination: Hashable) -> str:
+    def directory(self, destination: Destination) -> str:
         raise NotImplementedError
 
-    def name(self, destination: Hashable, index: int, total: int) -> str:
+    def name(self, destination: Destination, index: int, total: int) -> str:
         raise NotImplementedError
 
     def replaces(self, directory: str, name: str) -> bool:
