@@ -1,10 +1,13 @@
 """Run one data-source plugin server; each protocol is its own server (its own port).
 
-    python -m plugin monitoring --port N --store DIR [--host H] [--metric-store DIR] [--ready-file PATH]
-    python -m plugin cost --port M --store DIR [--host H] [--cost-store DIR] [--ready-file PATH]
+    python -m plugin monitoring --port N [--store DIR] [--host H] [--metric-store DIR] [--ready-file PATH]
+    python -m plugin cost --port M [--store DIR] [--host H] [--cost-store DIR] [--ready-file PATH]
 
 ``monitoring`` serves DIR/metrics (the pipeline's metric store), ``cost``
-serves DIR/costs (its cost store). Once serving it prints and atomically
+serves DIR/costs (its cost store). Under CloudForet the data source's
+``plugin_info.options`` name the store instead (``store``, or
+``metric_store`` / ``cost_store``: see ``store_options``), and the images run
+these commands without --store (``images``). Once serving it prints and atomically
 writes ``{"endpoint": "HOST:PORT"}`` to --ready-file. SIGTERM/SIGINT: clean
 exit 0. CloudForet binds a plugin's services by short name, so the two
 protocols (both have a ``DataSource``) cannot share one server.
@@ -34,7 +37,8 @@ def _common(sub: argparse.ArgumentParser) -> None:
     sub.add_argument("--port", type=int, default=0, help="port to serve on (0: a free port)")
     sub.add_argument("--host", default="127.0.0.1")
     sub.add_argument("--store", help="the pipeline's output directory (holding metrics/ and costs/): a path, "
-                     "or a URI the pipeline writes to (gs://, s3://, hdfs://, file://)")
+                     "or a URI the pipeline writes to (gs://, s3://, hdfs://, file://); the default "
+                     "of calls whose options name no store")
     sub.add_argument("--ready-file", help="write {\"endpoint\": ...} here (atomically) once serving")
 
 

@@ -15,6 +15,7 @@ from spaceone.api.cost_analysis.plugin import (
 
 from .cost_store import CostStore, normalize_day, plan
 from .errors import PluginError, invalid, streaming, unary
+from .store_options import StoreChoice, choice
 
 BATCH = 1000
 DEFAULT_CURRENCY = "USD"
@@ -22,6 +23,14 @@ DEFAULT_CURRENCY = "USD"
 
 def _dict(msg, field: str) -> dict:
     return MessageToDict(getattr(msg, field)) if msg.HasField(field) else {}
+
+
+COST_STORE_OPTION = "cost_store"
+
+
+def cost_stores(store: "CostStore | StoreChoice[CostStore] | None") -> StoreChoice[CostStore]:
+    """The cost store of a call: options ``store``/``cost_store`` (see store_options), else ``store``."""
+    return choice(store, CostStore, "costs", COST_STORE_OPTION)
 
 
 def metadata(currency: str) -> dict:
@@ -38,33 +47,34 @@ def metadata(currency: str) -> dict:
 
 
 class CostDataSource(data_source_pb2_grpc.DataSourceServicer):
-    def __init__(self, store: CostStore) -> None:
-        self.store = store
+    def __init__(self, store: "CostStore | StoreChoice[CostStore] | None") -> None:
+        self.stores = cost_stores(store)
 
     @unary("DataSource.init")
     def init(self, request: data_source_pb2.InitRequest) -> data_source_pb2.PluginInfo:
         options = _dict(request, "options")
-        currency = str(options.get("currency") or self.store.currency() or DEFAULT_CURRENCY)
+        currency = str(options.get("currency") or self.stores.of(options).currency() or DEFAULT_CURRENCY)
         info = data_source_pb2.PluginInfo()
         info.metadata.update(metadata(currency))
         return info
 
     @unary("DataSource.verify")
     def verify(self, request: data_source_pb2.PluginVerifyRequest) -> empty_pb2.Empty:
-        if not self.store.exists():
+        store = self.stores.of(_dict(request, "options"))
+        if not store.exists():
             raise PluginError(grpc.StatusCode.FAILED_PRECONDITION,
-                              f"ERROR_PLUGIN_VERIFY: cost store {self.store.root} does not exist")
+                              f"ERROR_PLUGIN_VERIFY: cost store {store.root} does not exist")
         return empty_pb2.Empty()
 
 
 class CostJob(job_pb2_grpc.JobServicer):
-    def __init__(self, store: CostStore) -> None:
-        self.store = store
+    def __init__(self, store: "CostStore | StoreChoice[CostStore] | None") -> None:
+        self.stores = cost_stores(store)
 
     @unary("Job.get_tasks")
     def get_tasks(self, request: job_pb2.GetTasksRequest) -> job_pb2.TasksInfo:
         options = _dict(request, "options")
-        tasks, changed = plan(self.store, request.start, request.last_synchronized_at,
+        tasks, changed = plan(self.stores.of(options), request.start, request.last_synchronized_at,
                               str(options.get("changed_granularity", "MONTH")).upper())
         out = job_pb2.TasksInfo()
         for task in tasks:
@@ -77,8 +87,8 @@ class CostJob(job_pb2_grpc.JobServicer):
 
 
 class CostData(cost_pb2_grpc.CostServicer):
-    def __init__(self, store: CostStore) -> None:
-        self.store = store
+    def __init__(self, store: "CostStore | StoreChoice[CostStore] | None") -> None:
+        self.stores = cost_stores(store)
 
     @unary("Cost.get_linked_accounts")
     def get_linked_accounts(self, request: cost_pb2.GetLinkedAccountsRequest) -> cost_pb2.AccountsInfo:
@@ -94,7 +104,7 @@ class CostData(cost_pb2_grpc.CostServicer):
         if last < first:
             raise invalid(f"task_options.end ({last}) is before start ({first})")
         batch = cost_pb2.CostsInfo()
-        for record in self.store.records(first, last):
+        for record in self.stores.of(_dict(request, "options")).records(first, last):
             c = batch.results.add()
             for key in ("cost", "usage_quantity"):
                 setattr(c, key, float(record[key]))

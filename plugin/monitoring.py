@@ -18,9 +18,11 @@ from spaceone.api.monitoring.plugin import data_source_pb2, data_source_pb2_grpc
 
 from .errors import PluginError, invalid, unary
 from .metric_store import CATALOG, STATS, MetricStore, auto_period
+from .store_options import StoreChoice, choice
 from .timeutil import iso_ms, parse_time
 
 REQUIRED_KEY = "reference"  # CloudService.reference = {resource_id: <VM uuid>, external_link}
+METRIC_STORE_OPTION = "metric_store"
 METADATA = {
     "supported_resource_type": ["inventory.CloudService"],
     "supported_stat": ["AVERAGE", "MAX", "MIN", "SUM"],
@@ -46,25 +48,36 @@ def _resource_of(key: str, query: Any) -> str:
     return key
 
 
+def _options(request: Any) -> dict:
+    return _plain(request.options) if request.HasField("options") else {}
+
+
+def metric_stores(store: "MetricStore | StoreChoice[MetricStore] | None") -> StoreChoice[MetricStore]:
+    """The metric store of a call: options ``store``/``metric_store`` (see store_options), else ``store``."""
+    return choice(store, MetricStore, "metrics", METRIC_STORE_OPTION)
+
+
 class MonitoringDataSource(data_source_pb2_grpc.DataSourceServicer):
-    def __init__(self, store: MetricStore) -> None:
-        self.store = store
+    def __init__(self, store: "MetricStore | StoreChoice[MetricStore] | None") -> None:
+        self.stores = metric_stores(store)
 
     @unary("DataSource.init")
     def init(self, request: data_source_pb2.InitRequest) -> data_source_pb2.PluginInfo:
+        self.stores.of(_options(request))  # options naming no store are refused at registration
         return data_source_pb2.PluginInfo(metadata=_struct(METADATA))
 
     @unary("DataSource.verify")
     def verify(self, request: data_source_pb2.PluginVerifyRequest) -> empty_pb2.Empty:
-        if not self.store.exists():
+        store = self.stores.of(_options(request))
+        if not store.exists():
             raise PluginError(grpc.StatusCode.FAILED_PRECONDITION,
-                              f"ERROR_PLUGIN_VERIFY: metric store {self.store.root} does not exist")
+                              f"ERROR_PLUGIN_VERIFY: metric store {store.root} does not exist")
         return empty_pb2.Empty()
 
 
 class MonitoringMetric(metric_pb2_grpc.MetricServicer):
-    def __init__(self, store: MetricStore) -> None:
-        self.store = store
+    def __init__(self, store: "MetricStore | StoreChoice[MetricStore] | None") -> None:
+        self.stores = metric_stores(store)
 
     @unary("Metric.list")
     def list(self, request: metric_pb2.MetricRequest) -> metric_pb2.MetricsInfo:
@@ -72,9 +85,11 @@ class MonitoringMetric(metric_pb2_grpc.MetricServicer):
         resource_id = str(query.get("resource_id") or "")
         if not resource_id:
             raise invalid("query.resource_id is required (the VM uuid, CloudService.reference.resource_id)")
-        lookback = int(_plain(request.options).get("lookback_days", 2)) if request.HasField("options") else 2
+        options = _options(request)
+        store = self.stores.of(options)
+        lookback = int(options.get("lookback_days", 2))
         out = metric_pb2.MetricsInfo()
-        for metric, unit in self.store.metrics_of(resource_id, max(lookback, 1)):
+        for metric, unit in store.metrics_of(resource_id, max(lookback, 1)):
             name, group = CATALOG.get(metric, (metric, metric.split(".")[0].title()))
             out.metrics.add(key=metric, name=name, group=group, unit=_struct({"x": "Timestamp", "y": unit}),
                             metric_query=_struct({"resource_id": resource_id}))
@@ -102,7 +117,7 @@ class MonitoringMetric(metric_pb2_grpc.MetricServicer):
         key_of: dict[str, list[str]] = {}
         for key, query in queries.items():
             key_of.setdefault(_resource_of(key, query), []).append(key)
-        series = self.store.series(list(key_of), request.metric, start_ms, end_ms, period, stat)
+        series = self.stores.of(_options(request)).series(list(key_of), request.metric, start_ms, end_ms, period, stat)
         out = metric_pb2.MetricDataInfo()
         if not series.values:
             out.labels.SetInParent()

@@ -12,8 +12,6 @@ services the server hosts.
 """
 from __future__ import annotations
 
-import os
-import posixpath
 from concurrent import futures
 
 import grpc
@@ -29,6 +27,7 @@ from .cost import CostData, CostDataSource, CostJob
 from .cost_store import CostStore
 from .metric_store import MetricStore
 from .monitoring import MonitoringDataSource, MonitoringMetric
+from .store_options import store_root as options_store_root
 
 MAX_MESSAGE = 256 * 1024 * 1024
 GRPC_OPTIONS = [("grpc.max_send_message_length", MAX_MESSAGE), ("grpc.max_receive_message_length", MAX_MESSAGE)]
@@ -42,13 +41,10 @@ MONITORING_SERVICES = (_full_name(mon_ds_pb2, "DataSource"), _full_name(metric_p
 COST_SERVICES = (_full_name(cost_ds_pb2, "DataSource"), _full_name(job_pb2, "Job"), _full_name(cost_pb2, "Cost"))
 
 
-def store_root(store: str | None, override: str | None, subdir: str, flag: str) -> str:
-    """``--store DIR`` means DIR/<subdir> (the pipeline's out/metrics or out/costs); ``flag`` overrides it."""
-    if override:
-        return override
-    if not store:
-        raise ValueError(f"give --store DIR (serves DIR/{subdir}) or {flag} DIR")
-    return posixpath.join(store, subdir) if "://" in store else os.path.join(store, subdir)
+def store_root(store: str | None, override: str | None, subdir: str, flag: str = "") -> str | None:
+    """``--store DIR`` means DIR/<subdir> (the pipeline's out/metrics or out/costs); ``flag`` overrides it.
+    None when neither is given: each call's options then name the store (``store_options``)."""
+    return options_store_root(store, override, subdir)
 
 
 class _ProtocolServer:
@@ -99,9 +95,10 @@ class MonitoringPluginServer(_ProtocolServer):
     protocol = "monitoring"
     services = MONITORING_SERVICES
 
-    def __init__(self, metric_root: str, **kwargs) -> None:
+    def __init__(self, metric_root: str | None = None, **kwargs) -> None:
+        """``metric_root``: the store of calls whose options name none (None: every call must)."""
         super().__init__(**kwargs)
-        self.metrics = MetricStore(metric_root)
+        self.metrics = MetricStore(metric_root) if metric_root else None
 
     def _add_servicers(self, server: grpc.Server) -> None:
         mon_ds_grpc.add_DataSourceServicer_to_server(MonitoringDataSource(self.metrics), server)
@@ -114,9 +111,10 @@ class CostPluginServer(_ProtocolServer):
     protocol = "cost"
     services = COST_SERVICES
 
-    def __init__(self, cost_root: str, **kwargs) -> None:
+    def __init__(self, cost_root: str | None = None, **kwargs) -> None:
+        """``cost_root``: the store of calls whose options name none (None: every call must)."""
         super().__init__(**kwargs)
-        self.costs = CostStore(cost_root)
+        self.costs = CostStore(cost_root) if cost_root else None
 
     def _add_servicers(self, server: grpc.Server) -> None:
         cost_ds_grpc.add_DataSourceServicer_to_server(CostDataSource(self.costs), server)

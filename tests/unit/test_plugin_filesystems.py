@@ -94,3 +94,36 @@ def test_a_missing_store_behind_a_uri_fails_verify(tmp_path):
     assert not MetricStore(f"file://{tmp_path}/nowhere").exists()
     assert MetricStore(f"file://{tmp_path}/nowhere").days() == []
     assert CostStore(f"file://{tmp_path}/nowhere").days() == {}
+
+
+def test_the_plugin_servers_read_the_store_the_data_sources_options_name(local_stores, tmp_path):
+    """As CloudForet runs them (no --store: the image's command), each call's options name the store:
+    ``store`` (the pipeline's output, here a URI) or ``metric_store`` / ``cost_store`` (the root itself)."""
+    def s(d):
+        out = struct_pb2.Struct()
+        out.update(d)
+        return out
+
+    get_data = dict(secret_data=s({}), metric_query=s({"vm-a1": {}}), metric="cpu.utilization",
+                    start=DAY + "T00:00:00Z", end="2026-11-29T00:00:00Z", period=3600, stat="AVERAGE")
+    with MonitoringPluginServer() as mon, CostPluginServer() as cost:
+        with grpc.insecure_channel(mon.endpoint) as channel:
+            ds, metric = data_source_pb2_grpc.DataSourceStub(channel), metric_pb2_grpc.MetricStub(channel)
+            ds.verify(data_source_pb2.PluginVerifyRequest(options=s({"store": f"file://{local_stores}"})), timeout=30)
+            for options in ({"store": f"file://{local_stores}"}, {"metric_store": str(local_stores / "metrics")}):
+                answer = metric.get_data(metric_pb2.MetricDataRequest(options=s(options), **get_data), timeout=30)
+                assert len(answer.values["vm-a1"].values) == 24
+            with pytest.raises(grpc.RpcError) as err:
+                metric.get_data(metric_pb2.MetricDataRequest(options=s({}), **get_data), timeout=30)
+            assert err.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+            assert "plugin_info.options 'store'" in err.value.details()
+            with pytest.raises(grpc.RpcError) as err:  # a store that is not there fails verify, naming it
+                ds.verify(data_source_pb2.PluginVerifyRequest(options=s({"store": str(tmp_path)})), timeout=30)
+            assert err.value.code() == grpc.StatusCode.FAILED_PRECONDITION and str(tmp_path) in err.value.details()
+        with grpc.insecure_channel(cost.endpoint) as channel:
+            costs = cost_ds_grpc.DataSourceStub(channel)
+            costs.verify(cost_ds_pb2.PluginVerifyRequest(options=s({"cost_store": str(local_stores / "costs")})),
+                         timeout=30)
+            with pytest.raises(grpc.RpcError) as err:
+                costs.init(cost_ds_pb2.InitRequest(options=s({})), timeout=30)
+            assert err.value.code() == grpc.StatusCode.INVALID_ARGUMENT and "costs/" in err.value.details()
