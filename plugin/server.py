@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import os
 import posixpath
+from abc import ABC, abstractmethod
 from concurrent import futures
 
 import grpc
@@ -51,7 +52,7 @@ def store_root(store: str | None, override: str | None, subdir: str, flag: str) 
     return posixpath.join(store, subdir) if "://" in store else os.path.join(store, subdir)
 
 
-class _ProtocolServer:
+class _ProtocolServer(ABC):
     """A gRPC server on ``host:port`` (port 0: a free port) serving one plugin protocol with reflection."""
 
     protocol = ""
@@ -65,8 +66,9 @@ class _ProtocolServer:
     def endpoint(self) -> str:
         return f"{self.host}:{self.port}"
 
+    @abstractmethod
     def _add_servicers(self, server: grpc.Server) -> None:
-        raise NotImplementedError
+        ...
 
     def start(self):
         server = grpc.server(futures.ThreadPoolExecutor(self.max_workers, thread_name_prefix=f"plugin-{self.protocol}"),
