@@ -12,6 +12,7 @@ services the server hosts.
 """
 from __future__ import annotations
 
+from abc import ABC, abstractmethod
 from concurrent import futures
 
 import grpc
@@ -47,7 +48,7 @@ def store_root(store: str | None, override: str | None, subdir: str, flag: str =
     return options_store_root(store, override, subdir)
 
 
-class _ProtocolServer:
+class _ProtocolServer(ABC):
     """A gRPC server on ``host:port`` (port 0: a free port) serving one plugin protocol with reflection."""
 
     protocol = ""
@@ -61,8 +62,9 @@ class _ProtocolServer:
     def endpoint(self) -> str:
         return f"{self.host}:{self.port}"
 
+    @abstractmethod
     def _add_servicers(self, server: grpc.Server) -> None:
-        raise NotImplementedError
+        ...
 
     def start(self):
         server = grpc.server(futures.ThreadPoolExecutor(self.max_workers, thread_name_prefix=f"plugin-{self.protocol}"),

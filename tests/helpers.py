@@ -256,6 +256,48 @@ def days_from(day: str, n: int) -> list[str]:
     return [(d + timedelta(days=i)).strftime("%Y-%m-%d") for i in range(n)]
 
 
+# -- file times ----------------------------------------------------------------
+def rewrite_after_sync(root: str, write) -> None:
+    """Run ``write()`` so that what it writes under ``root`` is unmistakably newer than a
+    sync taken just before, and everything already there unmistakably older: the tree is
+    dated a minute back first, and what ``write`` touched is dated a second ahead after.
+    (File times come from the kernel's coarse clock, a few ms behind ``time.time()``; a
+    sleep would only make that race unlikely.)"""
+    import time
+
+    past, future = time.time() - 60, time.time() + 1
+    for path in _tree(root):
+        os.utime(path, (past, past))
+    write()
+    for path in _tree(root):
+        if os.stat(path).st_mtime > past + 30:
+            os.utime(path, (future, future))
+
+
+def _tree(root: str) -> list[str]:
+    out = []
+    for dirpath, dirnames, filenames in os.walk(root):
+        out.append(dirpath)
+        out.extend(os.path.join(dirpath, n) for n in filenames)
+    return out
+
+
+# -- processes -----------------------------------------------------------------
+def wait_for_ready_file(path, proc, timeout: float = 30.0) -> None:
+    """Wait until a server process has written its ready file (it writes it atomically,
+    once it listens), failing at once with its output if it exits first."""
+    import time
+
+    deadline = time.monotonic() + timeout  # a bound on a hung child, not a measurement
+    ready = Path(path)
+    while not (ready.exists() and ready.stat().st_size > 0):
+        if proc.poll() is not None:
+            out = proc.stdout.read() if proc.stdout else ""
+            raise AssertionError(f"the server exited ({proc.returncode}) before it was ready: {out}")
+        assert time.monotonic() < deadline, f"the server wrote no {ready} in {timeout:.0f}s"
+        time.sleep(0.02)  # polling for the file: nothing to block on across processes
+
+
 # -- time ----------------------------------------------------------------------
 class FakeClock:
     """A ``connectors.clock.Clock`` whose time moves only when a test advances it or a

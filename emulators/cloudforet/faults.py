@@ -97,10 +97,12 @@ class CloudForetFaults(FaultInjector):
         self._seen_jtis: set[str] = set()
         self._cutoff: int | None = None
         self._restart_threads: list[threading.Thread] = []
+        self.went_down = threading.Event()  # set when an injected restart has stopped the server
         super().__init__(spec, seed)
 
     def set(self, spec: str, seed: int | None = None) -> "CloudForetFaults":
         super().set(spec, seed)
+        self.went_down.clear()
         self._forget_tokens()
         return self
 
@@ -214,7 +216,7 @@ class CloudForetFaults(FaultInjector):
         def run() -> None:
             time.sleep(0.05)  # let the triggering call answer first
             try:
-                emulator.restart(down=down)
+                emulator.restart(down=down, on_down=self.went_down.set)
             except Exception:  # noqa: BLE001
                 log.exception("injected restart failed")
 

@@ -9,7 +9,7 @@ one stopped and previously issued tokens stay valid.
 from __future__ import annotations
 
 from concurrent import futures
-from typing import TYPE_CHECKING, cast
+from typing import TYPE_CHECKING, Callable, cast
 
 import grpc
 from spaceone.api.cost_analysis.v1 import cost_pb2_grpc
@@ -197,14 +197,18 @@ class CloudForetEmulator:
             backend.store.close()
             self._backend = None
 
-    def restart(self, down: float = 0.0, grace: float | None = 0) -> "CloudForetEmulator":
+    def restart(self, down: float = 0.0, grace: float | None = 0,
+                on_down: Callable[[], None] | None = None) -> "CloudForetEmulator":
         """Stop, stay down ``down`` seconds, start again on the same port and database
-        (state and the token signing key survive, as across a real server restart)."""
+        (state and the token signing key survive, as across a real server restart).
+        ``on_down`` is called once the server has stopped, so a test can act while it is down."""
         import time
 
         if self._server is None:
             raise RuntimeError("emulator is not started")
         self.stop(grace)
+        if on_down is not None:
+            on_down()
         time.sleep(down)
         return self.start()
 

@@ -2,7 +2,6 @@
 from __future__ import annotations
 
 import json
-import time
 from typing import Any
 
 import grpc
@@ -313,7 +312,7 @@ def test_cloudforet_restart_fault_mid_run(cf) -> None:
     cs.create(vm("1"), metadata=md(token), timeout=5)
     cs.create(vm("2"), metadata=md(token), timeout=5)
     cs.create(vm("3"), metadata=md(token), timeout=5)  # triggers the restart, still answered
-    time.sleep(0.15)
+    assert emu.faults.went_down.wait(5)
     with pytest.raises(grpc.RpcError):  # the server is down for a moment
         cs.create(vm("down"), metadata=md(token), timeout=0.2)
     assert emu.faults.join(5)

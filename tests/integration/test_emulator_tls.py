@@ -8,7 +8,6 @@ import signal
 import stat
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import grpc
@@ -28,6 +27,7 @@ from emulators.tls import (
     make_ca_and_server_cert,
     prism_ssl_context,
 )
+from tests.helpers import wait_for_ready_file
 
 ROOT = Path(__file__).resolve().parents[2]
 AUTH = ("admin", "nutanix/4u")
@@ -93,12 +93,7 @@ def test_cloudforet_tls_needs_a_secure_channel_with_the_ca(tmp_path: Path, tls: 
 
 # ------------------------------------------------------------------ CLIs
 def _wait_ready(path: Path, proc: subprocess.Popen) -> dict:
-    deadline = time.monotonic() + 20
-    while not path.exists():
-        if proc.poll() is not None:
-            raise AssertionError(f"emulator exited: {proc.communicate()}")
-        assert time.monotonic() < deadline, "emulator never became ready"
-        time.sleep(0.05)
+    wait_for_ready_file(path, proc)
     return json.loads(path.read_text())
 
 

@@ -7,7 +7,6 @@ replaced, never doubled.
 from __future__ import annotations
 
 import json
-import time
 from collections import defaultdict
 
 import grpc
@@ -31,6 +30,7 @@ from tests.helpers import (
     day_start_ms,
     make_points,
     point_value,
+    rewrite_after_sync,
     write_costs,
     write_metric_run,
 )
@@ -135,8 +135,8 @@ def test_resynced_day_is_replaced_not_doubled(env, granularity):
     unchanged = sync(env, ds_id)  # nothing rewritten: no task, nothing deleted
     assert unchanged["status"] == "SUCCESS" and unchanged.get("total_tasks", 0) == 0
     assert cost_count(env, ds_id) == before
-    time.sleep(0.02)
-    write_costs(env["costs"], "20261129T0100-run", cost_records([DAY], vcpus=4))  # re-collected day
+    rewrite_after_sync(env["costs"],  # re-collected day
+                       lambda: write_costs(env["costs"], "20261129T0100-run", cost_records([DAY], vcpus=4)))
     job = sync(env, ds_id)
     assert job["status"] == "SUCCESS" and job["total_tasks"] == 1
     assert cost_count(env, ds_id) == before

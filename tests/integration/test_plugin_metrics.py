@@ -6,7 +6,6 @@ import os
 import signal
 import subprocess
 import sys
-import time
 
 import grpc
 import pytest
@@ -16,7 +15,15 @@ from spaceone.api.monitoring.plugin import data_source_pb2, data_source_pb2_grpc
 
 from plugin.metric_store import CATALOG
 from plugin.server import MonitoringPluginServer
-from tests.helpers import METRICS, day_start_ms, iso, make_points, point_value, write_metric_run
+from tests.helpers import (
+    METRICS,
+    day_start_ms,
+    iso,
+    make_points,
+    point_value,
+    wait_for_ready_file,
+    write_metric_run,
+)
 
 DAY = "2026-11-28"
 VMS = ["vm-a1", "vm-a2", "vm-b1"]
@@ -171,9 +178,7 @@ def test_cli_ready_file_and_sigterm(tmp_path):
     proc = subprocess.Popen([sys.executable, "-m", "plugin", "monitoring", "--port", "0", "--store", str(tmp_path),
                              "--ready-file", str(ready)], env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
     try:
-        deadline = time.time() + 20
-        while not ready.exists() and time.time() < deadline and proc.poll() is None:
-            time.sleep(0.05)
+        wait_for_ready_file(ready, proc)
         endpoint = json.loads(ready.read_text())["endpoint"]
         assert endpoint.startswith("127.0.0.1:")
         with grpc.insecure_channel(endpoint) as channel:

@@ -7,7 +7,6 @@ import os
 import signal
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import pytest
@@ -15,6 +14,7 @@ import requests
 
 from emulators.prism.fleet import STATS_ATTRIBUTES, FleetSpec, generate_fleet
 from emulators.prism.server import PrismServer
+from tests.helpers import wait_for_ready_file
 
 ROOT = Path(__file__).resolve().parents[2]
 RECORDINGS = Path("/work/shared/fixtures/prism/v3_prism_go_client/v3_keploy")
@@ -316,11 +316,7 @@ def test_cli_serves_until_sigterm(tmp_path, quirks):
          "--prism-centrals", "2", "--ready-file", str(ready)] + (["--real-world-quirks"] if quirks else []),
         cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     try:
-        deadline = time.monotonic() + 20
-        while not ready.exists():
-            assert proc.poll() is None, proc.stderr.read()
-            assert time.monotonic() < deadline, "emulator never became ready"
-            time.sleep(0.05)
+        wait_for_ready_file(ready, proc)
         info = json.loads(ready.read_text())
         assert "s3cret-pw" not in ready.read_text()
         pcs = info["prism_centrals"]

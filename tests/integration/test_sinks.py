@@ -13,6 +13,7 @@ from emulators.cloudforet.inventory_service import CloudServiceService
 from emulators.cloudforet.server import CloudForetEmulator
 from emulators.prism.fleet import FleetSpec, generate_fleet
 from transforms.settings import CloudForetAuth, CloudForetOptions
+from transforms.sinks import write_engine
 from transforms.sinks.inventory import _WriteInventoryFn
 from transforms.stages.normalize import normalize_vm
 
@@ -110,14 +111,26 @@ def test_batches_overlap_up_to_the_limit_and_each_record_is_written_once(tmp_pat
 
 
 def test_a_bundle_retried_while_its_calls_are_in_flight_creates_nothing_twice(tmp_path, monkeypatch):
-    """The runner retries a failed bundle at once; its earlier calls may not have landed yet."""
-    original = CloudServiceService.create
+    """The runner retries a failed bundle at once; its earlier calls may not have landed yet.
 
-    def slow_create(servicer, request, context):
-        time.sleep(0.3)
-        return original(servicer, request, context)
+    The server holds every create until the retry is about to wait for the failed bundle's
+    calls: so they are still in flight when it starts, whatever the machine's speed."""
+    original_create, original_wait = CloudServiceService.create, write_engine.IN_FLIGHT.wait_for
+    retry_waited = threading.Event()
 
-    monkeypatch.setattr(CloudServiceService, "create", slow_create)
+    def held_create(servicer, request, context):
+        assert retry_waited.wait(30), "the retried bundle never waited for the calls in flight"
+        return original_create(servicer, request, context)
+
+    def wait_for(what, keys):
+        with write_engine.IN_FLIGHT._lock:
+            in_flight = any((what, k) in write_engine.IN_FLIGHT._calls for k in keys)
+        if in_flight:
+            retry_waited.set()  # the retry found the earlier calls: let them land now
+        return original_wait(what, keys)
+
+    monkeypatch.setattr(CloudServiceService, "create", held_create)
+    monkeypatch.setattr(write_engine.IN_FLIGHT, "wait_for", wait_for)
     emu = CloudForetEmulator(str(tmp_path / "cf.sqlite"), EmulatorConfig()).start()
     try:
         recs = records(10)
@@ -133,6 +146,7 @@ def test_a_bundle_retried_while_its_calls_are_in_flight_creates_nothing_twice(tm
         out = [o for r in recs for o in retried.process(r)] + finished(retried)
         held = held_refs(emu)
     finally:
+        retry_waited.set()
         emu.stop()
     assert sorted(held) == sorted(r["resource_id"] for r in recs)  # each once
     assert totals(out) == {"created": 0, "updated": 0, "unchanged": 10, "failed": 0}

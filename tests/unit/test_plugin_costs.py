@@ -3,7 +3,6 @@ from __future__ import annotations
 
 import json
 import os
-import time
 from datetime import datetime, timezone
 
 import grpc
@@ -22,7 +21,7 @@ from spaceone.api.cost_analysis.plugin import (
 
 from plugin.server import CostPluginServer
 from schemas.parquet import COST_RECORD
-from tests.helpers import cost_records, write_costs
+from tests.helpers import cost_records, rewrite_after_sync, write_costs
 
 
 def MessageToDict(msg):
@@ -105,8 +104,8 @@ def test_changed_is_only_what_was_rewritten_after_last_sync(store):
     with CostPluginServer(costs) as server, grpc.insecure_channel(server.endpoint) as ch:
         synced_at = now_iso()
         assert tasks(ch, last_synchronized_at=synced_at).get("tasks", []) == []
-        time.sleep(0.02)
-        write_costs(costs, "20261129T0100-run", cost_records(["2026-11-27"], vcpus=4))
+        rewrite_after_sync(costs, lambda: write_costs(costs, "20261129T0100-run",
+                                                      cost_records(["2026-11-27"], vcpus=4)))
         day = tasks(ch, last_synchronized_at=synced_at, options={"changed_granularity": "DAY"})
         assert day["changed"] == [{"start": "2026-11-27", "end": "2026-11-27"}]
         assert [t["task_options"] for t in day["tasks"]] == [{"start": "2026-11-27", "end": "2026-11-27"}]

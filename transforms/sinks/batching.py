@@ -12,6 +12,7 @@ before the bundle ends, so a bundle's outputs still mean "written".
 """
 from __future__ import annotations
 
+from abc import ABCMeta, abstractmethod
 from collections import defaultdict, deque
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any, Callable, Hashable, Iterable
@@ -27,7 +28,7 @@ from transforms.settings import CloudForetOptions
 Finisher = Callable[[], Iterable]  # waits for a started batch; yields its results and dead letters
 
 
-class BatchedCloudForetWrite(beam.DoFn):
+class BatchedCloudForetWrite(beam.DoFn, metaclass=ABCMeta):
     """Subclasses define ``start_write(group, batch)``, which starts a batch and
     returns its finisher: a call that waits for it and yields per-batch results
     and ``TaggedOutput(DEAD_LETTER, ...)`` for records that failed."""
@@ -52,10 +53,11 @@ class BatchedCloudForetWrite(beam.DoFn):
     def group_of(self, element) -> Hashable:
         return None
 
+    @abstractmethod
     def start_write(self, group: Any, batch: list) -> Finisher:
         """Starts ``batch``, whose records share ``group`` (what the subclass's ``group_of``
         returned: each subclass its own tuple), and returns its finisher."""
-        raise NotImplementedError
+        ...
 
     def process(self, element) -> Iterable:
         group = self.group_of(element)

@@ -7,6 +7,7 @@ sink given to it for each file it opens, so a sink holds one file's state.
 """
 from __future__ import annotations
 
+from abc import ABC, abstractmethod
 from typing import Any, BinaryIO, Callable
 
 import fastavro
@@ -18,19 +19,22 @@ import pyarrow.parquet as pq
 AVRO_BLOCK_BYTES = 1 << 20
 
 
-class FileSink:
+class FileSink(ABC):
     """One file's writer; ``suffix`` ends the names of its files."""
 
     suffix = ""
 
+    @abstractmethod
     def open(self, fh: BinaryIO) -> None:
-        raise NotImplementedError
+        ...
 
+    @abstractmethod
     def write(self, record: Any) -> None:
-        raise NotImplementedError
+        ...
 
+    @abstractmethod
     def flush(self) -> None:
-        raise NotImplementedError
+        ...
 
 
 class AvroSink(FileSink):

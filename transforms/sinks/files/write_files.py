@@ -21,6 +21,7 @@ import copy
 import os
 import posixpath
 import uuid
+from abc import ABC, abstractmethod
 from collections import Counter
 from typing import Any, Callable, Generic, Hashable, Iterable, TypeVar
 
@@ -43,22 +44,25 @@ CountOf = Callable[[Any], tuple[Hashable, int]]
 Destination = TypeVar("Destination", bound=Hashable)
 
 
-class FileLayout(Generic[Destination]):
+class FileLayout(ABC, Generic[Destination]):
     """Where a destination's committed files go (relative to the write's path) and which
     files already there a commit replaces. Subclasses define the three methods."""
 
     def __init__(self, staging: str = STAGING):
         self.staging = staging  # the staging directory, relative to the path
 
+    @abstractmethod
     def directory(self, destination: Destination) -> str:
-        raise NotImplementedError
+        ...
 
+    @abstractmethod
     def name(self, destination: Destination, index: int, total: int) -> str:
-        raise NotImplementedError
+        ...
 
+    @abstractmethod
     def replaces(self, directory: str, name: str) -> bool:
         """A file named ``name`` in ``directory`` that a commit there replaces, if it did not write it."""
-        raise NotImplementedError
+        ...
 
     def swept(self) -> Iterable[str]:
         """Directories whose replaced files go even when no destination of the commit is there."""
