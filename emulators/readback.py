@@ -1,11 +1,12 @@
 """Read back, through CloudForet's own APIs, what the pipeline wrote and the plugin serves.
 
-    python -m emulators.readback --cloudforet-ready FILE --monitoring-endpoint HOST:PORT
-        --cost-endpoint HOST:PORT [--date YYYY-MM-DD] [--vm RESOURCE_ID] [--metric-store DIR] [--app-id ID]
+    python -m emulators.readback --cloudforet-ready FILE [--date YYYY-MM-DD] [--vm RESOURCE_ID]
+        [--metric-store DIR] [--app-id ID]
 
-Registers the monitoring data source (at ``python -m plugin monitoring``'s
-endpoint) and the cost data source (at ``python -m plugin cost``'s) unless
-one with the same name exists, runs cost ``DataSource.sync``, then prints cost per cluster
+Finds the monitoring and the cost data source ``python -m pipeline setup
+--plugins`` registered (by plugin_info: CloudForet reaches the plugins
+through its repository and plugin service), runs cost ``DataSource.sync``,
+then prints cost per cluster
 (``region_code``) for the day from ``Cost.analyze`` and one VM's CPU and
 memory series from monitoring ``Metric.get_data``. Without ``--vm`` the first
 VM of the metric store is used (``--metric-store``, default: the plugin's
@@ -30,11 +31,9 @@ from spaceone.api.monitoring.v1 import data_source_pb2 as mon_ds_pb2
 from spaceone.api.monitoring.v1 import data_source_pb2_grpc as mon_ds_grpc
 from spaceone.api.monitoring.v1 import metric_pb2, metric_pb2_grpc
 
+from pipeline.plugin_definitions import COST_DATA_SOURCE, MONITORING_DATA_SOURCE
 from plugin.metric_store import MetricStore
 
-MON_NAME = "nutanix-monitoring"
-COST_NAME = "nutanix-cost"
-PLUGIN_ID = "plugin-nutanix-parquet-datasource"
 CHANNEL_OPTIONS = [("grpc.max_receive_message_length", 256 * 1024 * 1024)]
 
 
@@ -44,30 +43,20 @@ def _struct(d: dict) -> struct_pb2.Struct:
     return s
 
 
-def ensure_data_sources(ch: grpc.Channel, md: list, monitoring_endpoint: str, cost_endpoint: str
-                        ) -> tuple[str, str]:
-    """(monitoring data_source_id, cost data_source_id), registering what is missing."""
-    mon = mon_ds_grpc.DataSourceStub(ch)
-    found = mon.list(mon_ds_pb2.DataSourceQuery(name=MON_NAME), metadata=md)
-    if found.results:
-        mon_id = found.results[0].data_source_id
-    else:
-        mon_id = mon.register(mon_ds_pb2.RegisterDataSourceRequest(
-            name=MON_NAME, plugin_info=mon_ds_pb2.DataSourcePluginInfo(
-                plugin_id=PLUGIN_ID, version="1.0", provider="nutanix",
-                options=_struct({"endpoint": monitoring_endpoint}))), metadata=md).data_source_id
-    cost = cost_ds_grpc.DataSourceStub(ch)
-    found = cost.list(cost_ds_pb2.DataSourceQuery(name=COST_NAME), metadata=md)
-    if found.results:
-        cost_id = found.results[0].data_source_id
-    else:
-        cost_id = cost.register(cost_ds_pb2.RegisterDataSourceRequest(
-            name=COST_NAME, provider="nutanix",
-            data_source_type=cost_ds_pb2.RegisterDataSourceRequest.DataSourceType.EXTERNAL,
-            plugin_info=cost_ds_pb2.PluginInfo(plugin_id=PLUGIN_ID, version="1.0",
-                                               options=_struct({"endpoint": cost_endpoint}))),
-            metadata=md).data_source_id
-    return mon_id, cost_id
+class NotSetUp(Exception):
+    """A data source setup --plugins registers is not there."""
+
+
+def find_data_sources(ch: grpc.Channel, md: list) -> tuple[str, str]:
+    """(monitoring data_source_id, cost data_source_id) of the data sources setup --plugins registered."""
+    found = mon_ds_grpc.DataSourceStub(ch).list(mon_ds_pb2.DataSourceQuery(name=MONITORING_DATA_SOURCE), metadata=md)
+    costs = cost_ds_grpc.DataSourceStub(ch).list(cost_ds_pb2.DataSourceQuery(name=COST_DATA_SOURCE), metadata=md)
+    missing = [name for name, answer in ((MONITORING_DATA_SOURCE, found), (COST_DATA_SOURCE, costs))
+               if not answer.results]
+    if missing:
+        raise NotSetUp(f"no data source {' or '.join(repr(m) for m in missing)} in CloudForet: register the "
+                       "plugins and data sources first (python -m pipeline setup --config FILE --plugins)")
+    return found.results[0].data_source_id, costs.results[0].data_source_id
 
 
 def cost_per_cluster(ch: grpc.Channel, md: list, cost_ds_id: str, day: str) -> list[dict]:
@@ -119,8 +108,6 @@ def vm_series(ch: grpc.Channel, md: list, mon_ds_id: str, vm: str, day: str) -> 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m emulators.readback", description=__doc__.splitlines()[0])
     parser.add_argument("--cloudforet-ready", required=True, help="the CloudForet emulator's ready JSON file")
-    parser.add_argument("--monitoring-endpoint", required=True, help="HOST:PORT of python -m plugin monitoring")
-    parser.add_argument("--cost-endpoint", required=True, help="HOST:PORT of python -m plugin cost")
     parser.add_argument("--date", help="billed day (YYYY-MM-DD); default: the newest synced day")
     parser.add_argument("--vm", help="VM uuid (reference.resource_id); default: first VM in the metric store")
     parser.add_argument("--metric-store", default="out/metrics", help="to pick a VM when --vm is absent")
@@ -132,7 +119,11 @@ def main(argv: list[str] | None = None) -> int:
     token = tokens[args.app_id] if args.app_id else next(iter(tokens.values()))
     md = [("token", token)]
     with grpc.insecure_channel(ready["endpoint"], options=CHANNEL_OPTIONS) as ch:
-        mon_id, cost_id = ensure_data_sources(ch, md, args.monitoring_endpoint, args.cost_endpoint)
+        try:
+            mon_id, cost_id = find_data_sources(ch, md)
+        except NotSetUp as exc:
+            print(f"error: {exc}", file=sys.stderr)
+            return 2
         job = MessageToDict(cost_ds_grpc.DataSourceStub(ch).sync(
             cost_ds_pb2.SyncDataSourceRequest(data_source_id=cost_id), metadata=md),
             preserving_proto_field_name=True)

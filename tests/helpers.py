@@ -322,3 +322,83 @@ class FakeClock:
     def advance(self, seconds: float) -> None:
         with self._lock:
             self.now += seconds
+
+
+# -- plugins registered in the emulated Repository ------------------------------
+PLUGIN_REPOSITORY = "nutanix"
+PLUGIN_VERSION = "0.1.0"
+
+
+def domain_admin_md(emu: CloudForetEmulator) -> list:
+    """Metadata with a DOMAIN_ADMIN app token (what Plugin.register and monitoring's DataSource.register need)."""
+    from emulators.cloudforet import auth
+    token = emu.signer.issue("app-test-domain-admin", auth.CLIENT_SECRET, auth.SCOPE_DOMAIN, "DOMAIN_ADMIN",
+                             emu.config.domain_id, "", auth.APP_TOKEN_TTL)
+    return [("token", token)]
+
+
+def workspace_owner_md(emu: CloudForetEmulator) -> list:
+    """Metadata with the token of the emulator's first WORKSPACE_OWNER app."""
+    app = next(a["app_id"] for a in emu.config.apps if a["role_type"] == "WORKSPACE_OWNER")
+    return [("token", emu.app_token(app))]
+
+
+def install_plugins(emu: CloudForetEmulator, endpoints: dict[str, str], versions: tuple[str, ...] = (PLUGIN_VERSION,)
+                    ) -> dict[str, str]:
+    """The emulated registry holds each plugin image (key of plugin.images.IMAGES -> HOST:PORT of the
+    process serving it, where its supervisor runs it), and each is registered in the repository as
+    ``setup --plugins`` registers it. Returns key -> plugin_id."""
+    from google.protobuf.json_format import ParseDict
+    from spaceone.api.repository.v1 import plugin_pb2, plugin_pb2_grpc
+
+    from pipeline.plugin_definitions import PluginsOptions, plugin_registration
+    from plugin.images import IMAGES
+    options = PluginsOptions(image_repository=PLUGIN_REPOSITORY)
+    md = domain_admin_md(emu)
+    out = {}
+    with grpc.insecure_channel(emu.endpoint) as channel:
+        stub = plugin_pb2_grpc.PluginStub(channel)
+        for key, endpoint in endpoints.items():
+            image = IMAGES[key]
+            emu.config.plugin_images.append({"image": options.image(image), "versions": list(versions),
+                                             "endpoint": endpoint})
+            request = ParseDict(plugin_registration(options, image), plugin_pb2.RegisterPluginRequest())
+            out[key] = stub.register(request, metadata=md, timeout=30).plugin_id
+    return out
+
+
+MON_SECRET_ID = "secret-nutanix-monitoring"  # what Monitoring reads for every Metric call of the data source
+
+
+def register_data_sources(emu: CloudForetEmulator, kinds: tuple[str, ...] = ("monitoring", "cost"),
+                          metric_store: str = "", cost_store: str = "", cost_options: dict | None = None
+                          ) -> dict[str, str]:
+    """The monitoring and/or cost data source (their plugins installed first: ``install_plugins``)
+    registered as ``setup --plugins`` registers them: by plugin_info, the store as its options (none:
+    the plugin's own default). Returns kind -> data_source_id."""
+    from google.protobuf.json_format import ParseDict
+    from spaceone.api.cost_analysis.v1 import data_source_pb2 as cost_ds_pb2
+    from spaceone.api.cost_analysis.v1 import data_source_pb2_grpc as cost_ds_grpc
+    from spaceone.api.monitoring.v1 import data_source_pb2 as mon_ds_pb2
+    from spaceone.api.monitoring.v1 import data_source_pb2_grpc as mon_ds_grpc
+
+    from pipeline.plugin_definitions import PluginsOptions, cost_request, monitoring_request
+    options = PluginsOptions(image_repository=PLUGIN_REPOSITORY)
+    out = {}
+    with grpc.insecure_channel(emu.endpoint) as channel:
+        if "monitoring" in kinds:
+            emu.config.secrets.setdefault(MON_SECRET_ID, {"nutanix_host": "pc.example.com"})
+            req = monitoring_request(options, metric_store, MON_SECRET_ID)
+            if not metric_store:
+                req["plugin_info"]["options"] = {}
+            out["monitoring"] = mon_ds_grpc.DataSourceStub(channel).register(
+                ParseDict(req, mon_ds_pb2.RegisterDataSourceRequest()), metadata=domain_admin_md(emu),
+                timeout=30).data_source_id
+        if "cost" in kinds:
+            req = cost_request(options, cost_store, emu.config.workspace_id)
+            req["plugin_info"]["options"] = {**({"cost_store": cost_store} if cost_store else {}),
+                                             **(cost_options or {})}
+            out["cost"] = cost_ds_grpc.DataSourceStub(channel).register(
+                ParseDict(req, cost_ds_pb2.RegisterDataSourceRequest()), metadata=workspace_owner_md(emu),
+                timeout=30).data_source_id
+    return out

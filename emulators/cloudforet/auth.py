@@ -59,7 +59,8 @@ ROLE_RULES: dict[str, tuple[str, ...]] = {
     "ServiceAccount.get": _READERS,
     # Data-source plugins (DataSource exists in both services, hence the prefixes).
     "Cost.analyze": _READERS,
-    "monitoring.DataSource.register": _REGISTRARS,
+    # monitoring DataSourceService.register: role_types ["DOMAIN_ADMIN"]
+    "monitoring.DataSource.register": ("DOMAIN_ADMIN",),
     "monitoring.DataSource.get": _READERS,
     "monitoring.DataSource.list": _READERS,
     "monitoring.Metric.list": _READERS,
@@ -68,6 +69,13 @@ ROLE_RULES: dict[str, tuple[str, ...]] = {
     "cost_analysis.DataSource.sync": _REGISTRARS,
     "cost_analysis.DataSource.get": _READERS,
     "cost_analysis.DataSource.list": _READERS,
+    # cloudforet-io/repository service/plugin_service.py: register/update/enable/disable/deregister
+    # role_types ["DOMAIN_ADMIN"]; get_versions adds the workspace roles, get and list also USER
+    "repository.Plugin.register": ("DOMAIN_ADMIN",),
+    "repository.Plugin.deregister": ("DOMAIN_ADMIN",),
+    "repository.Plugin.get_versions": _READERS,
+    "repository.Plugin.get": (*_READERS, "USER"),
+    "repository.Plugin.list": (*_READERS, "USER"),
 }
 
 # Methods without authentication: Token.issue/grant authenticate by their body;
@@ -75,7 +83,10 @@ ROLE_RULES: dict[str, tuple[str, ...]] = {
 # 2.0.227 service/endpoint_service.py); Secret.get_data is the secret service's
 # internal API, excluded from authentication and authorization (deployments keep
 # it inside the cluster).
-PUBLIC_METHODS = frozenset({"Token.issue", "Token.grant", "Endpoint.list", "Secret.get_data"})
+PUBLIC_METHODS = frozenset({"Token.issue", "Token.grant", "Endpoint.list", "Secret.get_data",
+                            # cloudforet-io/plugin PluginService.get_plugin_endpoint:
+                            # @transaction(exclude=["authentication", "authorization", "mutation"])
+                            "plugin.Plugin.get_plugin_endpoint"})
 
 
 @dataclass(frozen=True)

@@ -27,6 +27,15 @@ def _default_apps() -> list[dict]:
     return [{"app_id": "app-nutanix-collector", "role_type": "WORKSPACE_OWNER"}]
 
 
+def _default_registries() -> dict[str, dict]:
+    """The repository's REGISTRY_INFO global as shipped (cloudforet-io/repository conf/global_conf.py)."""
+    return {"DOCKER_HUB": {"url": "registry.hub.docker.com"},
+            "AWS_PRIVATE_ECR": {"url": "", "image_pull_secrets": ""},
+            "HARBOR": {"url": "", "image_pull_secrets": ""},
+            "GITHUB": {"url": "ghcr.io"},
+            "GCP_PRIVATE_GCR": {"url": ""}}
+
+
 @dataclass
 class EmulatorConfig:
     """Everything the emulator needs besides its database file."""
@@ -47,6 +56,14 @@ class EmulatorConfig:
     refresh_token_ttl: int = 10800
     latency_ms: float = 0.0
     cost_create_unsupported: bool = False
+    # repository: REGISTRY_INFO (registry_type -> {url, image_pull_secrets}); a type without a url
+    # is refused by Plugin.register (ERROR_REGISTRY_SETTINGS)
+    registries: dict[str, dict] = field(default_factory=_default_registries)
+    # What no Docker engine here can provide, as one list: the images the registry holds (their
+    # tags) and where the supervisor runs each (a plugin process the tests or run.sh started):
+    # {image: "REPO/NAME", versions: [tag, ...], endpoint: HOST:PORT | ready_file: PATH (its
+    # {"endpoint": ...}, read when the plugin is looked up)}. See plugin_registry.
+    plugin_images: list[dict] = field(default_factory=list)
 
     def __post_init__(self) -> None:
         for entry in [*self.users, *self.apps]:
@@ -59,6 +76,11 @@ class EmulatorConfig:
         for app in self.apps:
             if not app.get("app_id"):
                 raise ValueError("every app needs app_id")
+        for entry in self.plugin_images:
+            if not entry.get("image") or not isinstance(entry.get("versions"), list) or not entry["versions"]:
+                raise ValueError(f"plugin_images entry {entry!r}: needs image and a non-empty list of versions")
+            if entry.get("endpoint") and entry.get("ready_file"):
+                raise ValueError(f"plugin_images entry {entry['image']!r}: give endpoint or ready_file, not both")
 
     def user(self, user_id: str) -> dict | None:
         """The configured user with this id, if any."""

@@ -35,10 +35,9 @@ and Cost.get_data) and against the former one-server plugin without
 reflection: UNAVAILABLE ``ERROR_GRPC_CONNECTION: Server is unavailable.
 (channel = HOST:PORT, message = Method not found!)``, the answer this client gives.
 
-The emulator cannot deploy plugin images, so a data source is registered with
-the plugin's gRPC endpoint in ``plugin_info.options["endpoint"]`` (HOST:PORT):
-that option is the emulator's stand-in for plugin deployment and is not passed
-to the plugin.
+Where a plugin runs comes from the plugin service, as in CloudForet: a data
+source keeps ``plugin_info.plugin_id`` (+ version), and every call first asks
+``plugin_service.PluginEndpoints`` for its ``grpc://HOST:PORT``.
 """
 from __future__ import annotations
 
@@ -71,6 +70,16 @@ class PluginCallError(ApiError):
 def grpc_connection_error(endpoint: str, message: str) -> PluginCallError:
     return PluginCallError(grpc.StatusCode.UNAVAILABLE, "ERROR_GRPC_CONNECTION",
                            f"Server is unavailable. (channel = {endpoint}, message = {message})")
+
+
+def channel_target(endpoint: str) -> str:
+    """HOST:PORT of a plugin endpoint as the plugin service answers it (``grpc://HOST:PORT``)."""
+    scheme, sep, rest = endpoint.partition("://")
+    if not sep:
+        return endpoint
+    if scheme != "grpc":
+        raise grpc_connection_error(endpoint, f"unsupported scheme {scheme!r} (plugins serve plain grpc://)")
+    return rest.rstrip("/")
 
 
 def endpoint_of(options: dict) -> str:
@@ -110,8 +119,9 @@ class PluginConnector:
     """One plugin endpoint's services, found by reflection and bound by short name."""
 
     def __init__(self, endpoint: str, on_lost: Callable[["PluginConnector"], None] | None = None) -> None:
-        self.endpoint, self._on_lost = endpoint, on_lost
-        self._channel = grpc.insecure_channel(endpoint, options=_OPTIONS)
+        # SpaceConnector parses grpc://HOST:PORT and hands pygrpc.client HOST:PORT (its errors name that)
+        self.endpoint, self._on_lost = channel_target(endpoint), on_lost
+        self._channel = grpc.insecure_channel(self.endpoint, options=_OPTIONS)
         try:
             grpc.channel_ready_future(self._channel).result(timeout=READY_TIMEOUT_S)
         except grpc.FutureTimeoutError:
@@ -202,6 +212,7 @@ class PluginClients:
 
     def connect(self, endpoint: str) -> PluginConnector:
         """The endpoint's client, made (reflection included) on first use; PluginCallError if it cannot be."""
+        endpoint = channel_target(endpoint)
         with self._lock:
             client = self._clients.get(endpoint)
             if client is None:
@@ -218,4 +229,4 @@ class PluginClients:
                 del self._clients[client.endpoint]
 
 
-__all__ = ["PluginCallError", "PluginClients", "PluginConnector", "endpoint_of", "plugin_options"]
+__all__ = ["PluginCallError", "PluginClients", "PluginConnector", "channel_target", "endpoint_of", "plugin_options"]

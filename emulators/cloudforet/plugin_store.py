@@ -11,16 +11,23 @@ import json
 import sqlite3
 import threading
 
+from . import errors
 from .store import COSTS, Store
 
 MON_DATA_SOURCES = "monitoring_data_sources"
 COST_DATA_SOURCES = "cost_data_sources"
 COST_JOBS = "cost_jobs"
+# the secret service's secrets (identity's ServiceAccount.create and cost-analysis's register of a
+# MANUAL data source with secret_data make them); the core Store declares the same table
+SECRETS = "secrets"
+REPO_PLUGINS = "repository_plugins"  # repository.v1 Plugin (id: domain_id/plugin_id, unique as the real model)
 
 _SCHEMA = f"""
 CREATE TABLE IF NOT EXISTS {MON_DATA_SOURCES} (id TEXT PRIMARY KEY, state TEXT, doc TEXT NOT NULL);
 CREATE TABLE IF NOT EXISTS {COST_DATA_SOURCES} (id TEXT PRIMARY KEY, state TEXT, doc TEXT NOT NULL);
 CREATE TABLE IF NOT EXISTS {COST_JOBS} (id TEXT PRIMARY KEY, state TEXT, doc TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS {SECRETS} (id TEXT PRIMARY KEY, state TEXT, doc TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS {REPO_PLUGINS} (id TEXT PRIMARY KEY, state TEXT, doc TEXT NOT NULL);
 """
 
 
@@ -31,8 +38,10 @@ def _json_path(key: str) -> str:
 class PluginStore:
     """Data-source tables plus the cost replacement of a sync."""
 
-    def __init__(self, store: Store) -> None:
+    def __init__(self, store: Store, config_secrets: dict[str, dict] | None = None, domain_id: str = "") -> None:
         self.store = store
+        self.store_config_secrets = config_secrets if config_secrets is not None else {}  # read at each call
+        self.domain_id = domain_id
         self._conn = sqlite3.connect(store.path, check_same_thread=False, isolation_level=None, timeout=30)
         self._lock = threading.Lock()
         with self._lock:
@@ -41,6 +50,22 @@ class PluginStore:
     def close(self) -> None:
         with self._lock:
             self._conn.close()
+
+    def keep_secret(self, secret_id: str, data: dict, domain_id: str) -> None:
+        """The secret a data source's registration made (Secret.create in the real service)."""
+        self.store.insert(SECRETS, secret_id, {"secret_id": secret_id, "data": data, "domain_id": domain_id})
+
+    def secret(self, secret_id: str, domain_id: str) -> dict:
+        """Secret.get_data's data: a configured secret or a stored one; ERROR_NOT_FOUND otherwise."""
+        if not secret_id:
+            raise errors.required("secret_id")  # what the secret service answers for an empty secret_id
+        data = self.store_config_secrets.get(secret_id)
+        if data is None:
+            doc = self.store.get(SECRETS, secret_id)
+            data = doc.get("data") if doc else None
+        if data is None or domain_id != self.domain_id:
+            raise errors.not_found("secret_id", secret_id)
+        return dict(data)
 
     def replace_costs(self, docs: list[dict], changed: list[dict], data_source_id: str, domain_id: str,
                       job_id: str) -> int:
@@ -82,4 +107,4 @@ class PluginStore:
         return deleted
 
 
-__all__ = ["PluginStore", "MON_DATA_SOURCES", "COST_DATA_SOURCES", "COST_JOBS"]
+__all__ = ["PluginStore", "MON_DATA_SOURCES", "COST_DATA_SOURCES", "COST_JOBS", "REPO_PLUGINS"]

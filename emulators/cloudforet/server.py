@@ -19,6 +19,8 @@ from spaceone.api.inventory.v1 import cloud_service_pb2_grpc, cloud_service_type
 from spaceone.api.monitoring.v1 import data_source_pb2_grpc as monitoring_data_source_pb2_grpc
 from spaceone.api.monitoring.v1 import metric_pb2_grpc as monitoring_metric_pb2_grpc
 from spaceone.api.notification.v1 import notification_pb2_grpc
+from spaceone.api.plugin.v1 import plugin_pb2_grpc as plugin_service_pb2_grpc
+from spaceone.api.repository.v1 import plugin_pb2_grpc as repository_plugin_pb2_grpc
 from spaceone.api.secret.v1 import secret_pb2_grpc
 
 from . import auth
@@ -30,7 +32,9 @@ from .identity_service import EndpointService, ProjectService, ServiceAccountSer
 from .inventory_service import CloudServiceService, CloudServiceTypeService, RegionService
 from .monitoring_service import MonitoringDataSourceService, MonitoringMetricService
 from .notification_service import NotificationService
+from .plugin_service import PluginEndpoints, PluginEndpointService
 from .plugin_store import PluginStore
+from .repository_service import PluginRepository, RepositoryPluginService
 from .secret_service import SecretService
 from .store import Store
 
@@ -109,7 +113,7 @@ class CloudForetEmulator:
         if self.faults is not None:
             self.faults.attach(self)
         executor = futures.ThreadPoolExecutor(max_workers=self.max_workers, thread_name_prefix="cloudforet-emu")
-        plugins = PluginStore(backend.store)
+        plugins = PluginStore(backend.store, self.config.secrets, self.config.domain_id)
         services = self._services(backend, plugins)
         server = grpc.server(executor)
         for servicers in services.values():
@@ -141,6 +145,9 @@ class CloudForetEmulator:
 
     def _services(self, backend: Backend, plugins: PluginStore) -> dict[str, list]:
         """Each service's servicers, keyed as ``cloudforet.endpoints`` keys."""
+        repository = PluginRepository(backend)
+        endpoints = PluginEndpoints(backend, repository)
+        self.plugin_endpoints = endpoints  # the plugin service's look-up, for services added beside these
         return {
             "identity": [(token_pb2_grpc.add_TokenServicer_to_server, TokenService(backend)),
                          (service_account_pb2_grpc.add_ServiceAccountServicer_to_server,
@@ -155,12 +162,17 @@ class CloudForetEmulator:
                           (region_pb2_grpc.add_RegionServicer_to_server, RegionService(backend))],
             "cost_analysis": [(cost_pb2_grpc.add_CostServicer_to_server, CostAnalysisCostService(backend)),
                               (cost_data_source_pb2_grpc.add_DataSourceServicer_to_server,
-                               CostDataSourceService(backend, plugins))],
+                               CostDataSourceService(backend, plugins, endpoints))],
             # Data-source plugins: monitoring and cost_analysis pull from registered plugins.
             "monitoring": [(monitoring_data_source_pb2_grpc.add_DataSourceServicer_to_server,
-                            MonitoringDataSourceService(backend, plugins)),
+                            MonitoringDataSourceService(backend, plugins, endpoints)),
                            (monitoring_metric_pb2_grpc.add_MetricServicer_to_server,
-                            MonitoringMetricService(backend))],
+                            MonitoringMetricService(backend, plugins, endpoints))],
+            # Plugins are images registered in the repository; the plugin service says where one runs.
+            "repository": [(repository_plugin_pb2_grpc.add_PluginServicer_to_server,
+                            RepositoryPluginService(backend, repository))],
+            "plugin": [(plugin_service_pb2_grpc.add_PluginServicer_to_server,
+                        PluginEndpointService(backend, endpoints))],
             "notification": [(notification_pb2_grpc.add_NotificationServicer_to_server,
                               NotificationService(backend))],
         }

@@ -13,10 +13,18 @@ from spaceone.api.cost_analysis.v1 import data_source_pb2_grpc as cost_ds_grpc
 from emulators.cloudforet.config import EmulatorConfig
 from emulators.cloudforet.server import CloudForetEmulator
 from emulators.prism.fleet import FleetSpec
-from emulators.readback import ensure_data_sources
+from emulators.readback import find_data_sources
 from pipeline.run import run
 from plugin.server import CostPluginServer, MonitoringPluginServer
-from tests.helpers import CLOUDFORET_USER_PASSWORD, DEFAULT_RATE, PRISM_PASSWORD, expected_resources, write_config
+from tests.helpers import (
+    CLOUDFORET_USER_PASSWORD,
+    DEFAULT_RATE,
+    PRISM_PASSWORD,
+    expected_resources,
+    install_plugins,
+    register_data_sources,
+    write_config,
+)
 from transforms.settings import Rate, RateCard
 from transforms.sinks.cost_analysis import NOT_SUPPORTED_HINT
 from transforms.stages.cost import costs_for
@@ -65,7 +73,10 @@ def _sync(emu, plugins) -> str:
     md = [("token", emu.app_token())]
     with grpc.insecure_channel(emu.endpoint) as ch:
         mon, cost = plugins
-        _, cost_id = ensure_data_sources(ch, md, mon.endpoint, cost.endpoint)
+        if not emu.config.plugin_images:  # a second sync reuses the data source
+            install_plugins(emu, {"monitoring": mon.endpoint, "cost": cost.endpoint})
+            register_data_sources(emu)
+        _, cost_id = find_data_sources(ch, md)
         job = cost_ds_grpc.DataSourceStub(ch).sync(cost_ds_pb2.SyncDataSourceRequest(data_source_id=cost_id),
                                                    metadata=md)
         assert job_pb2.JobInfo.Status.Name(job.status) == "SUCCESS", job

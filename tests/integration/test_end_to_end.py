@@ -21,6 +21,8 @@ from tests.helpers import (  # noqa: F401  (fixtures)
     _env,
     account_entry,
     expected_resources,
+    install_plugins,
+    register_data_sources,
     write_config,
 )
 from transforms.settings import Rate, RateCard
@@ -231,8 +233,9 @@ def test_readback_calls_the_monitoring_and_the_cost_plugin_on_their_own_ports(tm
     capsys.readouterr()
     with MonitoringPluginServer(str(tmp_path / "metrics")) as mon, CostPluginServer(str(tmp_path / "costs")) as cost:
         assert mon.port != cost.port
-        assert readback(["--cloudforet-ready", str(ready), "--monitoring-endpoint", mon.endpoint,
-                         "--cost-endpoint", cost.endpoint, "--metric-store", str(tmp_path / "metrics")]) == 0
+        install_plugins(cloudforet, {"monitoring": mon.endpoint, "cost": cost.endpoint})
+        register_data_sources(cloudforet)  # as setup --plugins registers them: by plugin_info
+        assert readback(["--cloudforet-ready", str(ready), "--metric-store", str(tmp_path / "metrics")]) == 0
     out = capsys.readouterr().out
     assert "SUCCESS tasks=1" in out
     rows = {line.split()[0]: float(line.split()[1]) for line in out.splitlines()

@@ -28,14 +28,18 @@ from plugin.server import CostPluginServer, MonitoringPluginServer
 from tests.helpers import (
     cost_records,
     day_start_ms,
+    domain_admin_md,
+    install_plugins,
     make_points,
     point_value,
+    register_data_sources,
     rewrite_after_sync,
     write_costs,
     write_metric_run,
 )
 
 DAY = "2026-11-28"
+MON_SECRET = "secret-nutanix-monitoring"
 DAYS = ["2026-11-27", DAY]
 VMS = ["vm-a1", "vm-b1"]
 
@@ -58,11 +62,15 @@ def env(tmp_path):
     config = EmulatorConfig(apps=[{"app_id": "app-owner", "role_type": "WORKSPACE_OWNER"},
                                   {"app_id": "app-member", "role_type": "WORKSPACE_MEMBER"},
                                   {"app_id": "app-admin", "role_type": "DOMAIN_ADMIN"}],
+                            secrets={MON_SECRET: {"nutanix_host": "pc.example.com", "nutanix_username": "u",
+                                                  "nutanix_password": "p"}},
                             cost_create_unsupported=True)
     with MonitoringPluginServer(metrics) as mon_plugin, CostPluginServer(costs) as cost_plugin, \
             CloudForetEmulator(str(tmp_path / "cf.sqlite"), config) as emu, \
             grpc.insecure_channel(emu.endpoint) as ch:
+        plugin_ids = install_plugins(emu, {"monitoring": mon_plugin.endpoint, "cost": cost_plugin.endpoint})
         yield {"ch": ch, "emu": emu, "mon_plugin": mon_plugin, "cost_plugin": cost_plugin, "costs": costs,
+               "plugin_ids": plugin_ids, "domain_admin": domain_admin_md(emu),
                "metrics": metrics, "tmp": tmp_path,
                "owner": [("token", emu.app_token("app-owner"))], "member": [("token", emu.app_token("app-member"))],
                # cost-analysis 2.0.108 lists costs in domain scope only: a workspace's Cost.list goes through
@@ -70,13 +78,18 @@ def env(tmp_path):
                "admin": [("token", emu.app_token("app-admin"))]}
 
 
+def cost_request(env, options: dict | None = None, **fields) -> cost_ds_pb2.RegisterDataSourceRequest:
+    """As cost-analysis takes it: the plugin_info of a plugin in the repository (no host and port)."""
+    info = cost_ds_pb2.PluginInfo(plugin_id=env["plugin_ids"]["cost"], options=_s(options or {}),
+                                  upgrade_mode=cost_ds_pb2.PluginInfo.UpgradeMode.AUTO, secret_data=_s({}))
+    return cost_ds_pb2.RegisterDataSourceRequest(**{
+        "name": "nutanix-cost", "provider": "nutanix", "plugin_info": info,
+        "data_source_type": cost_ds_pb2.RegisterDataSourceRequest.DataSourceType.EXTERNAL,
+        "resource_group": cost_ds_pb2.RegisterDataSourceRequest.ResourceGroup.WORKSPACE, **fields})
+
+
 def register_cost(env) -> str:
-    return cost_ds_grpc.DataSourceStub(env["ch"]).register(cost_ds_pb2.RegisterDataSourceRequest(
-        name="nutanix-cost", provider="nutanix",
-        data_source_type=cost_ds_pb2.RegisterDataSourceRequest.DataSourceType.EXTERNAL,
-        plugin_info=cost_ds_pb2.PluginInfo(plugin_id="plugin-nutanix", version="1.0",
-                                           options=_s({"endpoint": env["cost_plugin"].endpoint}))),
-        metadata=env["owner"]).data_source_id
+    return cost_ds_grpc.DataSourceStub(env["ch"]).register(cost_request(env), metadata=env["owner"]).data_source_id
 
 
 def sync(env, ds_id: str) -> dict:
@@ -126,10 +139,8 @@ def test_synced_costs_equal_the_pipeline_to_the_cent(env):
 
 @pytest.mark.parametrize("granularity", ["MONTH", "DAY"])
 def test_resynced_day_is_replaced_not_doubled(env, granularity):
-    ds_id = cost_ds_grpc.DataSourceStub(env["ch"]).register(cost_ds_pb2.RegisterDataSourceRequest(
-        name="nutanix-cost", plugin_info=cost_ds_pb2.PluginInfo(
-            plugin_id="p", options=_s({"endpoint": env["cost_plugin"].endpoint, "changed_granularity": granularity}))),
-        metadata=env["owner"]).data_source_id
+    ds_id = cost_ds_grpc.DataSourceStub(env["ch"]).register(
+        cost_request(env, {"changed_granularity": granularity}), metadata=env["owner"]).data_source_id
     assert sync(env, ds_id)["status"] == "SUCCESS"
     before = cost_count(env, ds_id)
     unchanged = sync(env, ds_id)  # nothing rewritten: no task, nothing deleted
@@ -173,8 +184,9 @@ def create_vm_services(env) -> dict[str, str]:
 def register_monitoring(env) -> str:
     return mon_ds_grpc.DataSourceStub(env["ch"]).register(mon_ds_pb2.RegisterDataSourceRequest(
         name="nutanix-monitoring", plugin_info=mon_ds_pb2.DataSourcePluginInfo(
-            plugin_id="plugin-nutanix", version="1.0", options=_s({"endpoint": env["mon_plugin"].endpoint}))),
-        metadata=env["owner"]).data_source_id
+            plugin_id=env["plugin_ids"]["monitoring"], secret_id=MON_SECRET,
+            upgrade_mode=mon_ds_pb2.DataSourcePluginInfo.UpgradeMode.AUTO)),
+        metadata=env["domain_admin"]).data_source_id
 
 
 def test_metric_values_read_back_per_timestamp(env):
@@ -202,18 +214,21 @@ def test_metric_values_read_back_per_timestamp(env):
 
 def test_roles_tokens_and_register_errors(env):
     stub = cost_ds_grpc.DataSourceStub(env["ch"])
-    req = cost_ds_pb2.RegisterDataSourceRequest(name="x", plugin_info=cost_ds_pb2.PluginInfo(
-        plugin_id="p", options=_s({"endpoint": env["cost_plugin"].endpoint})))
+    req = cost_request(env, name="x")
     with pytest.raises(grpc.RpcError) as err:
         stub.register(req, metadata=env["member"])
     assert err.value.code() == grpc.StatusCode.PERMISSION_DENIED
     with pytest.raises(grpc.RpcError) as err:
         stub.register(req)
     assert err.value.code() == grpc.StatusCode.UNAUTHENTICATED
-    with pytest.raises(grpc.RpcError) as err:
-        stub.register(cost_ds_pb2.RegisterDataSourceRequest(name="x", plugin_info=cost_ds_pb2.PluginInfo(
-            plugin_id="p")), metadata=env["owner"])
-    assert err.value.code() == grpc.StatusCode.INVALID_ARGUMENT and "endpoint" in err.value.details()
+    with pytest.raises(grpc.RpcError) as err:  # no register by host and port: a plugin of the repository
+        stub.register(cost_ds_pb2.RegisterDataSourceRequest(
+            name="x", data_source_type=cost_ds_pb2.RegisterDataSourceRequest.DataSourceType.EXTERNAL,
+            plugin_info=cost_ds_pb2.PluginInfo(plugin_id="p", secret_data=_s({}),
+                                               options=_s({"endpoint": env["cost_plugin"].endpoint}))),
+            metadata=env["owner"])
+    assert err.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+    assert "ERROR_NO_PLUGIN: Plugin does not exists. (plugin_id = p)" in err.value.details()
     ds_id = register_cost(env)
     with pytest.raises(grpc.RpcError) as err:
         stub.sync(cost_ds_pb2.SyncDataSourceRequest(data_source_id=ds_id), metadata=env["member"])
@@ -241,9 +256,10 @@ def test_readback_prints_both_tables(env, capsys):
     ready.write_text(json.dumps({"endpoint": env["emu"].endpoint, "domain_id": "domain-nutanix",
                                  "workspace_id": "workspace-default",
                                  "app_tokens": {"app-owner": env["owner"][0][1]}}))
-    args = ["--cloudforet-ready", str(ready), "--monitoring-endpoint", env["mon_plugin"].endpoint,
-            "--cost-endpoint", env["cost_plugin"].endpoint,
-            "--metric-store", env["metrics"]]
+    args = ["--cloudforet-ready", str(ready), "--metric-store", env["metrics"]]
+    assert main(args) == 2  # nothing registered yet: it says to run setup --plugins
+    assert "python -m pipeline setup --config FILE --plugins" in capsys.readouterr().err
+    register_data_sources(env["emu"])
     assert main(args) == 0
     out = capsys.readouterr().out
     records = derived(cost_records(DAYS), DAY)
@@ -251,6 +267,6 @@ def test_readback_prints_both_tables(env, capsys):
     for cluster, cost in records.items():
         assert f"{cost:.2f}" in out and cluster in out
     assert "VM vm-a1 on 2026-11-28, 5-minute AVERAGE" in out and "2026-11-28T23:00:00.000Z" in out
-    assert main(args) == 0  # idempotent: data sources are reused, not registered twice
+    assert main(args) == 0  # a second sync: nothing new
     out = capsys.readouterr().out
     assert "tasks=0" in out

@@ -38,7 +38,7 @@ from plugin.cost_store import CostStore
 from plugin.metric_store import MetricStore
 from plugin.monitoring import MonitoringDataSource, MonitoringMetric
 from plugin.server import CostPluginServer, MonitoringPluginServer
-from tests.helpers import cost_records, write_costs
+from tests.helpers import cost_records, install_plugins, register_data_sources, write_costs
 
 REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 MONITORING = {"spaceone.api.monitoring.plugin.DataSource", "spaceone.api.monitoring.plugin.Metric"}
@@ -88,20 +88,18 @@ def emulator(tmp_path):
     config = EmulatorConfig(apps=[{"app_id": "app-owner", "role_type": "WORKSPACE_OWNER"}],
                             cost_create_unsupported=True)
     with CloudForetEmulator(str(tmp_path / "cf.sqlite"), config) as emu, grpc.insecure_channel(emu.endpoint) as ch:
-        yield {"ch": ch, "md": [("token", emu.app_token("app-owner"))]}
+        yield {"ch": ch, "md": [("token", emu.app_token("app-owner"))], "emu": emu}
 
 
 def register_cost(emulator, endpoint: str) -> str:
-    return cost_ds_grpc.DataSourceStub(emulator["ch"]).register(cost_ds_pb2.RegisterDataSourceRequest(
-        name="nutanix-cost", data_source_type=cost_ds_pb2.RegisterDataSourceRequest.DataSourceType.EXTERNAL,
-        plugin_info=cost_ds_pb2.PluginInfo(plugin_id="p", options=_s({"endpoint": endpoint}))),
-        metadata=emulator["md"], timeout=30).data_source_id
+    """The cost plugin at ``endpoint`` registered in the repository, then its data source by plugin_info."""
+    install_plugins(emulator["emu"], {"cost": endpoint})
+    return register_data_sources(emulator["emu"], ("cost",))["cost"]
 
 
 def register_monitoring(emulator, endpoint: str) -> str:
-    return mon_ds_grpc.DataSourceStub(emulator["ch"]).register(mon_ds_pb2.RegisterDataSourceRequest(
-        name="nutanix-monitoring", plugin_info=mon_ds_pb2.DataSourcePluginInfo(
-            plugin_id="p", options=_s({"endpoint": endpoint}))), metadata=emulator["md"], timeout=30).data_source_id
+    install_plugins(emulator["emu"], {"monitoring": endpoint})
+    return register_data_sources(emulator["emu"], ("monitoring",))["monitoring"]
 
 
 def test_each_plugin_server_lists_exactly_its_protocols_services(tmp_path):
