@@ -1,4 +1,5 @@
-"""secret.v1 Secret.get_data over the secrets in the configuration.
+"""secret.v1 Secret.get_data over the secrets in the configuration and those identity's
+ServiceAccount.create / update_secret_data made (the emulator's secret store).
 
 ``get_data`` is the real secret service's internal API: authentication and
 authorization are excluded (whoever reaches it reads any secret), so
@@ -18,6 +19,7 @@ from spaceone.api.secret.v1 import secret_pb2, secret_pb2_grpc
 from . import errors
 from .auth import Claims
 from .base import Backend, require, rpc
+from .store import SECRETS
 
 
 class SecretService(secret_pb2_grpc.SecretServicer):
@@ -32,6 +34,9 @@ class SecretService(secret_pb2_grpc.SecretServicer):
         require({"secret_id": request.secret_id, "domain_id": request.domain_id}, "secret_id", "domain_id")
         cfg = self.backend.config
         data = cfg.secrets.get(request.secret_id)
+        if data is None:
+            stored = self.backend.store.get(SECRETS, request.secret_id)
+            data = stored.get("data") if stored else None
         if data is None or request.domain_id != cfg.domain_id:
             raise errors.not_found("secret_id", request.secret_id)
         if request.secret_id in cfg.encrypted_secrets:

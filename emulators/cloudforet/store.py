@@ -20,6 +20,10 @@ CLOUD_SERVICE_TYPES = "cloud_service_types"
 REGIONS = "regions"
 COSTS = "costs"
 NOTIFICATIONS = "notifications"
+PROVIDERS = "providers"
+SCHEMAS = "schemas"
+SERVICE_ACCOUNTS = "service_accounts"
+SECRETS = "secrets"
 
 DELETED = "DELETED"
 
@@ -35,6 +39,11 @@ CREATE TABLE IF NOT EXISTS {REGIONS} (
 CREATE TABLE IF NOT EXISTS {COSTS} (id TEXT PRIMARY KEY, state TEXT, doc TEXT NOT NULL);
 CREATE INDEX IF NOT EXISTS idx_costs_resource ON {COSTS} (json_extract(doc, '$.resource'));
 CREATE TABLE IF NOT EXISTS {NOTIFICATIONS} (id TEXT PRIMARY KEY, state TEXT, doc TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS {PROVIDERS} (id TEXT PRIMARY KEY, state TEXT, ukey TEXT UNIQUE, doc TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS {SCHEMAS} (id TEXT PRIMARY KEY, state TEXT, ukey TEXT UNIQUE, doc TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS {SERVICE_ACCOUNTS} (
+    id TEXT PRIMARY KEY, state TEXT, ukey TEXT UNIQUE, doc TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS {SECRETS} (id TEXT PRIMARY KEY, state TEXT, doc TEXT NOT NULL);
 """
 
 # SQLite's bound-parameter limit is large in modern builds but keep chunks modest.
@@ -218,3 +227,15 @@ class Store:
 
     def notifications(self) -> list[dict]:
         return self.scan(NOTIFICATIONS)
+
+    def providers(self) -> list[dict]:
+        return self.scan(PROVIDERS)
+
+    def schemas(self) -> list[dict]:
+        return self.scan(SCHEMAS)
+
+    def service_accounts(self) -> list[dict]:
+        return self.scan(SERVICE_ACCOUNTS)
+
+    def secrets(self) -> list[dict]:
+        return self.scan(SECRETS)
