@@ -22,6 +22,16 @@ from .base import Backend, require, rpc
 from .store import SECRETS
 
 
+def secret_data(backend: Backend, secret_id: str) -> dict | None:
+    """A secret's data: one of the configuration's, or one identity's ServiceAccount.create /
+    update_secret_data made (the store's ``secrets``); None when there is no such secret."""
+    data = backend.config.secrets.get(secret_id)
+    if data is None:
+        stored = backend.store.get(SECRETS, secret_id)
+        data = stored.get("data") if stored else None
+    return data
+
+
 class SecretService(secret_pb2_grpc.SecretServicer):
     """Hands out secret data, unencrypted unless the secret is configured as encrypted."""
 
@@ -33,10 +43,7 @@ class SecretService(secret_pb2_grpc.SecretServicer):
                  claims: Claims | None) -> secret_pb2.SecretDataInfo:
         require({"secret_id": request.secret_id, "domain_id": request.domain_id}, "secret_id", "domain_id")
         cfg = self.backend.config
-        data = cfg.secrets.get(request.secret_id)
-        if data is None:
-            stored = self.backend.store.get(SECRETS, request.secret_id)
-            data = stored.get("data") if stored else None
+        data = secret_data(self.backend, request.secret_id)
         if data is None or request.domain_id != cfg.domain_id:
             raise errors.not_found("secret_id", request.secret_id)
         if request.secret_id in cfg.encrypted_secrets:
