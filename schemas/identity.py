@@ -1,7 +1,9 @@
 """What ``python -m pipeline setup`` registers in CloudForet's identity service for
 provider ``nutanix``: the Provider and the two Schemas (identity.v2 ``Provider.create``,
 ``Schema.create``). The schema bodies are the JSON files next to this module, the
-same files the collector validates secrets with (transforms/common/credentials.py).
+same files the collector validates secrets with (transforms/common/credentials.py,
+with Draft202012Validator). They carry no ``$schema`` key: identity stores a schema in a
+mongoengine DictField, which refuses keys that start with ``$`` or contain ``.``.
 """
 from __future__ import annotations
 

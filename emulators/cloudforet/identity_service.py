@@ -128,12 +128,31 @@ class ProjectService(project_pb2_grpc.ProjectServicer):
         return to_msg({"project_type": "PUBLIC", "created_at": now_iso(), **project}, project_pb2.ProjectInfo)
 
 
+def _db_query_error(reason: str) -> errors.ApiError:
+    """A document mongoengine refuses to save: spaceone-core MongoModel.create/update wrap any save
+    exception in ERROR_DB_QUERY, an ERROR_UNKNOWN (status INTERNAL)."""
+    return errors.ApiError(grpc.StatusCode.INTERNAL, f"ERROR_DB_QUERY: Database query failed. (reason = {reason})")
+
+
 def _max_length(doc: dict, limits: dict[str, int]) -> None:
-    """mongoengine's StringField(max_length) of identity's models, answered as spaceone-core does."""
+    """mongoengine's StringField(max_length) of identity's models."""
     for key, limit in limits.items():
         value = doc.get(key)
         if isinstance(value, str) and len(value) > limit:
-            raise errors.invalid(key, f"String value is too long (max_length {limit})")
+            raise _db_query_error(f"ValidationError (String value is too long: ['{key}'])")
+
+
+def _storable_keys(value: Any, key: str) -> None:
+    """mongoengine DictField.validate: no key may start with '$' or contain '.'."""
+    if isinstance(value, dict):
+        for k, v in value.items():
+            if str(k).startswith("$") or "." in str(k):
+                raise _db_query_error(f"ValidationError (Invalid dictionary key name - keys may not startswith "
+                                      f"'$' or contain '.': ['{key}'])")
+            _storable_keys(v, key)
+    elif isinstance(value, list):
+        for v in value:
+            _storable_keys(v, key)
 
 
 def _domain_filters(claims: Claims) -> list[dict]:
@@ -160,7 +179,7 @@ class ProviderService(provider_pb2_grpc.ProviderServicer):
         require(fields, "provider", "name")
         _max_length(fields, {"provider": 40, "name": 40, "alias": 40, "color": 7})
         if fields.get("order", 10) < 1:  # IntField(min_value=1)
-            raise errors.invalid("order", "Integer value is too small")
+            raise _db_query_error("ValidationError (Integer value is too small: ['order'])")
         now = now_iso()
         doc = {"order": 10, "options": {}, "tags": {}, **fields, "is_managed": False,
                "domain_id": claims.domain_id, "created_at": now, "updated_at": now}
@@ -218,6 +237,7 @@ class SchemaService(schema_pb2_grpc.SchemaServicer):
         if fields["schema_type"] not in SCHEMA_TYPES:  # SchemaCreateRequest.schema_type: SchemaType (Literal)
             raise errors.invalid("schema_type", f"unexpected value; permitted: {', '.join(SCHEMA_TYPES)}")
         _max_length(fields, {"schema_id": 40, "name": 40, "provider": 40})
+        _storable_keys(fields.get("schema"), "schema")
         now = now_iso()
         doc = {"schema": {}, "related_schemas": [], "options": {}, "tags": {}, **fields, "is_managed": False,
                "domain_id": claims.domain_id, "created_at": now, "updated_at": now}
@@ -235,6 +255,7 @@ class SchemaService(schema_pb2_grpc.SchemaServicer):
             raise errors.permission_denied("Schema.update of a managed schema", ("none",), claims.role_type)
         fields = to_dict(request)
         _max_length(fields, {"name": 40})
+        _storable_keys(fields.get("schema"), "schema")
         doc.update({k: v for k, v in fields.items() if k != "schema_id"}, updated_at=now_iso())
         self.store.replace(SCHEMAS, f"{claims.domain_id}/{doc['schema_id']}", doc)
         return to_msg(doc, schema_pb2.SchemaInfo)

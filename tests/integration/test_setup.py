@@ -164,6 +164,9 @@ def test_each_call_is_refused_where_identity_refuses_the_role(cloudforets):
     assert _code(accounts.create, account, owner) == grpc.StatusCode.INVALID_ARGUMENT
     assert _code(providers.create, provider, admin) == grpc.StatusCode.OK
     assert _code(providers.create, provider, admin) == grpc.StatusCode.ALREADY_EXISTS
+    dollar = schema_pb2.CreateSchemaRequest(schema_id="d", name="d", schema_type="SECRET", provider="nutanix")
+    dollar.schema.update({"$schema": "https://json-schema.org/draft/2020-12/schema"})
+    assert _code(schemas.create, dollar, admin) == grpc.StatusCode.INTERNAL  # mongoengine refuses '$' keys
     assert _code(schemas.create, schema, admin) == grpc.StatusCode.OK
     assert _code(accounts.create, account, owner) == grpc.StatusCode.OK
     assert _code(accounts.create, account, owner) == grpc.StatusCode.ALREADY_EXISTS  # name per project
@@ -311,3 +314,25 @@ def test_a_run_from_service_accounts_equals_a_run_from_the_config_file(tmp_path,
     assert got == state(from_file)
     assert len(got["services"]) > 12 and got["costs"]
     assert {c["service_account_id"] for c in got["costs"]} == set(ids.values())
+
+
+def test_the_schemas_are_storable_by_identity():
+    """identity's Schema.schema is a mongoengine DictField: no key may start with '$' or hold a '.'
+    (mongoengine DictField.validate), or Schema.create fails on a real server."""
+    from schemas.identity import provider_definition, schema_definitions
+
+    def keys(value):
+        if isinstance(value, dict):
+            for k, v in value.items():
+                yield k
+                yield from keys(v)
+        elif isinstance(value, list):
+            for v in value:
+                yield from keys(v)
+
+    for definition in schema_definitions():
+        bad = [k for k in keys(definition["schema"]) if k.startswith("$") or "." in k]
+        assert not bad, (definition["schema_id"], bad)
+        assert len(definition["schema_id"]) <= 40 and len(definition["name"]) <= 40  # StringField(max_length=40)
+    provider = provider_definition()
+    assert all(len(provider[k]) <= 40 for k in ("provider", "name", "alias")) and len(provider["color"]) <= 7
