@@ -325,7 +325,7 @@ def values_at(record: Any, key: str) -> list:
     MongoDB's) dotted keys are: ``data.nics.mac_address`` is every NIC's MAC. Empty: no such key."""
     values = [record]
     for part in key.split("."):
-        nxt = []
+        nxt: list = []
         for v in values:
             if isinstance(v, list):
                 nxt.extend(e[part] for e in v if isinstance(e, dict) and part in e)
