@@ -22,7 +22,14 @@ from spaceone.api.identity.v2 import (
     service_account_pb2_grpc,
     token_pb2_grpc,
 )
-from spaceone.api.inventory.v1 import cloud_service_pb2_grpc, cloud_service_type_pb2_grpc, region_pb2_grpc
+from spaceone.api.inventory.v1 import (
+    cloud_service_pb2_grpc,
+    cloud_service_type_pb2_grpc,
+    metric_data_pb2_grpc,
+    metric_pb2_grpc,
+    namespace_pb2_grpc,
+    region_pb2_grpc,
+)
 from spaceone.api.monitoring.v1 import data_source_pb2_grpc as monitoring_data_source_pb2_grpc
 from spaceone.api.monitoring.v1 import metric_pb2_grpc as monitoring_metric_pb2_grpc
 from spaceone.api.notification.v1 import notification_pb2_grpc
@@ -42,6 +49,7 @@ from .identity_service import (
     TokenService,
 )
 from .inventory_service import CloudServiceService, CloudServiceTypeService, RegionService
+from .metric_explorer_service import MetricDataService, MetricService, NamespaceService
 from .monitoring_service import MonitoringDataSourceService, MonitoringMetricService
 from .notification_service import NotificationService
 from .plugin_store import PluginStore
@@ -168,7 +176,11 @@ class CloudForetEmulator:
             "inventory": [(cloud_service_pb2_grpc.add_CloudServiceServicer_to_server, CloudServiceService(backend)),
                           (cloud_service_type_pb2_grpc.add_CloudServiceTypeServicer_to_server,
                            CloudServiceTypeService(backend)),
-                          (region_pb2_grpc.add_RegionServicer_to_server, RegionService(backend))],
+                          (region_pb2_grpc.add_RegionServicer_to_server, RegionService(backend)),
+                          # Metric Explorer
+                          (namespace_pb2_grpc.add_NamespaceServicer_to_server, NamespaceService(backend)),
+                          (metric_pb2_grpc.add_MetricServicer_to_server, MetricService(backend)),
+                          (metric_data_pb2_grpc.add_MetricDataServicer_to_server, MetricDataService(backend))],
             "cost_analysis": [(cost_pb2_grpc.add_CostServicer_to_server, CostAnalysisCostService(backend)),
                               (cost_data_source_pb2_grpc.add_DataSourceServicer_to_server,
                                CostDataSourceService(backend, plugins))],
