@@ -20,6 +20,15 @@ CLOUD_SERVICE_TYPES = "cloud_service_types"
 REGIONS = "regions"
 COSTS = "costs"
 NOTIFICATIONS = "notifications"
+PROVIDERS = "providers"
+SCHEMAS = "schemas"
+SERVICE_ACCOUNTS = "service_accounts"
+SECRETS = "secrets"
+# inventory's Metric Explorer: namespaces and metrics (unique per domain), the data a metric run writes
+NAMESPACES = "namespaces"
+METRICS = "metrics"
+METRIC_DATA = "metric_data"
+MONTHLY_METRIC_DATA = "monthly_metric_data"
 
 DELETED = "DELETED"
 
@@ -35,6 +44,15 @@ CREATE TABLE IF NOT EXISTS {REGIONS} (
 CREATE TABLE IF NOT EXISTS {COSTS} (id TEXT PRIMARY KEY, state TEXT, doc TEXT NOT NULL);
 CREATE INDEX IF NOT EXISTS idx_costs_resource ON {COSTS} (json_extract(doc, '$.resource'));
 CREATE TABLE IF NOT EXISTS {NOTIFICATIONS} (id TEXT PRIMARY KEY, state TEXT, doc TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS {PROVIDERS} (id TEXT PRIMARY KEY, state TEXT, ukey TEXT UNIQUE, doc TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS {SCHEMAS} (id TEXT PRIMARY KEY, state TEXT, ukey TEXT UNIQUE, doc TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS {SERVICE_ACCOUNTS} (
+    id TEXT PRIMARY KEY, state TEXT, ukey TEXT UNIQUE, doc TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS {SECRETS} (id TEXT PRIMARY KEY, state TEXT, doc TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS {NAMESPACES} (id TEXT PRIMARY KEY, state TEXT, ukey TEXT UNIQUE, doc TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS {METRICS} (id TEXT PRIMARY KEY, state TEXT, ukey TEXT UNIQUE, doc TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS {METRIC_DATA} (id TEXT PRIMARY KEY, state TEXT, doc TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS {MONTHLY_METRIC_DATA} (id TEXT PRIMARY KEY, state TEXT, doc TEXT NOT NULL);
 """
 
 # SQLite's bound-parameter limit is large in modern builds but keep chunks modest.
@@ -146,6 +164,12 @@ class Store:
             rows = self._conn.execute(sql).fetchall()
         return [_loads(r[0]) for r in rows]
 
+    def scan_with_ids(self, collection: str) -> list[tuple[str, dict]]:
+        """(id, document) of every document, in insertion order (to delete some by id)."""
+        with self._lock:
+            rows = self._conn.execute(f"SELECT id, doc FROM {collection} ORDER BY rowid").fetchall()
+        return [(r[0], _loads(r[1])) for r in rows]
+
     def count_eq(self, collection: str, include_deleted: bool, eq: list[tuple[str, str]]) -> int:
         """How many documents have each top-level string field equal to its value, counted
         by SQLite without decoding any (an account's 15k cloud services took 0.6 s to decode)."""
@@ -218,3 +242,18 @@ class Store:
 
     def notifications(self) -> list[dict]:
         return self.scan(NOTIFICATIONS)
+
+    def providers(self) -> list[dict]:
+        return self.scan(PROVIDERS)
+
+    def schemas(self) -> list[dict]:
+        return self.scan(SCHEMAS)
+
+    def service_accounts(self) -> list[dict]:
+        return self.scan(SERVICE_ACCOUNTS)
+
+    def secrets(self) -> list[dict]:
+        return self.scan(SECRETS)
+
+    def metric_data(self) -> list[dict]:
+        return self.scan(METRIC_DATA)
