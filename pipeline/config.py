@@ -118,9 +118,16 @@ def parse_setup(cf: dict) -> SetupOptions:
         return CloudForetAuth(domain_id=cf["domain_id"], workspace_id=cf["workspace_id"], scope=scope,
                               **setup[key])
 
+    plugins = None
+    if "plugins" in setup:
+        from pipeline.plugin_definitions import PluginsOptions
+        try:
+            plugins = PluginsOptions.from_dict(setup["plugins"])
+        except ValueError as exc:  # an image name the repository would refuse, too many hours
+            raise ConfigError(str(exc)) from None
     return SetupOptions(domain_admin=auth("domain_admin", "DOMAIN"),
                         workspace_owner=auth("workspace_owner", "WORKSPACE"),
-                        project_id=setup.get("project_id", ""))
+                        project_id=setup.get("project_id", ""), plugins=plugins)
 
 
 def region_tags(regions: dict) -> tuple:

@@ -40,8 +40,9 @@ class PluginsOptions:
     registry_type: str = "DOCKER_HUB"
     registry_config: dict = field(default_factory=dict)
     version: str = ""  # "" : upgrade_mode AUTO (the registry's newest tag); else pinned (MANUAL)
-    collector_hours: tuple[int, ...] = (0, 12)
+    collector_hours: tuple[int, ...] = (0, 12)  # UTC
     monitoring_secret_id: str = ""  # "" : the secret of the provider's first service account
+    cost_sync_hour: int = 16  # the cost data source's daily sync (cost-analysis's DATA_SOURCE_SYNC_HOUR default)
 
     @classmethod
     def from_dict(cls, raw: dict) -> "PluginsOptions":
@@ -54,7 +55,8 @@ class PluginsOptions:
             raise ValueError(f"cloudforet.setup.plugins.registry_type {registry_type!r}: one of {list(REGISTRY_TYPES)}")
         options = cls(image_repository=str(raw["image_repository"]).strip("/"), registry_type=registry_type,
                       registry_config=dict(raw.get("registry_config") or {}), version=str(raw.get("version") or ""),
-                      collector_hours=hours, monitoring_secret_id=str(raw.get("monitoring_secret_id") or ""))
+                      collector_hours=hours, monitoring_secret_id=str(raw.get("monitoring_secret_id") or ""),
+                      cost_sync_hour=int(raw.get("cost_sync_hour", 16)))
         for image in IMAGES.values():
             check_image_name(options.image(image))  # ValueError naming the image and the limit
         return options

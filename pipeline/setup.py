@@ -387,6 +387,7 @@ credentials (cloudforet.setup in the configuration, each naming environment vari
   domain_admin     {token_env: VAR} of a domain App, or {user_id, password_env} of a DOMAIN_ADMIN user
   workspace_owner  {token_env: VAR} of a workspace-owner App, or {user_id, password_env}
   project_id       the project the service accounts go to
+  plugins          --plugins: {image_repository, registry_type, version, collector_hours, ...}
 
 exit codes: 0 done, 1 a call failed, 2 unusable configuration or credential, 3 CloudForet unreachable"""
 
@@ -397,6 +398,9 @@ def main(argv: list[str]) -> int:
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--config", required=True, help="YAML or JSON configuration file")
     parser.add_argument("--dry-run", action="store_true", help="print each write it would make; change nothing")
+    parser.add_argument("--plugins", action="store_true",
+                        help="also install the plugins: the images in the Repository, the Collector, the monitoring "
+                             "and the cost data source (cloudforet.setup.plugins; pipeline/setup_plugins.py)")
     parser.add_argument("--update-secrets", action="store_true",
                         help="replace the secret of service accounts that exist (default: left alone)")
     parser.add_argument("--log-level", default="INFO", choices=["DEBUG", "INFO", "WARNING", "ERROR"])
@@ -408,8 +412,13 @@ def main(argv: list[str]) -> int:
         print(f"error: {exc}", file=sys.stderr)
         return 2
     try:
-        config = resolve_endpoints(config, ["identity", "inventory"])
-        run_setup(config, dry_run=args.dry_run, update_secrets=args.update_secrets)
+        steps, services = list(STEPS), ["identity", "inventory"]
+        if args.plugins:
+            from pipeline.setup_plugins import PLUGIN_SERVICES, PLUGIN_STEPS, options_of
+            options_of(config)  # says what is missing before any call
+            steps, services = steps + PLUGIN_STEPS, services + PLUGIN_SERVICES
+        config = resolve_endpoints(config, services)
+        run_setup(config, dry_run=args.dry_run, update_secrets=args.update_secrets, steps=steps)
     except ConfigError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2

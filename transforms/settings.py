@@ -6,8 +6,12 @@ transforms only read them (data flows connectors <- transforms <- pipeline).
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 from connectors.cloudforet import CloudForetAuth, CloudForetEndpoints
+
+if TYPE_CHECKING:
+    from pipeline.plugin_definitions import PluginsOptions
 
 
 @dataclass(frozen=True)
@@ -87,6 +91,7 @@ class SetupOptions:
     domain_admin: CloudForetAuth | None = None  # Provider, Schema (identity: DOMAIN_ADMIN only)
     workspace_owner: CloudForetAuth | None = None  # ServiceAccount, CloudServiceType, Metric Explorer
     project_id: str = ""  # the project the service accounts go to
+    plugins: "PluginsOptions | None" = None  # what setup --plugins registers (None: not configured)
 
 
 @dataclass(frozen=True)
