@@ -47,6 +47,7 @@ class EmulatorConfig:
     refresh_token_ttl: int = 10800
     latency_ms: float = 0.0
     cost_create_unsupported: bool = False
+    collector_workers: int = 4  # threads running collector sub-tasks (the real service: its workers)
 
     def __post_init__(self) -> None:
         for entry in [*self.users, *self.apps]:

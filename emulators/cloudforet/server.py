@@ -15,7 +15,14 @@ import grpc
 from spaceone.api.cost_analysis.v1 import cost_pb2_grpc
 from spaceone.api.cost_analysis.v1 import data_source_pb2_grpc as cost_data_source_pb2_grpc
 from spaceone.api.identity.v2 import endpoint_pb2_grpc, project_pb2_grpc, service_account_pb2_grpc, token_pb2_grpc
-from spaceone.api.inventory.v1 import cloud_service_pb2_grpc, cloud_service_type_pb2_grpc, region_pb2_grpc
+from spaceone.api.inventory.v1 import (
+    cloud_service_pb2_grpc,
+    cloud_service_type_pb2_grpc,
+    collector_pb2_grpc,
+    job_pb2_grpc,
+    job_task_pb2_grpc,
+    region_pb2_grpc,
+)
 from spaceone.api.monitoring.v1 import data_source_pb2_grpc as monitoring_data_source_pb2_grpc
 from spaceone.api.monitoring.v1 import metric_pb2_grpc as monitoring_metric_pb2_grpc
 from spaceone.api.notification.v1 import notification_pb2_grpc
@@ -23,6 +30,8 @@ from spaceone.api.secret.v1 import secret_pb2_grpc
 
 from . import auth
 from .base import Backend
+from .collecting import CollectorJobs
+from .collector_service import CollectorService, JobService, JobTaskService
 from .config import EmulatorConfig
 from .cost_analyze import CostAnalysisCostService
 from .cost_datasource_service import CostDataSourceService
@@ -63,6 +72,7 @@ class CloudForetEmulator:
         self._server: grpc.Server | None = None
         self._executor: futures.ThreadPoolExecutor | None = None
         self._plugins: PluginStore | None = None
+        self._jobs: CollectorJobs | None = None
         self.per_service = per_service
         self.service_ports: dict[str, int] = {}  # service -> port of its own server (per_service)
         self._service_servers: list[grpc.Server] = []
@@ -97,6 +107,13 @@ class CloudForetEmulator:
         return self.backend.store
 
     @property
+    def collector_jobs(self) -> CollectorJobs:
+        """The collector jobs (tests wait on ``collector_jobs.wait(job_id)``)."""
+        if self._jobs is None:
+            raise RuntimeError("emulator is not started")
+        return self._jobs
+
+    @property
     def signer(self) -> auth.TokenSigner:
         """The token signer, e.g. for tests that need an expired token."""
         return self.backend.signer
@@ -110,6 +127,7 @@ class CloudForetEmulator:
             self.faults.attach(self)
         executor = futures.ThreadPoolExecutor(max_workers=self.max_workers, thread_name_prefix="cloudforet-emu")
         plugins = PluginStore(backend.store)
+        self._jobs = CollectorJobs(backend, self.config.collector_workers)
         services = self._services(backend, plugins)
         server = grpc.server(executor)
         for servicers in services.values():
@@ -123,11 +141,13 @@ class CloudForetEmulator:
                 bound = server.add_insecure_port(address)
         except RuntimeError:
             executor.shutdown(wait=False)
+            self.collector_jobs.close()
             plugins.close()
             backend.store.close()
             raise
         if not bound:
             executor.shutdown(wait=False)
+            self.collector_jobs.close()
             plugins.close()
             backend.store.close()
             raise RuntimeError(f"could not bind {address}")
@@ -152,7 +172,11 @@ class CloudForetEmulator:
             "inventory": [(cloud_service_pb2_grpc.add_CloudServiceServicer_to_server, CloudServiceService(backend)),
                           (cloud_service_type_pb2_grpc.add_CloudServiceTypeServicer_to_server,
                            CloudServiceTypeService(backend)),
-                          (region_pb2_grpc.add_RegionServicer_to_server, RegionService(backend))],
+                          (region_pb2_grpc.add_RegionServicer_to_server, RegionService(backend)),
+                          (collector_pb2_grpc.add_CollectorServicer_to_server,
+                           CollectorService(backend, self.collector_jobs)),
+                          (job_pb2_grpc.add_JobServicer_to_server, JobService(backend)),
+                          (job_task_pb2_grpc.add_JobTaskServicer_to_server, JobTaskService(backend))],
             "cost_analysis": [(cost_pb2_grpc.add_CostServicer_to_server, CostAnalysisCostService(backend)),
                               (cost_data_source_pb2_grpc.add_DataSourceServicer_to_server,
                                CostDataSourceService(backend, plugins))],
@@ -190,6 +214,9 @@ class CloudForetEmulator:
             server.stop(grace).wait()
         if executor is not None:
             executor.shutdown(wait=True)  # no handler may touch the store after it is closed
+        if self._jobs is not None:
+            self._jobs.close()  # nor a collector job
+            self._jobs = None
         if self._plugins is not None:
             self._plugins.close()
             self._plugins = None
