@@ -37,6 +37,7 @@ from transforms.sources.prism import FetchPages
 
 log = logging.getLogger(__name__)
 
+DEFAULT_PORT = 9440
 SECRET_ID = "(the secret Inventory passed)"  # how errors name the secret: the plugin never sees its id
 
 
@@ -48,19 +49,28 @@ class Account:
     creds: PrismCredentials = field(repr=False)
 
 
+def address_of(secret_data: dict) -> str:
+    """A Prism Central's address as its secret gives it: the host, and ``:port`` when not 9440."""
+    host = str((secret_data or {}).get("nutanix_host") or "")
+    port: object = (secret_data or {}).get("nutanix_port") or DEFAULT_PORT
+    if isinstance(port, float) and port.is_integer():  # a Struct holds every number as a double
+        port = int(port)
+    return host if str(port) == str(DEFAULT_PORT) else f"{host}:{port}"
+
+
 def account_of(secret_data: dict, options: dict) -> Account:
     """The account a secret stands for.
 
-    Its name is the Prism Central's host as the secret gives it (as the Azure
+    Its name is the Prism Central's address (``address_of``; as the Azure
     collector names records by the secret's subscription_id), unless the
-    plugin option ``account_names`` ({host: name}) maps that host to the name
-    a pipeline run wrote the records with, so both match the same records.
+    plugin option ``account_names`` ({address: name}) maps it to the name a
+    pipeline run wrote the records with, so both paths match the same records.
     """
-    host = str((secret_data or {}).get("nutanix_host") or "")
+    address = address_of(secret_data)
     names = options.get("account_names") or {}
     if not isinstance(names, dict):
-        raise ValueError("option account_names must map a Prism Central host to an account name")
-    name = str(names.get(host) or host or "nutanix")
+        raise ValueError("option account_names must map a Prism Central address (host or host:port) to a name")
+    name = str(names.get(address) or address or "nutanix")
     # a CredentialError names the fields that are wrong, never their values
     return Account(name, credentials_from_secret(AccountConfig(name=name, secret_id=SECRET_ID),
                                                  dict(secret_data or {})))

@@ -8,6 +8,8 @@ from __future__ import annotations
 import grpc
 from spaceone.api.inventory.plugin import collector_pb2, collector_pb2_grpc, job_pb2, job_pb2_grpc
 
+from connectors.clock import SYSTEM_CLOCK, Clock
+
 from ..server import _full_name, _ProtocolServer
 from .service import CollectorService, JobService
 from .tasks import RUNS, Runs
@@ -21,10 +23,10 @@ class CollectorPluginServer(_ProtocolServer):
     protocol = "collector"
     services = COLLECTOR_SERVICES
 
-    def __init__(self, runs: Runs = RUNS, **kwargs) -> None:
+    def __init__(self, runs: Runs = RUNS, clock: Clock = SYSTEM_CLOCK, **kwargs) -> None:
         super().__init__(**kwargs)
-        self.runs = runs
+        self.runs, self.clock = runs, clock
 
     def _add_servicers(self, server: grpc.Server) -> None:
-        collector_pb2_grpc.add_CollectorServicer_to_server(CollectorService(self.runs), server)
+        collector_pb2_grpc.add_CollectorServicer_to_server(CollectorService(self.runs, self.clock), server)
         job_pb2_grpc.add_JobServicer_to_server(JobService(), server)

@@ -14,6 +14,7 @@ from google.protobuf import empty_pb2
 from google.protobuf.json_format import MessageToDict
 from spaceone.api.inventory.plugin import collector_pb2, collector_pb2_grpc, job_pb2, job_pb2_grpc
 
+from connectors.clock import SYSTEM_CLOCK, Clock
 from connectors.errors import ConnectorError, PrismAuthError, PrismError
 from transforms.common.credentials import CredentialError
 
@@ -64,8 +65,9 @@ def _plugin_error(exc: Exception) -> PluginError:
 
 
 class CollectorService(collector_pb2_grpc.CollectorServicer):
-    def __init__(self, runs: tasks.Runs = tasks.RUNS) -> None:
+    def __init__(self, runs: tasks.Runs = tasks.RUNS, clock: Clock = SYSTEM_CLOCK) -> None:
         self.runs = runs
+        self.clock = clock  # the stats window ends at its now
 
     @unary("Collector.init")
     def init(self, request: collector_pb2.InitRequest) -> collector_pb2.PluginInfo:
@@ -91,7 +93,7 @@ class CollectorService(collector_pb2_grpc.CollectorServicer):
     def collect(self, request: collector_pb2.CollectRequest):
         try:
             collection = tasks.Collection(_dict(request, "secret_data"), _dict(request, "options"),
-                                          _dict(request, "task_options"), self.runs)
+                                          _dict(request, "task_options"), self.runs, self.clock)
             yield from collection.stream()
         except (ConnectorError, ValueError) as exc:
             raise _plugin_error(exc) from None
