@@ -121,6 +121,23 @@ readback() {  # readback DIR: what CloudForet shows, through its own read APIs
       --cost-endpoint "$(endpoint_of "$1/plugin-cost.json")" --metric-store "$1/metrics"
 }
 
+collector_job() {  # collector_job DIR: CloudForet's Inventory runs the collector plugin (Jobs, JobTasks)
+  local sub="$1/collector"
+  mkdir -p "$sub"
+  "$PY" -m emulators.collector_demo config --prism-ready "$1/prism.json" --out "$sub/cloudforet-config.yaml"
+  "$PY" -m emulators.cloudforet --db "$sub/cloudforet.sqlite" --port 0 --config "$sub/cloudforet-config.yaml" \
+      --ready-file "$sub/cloudforet.json" >"$sub/cloudforet.log" 2>&1 &
+  PIDS+=($!)
+  wait_for "$sub/cloudforet.json" "$!" "collector's CloudForet"
+  "$PY" -m plugin collector --port 0 --ready-file "$sub/plugin-collector.json" >"$sub/plugin-collector.log" 2>&1 &
+  PIDS+=($!)
+  wait_for "$sub/plugin-collector.json" "$!" "collector plugin"
+  echo
+  echo "== CloudForet's Inventory runs the collector plugin: Jobs and JobTasks (collector history) =="
+  "$PY" -m emulators.collector_demo run --cloudforet-ready "$sub/cloudforet.json" \
+      --plugin-ready "$sub/plugin-collector.json" --jobs 2
+}
+
 demo() {
   local dir="$ROOT/.run/demo"
   rm -rf "$dir" && mkdir -p "$dir"
@@ -135,6 +152,7 @@ demo() {
   . "$dir/env.sh"
   "$PY" -m pipeline --config "$dir/config.yaml" "$@"
   readback "$dir"
+  collector_job "$dir"
 }
 
 replay() {
