@@ -26,6 +26,7 @@ from spaceone.api.core.v2 import query_pb2
 from spaceone.api.cost_analysis.v1 import cost_pb2, cost_pb2_grpc
 from spaceone.api.cost_analysis.v1 import data_source_pb2 as cost_ds_pb2
 from spaceone.api.cost_analysis.v1 import data_source_pb2_grpc as cost_ds_grpc
+from spaceone.api.inventory.v1 import metric_data_pb2, metric_data_pb2_grpc
 from spaceone.api.monitoring.v1 import data_source_pb2 as mon_ds_pb2
 from spaceone.api.monitoring.v1 import data_source_pb2_grpc as mon_ds_grpc
 from spaceone.api.monitoring.v1 import metric_pb2, metric_pb2_grpc
@@ -77,6 +78,21 @@ def cost_per_cluster(ch: grpc.Channel, md: list, cost_ds_id: str, day: str) -> l
     request = cost_pb2.CostAnalyzeQuery(data_source_id=cost_ds_id)
     ParseDict(q, request.query)
     answer = cost_pb2_grpc.CostStub(ch).analyze(request, metadata=md)
+    return MessageToDict(answer).get("results", [])
+
+
+def metric_figures(endpoint: str, token: str, metric_id: str, day: str, group_by: str = "labels.Cluster"
+                   ) -> list[dict]:
+    """One Metric Explorer figure as the console asks for it: inventory ``MetricData.analyze`` of a
+    metric for one day (granularity DAILY, start = end = ``day``), its ``value`` summed per
+    ``group_by`` (a label, e.g. ``labels.Cluster``): rows of {<label name>, date, value}.
+    inventory service/metric_data_service.py ``analyze`` requires granularity, start, end, fields."""
+    q = {"granularity": "DAILY", "start": day, "end": day, "group_by": [group_by],
+         "fields": {"value": {"key": "value", "operator": "sum"}}, "sort": [{"key": "value", "desc": True}]}
+    request = metric_data_pb2.MetricDataAnalyzeQuery(metric_id=metric_id)
+    ParseDict(q, request.query)
+    with grpc.insecure_channel(endpoint, options=CHANNEL_OPTIONS) as ch:
+        answer = metric_data_pb2_grpc.MetricDataStub(ch).analyze(request, metadata=[("token", token)])
     return MessageToDict(answer).get("results", [])
 
 

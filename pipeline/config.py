@@ -73,7 +73,7 @@ def parse_config(raw: Any, source: str = "config") -> Config:
             if missing:
                 raise ConfigError(f"{where}: needs either 'secret_id' (a CloudForet secret) or "
                                   f"host, username and password_env; missing: {', '.join(missing)}")
-        accounts.append(AccountConfig(**a))
+        accounts.append(AccountConfig(**{**a, "regions": region_tags(a.get("regions") or {})}))
 
     cf = raw["cloudforet"]
     # What the file leaves out takes the settings' own default (transforms/settings.py): one place.
@@ -101,6 +101,13 @@ def parse_config(raw: Any, source: str = "config") -> Config:
         reconcile=ReconcileOptions(**raw.get("reconcile", {})),
         **paths,
     )
+
+
+def region_tags(regions: dict) -> tuple:
+    """accounts[].regions (validated by the schema) -> AccountConfig.regions: each cluster's map tags
+    as the console reads them, strings as CloudForet's collectors write them (Azure: latitude "52.3667")."""
+    return tuple(sorted((str(cluster), tuple(sorted((k, str(v)) for k, v in tags.items())))
+                        for cluster, tags in regions.items()))
 
 
 APP_CANNOT_BE_EXACT = (

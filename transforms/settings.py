@@ -43,6 +43,11 @@ class AccountConfig:
     ca_bundle: str | None = None
     service_account_id: str | None = None
     cost_project_id: str | None = None  # api mode: this account's cost records go to this project
+    # the map tags of its clusters' Regions: ((cluster name or uuid, ((tag, value), ...)), ...)
+    regions: tuple[tuple[str, tuple[tuple[str, str], ...]], ...] = ()
+
+    def region_tags(self) -> dict[str, dict[str, str]]:
+        return {cluster: dict(tags) for cluster, tags in self.regions}
 
 
 @dataclass(frozen=True)

@@ -54,7 +54,18 @@ from .inventory_service import (
     update_cloud_service,
 )
 from .plugin_client import endpoint_of, plugin_options
-from .store import CLOUD_SERVICE_TYPES, CLOUD_SERVICES, DELETED, JOB_TASKS, JOBS, REGIONS, DuplicateKey
+from .metric_explorer_service import labels_info
+from .store import (
+    CLOUD_SERVICE_TYPES,
+    CLOUD_SERVICES,
+    DELETED,
+    JOB_TASKS,
+    JOBS,
+    METRICS,
+    NAMESPACES,
+    REGIONS,
+    DuplicateKey,
+)
 
 log = logging.getLogger(__name__)
 
@@ -97,8 +108,6 @@ class CollectorJobs:
         self._lock = threading.RLock()
         self._done = threading.Condition(self._lock)
         self._pool = ThreadPoolExecutor(max(1, workers), thread_name_prefix="cloudforet-collect")
-        self.namespaces: dict[str, dict] = {}  # namespace_id -> definition (Metric Explorer)
-        self.metrics: dict[str, dict] = {}  # metric_id -> definition
 
     def now(self) -> float:
         return self.backend.clock.time()
@@ -207,7 +216,7 @@ class CollectorJobs:
             resource_type = resource_info.get("resource_type", "")
             try:
                 if resource_type in ("inventory.Namespace", "inventory.Metric"):
-                    self._upsert_metric_and_namespace(resource_info)
+                    self._upsert_metric_and_namespace(resource_info, collector)
                     continue
                 result = self._upsert_resource(resource_info, collector, job_task_id, secret)
             except Exception as exc:  # noqa: BLE001 - "failed to upsert {resource_type}"
@@ -222,13 +231,25 @@ class CollectorJobs:
                 counts["failure_count"] += 1
         return counts
 
-    def _upsert_metric_and_namespace(self, resource_info: dict) -> None:
-        """Kept by id (namespace_id / metric_id) with their version, as _upsert_metric_and_namespace does."""
-        resource = dict(resource_info.get("resource") or {})
-        if resource_info.get("resource_type") == "inventory.Namespace":
-            self.namespaces[str(resource.get("namespace_id", ""))] = resource
-        else:
-            self.metrics[str(resource.get("metric_id", ""))] = resource
+    def _upsert_metric_and_namespace(self, resource_info: dict, collector: dict) -> None:
+        """_upsert_metric_and_namespace: managed, domain-wide, made when missing and replaced when the
+        plugin ships another ``version``; kept where the emulated Namespace and Metric services keep them."""
+        domain_id = collector["domain_id"]
+        request = {**dict(resource_info.get("resource") or {}), "domain_id": domain_id,
+                   "plugin_id": (collector.get("plugin_info") or {}).get("plugin_id", ""), "is_managed": True,
+                   "resource_group": "DOMAIN", "workspace_id": "*"}
+        namespace = resource_info.get("resource_type") == "inventory.Namespace"
+        collection, id_key = (NAMESPACES, "namespace_id") if namespace else (METRICS, "metric_id")
+        key = f"{domain_id}|{request.get(id_key, '')}"
+        held = self.store.get(collection, key)
+        now = iso(self.now())
+        if not namespace:
+            request = {"unit": "", "tags": {}, "status": "DONE", **request,
+                       "labels_info": labels_info(request.get("query_options") or {})}
+        if held is None:
+            self.store.insert(collection, key, {**request, "created_at": now, "updated_at": now}, ukey=key)
+        elif held.get("version") != request.get("version"):
+            self.store.replace(collection, key, {**held, **request, "updated_at": now})
 
     def _upsert_resource(self, resource_info: dict, collector: dict, job_task_id: str, secret: dict) -> int:
         resource_type = resource_info.get("resource_type", "")

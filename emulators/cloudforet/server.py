@@ -21,6 +21,9 @@ from spaceone.api.inventory.v1 import (
     collector_pb2_grpc,
     job_pb2_grpc,
     job_task_pb2_grpc,
+    metric_data_pb2_grpc,
+    metric_pb2_grpc,
+    namespace_pb2_grpc,
     region_pb2_grpc,
 )
 from spaceone.api.monitoring.v1 import data_source_pb2_grpc as monitoring_data_source_pb2_grpc
@@ -37,6 +40,7 @@ from .cost_analyze import CostAnalysisCostService
 from .cost_datasource_service import CostDataSourceService
 from .identity_service import EndpointService, ProjectService, ServiceAccountService, TokenService
 from .inventory_service import CloudServiceService, CloudServiceTypeService, RegionService
+from .metric_explorer_service import MetricDataService, MetricService, NamespaceService
 from .monitoring_service import MonitoringDataSourceService, MonitoringMetricService
 from .notification_service import NotificationService
 from .plugin_store import PluginStore
@@ -176,7 +180,11 @@ class CloudForetEmulator:
                           (collector_pb2_grpc.add_CollectorServicer_to_server,
                            CollectorService(backend, self.collector_jobs)),
                           (job_pb2_grpc.add_JobServicer_to_server, JobService(backend)),
-                          (job_task_pb2_grpc.add_JobTaskServicer_to_server, JobTaskService(backend))],
+                          (job_task_pb2_grpc.add_JobTaskServicer_to_server, JobTaskService(backend)),
+                          # Metric Explorer
+                          (namespace_pb2_grpc.add_NamespaceServicer_to_server, NamespaceService(backend)),
+                          (metric_pb2_grpc.add_MetricServicer_to_server, MetricService(backend)),
+                          (metric_data_pb2_grpc.add_MetricDataServicer_to_server, MetricDataService(backend))],
             "cost_analysis": [(cost_pb2_grpc.add_CostServicer_to_server, CostAnalysisCostService(backend)),
                               (cost_data_source_pb2_grpc.add_DataSourceServicer_to_server,
                                CostDataSourceService(backend, plugins))],

@@ -23,6 +23,11 @@ NOTIFICATIONS = "notifications"
 COLLECTORS = "collectors"
 JOBS = "jobs"
 JOB_TASKS = "job_tasks"
+# inventory's Metric Explorer: namespaces and metrics (unique per domain), the data a metric run writes
+NAMESPACES = "namespaces"
+METRICS = "metrics"
+METRIC_DATA = "metric_data"
+MONTHLY_METRIC_DATA = "monthly_metric_data"
 
 DELETED = "DELETED"
 
@@ -47,6 +52,10 @@ CREATE TABLE IF NOT EXISTS collection_states (
     disconnected_count INTEGER NOT NULL DEFAULT 0, domain_id TEXT, updated_at REAL NOT NULL,
     PRIMARY KEY (collector_id, secret_id, cloud_service_id));
 CREATE INDEX IF NOT EXISTS idx_collection_states_cs ON collection_states (cloud_service_id);
+CREATE TABLE IF NOT EXISTS {NAMESPACES} (id TEXT PRIMARY KEY, state TEXT, ukey TEXT UNIQUE, doc TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS {METRICS} (id TEXT PRIMARY KEY, state TEXT, ukey TEXT UNIQUE, doc TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS {METRIC_DATA} (id TEXT PRIMARY KEY, state TEXT, doc TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS {MONTHLY_METRIC_DATA} (id TEXT PRIMARY KEY, state TEXT, doc TEXT NOT NULL);
 """
 
 # SQLite's bound-parameter limit is large in modern builds but keep chunks modest.
@@ -157,6 +166,12 @@ class Store:
         with self._lock:
             rows = self._conn.execute(sql).fetchall()
         return [_loads(r[0]) for r in rows]
+
+    def scan_with_ids(self, collection: str) -> list[tuple[str, dict]]:
+        """(id, document) of every document, in insertion order (to delete some by id)."""
+        with self._lock:
+            rows = self._conn.execute(f"SELECT id, doc FROM {collection} ORDER BY rowid").fetchall()
+        return [(r[0], _loads(r[1])) for r in rows]
 
     def count_eq(self, collection: str, include_deleted: bool, eq: list[tuple[str, str]]) -> int:
         """How many documents have each top-level string field equal to its value, counted
@@ -291,3 +306,6 @@ class Store:
 
     def notifications(self) -> list[dict]:
         return self.scan(NOTIFICATIONS)
+
+    def metric_data(self) -> list[dict]:
+        return self.scan(METRIC_DATA)

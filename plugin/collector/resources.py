@@ -17,13 +17,17 @@ are the same and either path can take over from the other.
 """
 from __future__ import annotations
 
+import hashlib
 from typing import Any, Iterable, Mapping
 
 from spaceone.api.inventory.plugin import collector_pb2
 
+from schemas.console import cloud_service_type_definitions
+from schemas.metric_explorer import metric_definitions, namespace_definition
+from transforms.common.canonical import canonical_json
 from transforms.elements import Resource
 from transforms.sinks.inventory import FINGERPRINT, fingerprint
-from transforms.stages.normalize import CLOUD_SERVICE_TYPES, PROVIDER
+from transforms.stages.normalize import PROVIDER
 
 CLOUD_SERVICE = "inventory.CloudService"
 CLOUD_SERVICE_TYPE = "inventory.CloudServiceType"
@@ -65,8 +69,8 @@ def cloud_service(r: Resource) -> collector_pb2.ResourceInfo:
 
 
 def type_definitions() -> list[dict]:
-    """The CloudServiceTypes (one place to switch to the console layouts of schemas/console.py)."""
-    return [dict(t) for t in CLOUD_SERVICE_TYPES]
+    """The CloudServiceTypes with their console layouts, as the pipeline's setup registers them."""
+    return cloud_service_type_definitions()
 
 
 def cloud_service_types() -> list[collector_pb2.ResourceInfo]:
@@ -79,9 +83,19 @@ def region(cluster: Resource) -> collector_pb2.ResourceInfo:
                  REGION_MATCH)
 
 
+def _versioned(definition: dict) -> dict:
+    """With a ``version`` that changes with the definition: Inventory updates a namespace or metric
+    a plugin ships only when its version differs (collecting_manager _upsert_metric_and_namespace)."""
+    digest = hashlib.blake2b(canonical_json(definition).encode(), digest_size=6).hexdigest()
+    return {**definition, "version": f"1.{digest}"}
+
+
 def metric_explorer() -> Iterable[collector_pb2.ResourceInfo]:
-    """The Metric Explorer namespace and metrics (none until schemas/metric_explorer.py defines them)."""
-    return []
+    """The Metric Explorer namespace and metrics (schemas/metric_explorer.py), no match rules:
+    Inventory keeps them by namespace_id / metric_id."""
+    yield _info(NAMESPACE, _versioned(namespace_definition()), None)
+    for metric in metric_definitions():
+        yield _info(METRIC, _versioned(metric), None)
 
 
 def failure(message: str, kind: str, resource_id: str = "") -> collector_pb2.ResourceInfo:

@@ -29,6 +29,10 @@ from spaceone.api.inventory.v1 import (
     job_pb2_grpc,
     job_task_pb2,
     job_task_pb2_grpc,
+    metric_pb2,
+    metric_pb2_grpc,
+    namespace_pb2,
+    namespace_pb2_grpc,
 )
 
 from connectors.cloudforet import to_struct
@@ -38,6 +42,7 @@ from emulators.prism.fleet import FleetSpec
 from pipeline.run import run
 from plugin.collector.server import CollectorPluginServer
 from plugin.collector.tasks import Runs
+from schemas.metric_explorer import metric_definitions, namespace_definition
 from tests.helpers import COLLECTED_AT, PRISM_PASSWORD, FakeClock, account_entry, expected, write_config
 
 SPEC = FleetSpec(seed=5, prism_centrals=2, clusters=2, hosts_per_cluster=2, vms=60, disks_per_vm=2)
@@ -134,8 +139,15 @@ def test_first_job_creates_every_resource_of_every_prism_central(rig):
     assert vm["tags"] == {"nutanix": vm["data"]["categories"]}  # the provider's bucket
     assert vm["collection_info"]["collector_id"] == r.collector.collector_id
     assert vm["project_id"] == "project-nutanix"  # the secret's project (collecting manager: secret.project_id)
-    # types and regions are upserted but not counted
-    assert len(r.emu.store.cloud_service_types()) == 4 and len(r.emu.store.regions()) == 4
+    # types (with their console layouts), regions, the Metric Explorer namespace and metrics: upserted, not counted
+    types = r.emu.store.cloud_service_types()
+    assert len(types) == 4 and all(t["metadata"]["view"]["table"] for t in types)
+    assert len(r.emu.store.regions()) == 4
+    namespaces = namespace_pb2_grpc.NamespaceStub(r.channel).list(namespace_pb2.NamespaceQuery(), metadata=r.md)
+    metrics = metric_pb2_grpc.MetricStub(r.channel).list(metric_pb2.MetricQuery(), metadata=r.md)
+    assert [n.namespace_id for n in namespaces.results] == [namespace_definition()["namespace_id"]]
+    assert {m.metric_id for m in metrics.results} == {m["metric_id"] for m in metric_definitions()}
+    assert all(m.is_managed for m in metrics.results)
 
 
 def test_unchanged_fleet_second_job_creates_nothing_and_updates_everything(rig):
