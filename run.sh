@@ -93,14 +93,17 @@ start_prism() {  # start_prism DIR
 
 start_cloudforet() {  # start_cloudforet DIR: answers Cost.create like current servers (not supported),
                       # each service also on a port of its own, as a real deployment serves them
+  local config=()  # the plugins its registry holds and its supervisor runs (plugins_config)
+  [ -f "$1/cloudforet-config.yaml" ] && config=(--config "$1/cloudforet-config.yaml")
   "$PY" -m emulators.cloudforet --db "$1/cloudforet.sqlite" --port 0 --cost-create-unsupported --per-service-ports \
-      --ready-file "$1/cloudforet.json" >"$1/cloudforet.log" 2>&1 &
+      "${config[@]}" --ready-file "$1/cloudforet.json" >"$1/cloudforet.log" 2>&1 &
   PIDS+=($!)
   wait_for "$1/cloudforet.json" "$!" CloudForet
 }
 
-start_plugin() {  # start_plugin DIR PROTOCOL: the collector's monitoring or cost data-source plugin
-  "$PY" -m plugin "$2" --port 0 --store "$1" --ready-file "$1/plugin-$2.json" >"$1/plugin-$2.log" 2>&1 &
+start_plugin() {  # start_plugin DIR PROTOCOL: a plugin as its image runs it (no --store: the data
+                  # sources' options name the stores), on a free port instead of the supervisor's 50051
+  "$PY" -m plugin "$2" --port 0 --ready-file "$1/plugin-$2.json" >"$1/plugin-$2.log" 2>&1 &
   PIDS+=($!)
   wait_for "$1/plugin-$2.json" "$!" "$2 plugin"
 }
@@ -108,18 +111,30 @@ start_plugin() {  # start_plugin DIR PROTOCOL: the collector's monitoring or cos
 start_plugins() {  # start_plugins DIR: one server per protocol, as CloudForet calls them
   start_plugin "$1" monitoring
   start_plugin "$1" cost
+  start_plugin "$1" collector
 }
 
-endpoint_of() {  # endpoint_of READY_FILE
-  "$PY" -c 'import json,sys; print(json.load(open(sys.argv[1]))["endpoint"])' "$1"
+plugins_config() {  # plugins_config DIR: the emulated registry holds the plugin images, its supervisor
+                    # runs each where DIR/plugin-<key>.json says (before start_cloudforet)
+  "$PY" -m emulators.plugins config --ready-dir "$1" --out "$1/cloudforet-config.yaml"
+}
+
+setup_plugins() {  # setup_plugins DIR: python -m pipeline setup --plugins (what exists is left alone)
+  echo "== python -m pipeline setup --plugins (Repository plugins, Collector, monitoring and cost data sources) =="
+  "$PY" -m pipeline setup --config "$1/config.yaml" --plugins
 }
 
 readback() {  # readback DIR: what CloudForet shows, through its own read APIs
   echo
-  echo "== CloudForet reads back (data sources registered, costs synced from the plugin) =="
-  "$PY" -m emulators.readback --cloudforet-ready "$1/cloudforet.json" \
-      --monitoring-endpoint "$(endpoint_of "$1/plugin-monitoring.json")" \
-      --cost-endpoint "$(endpoint_of "$1/plugin-cost.json")" --metric-store "$1/metrics"
+  echo "== CloudForet reads back (the data sources setup --plugins registered; costs synced from the plugin) =="
+  "$PY" -m emulators.readback --cloudforet-ready "$1/cloudforet.json" --metric-store "$1/metrics"
+}
+
+collector_job() {  # collector_job DIR: CloudForet's Inventory runs the Collector setup --plugins created
+                   # (Jobs, JobTasks), its plugin reached through the Repository and the plugin service
+  echo
+  echo "== CloudForet's Inventory runs the collector plugin: Jobs and JobTasks (collector history) =="
+  "$PY" -m emulators.collector_demo run --cloudforet-ready "$1/cloudforet.json" --jobs 2
 }
 
 demo() {
@@ -128,6 +143,7 @@ demo() {
   export PRISM_PASSWORD="demo-$RANDOM-$RANDOM"
   trap stop_emulators EXIT
   start_prism "$dir"
+  plugins_config "$dir"
   start_cloudforet "$dir"
   start_plugins "$dir"
   "$PY" -m emulators.demo --prism-ready "$dir/prism.json" --cloudforet-ready "$dir/cloudforet.json" \
@@ -138,10 +154,12 @@ demo() {
   "$PY" -m pipeline setup --config "$dir/config.yaml"
   echo "== python -m pipeline setup, again =="
   "$PY" -m pipeline setup --config "$dir/config.yaml"
+  setup_plugins "$dir"
   echo "== python -m pipeline (accounts_from: service_accounts) =="
   "$PY" -m pipeline --config "$dir/config.yaml" "$@"
   readback "$dir"
   "$PY" -m emulators.showcase --cloudforet-ready "$dir/cloudforet.json"
+  collector_job "$dir"
 }
 
 replay() {
@@ -153,6 +171,7 @@ replay() {
   fi
   rm -rf "$dir" && mkdir -p "$dir"
   trap stop_emulators EXIT
+  plugins_config "$dir"
   start_cloudforet "$dir"
   start_plugins "$dir"
   echo '{"prism_centrals": []}' > "$dir/prism.json"
@@ -160,6 +179,7 @@ replay() {
       --out "$dir" > "$dir/env.sh"
   # shellcheck disable=SC1091
   . "$dir/env.sh"
+  setup_plugins "$dir"
   "$PY" -m pipeline --config "$dir/config.yaml" --source snapshot --snapshot "$demo_dir/snapshots/*" "$@"
   readback "$dir"
 }

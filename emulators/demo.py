@@ -15,6 +15,9 @@ import shlex
 
 import yaml
 
+from connectors.cloudforet import SERVICES
+from emulators.plugins import DEMO_REPOSITORY, METRICS_READER_SECRET
+
 DEMO_PROJECT = "project-nutanix-ops"
 SERVICE_ACCOUNT_PROJECT = "project-nutanix"  # a project of the emulator's default configuration
 SETUP_APP = "app-nutanix-setup"  # the emulator's domain app (DOMAIN_ADMIN)
@@ -24,8 +27,9 @@ def endpoints_of(cloudforet: dict) -> dict:
     """Each service's own address when the emulator serves them apart (as a real
     deployment does), else its all-in-one address."""
     scheme = "grpc+ssl" if cloudforet.get("tls") else "grpc"
-    if cloudforet.get("endpoints"):
-        return {"endpoints": {s: f"{scheme}://{a}" for s, a in sorted(cloudforet["endpoints"].items())}}
+    if cloudforet.get("endpoints"):  # the public services (the plugin service is the servers' own)
+        return {"endpoints": {s: f"{scheme}://{a}" for s, a in sorted(cloudforet["endpoints"].items())
+                              if s in SERVICES}}
     return {"endpoint": cloudforet["endpoint"]}
 
 
@@ -41,7 +45,11 @@ def demo_config(prism: dict, cloudforet: dict, out_dir: str) -> dict:
                        "workspace_id": cloudforet["workspace_id"], "auth": {"token_env": "CLOUDFORET_TOKEN"},
                        "setup": {"domain_admin": {"token_env": "CLOUDFORET_ADMIN_TOKEN"},
                                  "workspace_owner": {"token_env": "CLOUDFORET_TOKEN"},
-                                 "project_id": SERVICE_ACCOUNT_PROJECT},
+                                 "project_id": SERVICE_ACCOUNT_PROJECT,
+                                 # setup --plugins: the images the emulated registry holds (emulators.plugins)
+                                 "plugins": {"image_repository": DEMO_REPOSITORY, "collector_hours": [2, 14],
+                                             **({} if prism["prism_centrals"] else
+                                                {"monitoring_secret_id": METRICS_READER_SECRET})}},
                        "cost_data_source_id": "ds-nutanix",
                        # like CloudForet servers from 2025 on: costs reach it through the cost
                        # data-source plugin, which serves the cost store

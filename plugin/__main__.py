@@ -2,12 +2,14 @@
 
     python -m plugin monitoring --port N [--store DIR] [--host H] [--metric-store DIR] [--ready-file PATH]
     python -m plugin cost --port M [--store DIR] [--host H] [--cost-store DIR] [--ready-file PATH]
+    python -m plugin collector --port K [--host H] [--ready-file PATH]
 
 ``monitoring`` serves DIR/metrics (the pipeline's metric store), ``cost``
-serves DIR/costs (its cost store). Under CloudForet the data source's
-``plugin_info.options`` name the store instead (``store``, or
-``metric_store`` / ``cost_store``: see ``store_options``), and the images run
-these commands without --store (``images``). Once serving it prints and atomically
+serves DIR/costs (its cost store); ``collector`` is the inventory collector
+plugin CloudForet's Inventory runs (it reads Prism itself). Under CloudForet
+the data source's ``plugin_info.options`` name the stores instead (``store``,
+or ``metric_store`` / ``cost_store``: see ``store_options``), and the images
+run these commands without --store (``images``). Once serving it prints and atomically
 writes ``{"endpoint": "HOST:PORT"}`` to --ready-file. SIGTERM/SIGINT: clean
 exit 0. CloudForet binds a plugin's services by short name, so the two
 protocols (both have a ``DataSource``) cannot share one server.
@@ -25,12 +27,12 @@ from .files import write_atomic
 from .server import CostPluginServer, MonitoringPluginServer, store_root
 
 NO_PROTOCOL = ("name the plugin protocol to serve: `python -m plugin monitoring --port N --store DIR` "
-               "(serves DIR/metrics) and `python -m plugin cost --port M --store DIR` (serves DIR/costs), "
-               "one server each: CloudForet binds plugin services by short name, so monitoring's and "
+               "(serves DIR/metrics), `python -m plugin cost --port M --store DIR` (serves DIR/costs) and "
+               "`python -m plugin collector --port K` (the inventory collector Inventory runs), one server each: CloudForet binds plugin services by short name, so monitoring's and "
                "cost's DataSource cannot share a port")
 
 
-PROTOCOLS = ("monitoring", "cost")
+PROTOCOLS = ("monitoring", "cost", "collector")
 
 
 def _common(sub: argparse.ArgumentParser) -> None:
@@ -44,17 +46,26 @@ def _common(sub: argparse.ArgumentParser) -> None:
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="python -m plugin", description=__doc__.splitlines()[0])
-    protocols = parser.add_subparsers(dest="protocol", metavar="{monitoring,cost}")
+    protocols = parser.add_subparsers(dest="protocol", metavar="{monitoring,cost,collector}")
     mon = protocols.add_parser("monitoring", help="the monitoring data-source plugin (DataSource, Metric)")
     _common(mon)
     mon.add_argument("--metric-store", help="metric store root (default STORE/metrics)")
     cost = protocols.add_parser("cost", help="the cost-analysis data-source plugin (DataSource, Job, Cost)")
     _common(cost)
     cost.add_argument("--cost-store", help="cost store root (default STORE/costs)")
+    collector = protocols.add_parser("collector", help="the inventory collector plugin (Collector, Job): "
+                                     "Inventory runs it, it reads Prism with the secret Inventory passes")
+    collector.add_argument("--port", type=int, default=0, help="port to serve on (0: a free port)")
+    collector.add_argument("--host", default="127.0.0.1")
+    collector.add_argument("--ready-file", help="write {\"endpoint\": ...} here (atomically) once serving")
     return parser
 
 
 def make_server(args: argparse.Namespace):
+    if args.protocol == "collector":
+        from .collector.server import CollectorPluginServer  # reads Prism: imports the pipeline's steps
+
+        return CollectorPluginServer(host=args.host, port=args.port)
     if args.protocol == "monitoring":
         return MonitoringPluginServer(store_root(args.store, args.metric_store, "metrics", "--metric-store"),
                                       host=args.host, port=args.port)

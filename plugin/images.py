@@ -28,6 +28,8 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
+from schemas.identity import SECRET_SCHEMA_ID
+
 SUPERVISOR_PLUGIN_PORT = 50051
 LISTEN_HOST = "0.0.0.0"  # noqa: S104 - inside the container: the supervisor maps the port from outside
 MAX_IMAGE_NAME_LENGTH = 48  # repository PluginService._check_image
@@ -74,7 +76,7 @@ IMAGES: dict[str, PluginImage] = {
         resource_type="monitoring.DataSource", display_name="Nutanix Metrics Data Source",
         # monitoring DataSourceService._check_plugin_capability: monitoring_type METRIC|LOG and
         # supported_schema are required; register copies monitoring_type from here
-        capability={"monitoring_type": "METRIC", "supported_schema": ["nutanix_prism_central"],
+        capability={"monitoring_type": "METRIC", "supported_schema": [SECRET_SCHEMA_ID],
                     "use_resource_secret": False, "supported_providers": ["nutanix"]},
         labels=("Monitoring", "Nutanix")),
     "cost": PluginImage(

@@ -109,6 +109,19 @@ ROLE_RULES: dict[str, tuple[str, ...]] = {
     "repository.Plugin.get_versions": _READERS,
     "repository.Plugin.get": (*_READERS, "USER"),
     "repository.Plugin.list": (*_READERS, "USER"),
+    # inventory service/collector_service.py, job_service.py, job_task_service.py role_types
+    "Collector.create": _REGISTRARS,
+    "Collector.update": _REGISTRARS,
+    "Collector.delete": _REGISTRARS,
+    "Collector.get": _READERS,
+    "Collector.list": _READERS,
+    "Collector.collect": _READERS,
+    "Job.get": _READERS,
+    "Job.list": _READERS,
+    "Job.delete": _REGISTRARS,
+    "JobTask.get": _READERS,
+    "JobTask.list": _READERS,
+    "JobTask.delete": _REGISTRARS,
 }
 
 # Methods without authentication: Token.issue/grant authenticate by their body;

@@ -22,6 +22,8 @@ from typing import Any, Callable, Iterable, TypeVar
 import grpc
 from google.protobuf.message import Message
 
+from connectors.clock import SYSTEM_CLOCK, Clock
+
 from . import auth, errors, protoconv, query
 from .auth import Claims, TokenSigner
 from .config import EmulatorConfig
@@ -48,6 +50,7 @@ class Backend:
     calls_lock: threading.Lock = field(default_factory=threading.Lock)
     plugin_clients: PluginClients = field(default_factory=PluginClients)  # one client per plugin endpoint
     sleep: Callable[[float], None] = time.sleep  # how a call waits out config.latency_ms (tests record it)
+    clock: Clock = SYSTEM_CLOCK  # collector jobs' times and collection states' ages (tests step hours)
 
     @classmethod
     def open(cls, db_path: str, config: EmulatorConfig) -> "Backend":

@@ -67,6 +67,7 @@ class EmulatorConfig:
     # {image: "REPO/NAME", versions: [tag, ...], endpoint: HOST:PORT | ready_file: PATH (its
     # {"endpoint": ...}, read when the plugin is looked up)}. See plugin_registry.
     plugin_images: list[dict] = field(default_factory=list)
+    collector_workers: int = 4  # threads running collector sub-tasks (the real service: its workers)
 
     def __post_init__(self) -> None:
         for entry in [*self.users, *self.apps]:

@@ -38,7 +38,7 @@ from .base import (
     to_dict,
     to_msg,
 )
-from .store import CLOUD_SERVICE_TYPES, CLOUD_SERVICES, DELETED, REGIONS, DuplicateKey
+from .store import CLOUD_SERVICE_TYPES, CLOUD_SERVICES, DELETED, REGIONS, DuplicateKey, Store
 
 ACTIVE = "ACTIVE"
 # CloudServiceInfo's single string fields: a document holds a string there or nothing
@@ -52,9 +52,11 @@ _MERGED_ON_UPDATE = ("data", "reference")
 # service/cloud_service_service.py CloudServiceService._get_provider_from_meta():
 # "custom" unless _is_created_by_collector(), i.e. the transaction carries the
 # collector_id, job_id, plugin_id and secret.service_account_id that the
-# inventory service itself sets when it runs a collector plugin's job. This
-# emulator runs no collector jobs, so every call is a public one, whatever
-# metadata a client sends: a client cannot pass for a collector job.
+# inventory service itself sets when it runs a collector plugin's job. Every
+# call of the public API is a public one, whatever metadata a client sends: a
+# client cannot pass for a collector job. Only the jobs the emulator itself runs
+# (collecting.py) write through update_cloud_service with the secret's provider
+# as the bucket.
 CUSTOM = "custom"
 
 
@@ -84,6 +86,77 @@ def presented(doc: dict) -> dict:
     if isinstance(tags, dict) and any(not v for v in tags.values()):
         doc = {**doc, "tags": {p: b for p, b in tags.items() if b}}
     return doc
+
+
+def new_cloud_service(fields: dict, domain_id: str, workspace_id: str, **extra: object) -> dict:
+    """A new record from a create's fields. A create files the tags under the record's provider:
+    inventory CloudServiceService.create_resource() -> _convert_tags_to_hash(tags, provider), for a
+    public create and a collector job's alike. ``extra`` adds what a collector job sets (collection_info)."""
+    doc = dict(fields)
+    tags, tag_keys = _tag_bucket(doc.pop("tags") or {}, doc["provider"]) if "tags" in doc else ({}, {})
+    now = now_iso()
+    return {
+        "cloud_service_id": new_id("cloud-svc"),
+        "state": ACTIVE,
+        "data": {},
+        "metadata": {},
+        **doc,
+        "tags": tags,
+        "tag_keys": tag_keys,
+        **extra,
+        "domain_id": domain_id,
+        "workspace_id": workspace_id,
+        "created_at": now,
+        "updated_at": now,
+    }
+
+
+def insert_cloud_service(store: Store, doc: dict) -> None:
+    store.insert(CLOUD_SERVICES, doc["cloud_service_id"], doc, ACTIVE,
+                 ref_resource_id=(doc.get("reference") or {}).get("resource_id"))
+
+
+def update_cloud_service(store: Store, doc: dict, given: dict, bucket: str, **extra: object) -> None:
+    """An update of ``given`` fields: tags into ``bucket`` ("custom" for the public API, the secret's
+    provider for a collector job: inventory CloudServiceService.update_resource()
+    _get_provider_from_meta()), ``data`` and ``reference`` merged one level, the rest replaced."""
+    given = dict(given)
+    if "tags" in given:
+        _file_tags(doc, given.pop("tags") or {}, bucket)
+    for key in _MERGED_ON_UPDATE:
+        if key in given:
+            doc[key] = {**(doc.get(key) or {}), **(given.pop(key) or {})}
+    doc.update(given)
+    doc.update(extra)
+    doc["updated_at"] = now_iso()
+    store.replace(CLOUD_SERVICES, doc["cloud_service_id"], doc, doc["state"],
+                  ref_resource_id=(doc.get("reference") or {}).get("resource_id"))
+
+
+def mark_deleted(store: Store, doc: dict) -> None:
+    doc["state"] = DELETED
+    doc["deleted_at"] = now_iso()
+    store.replace(CLOUD_SERVICES, doc["cloud_service_id"], doc, DELETED,
+                  ref_resource_id=(doc.get("reference") or {}).get("resource_id"))
+
+
+def new_cloud_service_type(fields: dict, domain_id: str, workspace_id: str) -> tuple[dict, str]:
+    """A new CloudServiceType record and its unique key (``provider.group.name`` per workspace)."""
+    key = f"{fields['provider']}.{fields['group']}.{fields['name']}"
+    now = now_iso()
+    doc = {"cloud_service_type_id": new_id("cloud-svc-type"), "cloud_service_type_key": key, "metadata": {},
+           "tags": {}, "labels": [], **fields, "domain_id": domain_id, "workspace_id": workspace_id,
+           "created_at": now, "updated_at": now}
+    return doc, f"{domain_id}|{workspace_id}|{key}"
+
+
+def new_region(fields: dict, domain_id: str, workspace_id: str) -> tuple[dict, str]:
+    """A new Region record and its unique key (``provider.region_code`` per workspace)."""
+    key = f"{fields['provider']}.{fields['region_code']}"
+    now = now_iso()
+    doc = {"region_id": new_id("region"), "region_key": key, "tags": {}, **fields, "domain_id": domain_id,
+           "workspace_id": workspace_id, "created_at": now, "updated_at": now}
+    return doc, f"{domain_id}|{workspace_id}|{key}"
 
 
 def already_deleted(cloud_service_id: str) -> errors.ApiError:
@@ -131,24 +204,8 @@ class CloudServiceService(cloud_service_pb2_grpc.CloudServiceServicer):
         if not resource_id:
             raise errors.required("reference")
         require(doc, "cloud_service_type", "cloud_service_group", "provider", "name")
-        # a create files the request's tags under the record's provider:
-        # inventory CloudServiceService.create_resource() -> _convert_tags_to_hash(tags, provider)
-        tags, tag_keys = _tag_bucket(doc.pop("tags"), doc["provider"]) if "tags" in doc else ({}, {})
-        now = now_iso()
-        doc = {
-            "cloud_service_id": new_id("cloud-svc"),
-            "state": ACTIVE,
-            "data": {},
-            "metadata": {},
-            **doc,
-            "tags": tags,
-            "tag_keys": tag_keys,
-            "domain_id": claims.domain_id,
-            "workspace_id": _workspace(claims, self.backend),
-            "created_at": now,
-            "updated_at": now,
-        }
-        self.store.insert(CLOUD_SERVICES, doc["cloud_service_id"], doc, ACTIVE, ref_resource_id=resource_id)
+        doc = new_cloud_service(doc, claims.domain_id, _workspace(claims, self.backend))
+        insert_cloud_service(self.store, doc)
         return to_msg(presented(doc), cloud_service_pb2.CloudServiceInfo)
 
     @rpc("CloudService.update")
@@ -157,24 +214,15 @@ class CloudServiceService(cloud_service_pb2_grpc.CloudServiceServicer):
         doc = self._load_live(request.cloud_service_id, claims)
         given = to_dict(request)  # proto3: only non-default fields count as "present"
         given.pop("cloud_service_id", None)
-        if "tags" in given:
-            _file_tags(doc, given.pop("tags"), CUSTOM)
-        for key in _MERGED_ON_UPDATE:
-            if key in given:
-                doc[key] = {**(doc.get(key) or {}), **given.pop(key)}
-        doc.update(given)
-        doc["updated_at"] = now_iso()
-        resource_id = (doc.get("reference") or {}).get("resource_id")
-        self.store.replace(CLOUD_SERVICES, doc["cloud_service_id"], doc, doc["state"], ref_resource_id=resource_id)
+        update_cloud_service(self.store, doc, given, CUSTOM)
         return to_msg(presented(doc), cloud_service_pb2.CloudServiceInfo)
 
     @rpc("CloudService.delete")
     def delete(self, request: cloud_service_pb2.CloudServiceRequest, claims: Claims) -> empty_pb2.Empty:
         doc = self._load_live(request.cloud_service_id, claims)
-        doc["state"] = DELETED
-        doc["deleted_at"] = now_iso()
-        self.store.replace(CLOUD_SERVICES, doc["cloud_service_id"], doc, DELETED,
-                           ref_resource_id=(doc.get("reference") or {}).get("resource_id"))
+        mark_deleted(self.store, doc)
+        # inventory CloudServiceService.delete_resource(): "Cascade Delete Collection State"
+        self.store.delete_collection_states([doc["cloud_service_id"]])
         return empty_pb2.Empty()
 
     @rpc("CloudService.get")
@@ -221,24 +269,10 @@ class CloudServiceTypeService(cloud_service_type_pb2_grpc.CloudServiceTypeServic
                claims: Claims) -> cloud_service_type_pb2.CloudServiceTypeInfo:
         doc = to_dict(request, with_defaults=True)
         require(doc, "name", "provider", "group")
-        key = f"{doc['provider']}.{doc['group']}.{doc['name']}"
-        now = now_iso()
-        workspace_id = _workspace(claims, self.backend)
-        doc = {
-            "cloud_service_type_id": new_id("cloud-svc-type"),
-            "cloud_service_type_key": key,
-            "metadata": {},
-            "tags": {},
-            "labels": [],
-            **doc,
-            "domain_id": claims.domain_id,
-            "workspace_id": workspace_id,
-            "created_at": now,
-            "updated_at": now,
-        }
+        doc, ukey = new_cloud_service_type(doc, claims.domain_id, _workspace(claims, self.backend))
+        key = doc["cloud_service_type_key"]
         try:
-            self.store.insert(CLOUD_SERVICE_TYPES, doc["cloud_service_type_id"], doc,
-                              ukey=f"{claims.domain_id}|{workspace_id}|{key}")
+            self.store.insert(CLOUD_SERVICE_TYPES, doc["cloud_service_type_id"], doc, ukey=ukey)
         except DuplicateKey:
             raise errors.already_exists("cloud_service_type_key", key) from None
         return to_msg(doc, cloud_service_type_pb2.CloudServiceTypeInfo)
@@ -299,21 +333,10 @@ class RegionService(region_pb2_grpc.RegionServicer):
     def create(self, request: region_pb2.CreateRegionRequest, claims: Claims) -> region_pb2.RegionInfo:
         doc = to_dict(request, with_defaults=True)
         require(doc, "name", "region_code", "provider")
-        key = f"{doc['provider']}.{doc['region_code']}"
-        now = now_iso()
-        workspace_id = _workspace(claims, self.backend)
-        doc = {
-            "region_id": new_id("region"),
-            "region_key": key,
-            "tags": {},
-            **doc,
-            "domain_id": claims.domain_id,
-            "workspace_id": workspace_id,
-            "created_at": now,
-            "updated_at": now,
-        }
+        doc, ukey = new_region(doc, claims.domain_id, _workspace(claims, self.backend))
+        key = doc["region_key"]
         try:
-            self.store.insert(REGIONS, doc["region_id"], doc, ukey=f"{claims.domain_id}|{workspace_id}|{key}")
+            self.store.insert(REGIONS, doc["region_id"], doc, ukey=ukey)
         except DuplicateKey:
             raise errors.already_exists("region_key", key) from None
         return to_msg(doc, region_pb2.RegionInfo)

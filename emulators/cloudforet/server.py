@@ -25,6 +25,9 @@ from spaceone.api.identity.v2 import (
 from spaceone.api.inventory.v1 import (
     cloud_service_pb2_grpc,
     cloud_service_type_pb2_grpc,
+    collector_pb2_grpc,
+    job_pb2_grpc,
+    job_task_pb2_grpc,
     metric_data_pb2_grpc,
     metric_pb2_grpc,
     namespace_pb2_grpc,
@@ -39,6 +42,8 @@ from spaceone.api.secret.v1 import secret_pb2_grpc
 
 from . import auth
 from .base import Backend
+from .collecting import CollectorJobs
+from .collector_service import CollectorService, JobService, JobTaskService
 from .config import EmulatorConfig
 from .cost_analyze import CostAnalysisCostService
 from .cost_datasource_service import CostDataSourceService
@@ -89,6 +94,7 @@ class CloudForetEmulator:
         self._server: grpc.Server | None = None
         self._executor: futures.ThreadPoolExecutor | None = None
         self._plugins: PluginStore | None = None
+        self._jobs: CollectorJobs | None = None
         self.per_service = per_service
         self.service_ports: dict[str, int] = {}  # service -> port of its own server (per_service)
         self._service_servers: list[grpc.Server] = []
@@ -123,6 +129,13 @@ class CloudForetEmulator:
         return self.backend.store
 
     @property
+    def collector_jobs(self) -> CollectorJobs:
+        """The collector jobs (tests wait on ``collector_jobs.wait(job_id)``)."""
+        if self._jobs is None:
+            raise RuntimeError("emulator is not started")
+        return self._jobs
+
+    @property
     def signer(self) -> auth.TokenSigner:
         """The token signer, e.g. for tests that need an expired token."""
         return self.backend.signer
@@ -136,6 +149,10 @@ class CloudForetEmulator:
             self.faults.attach(self)
         executor = futures.ThreadPoolExecutor(max_workers=self.max_workers, thread_name_prefix="cloudforet-emu")
         plugins = PluginStore(backend.store, self.config.secrets, self.config.domain_id)
+        # the repository's plugins and the plugin service's look-up, shared by every service that calls plugins
+        self._repository = PluginRepository(backend)
+        self.plugin_endpoints = PluginEndpoints(backend, self._repository)
+        self._jobs = CollectorJobs(backend, self.config.collector_workers, self.plugin_endpoints)
         services = self._services(backend, plugins)
         server = grpc.server(executor)
         for servicers in services.values():
@@ -149,11 +166,13 @@ class CloudForetEmulator:
                 bound = server.add_insecure_port(address)
         except RuntimeError:
             executor.shutdown(wait=False)
+            self.collector_jobs.close()
             plugins.close()
             backend.store.close()
             raise
         if not bound:
             executor.shutdown(wait=False)
+            self.collector_jobs.close()
             plugins.close()
             backend.store.close()
             raise RuntimeError(f"could not bind {address}")
@@ -167,9 +186,7 @@ class CloudForetEmulator:
 
     def _services(self, backend: Backend, plugins: PluginStore) -> dict[str, list]:
         """Each service's servicers, keyed as ``cloudforet.endpoints`` keys."""
-        repository = PluginRepository(backend)
-        endpoints = PluginEndpoints(backend, repository)
-        self.plugin_endpoints = endpoints  # the plugin service's look-up, for services added beside these
+        repository, endpoints = self._repository, self.plugin_endpoints
         return {
             "identity": [(token_pb2_grpc.add_TokenServicer_to_server, TokenService(backend)),
                          (service_account_pb2_grpc.add_ServiceAccountServicer_to_server,
@@ -184,6 +201,10 @@ class CloudForetEmulator:
                           (cloud_service_type_pb2_grpc.add_CloudServiceTypeServicer_to_server,
                            CloudServiceTypeService(backend)),
                           (region_pb2_grpc.add_RegionServicer_to_server, RegionService(backend)),
+                          (collector_pb2_grpc.add_CollectorServicer_to_server,
+                           CollectorService(backend, self.collector_jobs, endpoints)),
+                          (job_pb2_grpc.add_JobServicer_to_server, JobService(backend)),
+                          (job_task_pb2_grpc.add_JobTaskServicer_to_server, JobTaskService(backend)),
                           # Metric Explorer
                           (namespace_pb2_grpc.add_NamespaceServicer_to_server, NamespaceService(backend)),
                           (metric_pb2_grpc.add_MetricServicer_to_server, MetricService(backend)),
@@ -230,6 +251,9 @@ class CloudForetEmulator:
             server.stop(grace).wait()
         if executor is not None:
             executor.shutdown(wait=True)  # no handler may touch the store after it is closed
+        if self._jobs is not None:
+            self._jobs.close()  # nor a collector job
+            self._jobs = None
         if self._plugins is not None:
             self._plugins.close()
             self._plugins = None

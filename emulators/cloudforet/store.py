@@ -24,6 +24,9 @@ PROVIDERS = "providers"
 SCHEMAS = "schemas"
 SERVICE_ACCOUNTS = "service_accounts"
 SECRETS = "secrets"
+COLLECTORS = "collectors"
+JOBS = "jobs"
+JOB_TASKS = "job_tasks"
 # inventory's Metric Explorer: namespaces and metrics (unique per domain), the data a metric run writes
 NAMESPACES = "namespaces"
 METRICS = "metrics"
@@ -49,6 +52,15 @@ CREATE TABLE IF NOT EXISTS {SCHEMAS} (id TEXT PRIMARY KEY, state TEXT, ukey TEXT
 CREATE TABLE IF NOT EXISTS {SERVICE_ACCOUNTS} (
     id TEXT PRIMARY KEY, state TEXT, ukey TEXT UNIQUE, doc TEXT NOT NULL);
 CREATE TABLE IF NOT EXISTS {SECRETS} (id TEXT PRIMARY KEY, state TEXT, doc TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS {COLLECTORS} (id TEXT PRIMARY KEY, state TEXT, doc TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS {JOBS} (id TEXT PRIMARY KEY, state TEXT, doc TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS {JOB_TASKS} (id TEXT PRIMARY KEY, state TEXT, doc TEXT NOT NULL);
+-- inventory model/collection_state_model.py CollectionState: which collector and secret last saw a cloud service
+CREATE TABLE IF NOT EXISTS collection_states (
+    collector_id TEXT NOT NULL, secret_id TEXT NOT NULL, cloud_service_id TEXT NOT NULL, job_task_id TEXT,
+    disconnected_count INTEGER NOT NULL DEFAULT 0, domain_id TEXT, updated_at REAL NOT NULL,
+    PRIMARY KEY (collector_id, secret_id, cloud_service_id));
+CREATE INDEX IF NOT EXISTS idx_collection_states_cs ON collection_states (cloud_service_id);
 CREATE TABLE IF NOT EXISTS {NAMESPACES} (id TEXT PRIMARY KEY, state TEXT, ukey TEXT UNIQUE, doc TEXT NOT NULL);
 CREATE TABLE IF NOT EXISTS {METRICS} (id TEXT PRIMARY KEY, state TEXT, ukey TEXT UNIQUE, doc TEXT NOT NULL);
 CREATE TABLE IF NOT EXISTS {METRIC_DATA} (id TEXT PRIMARY KEY, state TEXT, doc TEXT NOT NULL);
@@ -216,6 +228,10 @@ class Store:
         rows.sort(key=lambda r: r[0])
         return [_loads(r[1]) for r in rows]
 
+    def get_many(self, collection: str, doc_ids: Iterable[str]) -> list[dict]:
+        """The documents with these ids (those that exist), in insertion order."""
+        return self._where_in(f"SELECT rowid, doc FROM {collection} WHERE id IN ({{marks}})", doc_ids)
+
     def cloud_services_by_ref(self, resource_ids: Iterable[Any], include_deleted: bool = True) -> list[dict]:
         """Cloud services whose ``reference.resource_id`` is one of ``resource_ids`` (indexed)."""
         state_sql = "" if include_deleted else f" AND state IS NOT '{DELETED}'"
@@ -226,6 +242,63 @@ class Store:
         """Costs whose ``resource`` is one of ``resources`` (expression index)."""
         return self._where_in(f"SELECT rowid, doc FROM {COSTS} WHERE json_extract(doc, '$.resource') IN ({{marks}})",
                               resources)
+
+    # -- collection states (inventory manager/collection_state_manager.py) -----
+    def touch_collection_state(self, collector_id: str, secret_id: str, cloud_service_id: str, job_task_id: str,
+                               domain_id: str, now: float) -> None:
+        """create_collection_state, or reset_collection_state (disconnected_count 0, this task, updated now)."""
+        with self._lock:
+            self._conn.execute(
+                "INSERT INTO collection_states (collector_id, secret_id, cloud_service_id, job_task_id, "
+                "disconnected_count, domain_id, updated_at) VALUES (?, ?, ?, ?, 0, ?, ?) "
+                "ON CONFLICT (collector_id, secret_id, cloud_service_id) DO UPDATE SET "
+                "job_task_id = excluded.job_task_id, disconnected_count = 0, updated_at = excluded.updated_at",
+                (collector_id, secret_id, cloud_service_id, job_task_id, domain_id, now))
+
+    def disconnect_collection_states(self, collector_id: str, secret_id: str, job_task_id: str, domain_id: str,
+                                     older_than: float) -> int:
+        """cleanup_manager _increment_disconnected_count_by_collector: every state of the collector and
+        secret not touched by ``job_task_id`` and updated before ``older_than`` gets disconnected_count + 1
+        (a raw increment: its updated_at stays); returns how many."""
+        with self._lock:
+            cur = self._conn.execute(
+                "UPDATE collection_states SET disconnected_count = disconnected_count + 1 WHERE collector_id = ? "
+                "AND secret_id = ? AND (job_task_id IS NOT ? ) AND domain_id = ? AND updated_at < ?",
+                (collector_id, secret_id, job_task_id, domain_id, older_than))
+            return cur.rowcount
+
+    def disconnected_cloud_services(self, collector_id: str, domain_id: str, at_least: int) -> list[str]:
+        """cleanup_manager _delete_resources_by_collector: the cloud services of the collector's states
+        at ``disconnected_count >= at_least`` (any secret)."""
+        with self._lock:
+            rows = self._conn.execute(
+                "SELECT DISTINCT cloud_service_id FROM collection_states WHERE collector_id = ? AND domain_id = ? "
+                "AND disconnected_count >= ?", (collector_id, domain_id, at_least)).fetchall()
+        return [r[0] for r in rows]
+
+    def delete_collection_states(self, cloud_service_ids: Iterable[str] = (), collector_id: str | None = None) -> None:
+        """Of these cloud services (deleted ones), or of a collector (Collector.delete)."""
+        with self._lock:
+            if collector_id is not None:
+                self._conn.execute("DELETE FROM collection_states WHERE collector_id = ?", (collector_id,))
+            ids = list(cloud_service_ids)
+            for start in range(0, len(ids), _IN_CHUNK):
+                chunk = ids[start:start + _IN_CHUNK]
+                self._conn.execute(f"DELETE FROM collection_states WHERE cloud_service_id IN "
+                                   f"({','.join('?' * len(chunk))})", chunk)
+
+    def collection_states(self, collector_id: str | None = None) -> list[dict]:
+        """The states as rows (tests and the demo read them)."""
+        sql = ("SELECT collector_id, secret_id, cloud_service_id, job_task_id, disconnected_count, domain_id, "
+               "updated_at FROM collection_states")
+        args: tuple = ()
+        if collector_id is not None:
+            sql, args = sql + " WHERE collector_id = ?", (collector_id,)
+        keys = ("collector_id", "secret_id", "cloud_service_id", "job_task_id", "disconnected_count", "domain_id",
+                "updated_at")
+        with self._lock:
+            rows = self._conn.execute(sql + " ORDER BY rowid", args).fetchall()
+        return [dict(zip(keys, r)) for r in rows]
 
     # -- read helpers for tests ----------------------------------------------
     def cloud_services(self, include_deleted: bool = False) -> list[dict]:

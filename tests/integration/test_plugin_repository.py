@@ -179,7 +179,7 @@ def test_monitoring_register_takes_a_repository_plugin_as_the_real_service_does(
         assert err.details() == "ERROR_REQUIRED_PARAMETER: key = plugin_info.[secret_id | provider]"
         info = MessageToDict(stub.register(request, metadata=domain_admin_md(emu)), preserving_proto_field_name=True)
         assert info["monitoring_type"] == "METRIC" and info["provider"] == "nutanix"
-        assert info["capability"]["supported_schema"] == ["nutanix_prism_central"]
+        assert info["capability"]["supported_schema"] == ["nutanix-secret-prism-central"]  # the SECRET schema
         assert info["plugin_info"]["version"] == "0.3.0" and info["plugin_info"]["secret_id"] == MON_SECRET_ID
         assert info["plugin_info"]["metadata"]["required_keys"] == ["reference"]
         err = rpc_error(lambda: stub.register(request, metadata=domain_admin_md(emu)))
