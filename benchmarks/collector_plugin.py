@@ -170,7 +170,8 @@ def main(argv: list[str]) -> None:
     print(f"{'pipeline, first push-mode run':34} {pipeline['seconds']:8.1f} {pipeline['cloud_services']:15d} "
           f"{pipeline['cloud_services'] / pipeline['seconds']:8.0f}   (process wall {pipeline['wall_s']:.1f} s)")
     print(f"pipeline / plugin: {pipeline['seconds'] / plugin['seconds']:.2f}x "
-          f"(first Prism call to last upsert){'' if plugin['cloud_services'] == pipeline['cloud_services'] else '  MISMATCH: the record counts differ'}")
+          "(first Prism call to last upsert)"
+          + ("" if plugin["cloud_services"] == pipeline["cloud_services"] else "  MISMATCH: the record counts differ"))
     if not args.keep:
         shutil.rmtree(work, ignore_errors=True)
 

@@ -85,6 +85,7 @@ class SetupRun:
     counts: Counter = field(default_factory=Counter)
     _clients: dict[str, CloudForetClient] = field(default_factory=dict)
     _secrets: list[str] = field(default_factory=list)  # values never to print
+    steps: list = field(default_factory=lambda: list(STEPS))  # what this setup runs (named in credential errors)
 
     # -- writes and reporting -------------------------------------------
     def write(self, call: str, shown: dict, do: Callable[[], Any], outcome: str) -> Any:
@@ -124,7 +125,7 @@ class SetupRun:
         return client
 
     def _needed_for(self, role: str) -> str:
-        return "; ".join(s.objects(self.config) for s in STEPS if s.role == role)
+        return "; ".join(s.objects(self.config) for s in self.steps if s.role == role)
 
     def _open(self, role: str, objects: str) -> CloudForetClient:
         cf = self.config.cloudforet
@@ -354,8 +355,9 @@ STEPS: list[Step] = [
 def run_setup(config: Config, *, dry_run: bool = False, update_secrets: bool = False,
               steps: list[Step] | None = None, out: Callable[[str], None] = print) -> Counter:
     """Every step in order; raises SetupError (nothing after the failing step is done)."""
-    ctx = SetupRun(config, dry_run=dry_run, update_secrets=update_secrets, out=out)
-    for step in STEPS if steps is None else steps:
+    ctx = SetupRun(config, dry_run=dry_run, update_secrets=update_secrets, out=out,
+                   steps=list(STEPS if steps is None else steps))
+    for step in ctx.steps:
         out(f"[{step.name}] ({step.role})")
         client = ctx.client(step)
         try:

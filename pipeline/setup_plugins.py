@@ -78,8 +78,11 @@ def ensure_plugins(ctx: SetupRun, client: CloudForetClient) -> None:
             ctx.unchanged(f"plugin {wanted['plugin_id']} ({wanted['resource_type']})")
             continue
         request = ParseDict(wanted, plugin_pb2.RegisterPluginRequest())
-        ctx.write("Plugin.register", wanted, lambda r=request, w=wanted: client.call(
-            stub.register, r, f"Plugin.register({w['plugin_id']})"), "created")
+
+        def register(r: Any = request, plugin_id: str = wanted["plugin_id"]) -> Any:
+            return client.call(stub.register, r, f"Plugin.register({plugin_id})")
+
+        ctx.write("Plugin.register", wanted, register, "created")
 
 
 def monitoring_secret_id(ctx: SetupRun, client: CloudForetClient, options: PluginsOptions) -> str:

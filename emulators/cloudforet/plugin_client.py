@@ -48,10 +48,8 @@ import grpc
 from google.protobuf import descriptor_pool, json_format, message_factory
 from grpc_reflection.v1alpha.proto_reflection_descriptor_database import ProtoReflectionDescriptorDatabase
 
-from . import errors
 from .errors import ApiError
 
-ENDPOINT_OPTION = "endpoint"
 MAX_MESSAGE = 256 * 1024 * 1024  # SpaceConnector's max_message_length
 _OPTIONS = [("grpc.max_send_message_length", MAX_MESSAGE), ("grpc.max_receive_message_length", MAX_MESSAGE)]
 READY_TIMEOUT_S = 3  # pygrpc client(): channel_ready_future(...).result(timeout=3)
@@ -80,19 +78,6 @@ def channel_target(endpoint: str) -> str:
     if scheme != "grpc":
         raise grpc_connection_error(endpoint, f"unsupported scheme {scheme!r} (plugins serve plain grpc://)")
     return rest.rstrip("/")
-
-
-def endpoint_of(options: dict) -> str:
-    endpoint = str((options or {}).get(ENDPOINT_OPTION) or "")
-    if not endpoint:
-        raise errors.invalid("plugin_info.options.endpoint",
-                             "the emulator cannot deploy plugins: give the running plugin's HOST:PORT")
-    return endpoint
-
-
-def plugin_options(options: dict) -> dict:
-    """The options the plugin sees (the emulator's endpoint stand-in removed)."""
-    return {k: v for k, v in (options or {}).items() if k != ENDPOINT_OPTION}
 
 
 def _check_error(endpoint: str, exc: grpc.RpcError) -> PluginCallError:
@@ -219,14 +204,10 @@ class PluginClients:
                 client = self._clients[endpoint] = PluginConnector(endpoint, on_lost=self._drop)
             return client
 
-    def dispatch(self, options: dict, method: str, params: dict | None = None) -> dict | Iterator[dict]:
-        """Call ``method`` ("Service.verb") of the plugin a data source's ``plugin_info.options`` point at."""
-        return self.connect(endpoint_of(options)).dispatch(method, params)
-
     def _drop(self, client: PluginConnector) -> None:
         with self._lock:
             if self._clients.get(client.endpoint) is client:
                 del self._clients[client.endpoint]
 
 
-__all__ = ["PluginCallError", "PluginClients", "PluginConnector", "channel_target", "endpoint_of", "plugin_options"]
+__all__ = ["PluginCallError", "PluginClients", "PluginConnector", "channel_target"]

@@ -42,8 +42,8 @@ from emulators.prism.fleet import FleetSpec
 from pipeline.run import run
 from plugin.collector.server import CollectorPluginServer
 from plugin.collector.tasks import Runs
-from schemas.metric_explorer import metric_definitions, namespace_definition
 from plugin.images import IMAGES
+from schemas.metric_explorer import metric_definitions, namespace_definition
 from tests.helpers import (
     COLLECTED_AT,
     PRISM_PASSWORD,
@@ -94,7 +94,8 @@ class Rig:
         self.cloud_services = cloud_service_pb2_grpc.CloudServiceStub(self.channel)
         install_plugins(self.emu, {"collector": self.plugin.endpoint})
         request = collector_pb2.CreateCollectorRequest(
-            name="Nutanix", provider="nutanix", plugin_info=collector_pb2.PluginInfo(plugin_id=IMAGES["collector"].name))
+            name="Nutanix", provider="nutanix",
+            plugin_info=collector_pb2.PluginInfo(plugin_id=IMAGES["collector"].name))
         request.plugin_info.options.update(options or OPTIONS)
         self.collector = self.collectors.create(request, metadata=self.md)
 
