@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# ./run.sh          demo: emulated Prism Centrals + CloudForet, one collection, summary
+# ./run.sh          demo: emulated Prism Centrals + CloudForet; setup (twice: the second changes nothing),
+#                   one collection of the service accounts setup made, what CloudForet shows
 # ./run.sh replay   replay the demo's snapshot into a fresh CloudForet emulator
 # ./run.sh test     the whole test suite: tests/unit and tests/integration (tests/conformance is not part of it)
 # ./run.sh test unit         the fast tests alone (no emulators, no whole runs; under a minute)
@@ -122,20 +123,13 @@ readback() {  # readback DIR: what CloudForet shows, through its own read APIs
 }
 
 collector_job() {  # collector_job DIR: CloudForet's Inventory runs the collector plugin (Jobs, JobTasks)
-  local sub="$1/collector"
-  mkdir -p "$sub"
-  "$PY" -m emulators.collector_demo config --prism-ready "$1/prism.json" --out "$sub/cloudforet-config.yaml"
-  "$PY" -m emulators.cloudforet --db "$sub/cloudforet.sqlite" --port 0 --config "$sub/cloudforet-config.yaml" \
-      --ready-file "$sub/cloudforet.json" >"$sub/cloudforet.log" 2>&1 &
+  "$PY" -m plugin collector --port 0 --ready-file "$1/plugin-collector.json" >"$1/plugin-collector.log" 2>&1 &
   PIDS+=($!)
-  wait_for "$sub/cloudforet.json" "$!" "collector's CloudForet"
-  "$PY" -m plugin collector --port 0 --ready-file "$sub/plugin-collector.json" >"$sub/plugin-collector.log" 2>&1 &
-  PIDS+=($!)
-  wait_for "$sub/plugin-collector.json" "$!" "collector plugin"
+  wait_for "$1/plugin-collector.json" "$!" "collector plugin"
   echo
-  echo "== CloudForet's Inventory runs the collector plugin: Jobs and JobTasks (collector history) =="
-  "$PY" -m emulators.collector_demo run --cloudforet-ready "$sub/cloudforet.json" \
-      --plugin-ready "$sub/plugin-collector.json" --jobs 2
+  echo "== CloudForet's Inventory runs the collector plugin over setup's service accounts (collector history) =="
+  "$PY" -m emulators.collector_demo --cloudforet-ready "$1/cloudforet.json" --plugin-ready "$1/plugin-collector.json" \
+      --prism-ready "$1/prism.json" --jobs 2
 }
 
 demo() {
@@ -150,8 +144,14 @@ demo() {
       --out "$dir" > "$dir/env.sh"
   # shellcheck disable=SC1091
   . "$dir/env.sh"
+  echo "== python -m pipeline setup (provider, schemas, a service account per Prism Central, types, Metric Explorer) =="
+  "$PY" -m pipeline setup --config "$dir/config.yaml"
+  echo "== python -m pipeline setup, again =="
+  "$PY" -m pipeline setup --config "$dir/config.yaml"
+  echo "== python -m pipeline (accounts_from: service_accounts) =="
   "$PY" -m pipeline --config "$dir/config.yaml" "$@"
   readback "$dir"
+  "$PY" -m emulators.showcase --cloudforet-ready "$dir/cloudforet.json"
   collector_job "$dir"
 }
 

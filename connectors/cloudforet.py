@@ -25,6 +25,11 @@ from spaceone.api.identity.v2 import (
     endpoint_pb2_grpc,
     project_pb2,
     project_pb2_grpc,
+    provider_pb2,
+    provider_pb2_grpc,
+    schema_pb2,
+    schema_pb2_grpc,
+    service_account_pb2,
     service_account_pb2_grpc,
     token_pb2,
     token_pb2_grpc,
@@ -396,12 +401,30 @@ _STUBS: dict[str, tuple[str, Callable]] = {
     "service_account": ("identity", service_account_pb2_grpc.ServiceAccountStub),
     "endpoint": ("identity", endpoint_pb2_grpc.EndpointStub),
     "project": ("identity", project_pb2_grpc.ProjectStub),
+    "provider": ("identity", provider_pb2_grpc.ProviderStub),
+    "schema": ("identity", schema_pb2_grpc.SchemaStub),
 }
 _SERVICE_OF_RESOURCE = {"CloudService": "inventory", "CloudServiceType": "inventory", "Region": "inventory",
                         "Namespace": "inventory", "Metric": "inventory", "MetricData": "inventory",
                         "Cost": "cost_analysis", "Notification": "notification", "Secret": "secret",
                         "ServiceAccount": "identity", "Token": "identity", "Endpoint": "identity",
-                        "Project": "identity"}
+                        "Project": "identity", "Provider": "identity", "Schema": "identity"}
+
+
+def _provider_request(message: Callable, fields: dict):
+    """Only the fields given: an update must not blank what it does not name."""
+    kwargs: dict[str, Any] = {k: fields[k] for k in ("provider", "name", "alias", "color", "icon") if k in fields}
+    if "order" in fields:
+        kwargs["order"] = int(fields["order"])
+    kwargs.update({k: to_struct(fields[k]) for k in ("options", "tags") if k in fields})
+    return message(**kwargs)
+
+
+def _schema_request(message: Callable, fields: dict):
+    kwargs: dict[str, Any] = {k: fields[k] for k in ("schema_id", "name", "schema_type", "provider",
+                                                     "related_schemas") if k in fields}
+    kwargs.update({k: to_struct(fields[k]) for k in ("schema", "options", "tags") if k in fields})
+    return message(**kwargs)
 
 
 def service_of(what: str) -> str:
@@ -539,6 +562,72 @@ class CloudForetClient:
         """identity ``Project.get``: what cost-analysis 2.0.108 ``CostService.create`` checks ``project_id`` with."""
         return to_dict(self.call(self.project.get, project_pb2.ProjectRequest(project_id=project_id),
                                  f"Project.get({project_id})"))
+
+    # -- identity objects of a provider (python -m pipeline setup) ----------
+    def _get_or_none(self, method: Callable, request, what: str) -> dict | None:
+        try:
+            return to_dict(self.call(method, request, what))
+        except CloudForetError as err:
+            if err.code == "NOT_FOUND":
+                return None
+            raise
+
+    def get_provider(self, provider: str) -> dict | None:
+        """identity.v2 ``Provider.get``; None when the domain has no such provider."""
+        return self._get_or_none(self.provider.get, provider_pb2.ProviderRequest(provider=provider),
+                                 f"Provider.get({provider})")
+
+    def create_provider(self, fields: dict) -> dict:
+        return to_dict(self.call(self.provider.create, _provider_request(provider_pb2.CreateProviderRequest, fields),
+                                 f"Provider.create({fields['provider']})"))
+
+    def update_provider(self, fields: dict) -> dict:
+        return to_dict(self.call(self.provider.update, _provider_request(provider_pb2.UpdateProviderRequest, fields),
+                                 f"Provider.update({fields['provider']})"))
+
+    def get_schema(self, schema_id: str) -> dict | None:
+        """identity.v2 ``Schema.get``; None when the domain has no such schema."""
+        return self._get_or_none(self.schema.get, schema_pb2.SchemaRequest(schema_id=schema_id),
+                                 f"Schema.get({schema_id})")
+
+    def create_schema(self, fields: dict) -> dict:
+        return to_dict(self.call(self.schema.create, _schema_request(schema_pb2.CreateSchemaRequest, fields),
+                                 f"Schema.create({fields['schema_id']})"))
+
+    def update_schema(self, fields: dict) -> dict:
+        """identity SchemaService.update: name, schema, related_schemas, options, tags (not the type or provider)."""
+        fields = {k: v for k, v in fields.items() if k not in ("schema_type", "provider")}
+        return to_dict(self.call(self.schema.update, _schema_request(schema_pb2.UpdateSchemaRequest, fields),
+                                 f"Schema.update({fields['schema_id']})"))
+
+    def list_service_accounts(self, provider: str, project_id: str = "", state: str = "") -> list[dict]:
+        """identity.v2 ``ServiceAccount.list`` of a provider (in the token's workspace), following pages."""
+        query_type = functools.partial(service_account_pb2.ServiceAccountSearchQuery, provider=provider,
+                                       project_id=project_id, state=state)
+        return self._list_all(self.service_account.list, query_type, "ServiceAccount.list", [], None, 1000)
+
+    def create_service_account(self, name: str, provider: str, data: dict, project_id: str,
+                               secret_schema_id: str = "", secret_data: dict | None = None,
+                               tags: dict | None = None) -> dict:
+        """identity ServiceAccountService.create: checks ``data`` against the provider's SERVICE_ACCOUNT
+        schema and ``secret_data`` against ``secret_schema_id``, then has the secret service create the
+        secret itself (WORKSPACE_OWNER or WORKSPACE_MEMBER)."""
+        req = service_account_pb2.CreateServiceAccountRequest(
+            name=name, provider=provider, data=to_struct(data), project_id=project_id,
+            secret_schema_id=secret_schema_id, tags=to_struct(tags))
+        if secret_data:
+            req.secret_data.CopyFrom(to_struct(secret_data))
+        return to_dict(self.call(self.service_account.create, req, f"ServiceAccount.create({name})"))
+
+    def update_service_account_secret(self, service_account_id: str, secret_schema_id: str,
+                                      secret_data: dict) -> dict:
+        """identity ServiceAccountService.update_secret_data: the old secret is deleted and a new one
+        created from ``secret_data`` (checked against the schema), its id set on the account."""
+        req = service_account_pb2.UpdateServiceAccountSecretRequest(
+            service_account_id=service_account_id, secret_schema_id=secret_schema_id,
+            secret_data=to_struct(secret_data))
+        return to_dict(self.call(self.service_account.update_secret_data, req,
+                                 f"ServiceAccount.update_secret_data({service_account_id})"))
 
     def token_claims(self) -> dict:
         """The current token's role (``rol``), workspace (``wid``) and owner type (``own``)."""

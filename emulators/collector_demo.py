@@ -1,11 +1,12 @@
 """The demo's collector job: CloudForet's Inventory runs the collector plugin, as operators see it.
 
-    python -m emulators.collector_demo config --prism-ready F --out FILE
-        writes an emulator config holding one service account (and its secret) per
-        demo Prism Central; the password comes from $PRISM_PASSWORD
-    python -m emulators.collector_demo run --cloudforet-ready F --plugin-ready F [--jobs N]
-        registers a Collector with the plugin's endpoint, runs N jobs and prints each
-        Job and its JobTasks as the console's collector history lists them
+    python -m emulators.collector_demo --cloudforet-ready F --plugin-ready F --prism-ready F [--jobs N]
+
+registers a Collector with the plugin's endpoint, runs N jobs over the service
+accounts ``pipeline setup`` made and prints each Job and its JobTasks as the
+console's collector history lists them. The plugin option ``account_names``
+names each Prism Central's records as the pipeline's config does, so the
+collector takes over the records the pipeline wrote (updated, not created again).
 
 Everything goes through the public API with the real stubs (Collector.create,
 Collector.collect, Job.get, JobTask.list, ServiceAccount.list). Collect is
@@ -16,12 +17,10 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import sys
 import time
 
 import grpc
-import yaml
 from spaceone.api.identity.v2 import service_account_pb2, service_account_pb2_grpc
 from spaceone.api.inventory.v1 import (
     collector_pb2,
@@ -36,16 +35,10 @@ PROVIDER = "nutanix"
 COLUMNS = ("SERVICE ACCOUNT", "STATUS", "CREATED", "UPDATED", "FAILURE", "DELETED", "DISCONNECTED")
 
 
-def emulator_config(prism: dict, password: str) -> dict:
-    pcs = prism["prism_centrals"]
-    return {
-        "secrets": {f"secret-{pc['name']}": {"nutanix_host": pc["host"], "nutanix_port": pc["port"], "scheme": "http",
-                                              "nutanix_username": "admin", "nutanix_password": password}
-                    for pc in pcs},
-        "service_accounts": [{"service_account_id": f"sa-{pc['name']}", "name": pc["name"], "provider": PROVIDER,
-                              "secret_id": f"secret-{pc['name']}", "data": {"prism_central": pc["name"]}}
-                             for pc in pcs],
-    }
+def account_names(prism: dict) -> dict[str, str]:
+    """Prism Central address (as the plugin names it: host, and :port when not 9440) -> the config's name."""
+    return {(pc["host"] if int(pc["port"]) == 9440 else f"{pc['host']}:{pc['port']}"): pc["name"]
+            for pc in prism["prism_centrals"]}
 
 
 def job_table(job: job_pb2.JobInfo, tasks: list, names: dict[str, str]) -> str:
@@ -66,7 +59,8 @@ def job_table(job: job_pb2.JobInfo, tasks: list, names: dict[str, str]) -> str:
     return "\n".join(lines)
 
 
-def run(cloudforet: dict, plugin_endpoint: str, jobs: int, timeout_s: float = 300.0) -> int:
+def run(cloudforet: dict, plugin_endpoint: str, names_by_address: dict[str, str], jobs: int,
+        timeout_s: float = 300.0) -> int:
     token = next(iter(cloudforet["app_tokens"].values()))
     md = (("token", token),)
     channel = grpc.insecure_channel(cloudforet["endpoint"])
@@ -75,7 +69,8 @@ def run(cloudforet: dict, plugin_endpoint: str, jobs: int, timeout_s: float = 30
         name="Nutanix Prism Central", provider=PROVIDER,
         plugin_info=collector_pb2.PluginInfo(plugin_id="plugin-nutanix-inven-collector", version="1.0"),
         schedule=collector_pb2.Scheduled(state=collector_pb2.Scheduled.ENABLED, hours=[2, 14]))
-    request.plugin_info.options.update({"endpoint": plugin_endpoint, "vms_per_task": 100})
+    request.plugin_info.options.update({"endpoint": plugin_endpoint, "vms_per_task": 100,
+                                        "account_names": names_by_address})
     collector = collectors.create(request, metadata=md)
     accounts = service_account_pb2_grpc.ServiceAccountStub(channel).list(
         service_account_pb2.ServiceAccountSearchQuery(provider=PROVIDER), metadata=md).results
@@ -99,30 +94,17 @@ def run(cloudforet: dict, plugin_endpoint: str, jobs: int, timeout_s: float = 30
 
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(prog="python -m emulators.collector_demo", description=__doc__.splitlines()[0])
-    sub = ap.add_subparsers(dest="command", required=True)
-    cfg = sub.add_parser("config")
-    cfg.add_argument("--prism-ready", required=True)
-    cfg.add_argument("--out", required=True)
-    go = sub.add_parser("run")
-    go.add_argument("--cloudforet-ready", required=True)
-    go.add_argument("--plugin-ready", required=True)
-    go.add_argument("--jobs", type=int, default=2)
+    ap.add_argument("--cloudforet-ready", required=True)
+    ap.add_argument("--plugin-ready", required=True)
+    ap.add_argument("--prism-ready", required=True)
+    ap.add_argument("--jobs", type=int, default=2)
     args = ap.parse_args(argv)
-    if args.command == "config":
-        password = os.environ.get("PRISM_PASSWORD", "")
-        if not password:
-            ap.error("export PRISM_PASSWORD (the demo Prism Centrals' password) first")
-        with open(args.prism_ready) as fh:
-            config = emulator_config(json.load(fh), password)
-        fd = os.open(args.out, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)  # it holds the secrets
-        with os.fdopen(fd, "w") as fh:
-            yaml.safe_dump(config, fh, sort_keys=False)
-        return 0
-    with open(args.cloudforet_ready) as fh:
-        cloudforet = json.load(fh)
-    with open(args.plugin_ready) as fh:
-        plugin = json.load(fh)
-    return run(cloudforet, plugin["endpoint"], args.jobs)
+    ready = {}
+    for key in ("cloudforet_ready", "plugin_ready", "prism_ready"):
+        with open(getattr(args, key)) as fh:
+            ready[key] = json.load(fh)
+    return run(ready["cloudforet_ready"], ready["plugin_ready"]["endpoint"], account_names(ready["prism_ready"]),
+               args.jobs)
 
 
 if __name__ == "__main__":

@@ -75,6 +75,19 @@ ROLE_RULES: dict[str, tuple[str, ...]] = {
     # python-core's SpaceONEAuthorizationHandler._check_role_type refuses to APP owners
     # and filters to the calling user (authorization.set_user_id).
     "Notification.list": USER_ONLY,
+    # spaceone-identity 2.0.227 service/provider_service.py, schema_service.py and
+    # service_account_service.py: each method's @transaction(role_types=...)
+    "Provider.create": ("DOMAIN_ADMIN",),
+    "Provider.update": ("DOMAIN_ADMIN",),
+    "Provider.get": _READERS,
+    "Provider.list": _READERS,
+    "Schema.create": ("DOMAIN_ADMIN",),
+    "Schema.update": ("DOMAIN_ADMIN",),
+    "Schema.get": _READERS,
+    "Schema.list": _READERS,
+    "ServiceAccount.create": _OWNER_MEMBER,
+    "ServiceAccount.update": _OWNER_MEMBER,
+    "ServiceAccount.update_secret_data": _READERS,
     "ServiceAccount.list": _READERS,
     "ServiceAccount.get": _READERS,
     # Data-source plugins (DataSource exists in both services, hence the prefixes).

@@ -54,6 +54,7 @@ from .inventory_service import (
     update_cloud_service,
 )
 from .plugin_client import endpoint_of, plugin_options
+from .secret_service import secret_data
 from .metric_explorer_service import labels_info
 from .store import (
     CLOUD_SERVICE_TYPES,
@@ -83,19 +84,22 @@ def iso(t: float) -> str:
 
 def provider_secrets(backend: Backend, provider: str, secret_id: str = "") -> list[dict]:
     """The secrets of a provider's service accounts, as ``_get_secret_ids_from_filter`` and
-    ``SecretManager.get_secret`` / ``get_secret_data`` find them (the one place that knows where
-    the emulator keeps service accounts and secrets)."""
+    ``SecretManager.get_secret`` / ``get_secret_data`` find them: the emulated identity's service
+    accounts (the configuration's and those ServiceAccount.create made) and their secrets."""
     cfg = backend.config
     out = []
-    for sa in cfg.service_accounts:
+    for sa in backend.store.service_accounts():
         sid = sa.get("secret_id")
-        if sa.get("provider") != provider or not sid or sid not in cfg.secrets:
+        if sa.get("provider") != provider or not sid or sa.get("state", "ACTIVE") != "ACTIVE":
             continue
         if secret_id and sid != secret_id:
             continue
+        data = secret_data(backend, sid)
+        if data is None:
+            continue
         out.append({"secret_id": sid, "service_account_id": sa.get("service_account_id", ""),
                     "project_id": sa.get("project_id", ""), "workspace_id": sa.get("workspace_id") or cfg.workspace_id,
-                    "provider": provider, "data": dict(cfg.secrets[sid])})
+                    "provider": provider, "data": dict(data)})
     return out
 
 

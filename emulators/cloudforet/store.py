@@ -23,6 +23,10 @@ NOTIFICATIONS = "notifications"
 COLLECTORS = "collectors"
 JOBS = "jobs"
 JOB_TASKS = "job_tasks"
+PROVIDERS = "providers"
+SCHEMAS = "schemas"
+SERVICE_ACCOUNTS = "service_accounts"
+SECRETS = "secrets"
 # inventory's Metric Explorer: namespaces and metrics (unique per domain), the data a metric run writes
 NAMESPACES = "namespaces"
 METRICS = "metrics"
@@ -52,6 +56,11 @@ CREATE TABLE IF NOT EXISTS collection_states (
     disconnected_count INTEGER NOT NULL DEFAULT 0, domain_id TEXT, updated_at REAL NOT NULL,
     PRIMARY KEY (collector_id, secret_id, cloud_service_id));
 CREATE INDEX IF NOT EXISTS idx_collection_states_cs ON collection_states (cloud_service_id);
+CREATE TABLE IF NOT EXISTS {PROVIDERS} (id TEXT PRIMARY KEY, state TEXT, ukey TEXT UNIQUE, doc TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS {SCHEMAS} (id TEXT PRIMARY KEY, state TEXT, ukey TEXT UNIQUE, doc TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS {SERVICE_ACCOUNTS} (
+    id TEXT PRIMARY KEY, state TEXT, ukey TEXT UNIQUE, doc TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS {SECRETS} (id TEXT PRIMARY KEY, state TEXT, doc TEXT NOT NULL);
 CREATE TABLE IF NOT EXISTS {NAMESPACES} (id TEXT PRIMARY KEY, state TEXT, ukey TEXT UNIQUE, doc TEXT NOT NULL);
 CREATE TABLE IF NOT EXISTS {METRICS} (id TEXT PRIMARY KEY, state TEXT, ukey TEXT UNIQUE, doc TEXT NOT NULL);
 CREATE TABLE IF NOT EXISTS {METRIC_DATA} (id TEXT PRIMARY KEY, state TEXT, doc TEXT NOT NULL);
@@ -306,6 +315,18 @@ class Store:
 
     def notifications(self) -> list[dict]:
         return self.scan(NOTIFICATIONS)
+
+    def providers(self) -> list[dict]:
+        return self.scan(PROVIDERS)
+
+    def schemas(self) -> list[dict]:
+        return self.scan(SCHEMAS)
+
+    def service_accounts(self) -> list[dict]:
+        return self.scan(SERVICE_ACCOUNTS)
+
+    def secrets(self) -> list[dict]:
+        return self.scan(SECRETS)
 
     def metric_data(self) -> list[dict]:
         return self.scan(METRIC_DATA)

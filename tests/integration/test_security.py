@@ -354,6 +354,15 @@ RPCS: dict[str, tuple[Callable, Callable]] = {
         message=_struct({"title": "auth matrix"}), notification_type="INFO"))),
     "ServiceAccount.list": (service_account_pb2_grpc.ServiceAccountStub, lambda: ("list",
         service_account_pb2.ServiceAccountSearchQuery(provider="nutanix"))),
+    # python -m pipeline setup (identity ServiceAccountService: create WORKSPACE_OWNER/MEMBER,
+    # update_secret_data also DOMAIN_ADMIN; Provider and Schema writes: tests/integration/test_setup.py)
+    "ServiceAccount.create": (service_account_pb2_grpc.ServiceAccountStub, lambda: ("create",
+        service_account_pb2.CreateServiceAccountRequest(name="auth-matrix", provider="nutanix", data=_struct({}),
+                                                        project_id="project-nutanix"))),
+    "ServiceAccount.update_secret_data": (service_account_pb2_grpc.ServiceAccountStub, lambda: (
+        "update_secret_data", service_account_pb2.UpdateServiceAccountSecretRequest(
+            service_account_id="sa-nope", secret_schema_id="nutanix-secret-prism-central",
+            secret_data=_struct({"nutanix_host": "pc.local"})))),
 }
 OWNER_ONLY = ("CloudServiceType.create", "Region.create", "Cost.create", "Cost.delete")
 # The secret service's internal API: the real one excludes authentication and authorization
