@@ -53,9 +53,9 @@ from .inventory_service import (
     new_region,
     update_cloud_service,
 )
+from .metric_explorer_service import labels_info
 from .plugin_client import endpoint_of, plugin_options
 from .secret_service import secret_data
-from .metric_explorer_service import labels_info
 from .store import (
     CLOUD_SERVICE_TYPES,
     CLOUD_SERVICES,
@@ -202,7 +202,7 @@ class CollectorJobs:
             return
         status = "SUCCESS"
         try:
-            counts = self._upsert_all(resources, collector, job_id, job_task_id, secret)  # type: ignore[arg-type]
+            counts = self._upsert_all(resources, collector, job_id, job_task_id, secret)
             if counts["failure_count"] > 0:
                 status = "FAILURE"
         except Exception as exc:  # noqa: BLE001 - "upsert resources error" (a broken stream lands here)

@@ -135,7 +135,7 @@ class TaskFetch(FetchPages):
         try:
             self.start_bundle()
             for request in requests:
-                yield from cast(Iterable[pvalue.TaggedOutput], self.process(request) or ())
+                yield from self.process(request) or ()
             for out in self.finish_bundle() or ():  # TaggedOutputs of windowed values (in_global_window)
                 yield pvalue.TaggedOutput(out.tag, cast(WindowedValue, out.value).value)
         finally:

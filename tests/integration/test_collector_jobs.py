@@ -225,7 +225,7 @@ def test_a_malformed_entity_is_a_counted_failure_and_the_rest_is_written(rig):
             entity["spec"].pop("name", None)
         return entity
 
-    pc.vm_entity = vm_entity  # type: ignore[method-assign]
+    pc.vm_entity = vm_entity
     job, tasks = r.job()
     task = tasks[f"sa-{pc.name}"]
     assert counts(task) == ("FAILURE", written, 0, 1, 0, 0)
@@ -252,7 +252,7 @@ def test_a_category_changed_in_prism_reaches_the_provider_tags_and_a_console_tag
             entity["metadata"]["categories"] = {"Environment": "Prod", "Team": "payments"}
         return entity
 
-    pc.vm_entity = vm_entity  # type: ignore[method-assign]
+    pc.vm_entity = vm_entity
     r.clock.advance(2 * HOUR)
     r.job()
     got = MessageToDict(r.cloud_services.get(cloud_service_pb2.CloudServiceRequest(

@@ -42,14 +42,14 @@ def plugin():
 def vm_uuids(plugin: PluginConnector, secret: dict, task: dict) -> list[str]:
     infos = plugin.dispatch("Collector.collect", {"options": OPTIONS, "secret_data": secret, "filter": {},
                                                   "task_options": task})
-    return [i["resource"]["reference"]["resource_id"] for i in infos  # type: ignore[union-attr]
+    return [i["resource"]["reference"]["resource_id"] for i in infos
             if i.get("resource_type") == "inventory.CloudService" and i["resource"]["cloud_service_type"] == "Instance"]
 
 
 def test_reflection_lists_collector_and_job_and_init_answers_the_metadata(plugin):
     assert {k: sorted(v) for k, v in plugin.api_resources.items()} == {
         "Collector": ["collect", "init", "verify"], "Job": ["get_tasks"]}
-    metadata = plugin.dispatch("Collector.init", {"options": OPTIONS})["metadata"]  # type: ignore[index]
+    metadata = plugin.dispatch("Collector.init", {"options": OPTIONS})["metadata"]
     assert metadata["concurrency"] == 4
     assert "inventory.CloudService" in metadata["supported_resource_type"]
     assert "vms_per_task" in metadata["options_schema"]["properties"]
@@ -73,7 +73,7 @@ def test_verify_logs_in_to_prism_and_names_rejected_credentials_without_the_secr
 def test_a_vm_moving_between_ranges_during_a_run_is_neither_lost_nor_counted_twice(plugin, prism_servers):
     server = prism_servers(FleetSpec(seed=3, clusters=1, hosts_per_cluster=1, vms=60))[0]
     pc, secret = server.pc, secret_of(server)
-    tasks = [t["task_options"] for t in plugin.dispatch(  # type: ignore[index]
+    tasks = [t["task_options"] for t in plugin.dispatch(
         "Job.get_tasks", {"options": OPTIONS, "secret_data": secret})["tasks"]]
     vm_tasks = [t for t in tasks if t["part"] == "vms"]
     assert [t["offset"] for t in vm_tasks] == [0, 12, 24, 36, 48] and vm_tasks[-1]["last"]
