@@ -103,6 +103,25 @@ def provider_secrets(backend: Backend, provider: str, secret_id: str = "") -> li
     return out
 
 
+def selected(secrets: list[dict], secret_filter: dict) -> list[dict]:
+    """collector_service.py _make_secret_filter: an ENABLED secret_filter keeps the listed secrets and
+    service accounts and drops the excluded ones (``schemas``: the emulator keeps no secret schema ids)."""
+    if secret_filter.get("state") != "ENABLED":
+        return secrets
+    keep = []
+    for s in secrets:
+        if secret_filter.get("secrets") and s["secret_id"] not in secret_filter["secrets"]:
+            continue
+        if secret_filter.get("service_accounts") and s["service_account_id"] not in secret_filter["service_accounts"]:
+            continue
+        if s["secret_id"] in (secret_filter.get("exclude_secrets") or ()):
+            continue
+        if s["service_account_id"] in (secret_filter.get("exclude_service_accounts") or ()):
+            continue
+        keep.append(s)
+    return keep
+
+
 class CollectorJobs:
     """Jobs and JobTasks of one emulator: made by Collector.collect, run by a worker pool."""
 
@@ -126,7 +145,8 @@ class CollectorJobs:
         endpoint_of(options)  # no endpoint: INVALID_ARGUMENT before any job is made
         params = {"options": plugin_options(options)}
         tasks = []
-        for secret in provider_secrets(self.backend, collector.get("provider", ""), secret_id):
+        for secret in selected(provider_secrets(self.backend, collector.get("provider", ""), secret_id),
+                               collector.get("secret_filter") or {}):
             sub_tasks: list[dict] = []
             try:
                 answer = self.backend.plugin_clients.dispatch(options, "Job.get_tasks",
