@@ -71,8 +71,11 @@ def account_of(secret_data: dict, options: dict) -> Account:
     if not isinstance(names, dict):
         raise ValueError("option account_names must map a Prism Central address (host or host:port) to a name")
     name = str(names.get(address) or address or "nutanix")
+    ca_bundle = options.get("ca_bundle") or None  # a CA file in the plugin's container, for a private CA
+    if ca_bundle is not None and not isinstance(ca_bundle, str):
+        raise ValueError("option ca_bundle must be the path of a PEM file of the Prism Central's CA")
     # a CredentialError names the fields that are wrong, never their values
-    return Account(name, credentials_from_secret(AccountConfig(name=name, secret_id=SECRET_ID),
+    return Account(name, credentials_from_secret(AccountConfig(name=name, secret_id=SECRET_ID, ca_bundle=ca_bundle),
                                                  dict(secret_data or {})))
 
 

@@ -13,7 +13,9 @@ import pytest
 from google.protobuf.json_format import MessageToDict
 
 from emulators.cloudforet.plugin_client import PluginCallError, PluginConnector
-from emulators.prism.fleet import FleetSpec
+from emulators.prism.fleet import FleetSpec, generate_fleet
+from emulators.prism.server import PrismServer
+from emulators.tls import make_ca_and_server_cert, prism_ssl_context
 from plugin.collector.reading import account_of, open_client, prism_options
 from plugin.collector.resources import cloud_service_fields
 from plugin.collector.server import CollectorPluginServer
@@ -68,6 +70,17 @@ def test_verify_logs_in_to_prism_and_names_rejected_credentials_without_the_secr
     with pytest.raises(PluginCallError, match="nutanix_password"):  # not a Nutanix secret: the field named
         plugin.dispatch("Collector.verify", {"options": {}, "secret_data": {"nutanix_host": "h",
                                                                            "nutanix_username": "u"}})
+
+
+def test_verify_names_a_tls_failure_and_the_ca_bundle_option_fixes_it(plugin, tmp_path):
+    tls = make_ca_and_server_cert(tmp_path)
+    with PrismServer(generate_fleet(FleetSpec(vms=2))[0], password=PRISM_PASSWORD,
+                     ssl_context=prism_ssl_context(tls)) as server:
+        secret = {**secret_of(server), "scheme": "https"}
+        with pytest.raises(PluginCallError) as err:
+            plugin.dispatch("Collector.verify", {"options": {}, "secret_data": secret})
+        assert "TLS verification failed" in err.value.message and "ca_bundle" in err.value.message
+        plugin.dispatch("Collector.verify", {"options": {"ca_bundle": tls.ca_pem}, "secret_data": secret})
 
 
 def test_a_vm_moving_between_ranges_during_a_run_is_neither_lost_nor_counted_twice(plugin, prism_servers):
