@@ -20,7 +20,7 @@ account share its request budget.
 from __future__ import annotations
 
 import logging
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import ThreadPoolExecutor, as_completed
 from dataclasses import dataclass, field
 from typing import Any, Iterable, Iterator, cast
 
@@ -133,13 +133,18 @@ class TaskFetch(FetchPages):
         self.pool.shutdown(wait=False, cancel_futures=True)
 
     def run(self, requests: Iterable[PageRequest]) -> Iterator[pvalue.TaggedOutput]:
-        """Each page request's outputs (split_page's tagged outputs), as pages come in."""
+        """Each page request's outputs (split_page's tagged outputs), as pages come in: ``process``
+        keeps ``max_concurrency`` pages in flight and hands on the first done; the last ones are
+        handed on as each completes (``finish_bundle`` would wait for all of them first)."""
         self.setup()
         try:
             self.start_bundle()
             for request in requests:
                 yield from self.process(request) or ()
-            for out in self.finish_bundle() or ():  # TaggedOutputs of windowed values (in_global_window)
+            pending, self.pending = self.pending, set()
+            for future in as_completed(pending):
+                yield from self._outputs(future)
+            for out in self.finish_bundle() or ():  # nothing is left pending: none, in practice
                 yield pvalue.TaggedOutput(out.tag, cast(WindowedValue, out.value).value)
         finally:
             self.teardown()
