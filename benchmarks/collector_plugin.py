@@ -51,7 +51,7 @@ class StampedPrism(PrismServer):
     def mark(self) -> None:
         self.first_call: float | None = None
 
-    def _dispatch(self, method, raw_path, headers, body):  # type: ignore[no-untyped-def]
+    def _dispatch(self, method, raw_path, headers, body):
         if getattr(self, "first_call", 0) is None:
             self.first_call = time.time()
         return super()._dispatch(method, raw_path, headers, body)
@@ -151,7 +151,9 @@ def main(argv: list[str]) -> None:
     print(f"machine: {platform.machine()}, {os.cpu_count()} cores, Python {platform.python_version()}, "
           f"load average {os.getloadavg()[0]:.2f}")
     spec = FleetSpec(prism_centrals=2, clusters=4, hosts_per_cluster=4, vms=args.vms, disks_per_vm=2)
-    servers = [StampedPrism(pc, username="admin", password=PRISM_PASSWORD).start() for pc in generate_fleet(spec)]
+    servers = [StampedPrism(pc, username="admin", password=PRISM_PASSWORD) for pc in generate_fleet(spec)]
+    for s in servers:
+        s.start()
     # the pipeline's Prism settings (harness.write_config), as plugin options
     options = {"vms_per_task": args.vms_per_task, "page_size": 500, "max_requests_per_s": 50, "max_concurrency": 8}
     print(f"fleet: {args.vms} VMs over 2 Prism Centrals, 4 clusters x 4 hosts, 2 disks/VM; CloudForet latency "
@@ -169,9 +171,9 @@ def main(argv: list[str]) -> None:
           f"{plugin['cloud_services'] / plugin['seconds']:8.0f}   job {plugin['status']}")
     print(f"{'pipeline, first push-mode run':34} {pipeline['seconds']:8.1f} {pipeline['cloud_services']:15d} "
           f"{pipeline['cloud_services'] / pipeline['seconds']:8.0f}   (process wall {pipeline['wall_s']:.1f} s)")
-    print(f"pipeline / plugin: {pipeline['seconds'] / plugin['seconds']:.2f}x "
-          "(first Prism call to last upsert)"
-          + ("" if plugin["cloud_services"] == pipeline["cloud_services"] else "  MISMATCH: the record counts differ"))
+    same = plugin["cloud_services"] == pipeline["cloud_services"]
+    print(f"pipeline / plugin: {pipeline['seconds'] / plugin['seconds']:.2f}x (first Prism call to last upsert)"
+          f"{'' if same else '  MISMATCH: the record counts differ'}")
     if not args.keep:
         shutil.rmtree(work, ignore_errors=True)
 

@@ -6,7 +6,10 @@
     python -m emulators.collector_demo run --cloudforet-ready F [--jobs N]
         runs N jobs of the Collector ``python -m pipeline setup --plugins`` created (its
         plugin registered in the Repository, reached through the plugin service) and prints
-        each Job and its JobTasks as the console's collector history lists them
+        each Job and its JobTasks as the console's collector history lists them (setup gives
+        the Collector the plugin option ``account_names``, naming each Prism Central's records
+        as the pipeline's config does, so the collector takes over the records the pipeline
+        wrote: updated, not created again)
 
 Everything goes through the public API with the real stubs (Collector.list,
 Collector.collect, Job.get, JobTask.list, ServiceAccount.list). Collect is
@@ -17,12 +20,10 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import sys
 import time
 
 import grpc
-import yaml
 from spaceone.api.identity.v2 import service_account_pb2, service_account_pb2_grpc
 from spaceone.api.inventory.v1 import (
     collector_pb2,
@@ -38,16 +39,10 @@ from pipeline.plugin_definitions import COLLECTOR_NAME, PROVIDER
 COLUMNS = ("SERVICE ACCOUNT", "STATUS", "CREATED", "UPDATED", "FAILURE", "DELETED", "DISCONNECTED")
 
 
-def emulator_config(prism: dict, password: str) -> dict:
-    pcs = prism["prism_centrals"]
-    return {
-        "secrets": {f"secret-{pc['name']}": {"nutanix_host": pc["host"], "nutanix_port": pc["port"], "scheme": "http",
-                                              "nutanix_username": "admin", "nutanix_password": password}
-                    for pc in pcs},
-        "service_accounts": [{"service_account_id": f"sa-{pc['name']}", "name": pc["name"], "provider": PROVIDER,
-                              "secret_id": f"secret-{pc['name']}", "data": {"prism_central": pc["name"]}}
-                             for pc in pcs],
-    }
+def account_names(prism: dict) -> dict[str, str]:
+    """Prism Central address (as the plugin names it: host, and :port when not 9440) -> the config's name."""
+    return {(pc["host"] if int(pc["port"]) == 9440 else f"{pc['host']}:{pc['port']}"): pc["name"]
+            for pc in prism["prism_centrals"]}
 
 
 def job_table(job: job_pb2.JobInfo, tasks: list, names: dict[str, str]) -> str:

@@ -90,12 +90,21 @@ def plugin_registration(options: PluginsOptions, plugin: PluginImage) -> dict:
     }
 
 
-def collector_request(options: PluginsOptions, secret_schema_id: str) -> dict:
-    """inventory.v1 CreateCollectorRequest (in the workspace of the caller's token)."""
+def prism_address(host: str, port: int) -> str:
+    """A Prism Central's address as the collector plugin names it: host, and :port when not 9440."""
+    return host if int(port) == 9440 else f"{host}:{port}"
+
+
+def collector_request(options: PluginsOptions, secret_schema_id: str, account_names: dict[str, str] | None = None
+                      ) -> dict:
+    """inventory.v1 CreateCollectorRequest (in the workspace of the caller's token). ``account_names``
+    (Prism Central address -> the configuration's account name) becomes the plugin option of that name,
+    so the collector names each Prism Central's records as the pipeline does and takes them over."""
     return {
         "name": COLLECTOR_NAME,
         "provider": PROVIDER,
-        "plugin_info": options.plugin_info(IMAGES["collector"]),
+        "plugin_info": options.plugin_info(IMAGES["collector"],
+                                           {"account_names": dict(account_names)} if account_names else None),
         "schedule": {"state": "ENABLED", "hours": list(options.collector_hours)},
         "secret_filter": {"state": "ENABLED", "schemas": [secret_schema_id]},
         "resource_group": "WORKSPACE",

@@ -326,12 +326,11 @@ def ensure_metric_explorer(ctx: SetupRun, client: CloudForetClient) -> None:
     _report(ctx, "metric explorer", client.ensure_metric_explorer(namespace, metrics))
 
 
-def _report(ctx: SetupRun, what: str, counts: dict | int) -> None:
+def _report(ctx: SetupRun, what: str, counts: dict) -> None:
     """What an ``ensure_*`` of the client did: {created, updated, unchanged}."""
-    if isinstance(counts, int):  # an older client answered how many it created
-        counts = {"created": counts}
     for outcome in ("created", "updated", "unchanged"):
-        ctx.counts[outcome] += int(counts.get(outcome, 0))
+        if counts.get(outcome):
+            ctx.counts[outcome] += int(counts[outcome])
     ctx.out(f"  {what}: " + ", ".join(f"{int(counts.get(k, 0))} {k}" for k in ("created", "updated", "unchanged")))
 
 

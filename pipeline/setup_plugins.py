@@ -38,6 +38,7 @@ from pipeline.plugin_definitions import (
     cost_request,
     monitoring_request,
     plugin_registration,
+    prism_address,
 )
 from pipeline.setup import DOMAIN_ADMIN, WORKSPACE_OWNER, SetupError, SetupRun, Step
 from plugin.images import IMAGES
@@ -123,7 +124,8 @@ def ensure_collector(ctx: SetupRun, client: CloudForetClient) -> None:
     the repository and the plugin service and calls its init), or Collector.update of its schedule."""
     options = options_of(ctx.config)
     stub = _stub(client, "inventory", collector_pb2_grpc.CollectorStub)
-    wanted = collector_request(options, SECRET_SCHEMA_ID)
+    names = {prism_address(a.host, a.port): a.name for a in ctx.config.accounts if a.host}
+    wanted = collector_request(options, SECRET_SCHEMA_ID, names)
     held = client.call(stub.list, collector_pb2.CollectorQuery(name=COLLECTOR_NAME), "Collector.list").results
     if not held:
         request = ParseDict(wanted, collector_pb2.CreateCollectorRequest())

@@ -28,8 +28,8 @@ from .server import CostPluginServer, MonitoringPluginServer, store_root
 
 NO_PROTOCOL = ("name the plugin protocol to serve: `python -m plugin monitoring --port N --store DIR` "
                "(serves DIR/metrics), `python -m plugin cost --port M --store DIR` (serves DIR/costs) and "
-               "`python -m plugin collector --port K` (the inventory collector Inventory runs), one server each: "
-               "CloudForet binds plugin services by short name, so monitoring's and "
+               "`python -m plugin collector --port K` (the inventory collector Inventory runs), one server "
+               "each: CloudForet binds plugin services by short name, so monitoring's and "
                "cost's DataSource cannot share a port")
 
 

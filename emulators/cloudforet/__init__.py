@@ -6,7 +6,9 @@ SQLite. See ``server.CloudForetEmulator`` and ``python -m emulators.cloudforet``
 It behaves as the real services do, not as the collector would wish; each
 module names the code it follows:
 - inventory at 65d4f208 (``inventory_service``: per-provider tag buckets,
-  DELETED records, one-level ``data`` merge);
+  DELETED records, one-level ``data`` merge; ``collector_service`` and
+  ``collecting``: Collectors, Jobs, JobTasks, match-rule upserts as the
+  collector's, collection states and their clean-up);
 - notification at cb8ef5a (``notification_service``: apps create, only a user
   lists, and only their own inbox);
 - spaceone-identity 2.0.227 (``identity_service``: tokens, grants, Endpoint.list,

@@ -84,14 +84,16 @@ def iso(t: float) -> str:
 
 def provider_secrets(backend: Backend, provider: str, secret_id: str = "") -> list[dict]:
     """The secrets of a provider's service accounts, as ``_get_secret_ids_from_filter`` and
-    ``SecretManager.get_secret`` / ``get_secret_data`` find them (the one place that knows where
-    the emulator keeps service accounts and secrets)."""
+    ``SecretManager.get_secret`` / ``get_secret_data`` find them: the emulated identity's service
+    accounts (the configuration's and those ServiceAccount.create made) and their secrets."""
     cfg = backend.config
     out = []
     # identity's service accounts: the configuration's (seeded into the store) and those ServiceAccount.create made
     for sa in sorted(backend.store.service_accounts(), key=lambda a: a.get("service_account_id", "")):
         sid = sa.get("secret_id")
-        if sa.get("provider") != provider or not sid or (secret_id and sid != secret_id):
+        if sa.get("provider") != provider or not sid or sa.get("state", "ACTIVE") != "ACTIVE":
+            continue
+        if secret_id and sid != secret_id:
             continue
         data = secret_data(backend, sid)
         if data is None:
@@ -100,6 +102,25 @@ def provider_secrets(backend: Backend, provider: str, secret_id: str = "") -> li
                     "project_id": sa.get("project_id", ""), "workspace_id": sa.get("workspace_id") or cfg.workspace_id,
                     "provider": provider, "data": dict(data)})
     return out
+
+
+def selected(secrets: list[dict], secret_filter: dict) -> list[dict]:
+    """collector_service.py _make_secret_filter: an ENABLED secret_filter keeps the listed secrets and
+    service accounts and drops the excluded ones (``schemas``: the emulator keeps no secret schema ids)."""
+    if secret_filter.get("state") != "ENABLED":
+        return secrets
+    keep = []
+    for s in secrets:
+        if secret_filter.get("secrets") and s["secret_id"] not in secret_filter["secrets"]:
+            continue
+        if secret_filter.get("service_accounts") and s["service_account_id"] not in secret_filter["service_accounts"]:
+            continue
+        if s["secret_id"] in (secret_filter.get("exclude_secrets") or ()):
+            continue
+        if s["service_account_id"] in (secret_filter.get("exclude_service_accounts") or ()):
+            continue
+        keep.append(s)
+    return keep
 
 
 class CollectorJobs:
@@ -128,7 +149,8 @@ class CollectorJobs:
         plugin = self.backend.plugin_clients.connect(endpoint)
         params = {"options": options}
         tasks = []
-        for secret in provider_secrets(self.backend, collector.get("provider", ""), secret_id):
+        for secret in selected(provider_secrets(self.backend, collector.get("provider", ""), secret_id),
+                               collector.get("secret_filter") or {}):
             sub_tasks: list[dict] = []
             try:
                 answer = plugin.dispatch("Job.get_tasks", {**params, "secret_data": secret["data"]})

@@ -20,7 +20,7 @@ account share its request budget.
 from __future__ import annotations
 
 import logging
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import ThreadPoolExecutor, as_completed
 from dataclasses import dataclass, field
 from typing import Any, Iterable, Iterator, cast
 
@@ -71,8 +71,11 @@ def account_of(secret_data: dict, options: dict) -> Account:
     if not isinstance(names, dict):
         raise ValueError("option account_names must map a Prism Central address (host or host:port) to a name")
     name = str(names.get(address) or address or "nutanix")
+    ca_bundle = options.get("ca_bundle") or None  # a CA file in the plugin's container, for a private CA
+    if ca_bundle is not None and not isinstance(ca_bundle, str):
+        raise ValueError("option ca_bundle must be the path of a PEM file of the Prism Central's CA")
     # a CredentialError names the fields that are wrong, never their values
-    return Account(name, credentials_from_secret(AccountConfig(name=name, secret_id=SECRET_ID),
+    return Account(name, credentials_from_secret(AccountConfig(name=name, secret_id=SECRET_ID, ca_bundle=ca_bundle),
                                                  dict(secret_data or {})))
 
 
@@ -130,13 +133,18 @@ class TaskFetch(FetchPages):
         self.pool.shutdown(wait=False, cancel_futures=True)
 
     def run(self, requests: Iterable[PageRequest]) -> Iterator[pvalue.TaggedOutput]:
-        """Each page request's outputs (split_page's tagged outputs), as pages come in."""
+        """Each page request's outputs (split_page's tagged outputs), as pages come in: ``process``
+        keeps ``max_concurrency`` pages in flight and hands on the first done; the last ones are
+        handed on as each completes (``finish_bundle`` would wait for all of them first)."""
         self.setup()
         try:
             self.start_bundle()
             for request in requests:
-                yield from cast(Iterable[pvalue.TaggedOutput], self.process(request) or ())
-            for out in self.finish_bundle() or ():  # TaggedOutputs of windowed values (in_global_window)
+                yield from self.process(request) or ()
+            pending, self.pending = self.pending, set()
+            for future in as_completed(pending):
+                yield from self._outputs(future)
+            for out in self.finish_bundle() or ():  # nothing is left pending: none, in practice
                 yield pvalue.TaggedOutput(out.tag, cast(WindowedValue, out.value).value)
         finally:
             self.teardown()

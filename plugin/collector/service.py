@@ -46,6 +46,8 @@ def metadata() -> dict:
                                        "title": "Requests per second to one Prism Central (all its tasks)"},
                 "max_concurrency": {"type": "integer", "minimum": 1, "default": 8,
                                     "title": "Pages in flight per task"},
+                "ca_bundle": {"type": "string", "title": "CA bundle (PEM path in the plugin's container) "
+                              "of Prism Centrals with a private CA"},
                 "account_names": {"type": "object", "additionalProperties": {"type": "string"},
                                   "title": "Account name per Prism Central host (default: the host)"},
             },

@@ -57,6 +57,7 @@ from tests.helpers import (
 SPEC = FleetSpec(seed=5, prism_centrals=2, clusters=2, hosts_per_cluster=2, vms=60, disks_per_vm=2)
 OPTIONS = {"vms_per_task": 12, "page_size": 5, "max_requests_per_s": 500, "max_concurrency": 2}
 HOUR = 3600.0
+SPEC_NAMES = ("prism-central-0", "prism-central-1")
 T0 = datetime(2026, 11, 28, 6, tzinfo=timezone.utc).timestamp()
 STATUS = job_task_pb2.JobTaskInfo.JobTaskStatus.Name
 
@@ -76,7 +77,8 @@ class Rig:
     plugin registered in the emulated repository (its supervisor runs it at the plugin's endpoint), and a
     Collector of that plugin."""
 
-    def __init__(self, tmp_path, servers, secrets: dict | None = None, options: dict | None = None) -> None:
+    def __init__(self, tmp_path, servers, secrets: dict | None = None, options: dict | None = None,
+                 secret_filter: dict | None = None) -> None:
         self.servers = servers
         secrets = secrets or {f"secret-{s.pc.name}": secret_of(s) for s in servers}
         accounts = [{"service_account_id": f"sa-{sid[7:]}", "name": sid[7:], "provider": "nutanix",
@@ -97,6 +99,8 @@ class Rig:
             name="Nutanix", provider="nutanix",
             plugin_info=collector_pb2.PluginInfo(plugin_id=IMAGES["collector"].name))
         request.plugin_info.options.update(options or OPTIONS)
+        if secret_filter:
+            request.secret_filter.CopyFrom(collector_pb2.SecretFilter(**secret_filter))
         self.collector = self.collectors.create(request, metadata=self.md)
 
     def job(self) -> tuple[dict, dict]:
@@ -237,7 +241,7 @@ def test_a_malformed_entity_is_a_counted_failure_and_the_rest_is_written(rig):
             entity["spec"].pop("name", None)
         return entity
 
-    pc.vm_entity = vm_entity  # type: ignore[method-assign]
+    pc.vm_entity = vm_entity
     job, tasks = r.job()
     task = tasks[f"sa-{pc.name}"]
     assert counts(task) == ("FAILURE", written, 0, 1, 0, 0)
@@ -264,7 +268,7 @@ def test_a_category_changed_in_prism_reaches_the_provider_tags_and_a_console_tag
             entity["metadata"]["categories"] = {"Environment": "Prod", "Team": "payments"}
         return entity
 
-    pc.vm_entity = vm_entity  # type: ignore[method-assign]
+    pc.vm_entity = vm_entity
     r.clock.advance(2 * HOUR)
     r.job()
     got = MessageToDict(r.cloud_services.get(cloud_service_pb2.CloudServiceRequest(
@@ -294,3 +298,13 @@ def test_the_same_fleet_gives_the_same_cloud_services_through_the_plugin_and_the
     for ref, want in theirs.items():
         for key in fields:
             assert mine[ref].get(key) == want.get(key), (ref, key)
+
+
+def test_a_secret_filter_leaves_the_other_prism_centrals_to_the_pipeline(rig):
+    """Running both without writing twice: the collector's secret_filter names its service accounts
+    (inventory collector_service.py _make_secret_filter)."""
+    r = rig(secret_filter={"state": collector_pb2.SecretFilter.ENABLED,
+                           "service_accounts": [f"sa-{SPEC_NAMES[0]}"]})
+    job, tasks = r.job()
+    assert job["total_tasks"] == 1 and set(tasks) == {f"sa-{SPEC_NAMES[0]}"}
+    assert {c["account"] for c in r.emu.store.cloud_services()} == {address(r.servers[0])}

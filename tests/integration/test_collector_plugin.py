@@ -13,7 +13,9 @@ import pytest
 from google.protobuf.json_format import MessageToDict
 
 from emulators.cloudforet.plugin_client import PluginCallError, PluginConnector
-from emulators.prism.fleet import FleetSpec
+from emulators.prism.fleet import FleetSpec, generate_fleet
+from emulators.prism.server import PrismServer
+from emulators.tls import make_ca_and_server_cert, prism_ssl_context
 from plugin.collector.reading import account_of, open_client, prism_options
 from plugin.collector.resources import cloud_service_fields
 from plugin.collector.server import CollectorPluginServer
@@ -42,14 +44,14 @@ def plugin():
 def vm_uuids(plugin: PluginConnector, secret: dict, task: dict) -> list[str]:
     infos = plugin.dispatch("Collector.collect", {"options": OPTIONS, "secret_data": secret, "filter": {},
                                                   "task_options": task})
-    return [i["resource"]["reference"]["resource_id"] for i in infos  # type: ignore[union-attr]
+    return [i["resource"]["reference"]["resource_id"] for i in infos
             if i.get("resource_type") == "inventory.CloudService" and i["resource"]["cloud_service_type"] == "Instance"]
 
 
 def test_reflection_lists_collector_and_job_and_init_answers_the_metadata(plugin):
     assert {k: sorted(v) for k, v in plugin.api_resources.items()} == {
         "Collector": ["collect", "init", "verify"], "Job": ["get_tasks"]}
-    metadata = plugin.dispatch("Collector.init", {"options": OPTIONS})["metadata"]  # type: ignore[index]
+    metadata = plugin.dispatch("Collector.init", {"options": OPTIONS})["metadata"]
     assert metadata["concurrency"] == 4
     assert "inventory.CloudService" in metadata["supported_resource_type"]
     assert "vms_per_task" in metadata["options_schema"]["properties"]
@@ -70,10 +72,21 @@ def test_verify_logs_in_to_prism_and_names_rejected_credentials_without_the_secr
                                                                            "nutanix_username": "u"}})
 
 
+def test_verify_names_a_tls_failure_and_the_ca_bundle_option_fixes_it(plugin, tmp_path):
+    tls = make_ca_and_server_cert(tmp_path)
+    with PrismServer(generate_fleet(FleetSpec(vms=2))[0], password=PRISM_PASSWORD,
+                     ssl_context=prism_ssl_context(tls)) as server:
+        secret = {**secret_of(server), "scheme": "https"}
+        with pytest.raises(PluginCallError) as err:
+            plugin.dispatch("Collector.verify", {"options": {}, "secret_data": secret})
+        assert "TLS verification failed" in err.value.message and "ca_bundle" in err.value.message
+        plugin.dispatch("Collector.verify", {"options": {"ca_bundle": tls.ca_pem}, "secret_data": secret})
+
+
 def test_a_vm_moving_between_ranges_during_a_run_is_neither_lost_nor_counted_twice(plugin, prism_servers):
     server = prism_servers(FleetSpec(seed=3, clusters=1, hosts_per_cluster=1, vms=60))[0]
     pc, secret = server.pc, secret_of(server)
-    tasks = [t["task_options"] for t in plugin.dispatch(  # type: ignore[index]
+    tasks = [t["task_options"] for t in plugin.dispatch(
         "Job.get_tasks", {"options": OPTIONS, "secret_data": secret})["tasks"]]
     vm_tasks = [t for t in tasks if t["part"] == "vms"]
     assert [t["offset"] for t in vm_tasks] == [0, 12, 24, 36, 48] and vm_tasks[-1]["last"]

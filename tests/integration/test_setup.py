@@ -66,8 +66,12 @@ def test_setup_from_empty_then_again_changes_nothing(tmp_path, prism_servers, cl
     emu = cloudforets("cf")
     config = load_config(setup_config(tmp_path, servers, emu, monkeypatch))
     lines: list[str] = []
-    counts = run_setup(config, steps=IDENTITY_STEPS, out=lines.append)
-    assert counts["created"] == 1 + 2 + 2 and not counts["updated"]
+    counts = run_setup(config, out=lines.append)  # every step
+    # provider, 2 schemas, 2 service accounts, 4 cloud service types, a namespace and 4 metrics
+    assert counts == {"created": 1 + 2 + 2 + 4 + 1 + 4}, lines
+    types = {(t["group"], t["name"]): t for t in emu.store.cloud_service_types()}
+    assert set(types) == {("Compute", "Instance"), ("Storage", "Disk"), ("Cluster", "Cluster"), ("Host", "Host")}
+    assert all(t["metadata"]["view"]["table"]["layout"]["options"]["fields"] for t in types.values())
 
     (provider,) = emu.store.providers()
     assert (provider["provider"], provider["name"], provider["color"]) == ("nutanix", "Nutanix", "#024DA1")
@@ -87,13 +91,13 @@ def test_setup_from_empty_then_again_changes_nothing(tmp_path, prism_servers, cl
             "nutanix_host": s.host, "nutanix_port": s.port, "nutanix_username": "admin",
             "nutanix_password": PRISM_PASSWORD, "verify_ssl": True, "scheme": "http"}
 
-    before = identity_state(emu)
+    before = identity_state(emu), emu.store.cloud_service_types()
     again: list[str] = []
-    counts = run_setup(config, steps=IDENTITY_STEPS, out=again.append)
-    assert counts == {"unchanged": 5}
+    counts = run_setup(config, out=again.append)
+    assert counts == {"unchanged": 14}, again
     assert again[-1].startswith("setup: nothing to change")
-    assert not any("ServiceAccount.create" in line or "Provider.create" in line for line in again)
-    assert identity_state(emu) == before
+    assert not any(".create" in line or ".update" in line for line in again), again
+    assert (identity_state(emu), emu.store.cloud_service_types()) == before
 
 
 def test_dry_run_prints_the_calls_and_changes_nothing(tmp_path, prism_servers, cloudforets, monkeypatch):
