@@ -120,3 +120,31 @@ def test_roles_and_errors_are_the_emulators(real_identity, tmp_path):
     assert real["Provider.create by a workspace owner"] == "PERMISSION_DENIED"
     assert real["ServiceAccount.create by a domain admin"] == "PERMISSION_DENIED"
     assert real["Provider.create again"] == "ALREADY_EXISTS"
+
+
+def test_a_run_lists_the_real_identitys_service_accounts(real_identity, monkeypatch):
+    """accounts_from: service_accounts against the real ServiceAccount.list (provider and state filters;
+    its request is numbered alike in both spaceone-api versions). The accounts are made with identity's
+    own stubs (seed_service_accounts.py) and hold no secret (no secret service runs here): the run
+    names them and stops, exit 2 in the command line."""
+    import os
+    import subprocess
+
+    from pipeline.config import ConfigError
+    from pipeline.service_accounts import accounts_from_service_accounts
+
+    from . import venvs
+    from .services import HERE
+
+    monkeypatch.setenv("CONFORMANCE_DOMAIN_APP", real_identity.apps["domain-admin-app"])
+    monkeypatch.setenv("CONFORMANCE_WS_APP", real_identity.apps["workspace-owner-app"])
+    config = setup_config(real_identity)
+    run_setup(config, steps=DOMAIN_STEPS, out=lambda line: None)  # the SERVICE_ACCOUNT schema they are checked by
+    subprocess.run([str(venvs.ensure("identity")), str(HERE / "seed_service_accounts.py"),
+                    real_identity.identity_endpoint, real_identity.project_id, "pc-east", "pc-west"],
+                   env={**os.environ, "SEED_TOKEN": real_identity.apps["workspace-owner-app"]}, check=True,
+                   timeout=60)
+    with pytest.raises(ConfigError) as err:
+        accounts_from_service_accounts(config)
+    assert "no ACTIVE service account of provider nutanix with a secret" in str(err.value)
+    assert "(2 without a usable secret or name)" in str(err.value)
