@@ -15,6 +15,7 @@ message names the role and the objects it was needed for), 3 CloudForet unreacha
 from __future__ import annotations
 
 import argparse
+import functools
 import json
 import logging
 import sys
@@ -23,8 +24,18 @@ from dataclasses import dataclass, field
 from typing import Any, Callable
 
 import jsonschema
+from spaceone.api.inventory.v1 import cloud_service_type_pb2, metric_pb2, namespace_pb2
 
-from connectors.cloudforet import CloudForetAuth, CloudForetClient, jwt_claims
+from connectors.cloudforet import (
+    METRIC_UPDATABLE,
+    NAMESPACE_UPDATABLE,
+    CloudForetAuth,
+    CloudForetClient,
+    jwt_claims,
+    same_as_held,
+    to_dict,
+    type_changes,
+)
 from connectors.errors import CloudForetError
 from connectors.retry import RetryPolicy
 from pipeline.config import ConfigError, load_config
@@ -197,7 +208,7 @@ def ensure_schemas(ctx: SetupRun, client: CloudForetClient) -> None:
         held = client.get_schema(wanted["schema_id"])
         shown = _show_schema(wanted)
         if held is None:
-            ctx.write("Schema.create", shown, lambda w=wanted: client.create_schema(w), "created")
+            ctx.write("Schema.create", shown, functools.partial(client.create_schema, wanted), "created")
             continue
         if held.get("schema_type") != wanted["schema_type"] or held.get("provider") != wanted["provider"]:
             raise SetupError(f"schema {wanted['schema_id']} exists with schema_type {held.get('schema_type')} and "
@@ -208,7 +219,7 @@ def ensure_schemas(ctx: SetupRun, client: CloudForetClient) -> None:
         if not changed:
             ctx.unchanged(f"schema {wanted['schema_id']}")
             continue
-        ctx.write("Schema.update", {**shown, "changed": changed}, lambda w=wanted: client.update_schema(w),
+        ctx.write("Schema.update", {**shown, "changed": changed}, functools.partial(client.update_schema, wanted),
                   "updated")
 
 
@@ -280,18 +291,17 @@ def ensure_service_accounts(ctx: SetupRun, client: CloudForetClient) -> None:
             data, secret = service_account_data(a), secrets[a.name]
             shown = {"name": a.name, "provider": PROVIDER, "project_id": project, "data": data,
                      "secret_schema_id": SECRET_SCHEMA_ID, "secret_data": dict.fromkeys(secret, MASK)}
-            made = ctx.write("ServiceAccount.create", shown,
-                             lambda a=a, d=data, s=secret: client.create_service_account(
-                                 a.name, PROVIDER, d, project, SECRET_SCHEMA_ID, s), "created")
+            made = ctx.write("ServiceAccount.create", shown, functools.partial(
+                client.create_service_account, a.name, PROVIDER, data, project, SECRET_SCHEMA_ID, secret), "created")
             if made:
                 ctx.out(f"    service account {made.get('service_account_id')} (secret {made.get('secret_id')})")
         elif ctx.update_secrets:
             secret = secrets[a.name]
             shown = {"service_account_id": sa["service_account_id"], "secret_schema_id": SECRET_SCHEMA_ID,
                      "secret_data": dict.fromkeys(secret, MASK)}
-            ctx.write("ServiceAccount.update_secret_data", shown,
-                      lambda sa=sa, s=secret: client.update_service_account_secret(
-                          sa["service_account_id"], SECRET_SCHEMA_ID, s), "replaced")
+            ctx.write("ServiceAccount.update_secret_data", shown, functools.partial(
+                client.update_service_account_secret, sa["service_account_id"], SECRET_SCHEMA_ID, secret),
+                "replaced")
         else:
             ctx.unchanged(f"service account {a.name} ({sa['service_account_id']})",
                           "its secret is kept; --update-secrets replaces it")
@@ -299,30 +309,54 @@ def ensure_service_accounts(ctx: SetupRun, client: CloudForetClient) -> None:
 
 def ensure_cloud_service_types(ctx: SetupRun, client: CloudForetClient) -> None:
     """The CloudServiceTypes with their console layouts (schemas/console.py), created or updated
-    where their metadata, labels or tags differ (CloudForetClient.ensure_cloud_service_types)."""
+    where their metadata, labels or tags differ (CloudForetClient.ensure_cloud_service_types). A
+    dry run reads them (CloudServiceType.list) and compares as that method does."""
     from schemas.console import cloud_service_type_definitions
     defs = cloud_service_type_definitions()
-    if ctx.dry_run:
-        for d in defs:
-            ctx.write("CloudServiceType.create|update",
-                      {"provider": d["provider"], "group": d["group"], "name": d["name"],
-                       "metadata": "<schemas/console layout>"}, lambda: None, "checked")
+    if not ctx.dry_run:
+        _report(ctx, "cloud service types", client.ensure_cloud_service_types(defs))
         return
-    _report(ctx, "cloud service types", client.ensure_cloud_service_types(defs))
+    for t in defs:
+        found = client.call(client.cloud_service_type.list, cloud_service_type_pb2.CloudServiceTypeQuery(
+            provider=t["provider"], group=t["group"], name=t["name"]), "CloudServiceType.list")
+        what = {"provider": t["provider"], "group": t["group"], "name": t["name"]}
+        if not found.total_count:
+            ctx.write("CloudServiceType.create", {**what, "metadata": "<schemas/console layout>"}, _nothing,
+                      "created")
+            continue
+        changed = type_changes(to_dict(found.results[0]), t)
+        if changed:
+            ctx.write("CloudServiceType.update", {**what, "changed": changed}, _nothing, "updated")
+        else:
+            ctx.unchanged(f"cloud service type {t['group']}/{t['name']}")
 
 
 def ensure_metric_explorer(ctx: SetupRun, client: CloudForetClient) -> None:
-    """The Metric Explorer Namespace and Metrics (schemas/metric_explorer.py)."""
+    """The Metric Explorer Namespace and Metrics (schemas/metric_explorer.py), created or updated
+    (CloudForetClient.ensure_metric_explorer); a dry run reads and compares them alike."""
     from schemas.metric_explorer import metric_definitions, namespace_definition
     namespace, metrics = namespace_definition(), metric_definitions()
-    if ctx.dry_run:
-        ctx.write("Namespace.create|update", {"namespace_id": namespace.get("namespace_id"),
-                                              "name": namespace.get("name")}, lambda: None, "checked")
-        for m in metrics:
-            ctx.write("Metric.create|update", {"metric_id": m.get("metric_id"), "name": m.get("name")},
-                      lambda: None, "checked")
+    if not ctx.dry_run:
+        _report(ctx, "metric explorer", client.ensure_metric_explorer(namespace, metrics))
         return
-    _report(ctx, "metric explorer", client.ensure_metric_explorer(namespace, metrics))
+    plans: list[tuple[str, str, Any, Any, tuple[str, ...], dict]] = [
+        ("Namespace", "namespace_id", client.namespace, namespace_pb2.NamespaceQuery, NAMESPACE_UPDATABLE, namespace)]
+    plans += [("Metric", "metric_id", client.metric, metric_pb2.MetricQuery, METRIC_UPDATABLE, m) for m in metrics]
+    for kind, id_key, stub, query_type, updatable, want in plans:
+        found = client.call(stub.list, query_type(**{id_key: want[id_key]}), f"{kind}.list")
+        if not found.total_count:
+            ctx.write(f"{kind}.create", {id_key: want[id_key], "name": want.get("name")}, _nothing, "created")
+            continue
+        held = to_dict(found.results[0])
+        changed = [k for k in updatable if k in want and not same_as_held(held.get(k), want[k])]
+        if changed:
+            ctx.write(f"{kind}.update", {id_key: want[id_key], "changed": changed}, _nothing, "updated")
+        else:
+            ctx.unchanged(f"{kind.lower()} {want[id_key]}")
+
+
+def _nothing() -> None:
+    """What a dry run's write does."""
 
 
 def _report(ctx: SetupRun, what: str, counts: dict) -> None:

@@ -105,15 +105,22 @@ def test_dry_run_prints_the_calls_and_changes_nothing(tmp_path, prism_servers, c
     emu = cloudforets("cf")
     config = load_config(setup_config(tmp_path, servers, emu, monkeypatch))
     lines: list[str] = []
-    counts = run_setup(config, steps=IDENTITY_STEPS, dry_run=True, out=lines.append)
-    assert counts["created"] == 5
+    counts = run_setup(config, dry_run=True, out=lines.append)  # every step
+    assert counts == {"created": 14}
     text = "\n".join(lines)
     assert text.count("would call Provider.create") == 1
     assert text.count("would call Schema.create") == 2
     assert text.count("would call ServiceAccount.create") == 2
+    assert text.count("would call CloudServiceType.create") == 4
+    assert text.count("would call Namespace.create") == 1 and text.count("would call Metric.create") == 4
     assert PRISM_PASSWORD not in text
     assert identity_state(emu) == {"providers": [], "schemas": [], "service_accounts": [], "secrets": []}
+    assert emu.store.cloud_service_types() == []
     assert lines[-1].startswith("setup --dry-run: nothing was changed")
+
+    run_setup(config, out=lambda line: None)
+    assert run_setup(config, dry_run=True, out=lines.append) == {"unchanged": 14}  # what the real run left
+    assert lines[-1] == "setup --dry-run: nothing was changed; nothing would be written"
 
 
 def test_update_secrets_replaces_only_with_the_flag(tmp_path, prism_servers, cloudforets, monkeypatch):
