@@ -347,3 +347,43 @@ def test_the_schemas_are_storable_by_identity():
         assert len(definition["schema_id"]) <= 40 and len(definition["name"]) <= 40  # StringField(max_length=40)
     provider = provider_definition()
     assert all(len(provider[k]) <= 40 for k in ("provider", "name", "alias")) and len(provider["color"]) <= 7
+
+
+def test_accounts_from_service_accounts_keeps_the_usable_ones_and_says_why_not_the_others(tmp_path, monkeypatch):
+    from emulators.cloudforet.config import EmulatorConfig
+    from emulators.cloudforet.server import CloudForetEmulator
+    from pipeline.service_accounts import accounts_from_service_accounts
+    from transforms.settings import AccountConfig
+    secret = {"nutanix_host": "pc-a.example.com", "nutanix_username": "u", "nutanix_password": "p"}
+    cfg = EmulatorConfig(secrets={"secret-a": secret, "secret-c": secret}, service_accounts=[
+        {"service_account_id": "sa-a", "name": "pc-a", "provider": "nutanix", "secret_id": "secret-a"},
+        {"service_account_id": "sa-b", "name": "pc-b", "provider": "nutanix"},
+        {"service_account_id": "sa-c", "name": "PC C", "provider": "nutanix", "secret_id": "secret-c"},
+        {"service_account_id": "sa-x", "name": "pc-x", "provider": "nutanix", "secret_id": "secret-a",
+         "workspace_id": "workspace-other"},
+        {"service_account_id": "sa-aws", "name": "aws", "provider": "aws", "secret_id": "secret-a"}])
+    with CloudForetEmulator(str(tmp_path / "cf.sqlite"), cfg) as emu:
+        monkeypatch.setenv("TEST_CF_TOKEN", emu.app_token())
+        path = write_config(tmp_path, [], emu, cost_mode="datasource", accounts=[
+            {"name": "pc-a", "host": "ignored.example.com", "username": "ignored", "password_env": "NOPE",
+             "ca_bundle": "/etc/pc-a-ca.pem", "verify_ssl": True}])
+        raw = yaml.safe_load(open(path))
+        raw["accounts_from"] = "service_accounts"
+        open(path, "w").write(yaml.safe_dump(raw))
+        config, warnings = accounts_from_service_accounts(load_config(path))
+    # the file's pc-a lends its local settings, never its host or credentials
+    assert config.accounts == (AccountConfig(name="pc-a", secret_id="secret-a", service_account_id="sa-a",
+                                             ca_bundle="/etc/pc-a-ca.pem", verify_ssl=True),)
+    assert len(warnings) == 2  # sa-x is another workspace's, sa-aws another provider's: not listed at all
+    assert any("pc-b (sa-b) has no secret" in w for w in warnings)
+    assert any("'PC C' (sa-c): its name is not a valid account name" in w for w in warnings)
+
+
+def test_help_names_setup_and_its_roles():
+    done = subprocess.run([sys.executable, "-m", "pipeline", "setup", "--help"], cwd=ROOT, capture_output=True,
+                          text=True, timeout=120, env={**os.environ, "PYTHONPATH": str(ROOT)})
+    assert done.returncode == 0
+    assert "domain_admin" in done.stdout and "workspace_owner" in done.stdout and "--dry-run" in done.stdout
+    top = subprocess.run([sys.executable, "-m", "pipeline", "--help"], cwd=ROOT, capture_output=True, text=True,
+                         timeout=120, env={**os.environ, "PYTHONPATH": str(ROOT)})
+    assert "python -m pipeline setup --config FILE" in top.stdout
