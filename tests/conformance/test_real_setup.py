@@ -148,3 +148,25 @@ def test_a_run_lists_the_real_identitys_service_accounts(real_identity, monkeypa
         accounts_from_service_accounts(config)
     assert "no ACTIVE service account of provider nutanix with a secret" in str(err.value)
     assert "(2 without a usable secret or name)" in str(err.value)
+
+
+def test_an_app_cannot_change_scope(real_identity, tmp_path):
+    """identity TokenService.grant: an App's client secret is no user's refresh token, so it cannot be
+    granted another scope; hence setup's two credentials. The real answer and the emulator's."""
+    from spaceone.api.identity.v2 import token_pb2, token_pb2_grpc
+
+    def grant(channel: grpc.Channel, app_token: str, domain_id: str, workspace_id: str) -> str:
+        req = token_pb2.GrantTokenRequest(grant_type="REFRESH_TOKEN", token=app_token, scope="WORKSPACE",
+                                          workspace_id=workspace_id, domain_id=domain_id)
+        try:
+            token_pb2_grpc.TokenStub(channel).grant(req, timeout=30)
+        except grpc.RpcError as err:
+            return err.code().name
+        return "OK"
+
+    real = grant(real_identity.channel(real_identity.identity_port), real_identity.apps["domain-admin-app"],
+                 real_identity.domain_id, real_identity.workspace_id)
+    with CloudForetEmulator(str(tmp_path / "emu.sqlite")) as emu, grpc.insecure_channel(emu.endpoint) as ch:
+        emulated = grant(ch, emu.app_token("app-nutanix-setup"), emu.config.domain_id, emu.config.workspace_id)
+    assert real != "OK"
+    assert emulated == real
