@@ -64,6 +64,7 @@ ROLE_HINTS = {
                      "workspace (a DOMAIN_ADMIN user granted in the workspace is one)",
 }
 MASK = "***"
+SECRET_KEYS = ("nutanix_password", "nutanix_username")  # scrubbed from messages (the host and port are not secret)
 
 
 class SetupError(Exception):
@@ -77,7 +78,7 @@ class SetupError(Exception):
 @dataclass(frozen=True)
 class Step:
     """One thing setup makes exist. ``objects`` names what it writes (in errors about its credential);
-    ``run`` reads with ``client`` and writes through ``ctx.write``, returning what it did."""
+    ``run`` reads with ``client`` (the credential of ``role``) and writes through ``ctx.write``."""
 
     name: str
     role: str  # DOMAIN_ADMIN or WORKSPACE_OWNER: the credential its calls need
@@ -93,6 +94,7 @@ class SetupRun:
     dry_run: bool = False
     update_secrets: bool = False
     out: Callable[[str], None] = print
+    steps: list[Step] = field(default_factory=lambda: list(STEPS))
     counts: Counter = field(default_factory=Counter)
     _clients: dict[str, CloudForetClient] = field(default_factory=dict)
     _secrets: list[str] = field(default_factory=list)  # values never to print
@@ -116,10 +118,9 @@ class SetupRun:
         self.out(f"  {what}: unchanged{f' ({note})' if note else ''}")
 
     def keep_secret(self, data: dict) -> None:
-        """Values of ``data`` are scrubbed from every message setup prints (a server's validation
-        error may quote the value it refused: identity answers jsonschema's message)."""
-        self._secrets.extend(str(v) for k, v in data.items()
-                             if isinstance(v, str) and len(v) >= 3 and k not in ("scheme", "verify_ssl"))
+        """The credentials in ``data`` are scrubbed from every message setup prints (a server's
+        validation error may quote the value it refused: identity answers jsonschema's message)."""
+        self._secrets.extend(str(data[k]) for k in SECRET_KEYS if data.get(k))
 
     def scrub(self, text: str) -> str:
         for value in sorted(set(self._secrets), key=len, reverse=True):
@@ -135,7 +136,7 @@ class SetupRun:
         return client
 
     def _needed_for(self, role: str) -> str:
-        return "; ".join(s.objects(self.config) for s in STEPS if s.role == role)
+        return "; ".join(s.objects(self.config) for s in self.steps if s.role == role)
 
     def _open(self, role: str, objects: str) -> CloudForetClient:
         cf = self.config.cloudforet
@@ -150,7 +151,7 @@ class SetupRun:
         try:
             token = client.tokens.token()
         except CloudForetError as err:
-            raise self._credential_error(role, objects, err) from None
+            raise self._error(role, objects, err) from None
         claims = jwt_claims(token)
         held = claims.get("rol") or claims.get("role_type")
         if held and held != role:
@@ -161,7 +162,7 @@ class SetupRun:
                              f"{cf.auth.workspace_id}: use {hint}.")
         return client
 
-    def _credential_error(self, role: str, objects: str, err: CloudForetError) -> SetupError:
+    def _error(self, role: str, objects: str, err: CloudForetError) -> SetupError:
         key = f"cloudforet.setup.{ROLE_KEYS[role]}"
         # the client's own hint is about the collector's run token, not about setup's roles
         message = self.scrub(str(err)).split(" The token's role lacks")[0]
@@ -387,14 +388,15 @@ STEPS: list[Step] = [
 def run_setup(config: Config, *, dry_run: bool = False, update_secrets: bool = False,
               steps: list[Step] | None = None, out: Callable[[str], None] = print) -> Counter:
     """Every step in order; raises SetupError (nothing after the failing step is done)."""
-    ctx = SetupRun(config, dry_run=dry_run, update_secrets=update_secrets, out=out)
-    for step in STEPS if steps is None else steps:
+    ctx = SetupRun(config, dry_run=dry_run, update_secrets=update_secrets, out=out,
+                   steps=list(STEPS if steps is None else steps))
+    for step in ctx.steps:
         out(f"[{step.name}] ({step.role})")
         client = ctx.client(step)
         try:
             step.run(ctx, client)
         except CloudForetError as err:
-            raise ctx._credential_error(step.role, step.objects(config), err) from None
+            raise ctx._error(step.role, step.objects(config), err) from None
     writes = {k: n for k, n in ctx.counts.items() if k != "unchanged" and n}
     if dry_run:
         out("setup --dry-run: nothing was changed; " + (", ".join(f"{n} {k}" for k, n in sorted(writes.items()))

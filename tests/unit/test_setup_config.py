@@ -42,3 +42,17 @@ def test_accounts_from_takes_two_values_and_needs_no_accounts():
     with pytest.raises(ConfigError) as err:
         parse_config({**config(), "accounts_from": "cloudforet"})
     assert "accounts_from" in str(err.value)
+
+
+def test_a_server_answer_quoting_a_secret_is_scrubbed():
+    """identity answers a secret_data that fails its schema with jsonschema's message, which may quote
+    the value (SchemaManager.validate_secret_data_by_schema_id): setup never prints it."""
+    from connectors.errors import CloudForetError
+    from pipeline.setup import WORKSPACE_OWNER, SetupRun
+    ctx = SetupRun(parse_config(config()))
+    ctx.keep_secret({"nutanix_host": "10.0.0.1", "nutanix_username": "admin-user", "nutanix_password": "pw-1234567"})
+    err = CloudForetError("ServiceAccount.create(pc): INVALID_ARGUMENT: ERROR_INVALID_PARAMETER: key = secret_data, "
+                          "reason = 'pw-1234567' is not valid for 'admin-user' at 10.0.0.1.", code="INVALID_ARGUMENT")
+    text = str(ctx._error(WORKSPACE_OWNER, "ServiceAccounts (pc)", err))
+    assert "pw-1234567" not in text and "admin-user" not in text
+    assert "reason = '***' is not valid for '***' at 10.0.0.1" in text
