@@ -51,7 +51,7 @@ def identity_view(channel: grpc.Channel, md: list) -> list[str]:
     p = _dict(provider_pb2_grpc.ProviderStub(channel).get(provider_pb2.ProviderRequest(provider=PROVIDER),
                                                          metadata=md, timeout=10))
     lines.append(f"Provider {p['provider']}: name {p.get('name')}, alias {p.get('alias')}, color {p.get('color')}, "
-                 f"order {p.get('order')}, icon {p.get('icon')}")
+                 f"order {p.get('order')}, icon {str(p.get('icon', ''))[:30]}...")
     schemas = schema_pb2_grpc.SchemaStub(channel).list(schema_pb2.SchemaSearchQuery(provider=PROVIDER),
                                                         metadata=md, timeout=10)
     for s in map(_dict, schemas.results):

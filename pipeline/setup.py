@@ -191,15 +191,17 @@ def ensure_provider(ctx: SetupRun, client: CloudForetClient) -> None:
     """identity.v2 Provider.get, then Provider.create, or Provider.update of the fields that differ."""
     wanted = provider_definition()
     held = client.get_provider(wanted["provider"])
+    shown = {**wanted, "icon": "<schemas/console/icons/nutanix.svg>"}
     if held is None:
-        ctx.write("Provider.create", wanted, lambda: client.create_provider(wanted), "created")
+        ctx.write("Provider.create", shown, lambda: client.create_provider(wanted), "created")
         return
     changed = _differs(wanted, held, ("name", "alias", "color", "icon", "order"))
     if not changed:
         ctx.unchanged(f"provider {wanted['provider']}")
         return
     update = {"provider": wanted["provider"], **{k: wanted[k] for k in changed}}
-    ctx.write("Provider.update", update, lambda: client.update_provider(update), "updated")
+    ctx.write("Provider.update", {"provider": wanted["provider"], "changed": changed},
+              lambda: client.update_provider(update), "updated")
 
 
 def ensure_schemas(ctx: SetupRun, client: CloudForetClient) -> None:

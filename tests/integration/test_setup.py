@@ -387,3 +387,20 @@ def test_help_names_setup_and_its_roles():
     top = subprocess.run([sys.executable, "-m", "pipeline", "--help"], cwd=ROOT, capture_output=True, text=True,
                          timeout=120, env={**os.environ, "PYTHONPATH": str(ROOT)})
     assert "python -m pipeline setup --config FILE" in top.stdout
+
+
+def test_a_provider_made_by_hand_is_updated_to_the_definition(tmp_path, cloudforets, monkeypatch):
+    """A provider someone created with a name only (as tests/conformance seeds it): setup updates the
+    fields that differ (identity ProviderService.update), and only once."""
+    emu = cloudforets("cf")
+    with grpc.insecure_channel(emu.endpoint) as channel:
+        provider_pb2_grpc.ProviderStub(channel).create(provider_pb2.CreateProviderRequest(
+            provider="nutanix", name="Nutanix"), metadata=_md(emu.app_token("app-nutanix-setup")), timeout=10)
+    config = load_config(setup_config(tmp_path, [], emu, monkeypatch))
+    lines: list[str] = []
+    assert run_setup(config, steps=IDENTITY_STEPS[:1], out=lines.append) == {"updated": 1}
+    assert '"changed": ["alias", "color", "icon"]' in lines[1]
+    (provider,) = emu.store.providers()
+    assert (provider["alias"], provider["color"], provider["icon"][:26]) == ("Nutanix", "#024DA1",
+                                                                           "data:image/svg+xml;base64,")
+    assert run_setup(config, steps=IDENTITY_STEPS[:1], out=lines.append) == {"unchanged": 1}
