@@ -404,3 +404,20 @@ def test_a_provider_made_by_hand_is_updated_to_the_definition(tmp_path, cloudfor
     assert (provider["alias"], provider["color"], provider["icon"][:26]) == ("Nutanix", "#024DA1",
                                                                            "data:image/svg+xml;base64,")
     assert run_setup(config, steps=IDENTITY_STEPS[:1], out=lines.append) == {"unchanged": 1}
+
+
+def test_cli_exit_codes_name_the_role_or_the_address(tmp_path, prism_servers, cloudforets, monkeypatch):
+    servers = prism_servers(SPEC)
+    emu = cloudforets("cf")
+    path = setup_config(tmp_path, servers, emu, monkeypatch)
+    env = {"TEST_PRISM_PASSWORD": PRISM_PASSWORD, "TEST_CF_TOKEN": os.environ["TEST_CF_TOKEN"],
+           "TEST_CF_ADMIN_TOKEN": ""}
+    done = _cli("--config", path, env=env)
+    assert done.returncode == 2, done.stderr[-2000:]
+    assert "cloudforet.setup.domain_admin (DOMAIN_ADMIN, needed for Provider nutanix" in done.stderr
+    assert "TEST_CF_ADMIN_TOKEN is empty or unset" in done.stderr
+    emu.stop()  # nothing answers at its address any more
+    env["TEST_CF_ADMIN_TOKEN"] = os.environ["TEST_CF_ADMIN_TOKEN"]
+    done = _cli("--config", path, env=env)
+    assert done.returncode == 3, done.stderr[-2000:]
+    assert emu.endpoint in done.stderr
