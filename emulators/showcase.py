@@ -1,5 +1,6 @@
 """What CloudForet now shows for provider nutanix, read through its own APIs with the
-workspace app's token, as the console would: the provider, its schemas and service accounts.
+workspace app's token, as the console would: the provider, its schemas and service accounts,
+the VM table (the layout's columns, its first rows) and one Metric Explorer figure.
 
 ``python -m emulators.showcase --cloudforet-ready FILE``
 """
@@ -7,9 +8,11 @@ from __future__ import annotations
 
 import argparse
 import json
+from datetime import datetime, timezone
 
 import grpc
 from google.protobuf.json_format import MessageToDict
+from spaceone.api.core.v2 import query_pb2
 from spaceone.api.identity.v2 import (
     provider_pb2,
     provider_pb2_grpc,
@@ -18,6 +21,22 @@ from spaceone.api.identity.v2 import (
     service_account_pb2,
     service_account_pb2_grpc,
 )
+from spaceone.api.inventory.v1 import (
+    cloud_service_pb2,
+    cloud_service_pb2_grpc,
+    cloud_service_type_pb2,
+    cloud_service_type_pb2_grpc,
+    metric_pb2,
+    metric_pb2_grpc,
+)
+
+from pipeline.import_noise import drop_import_noise
+
+drop_import_noise()  # before Beam is imported (through the readback's plugin stores)
+
+from emulators.readback import metric_figures  # noqa: E402
+from schemas.console import render_table  # noqa: E402
+from schemas.metric_explorer import metric_id  # noqa: E402
 
 PROVIDER = "nutanix"
 
@@ -32,7 +51,7 @@ def identity_view(channel: grpc.Channel, md: list) -> list[str]:
     p = _dict(provider_pb2_grpc.ProviderStub(channel).get(provider_pb2.ProviderRequest(provider=PROVIDER),
                                                          metadata=md, timeout=10))
     lines.append(f"Provider {p['provider']}: name {p.get('name')}, alias {p.get('alias')}, color {p.get('color')}, "
-                 f"order {p.get('order')}, icon {p.get('icon')}")
+                 f"order {p.get('order')}, icon {str(p.get('icon', ''))[:30]}...")
     schemas = schema_pb2_grpc.SchemaStub(channel).list(schema_pb2.SchemaSearchQuery(provider=PROVIDER),
                                                         metadata=md, timeout=10)
     for s in map(_dict, schemas.results):
@@ -42,10 +61,39 @@ def identity_view(channel: grpc.Channel, md: list) -> list[str]:
     accounts = service_account_pb2_grpc.ServiceAccountStub(channel).list(
         service_account_pb2.ServiceAccountSearchQuery(provider=PROVIDER), metadata=md, timeout=10)
     lines.append(f"Service accounts ({accounts.total_count}):")
-    lines.append(f"  {'name':<14} {'service_account_id':<20} {'project_id':<18} {'secret_id':<20} prism_central")
+    lines.append(f"  {'name':<16} {'service_account_id':<20} {'project_id':<18} {'secret_id':<20} prism_central")
     for a in map(_dict, accounts.results):
-        lines.append(f"  {a['name']:<14} {a['service_account_id']:<20} {a.get('project_id', ''):<18} "
+        lines.append(f"  {a['name']:<16} {a['service_account_id']:<20} {a.get('project_id', ''):<18} "
                      f"{a.get('secret_id', '-'):<20} {(a.get('data') or {}).get('prism_central', '')}")
+    return lines
+
+
+def vm_table(channel: grpc.Channel, md: list, rows: int = 5) -> str:
+    """The Compute/Instance table as the console renders it: the type's layout, as CloudForet holds
+    it (CloudServiceType.list), over the VMs CloudForet holds (CloudService.list)."""
+    types = cloud_service_type_pb2_grpc.CloudServiceTypeStub(channel).list(
+        cloud_service_type_pb2.CloudServiceTypeQuery(provider=PROVIDER, group="Compute", name="Instance"),
+        metadata=md, timeout=10)
+    if not types.results:
+        return "no CloudServiceType nutanix Compute/Instance: run python -m pipeline setup"
+    query = query_pb2.Query()
+    query.page.start, query.page.limit = 1, 1000
+    vms = cloud_service_pb2_grpc.CloudServiceStub(channel).list(cloud_service_pb2.CloudServiceQuery(
+        provider=PROVIDER, cloud_service_group="Compute", cloud_service_type="Instance", query=query),
+        metadata=md, timeout=30)
+    return render_table(_dict(types.results[0]), [_dict(v) for v in vms.results], rows=rows)
+
+
+def metric_figure(channel: grpc.Channel, endpoint: str, token: str) -> list[str]:
+    """Today's VM count per cluster in Metric Explorer. inventory computes a metric's data daily;
+    ``Metric.run`` computes today's now, after the collection."""
+    vm_count = metric_id("vm-count")
+    metric_pb2_grpc.MetricStub(channel).run(metric_pb2.MetricRequest(metric_id=vm_count),
+                                            metadata=[("token", token)], timeout=30)
+    day = datetime.now(timezone.utc).strftime("%Y-%m-%d")
+    rows = metric_figures(endpoint, token, vm_count, day, "labels.Cluster")
+    lines = [f"Metric Explorer: {vm_count} on {day}, by cluster [MetricData.analyze]"]
+    lines += [f"  {r.get('Cluster', r.get('labels.Cluster', '?')):<40} {r.get('value')}" for r in rows]
     return lines
 
 
@@ -55,10 +103,16 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     with open(args.cloudforet_ready, encoding="utf-8") as fh:
         ready = json.load(fh)
-    md = [("token", next(iter(ready["app_tokens"].values())))]
-    print("\n== What CloudForet shows for provider nutanix (identity, as the console reads it) ==")
+    token = next(iter(ready["app_tokens"].values()))
+    md = [("token", token)]
+    print("\n== What CloudForet shows for provider nutanix, as the console reads it ==")
     with grpc.insecure_channel(ready["endpoint"]) as channel:
         for line in identity_view(channel, md):
+            print(line)
+        print()
+        print(vm_table(channel, md))
+        print()
+        for line in metric_figure(channel, ready["endpoint"], token):
             print(line)
     return 0
 

@@ -15,6 +15,7 @@ message names the role and the objects it was needed for), 3 CloudForet unreacha
 from __future__ import annotations
 
 import argparse
+import functools
 import json
 import logging
 import sys
@@ -23,8 +24,18 @@ from dataclasses import dataclass, field
 from typing import Any, Callable
 
 import jsonschema
+from spaceone.api.inventory.v1 import cloud_service_type_pb2, metric_pb2, namespace_pb2
 
-from connectors.cloudforet import CloudForetAuth, CloudForetClient, jwt_claims
+from connectors.cloudforet import (
+    METRIC_UPDATABLE,
+    NAMESPACE_UPDATABLE,
+    CloudForetAuth,
+    CloudForetClient,
+    jwt_claims,
+    same_as_held,
+    to_dict,
+    type_changes,
+)
 from connectors.errors import CloudForetError
 from connectors.retry import RetryPolicy
 from pipeline.config import ConfigError, load_config
@@ -53,6 +64,7 @@ ROLE_HINTS = {
                      "workspace (a DOMAIN_ADMIN user granted in the workspace is one)",
 }
 MASK = "***"
+SECRET_KEYS = ("nutanix_password", "nutanix_username")  # scrubbed from messages (the host and port are not secret)
 
 
 class SetupError(Exception):
@@ -66,7 +78,7 @@ class SetupError(Exception):
 @dataclass(frozen=True)
 class Step:
     """One thing setup makes exist. ``objects`` names what it writes (in errors about its credential);
-    ``run`` reads with ``client`` and writes through ``ctx.write``, returning what it did."""
+    ``run`` reads with ``client`` (the credential of ``role``) and writes through ``ctx.write``."""
 
     name: str
     role: str  # DOMAIN_ADMIN or WORKSPACE_OWNER: the credential its calls need
@@ -82,6 +94,7 @@ class SetupRun:
     dry_run: bool = False
     update_secrets: bool = False
     out: Callable[[str], None] = print
+    steps: list[Step] = field(default_factory=lambda: list(STEPS))
     counts: Counter = field(default_factory=Counter)
     _clients: dict[str, CloudForetClient] = field(default_factory=dict)
     _secrets: list[str] = field(default_factory=list)  # values never to print
@@ -106,10 +119,9 @@ class SetupRun:
         self.out(f"  {what}: unchanged{f' ({note})' if note else ''}")
 
     def keep_secret(self, data: dict) -> None:
-        """Values of ``data`` are scrubbed from every message setup prints (a server's validation
-        error may quote the value it refused: identity answers jsonschema's message)."""
-        self._secrets.extend(str(v) for k, v in data.items()
-                             if isinstance(v, str) and len(v) >= 3 and k not in ("scheme", "verify_ssl"))
+        """The credentials in ``data`` are scrubbed from every message setup prints (a server's
+        validation error may quote the value it refused: identity answers jsonschema's message)."""
+        self._secrets.extend(str(data[k]) for k in SECRET_KEYS if data.get(k))
 
     def scrub(self, text: str) -> str:
         for value in sorted(set(self._secrets), key=len, reverse=True):
@@ -140,7 +152,7 @@ class SetupRun:
         try:
             token = client.tokens.token()
         except CloudForetError as err:
-            raise self._credential_error(role, objects, err) from None
+            raise self._error(role, objects, err) from None
         claims = jwt_claims(token)
         held = claims.get("rol") or claims.get("role_type")
         if held and held != role:
@@ -151,7 +163,7 @@ class SetupRun:
                              f"{cf.auth.workspace_id}: use {hint}.")
         return client
 
-    def _credential_error(self, role: str, objects: str, err: CloudForetError) -> SetupError:
+    def _error(self, role: str, objects: str, err: CloudForetError) -> SetupError:
         key = f"cloudforet.setup.{ROLE_KEYS[role]}"
         # the client's own hint is about the collector's run token, not about setup's roles
         message = self.scrub(str(err)).split(" The token's role lacks")[0]
@@ -180,15 +192,17 @@ def ensure_provider(ctx: SetupRun, client: CloudForetClient) -> None:
     """identity.v2 Provider.get, then Provider.create, or Provider.update of the fields that differ."""
     wanted = provider_definition()
     held = client.get_provider(wanted["provider"])
+    shown = {**wanted, "icon": "<schemas/console/icons/nutanix.svg>"}
     if held is None:
-        ctx.write("Provider.create", wanted, lambda: client.create_provider(wanted), "created")
+        ctx.write("Provider.create", shown, lambda: client.create_provider(wanted), "created")
         return
     changed = _differs(wanted, held, ("name", "alias", "color", "icon", "order"))
     if not changed:
         ctx.unchanged(f"provider {wanted['provider']}")
         return
     update = {"provider": wanted["provider"], **{k: wanted[k] for k in changed}}
-    ctx.write("Provider.update", update, lambda: client.update_provider(update), "updated")
+    ctx.write("Provider.update", {"provider": wanted["provider"], "changed": changed},
+              lambda: client.update_provider(update), "updated")
 
 
 def ensure_schemas(ctx: SetupRun, client: CloudForetClient) -> None:
@@ -198,7 +212,7 @@ def ensure_schemas(ctx: SetupRun, client: CloudForetClient) -> None:
         held = client.get_schema(wanted["schema_id"])
         shown = _show_schema(wanted)
         if held is None:
-            ctx.write("Schema.create", shown, lambda w=wanted: client.create_schema(w), "created")
+            ctx.write("Schema.create", shown, functools.partial(client.create_schema, wanted), "created")
             continue
         if held.get("schema_type") != wanted["schema_type"] or held.get("provider") != wanted["provider"]:
             raise SetupError(f"schema {wanted['schema_id']} exists with schema_type {held.get('schema_type')} and "
@@ -209,7 +223,7 @@ def ensure_schemas(ctx: SetupRun, client: CloudForetClient) -> None:
         if not changed:
             ctx.unchanged(f"schema {wanted['schema_id']}")
             continue
-        ctx.write("Schema.update", {**shown, "changed": changed}, lambda w=wanted: client.update_schema(w),
+        ctx.write("Schema.update", {**shown, "changed": changed}, functools.partial(client.update_schema, wanted),
                   "updated")
 
 
@@ -281,18 +295,17 @@ def ensure_service_accounts(ctx: SetupRun, client: CloudForetClient) -> None:
             data, secret = service_account_data(a), secrets[a.name]
             shown = {"name": a.name, "provider": PROVIDER, "project_id": project, "data": data,
                      "secret_schema_id": SECRET_SCHEMA_ID, "secret_data": dict.fromkeys(secret, MASK)}
-            made = ctx.write("ServiceAccount.create", shown,
-                             lambda a=a, d=data, s=secret: client.create_service_account(
-                                 a.name, PROVIDER, d, project, SECRET_SCHEMA_ID, s), "created")
+            made = ctx.write("ServiceAccount.create", shown, functools.partial(
+                client.create_service_account, a.name, PROVIDER, data, project, SECRET_SCHEMA_ID, secret), "created")
             if made:
                 ctx.out(f"    service account {made.get('service_account_id')} (secret {made.get('secret_id')})")
         elif ctx.update_secrets:
             secret = secrets[a.name]
             shown = {"service_account_id": sa["service_account_id"], "secret_schema_id": SECRET_SCHEMA_ID,
                      "secret_data": dict.fromkeys(secret, MASK)}
-            ctx.write("ServiceAccount.update_secret_data", shown,
-                      lambda sa=sa, s=secret: client.update_service_account_secret(
-                          sa["service_account_id"], SECRET_SCHEMA_ID, s), "replaced")
+            ctx.write("ServiceAccount.update_secret_data", shown, functools.partial(
+                client.update_service_account_secret, sa["service_account_id"], SECRET_SCHEMA_ID, secret),
+                "replaced")
         else:
             ctx.unchanged(f"service account {a.name} ({sa['service_account_id']})",
                           "its secret is kept; --update-secrets replaces it")
@@ -300,30 +313,54 @@ def ensure_service_accounts(ctx: SetupRun, client: CloudForetClient) -> None:
 
 def ensure_cloud_service_types(ctx: SetupRun, client: CloudForetClient) -> None:
     """The CloudServiceTypes with their console layouts (schemas/console.py), created or updated
-    where their metadata, labels or tags differ (CloudForetClient.ensure_cloud_service_types)."""
+    where their metadata, labels or tags differ (CloudForetClient.ensure_cloud_service_types). A
+    dry run reads them (CloudServiceType.list) and compares as that method does."""
     from schemas.console import cloud_service_type_definitions
     defs = cloud_service_type_definitions()
-    if ctx.dry_run:
-        for d in defs:
-            ctx.write("CloudServiceType.create|update",
-                      {"provider": d["provider"], "group": d["group"], "name": d["name"],
-                       "metadata": "<schemas/console layout>"}, lambda: None, "checked")
+    if not ctx.dry_run:
+        _report(ctx, "cloud service types", client.ensure_cloud_service_types(defs))
         return
-    _report(ctx, "cloud service types", client.ensure_cloud_service_types(defs))
+    for t in defs:
+        found = client.call(client.cloud_service_type.list, cloud_service_type_pb2.CloudServiceTypeQuery(
+            provider=t["provider"], group=t["group"], name=t["name"]), "CloudServiceType.list")
+        what = {"provider": t["provider"], "group": t["group"], "name": t["name"]}
+        if not found.total_count:
+            ctx.write("CloudServiceType.create", {**what, "metadata": "<schemas/console layout>"}, _nothing,
+                      "created")
+            continue
+        changed = type_changes(to_dict(found.results[0]), t)
+        if changed:
+            ctx.write("CloudServiceType.update", {**what, "changed": changed}, _nothing, "updated")
+        else:
+            ctx.unchanged(f"cloud service type {t['group']}/{t['name']}")
 
 
 def ensure_metric_explorer(ctx: SetupRun, client: CloudForetClient) -> None:
-    """The Metric Explorer Namespace and Metrics (schemas/metric_explorer.py)."""
+    """The Metric Explorer Namespace and Metrics (schemas/metric_explorer.py), created or updated
+    (CloudForetClient.ensure_metric_explorer); a dry run reads and compares them alike."""
     from schemas.metric_explorer import metric_definitions, namespace_definition
     namespace, metrics = namespace_definition(), metric_definitions()
-    if ctx.dry_run:
-        ctx.write("Namespace.create|update", {"namespace_id": namespace.get("namespace_id"),
-                                              "name": namespace.get("name")}, lambda: None, "checked")
-        for m in metrics:
-            ctx.write("Metric.create|update", {"metric_id": m.get("metric_id"), "name": m.get("name")},
-                      lambda: None, "checked")
+    if not ctx.dry_run:
+        _report(ctx, "metric explorer", client.ensure_metric_explorer(namespace, metrics))
         return
-    _report(ctx, "metric explorer", client.ensure_metric_explorer(namespace, metrics))
+    plans: list[tuple[str, str, Any, Any, tuple[str, ...], dict]] = [
+        ("Namespace", "namespace_id", client.namespace, namespace_pb2.NamespaceQuery, NAMESPACE_UPDATABLE, namespace)]
+    plans += [("Metric", "metric_id", client.metric, metric_pb2.MetricQuery, METRIC_UPDATABLE, m) for m in metrics]
+    for kind, id_key, stub, query_type, updatable, want in plans:
+        found = client.call(stub.list, query_type(**{id_key: want[id_key]}), f"{kind}.list")
+        if not found.total_count:
+            ctx.write(f"{kind}.create", {id_key: want[id_key], "name": want.get("name")}, _nothing, "created")
+            continue
+        held = to_dict(found.results[0])
+        changed = [k for k in updatable if k in want and not same_as_held(held.get(k), want[k])]
+        if changed:
+            ctx.write(f"{kind}.update", {id_key: want[id_key], "changed": changed}, _nothing, "updated")
+        else:
+            ctx.unchanged(f"{kind.lower()} {want[id_key]}")
+
+
+def _nothing() -> None:
+    """What a dry run's write does."""
 
 
 def _report(ctx: SetupRun, what: str, counts: dict) -> None:
@@ -362,7 +399,7 @@ def run_setup(config: Config, *, dry_run: bool = False, update_secrets: bool = F
         try:
             step.run(ctx, client)
         except CloudForetError as err:
-            raise ctx._credential_error(step.role, step.objects(config), err) from None
+            raise ctx._error(step.role, step.objects(config), err) from None
     writes = {k: n for k, n in ctx.counts.items() if k != "unchanged" and n}
     if dry_run:
         out("setup --dry-run: nothing was changed; " + (", ".join(f"{n} {k}" for k, n in sorted(writes.items()))

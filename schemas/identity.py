@@ -8,20 +8,21 @@ mongoengine DictField, which refuses keys that start with ``$`` or contain ``.``
 from __future__ import annotations
 
 from schemas import load_json_schema
+from schemas.console import icon_url
 
 PROVIDER = "nutanix"
 SECRET_SCHEMA_ID = "nutanix-secret-prism-central"
 SERVICE_ACCOUNT_SCHEMA_ID = "nutanix-service-account"
 SECRET_SCHEMA_FILE = "nutanix_secret.schema.json"
 SERVICE_ACCOUNT_SCHEMA_FILE = "nutanix_service_account.schema.json"
-NUTANIX_ICON = "https://www.nutanix.com/content/dam/nutanix/global/icons/nutanix-icon.svg"
+PROVIDER_ICON = "nutanix.svg"  # schemas/console/icons/, inlined as a data URL like the types' icons
 
 
 def provider_definition() -> dict:
     """identity.v2 CreateProviderRequest's fields (identity ProviderService.create: provider and
     name required; the model caps provider/name/alias at 40 characters and color at 7)."""
     return {"provider": PROVIDER, "name": "Nutanix", "alias": "Nutanix", "color": "#024DA1",
-            "icon": NUTANIX_ICON, "order": 10}
+            "icon": icon_url(PROVIDER_ICON), "order": 10}
 
 
 def schema_definitions() -> list[dict]:

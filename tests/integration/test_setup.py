@@ -105,15 +105,22 @@ def test_dry_run_prints_the_calls_and_changes_nothing(tmp_path, prism_servers, c
     emu = cloudforets("cf")
     config = load_config(setup_config(tmp_path, servers, emu, monkeypatch))
     lines: list[str] = []
-    counts = run_setup(config, steps=IDENTITY_STEPS, dry_run=True, out=lines.append)
-    assert counts["created"] == 5
+    counts = run_setup(config, dry_run=True, out=lines.append)  # every step
+    assert counts == {"created": 14}
     text = "\n".join(lines)
     assert text.count("would call Provider.create") == 1
     assert text.count("would call Schema.create") == 2
     assert text.count("would call ServiceAccount.create") == 2
+    assert text.count("would call CloudServiceType.create") == 4
+    assert text.count("would call Namespace.create") == 1 and text.count("would call Metric.create") == 4
     assert PRISM_PASSWORD not in text
     assert identity_state(emu) == {"providers": [], "schemas": [], "service_accounts": [], "secrets": []}
+    assert emu.store.cloud_service_types() == []
     assert lines[-1].startswith("setup --dry-run: nothing was changed")
+
+    run_setup(config, out=lambda line: None)
+    assert run_setup(config, dry_run=True, out=lines.append) == {"unchanged": 14}  # what the real run left
+    assert lines[-1] == "setup --dry-run: nothing was changed; nothing would be written"
 
 
 def test_update_secrets_replaces_only_with_the_flag(tmp_path, prism_servers, cloudforets, monkeypatch):
@@ -340,3 +347,77 @@ def test_the_schemas_are_storable_by_identity():
         assert len(definition["schema_id"]) <= 40 and len(definition["name"]) <= 40  # StringField(max_length=40)
     provider = provider_definition()
     assert all(len(provider[k]) <= 40 for k in ("provider", "name", "alias")) and len(provider["color"]) <= 7
+
+
+def test_accounts_from_service_accounts_keeps_the_usable_ones_and_says_why_not_the_others(tmp_path, monkeypatch):
+    from emulators.cloudforet.config import EmulatorConfig
+    from emulators.cloudforet.server import CloudForetEmulator
+    from pipeline.service_accounts import accounts_from_service_accounts
+    from transforms.settings import AccountConfig
+    secret = {"nutanix_host": "pc-a.example.com", "nutanix_username": "u", "nutanix_password": "p"}
+    cfg = EmulatorConfig(secrets={"secret-a": secret, "secret-c": secret}, service_accounts=[
+        {"service_account_id": "sa-a", "name": "pc-a", "provider": "nutanix", "secret_id": "secret-a"},
+        {"service_account_id": "sa-b", "name": "pc-b", "provider": "nutanix"},
+        {"service_account_id": "sa-c", "name": "PC C", "provider": "nutanix", "secret_id": "secret-c"},
+        {"service_account_id": "sa-x", "name": "pc-x", "provider": "nutanix", "secret_id": "secret-a",
+         "workspace_id": "workspace-other"},
+        {"service_account_id": "sa-aws", "name": "aws", "provider": "aws", "secret_id": "secret-a"}])
+    with CloudForetEmulator(str(tmp_path / "cf.sqlite"), cfg) as emu:
+        monkeypatch.setenv("TEST_CF_TOKEN", emu.app_token())
+        path = write_config(tmp_path, [], emu, cost_mode="datasource", accounts=[
+            {"name": "pc-a", "host": "ignored.example.com", "username": "ignored", "password_env": "NOPE",
+             "ca_bundle": "/etc/pc-a-ca.pem", "verify_ssl": True}])
+        raw = yaml.safe_load(open(path))
+        raw["accounts_from"] = "service_accounts"
+        open(path, "w").write(yaml.safe_dump(raw))
+        config, warnings = accounts_from_service_accounts(load_config(path))
+    # the file's pc-a lends its local settings, never its host or credentials
+    assert config.accounts == (AccountConfig(name="pc-a", secret_id="secret-a", service_account_id="sa-a",
+                                             ca_bundle="/etc/pc-a-ca.pem", verify_ssl=True),)
+    assert len(warnings) == 2  # sa-x is another workspace's, sa-aws another provider's: not listed at all
+    assert any("pc-b (sa-b) has no secret" in w for w in warnings)
+    assert any("'PC C' (sa-c): its name is not a valid account name" in w for w in warnings)
+
+
+def test_help_names_setup_and_its_roles():
+    done = subprocess.run([sys.executable, "-m", "pipeline", "setup", "--help"], cwd=ROOT, capture_output=True,
+                          text=True, timeout=120, env={**os.environ, "PYTHONPATH": str(ROOT)})
+    assert done.returncode == 0
+    assert "domain_admin" in done.stdout and "workspace_owner" in done.stdout and "--dry-run" in done.stdout
+    top = subprocess.run([sys.executable, "-m", "pipeline", "--help"], cwd=ROOT, capture_output=True, text=True,
+                         timeout=120, env={**os.environ, "PYTHONPATH": str(ROOT)})
+    assert "python -m pipeline setup --config FILE" in top.stdout
+
+
+def test_a_provider_made_by_hand_is_updated_to_the_definition(tmp_path, cloudforets, monkeypatch):
+    """A provider someone created with a name only (as tests/conformance seeds it): setup updates the
+    fields that differ (identity ProviderService.update), and only once."""
+    emu = cloudforets("cf")
+    with grpc.insecure_channel(emu.endpoint) as channel:
+        provider_pb2_grpc.ProviderStub(channel).create(provider_pb2.CreateProviderRequest(
+            provider="nutanix", name="Nutanix"), metadata=_md(emu.app_token("app-nutanix-setup")), timeout=10)
+    config = load_config(setup_config(tmp_path, [], emu, monkeypatch))
+    lines: list[str] = []
+    assert run_setup(config, steps=IDENTITY_STEPS[:1], out=lines.append) == {"updated": 1}
+    assert '"changed": ["alias", "color", "icon"]' in lines[1]
+    (provider,) = emu.store.providers()
+    assert (provider["alias"], provider["color"], provider["icon"][:26]) == ("Nutanix", "#024DA1",
+                                                                           "data:image/svg+xml;base64,")
+    assert run_setup(config, steps=IDENTITY_STEPS[:1], out=lines.append) == {"unchanged": 1}
+
+
+def test_cli_exit_codes_name_the_role_or_the_address(tmp_path, prism_servers, cloudforets, monkeypatch):
+    servers = prism_servers(SPEC)
+    emu = cloudforets("cf")
+    path = setup_config(tmp_path, servers, emu, monkeypatch)
+    env = {"TEST_PRISM_PASSWORD": PRISM_PASSWORD, "TEST_CF_TOKEN": os.environ["TEST_CF_TOKEN"],
+           "TEST_CF_ADMIN_TOKEN": ""}
+    done = _cli("--config", path, env=env)
+    assert done.returncode == 2, done.stderr[-2000:]
+    assert "cloudforet.setup.domain_admin (DOMAIN_ADMIN, needed for Provider nutanix" in done.stderr
+    assert "TEST_CF_ADMIN_TOKEN is empty or unset" in done.stderr
+    emu.stop()  # nothing answers at its address any more
+    env["TEST_CF_ADMIN_TOKEN"] = os.environ["TEST_CF_ADMIN_TOKEN"]
+    done = _cli("--config", path, env=env)
+    assert done.returncode == 3, done.stderr[-2000:]
+    assert emu.endpoint in done.stderr
