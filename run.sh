@@ -134,7 +134,7 @@ collector_job() {  # collector_job DIR: CloudForet's Inventory runs the Collecto
                    # (Jobs, JobTasks), its plugin reached through the Repository and the plugin service
   echo
   echo "== CloudForet's Inventory runs the collector plugin: Jobs and JobTasks (collector history) =="
-  "$PY" -m emulators.collector_demo run --cloudforet-ready "$1/cloudforet.json" --jobs 2
+  "$PY" -m emulators.collector_demo --cloudforet-ready "$1/cloudforet.json" --jobs 2
 }
 
 demo() {

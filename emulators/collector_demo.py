@@ -1,15 +1,13 @@
 """The demo's collector job: CloudForet's Inventory runs the collector plugin, as operators see it.
 
-    python -m emulators.collector_demo config --prism-ready F --out FILE
-        writes an emulator config holding one service account (and its secret) per
-        demo Prism Central; the password comes from $PRISM_PASSWORD
-    python -m emulators.collector_demo run --cloudforet-ready F [--jobs N]
-        runs N jobs of the Collector ``python -m pipeline setup --plugins`` created (its
-        plugin registered in the Repository, reached through the plugin service) and prints
-        each Job and its JobTasks as the console's collector history lists them (setup gives
-        the Collector the plugin option ``account_names``, naming each Prism Central's records
-        as the pipeline's config does, so the collector takes over the records the pipeline
-        wrote: updated, not created again)
+    python -m emulators.collector_demo --cloudforet-ready F [--jobs N]
+
+runs N jobs of the Collector ``python -m pipeline setup --plugins`` created (its
+plugin registered in the Repository, reached through the plugin service) and prints
+each Job and its JobTasks as the console's collector history lists them (setup gives
+the Collector the plugin option ``account_names``, naming each Prism Central's records
+as the pipeline's config does, so the collector takes over the records the pipeline
+wrote: updated, not created again).
 
 Everything goes through the public API with the real stubs (Collector.list,
 Collector.collect, Job.get, JobTask.list, ServiceAccount.list). Collect is
@@ -37,12 +35,6 @@ from spaceone.api.inventory.v1 import (
 from pipeline.plugin_definitions import COLLECTOR_NAME, PROVIDER
 
 COLUMNS = ("SERVICE ACCOUNT", "STATUS", "CREATED", "UPDATED", "FAILURE", "DELETED", "DISCONNECTED")
-
-
-def account_names(prism: dict) -> dict[str, str]:
-    """Prism Central address (as the plugin names it: host, and :port when not 9440) -> the config's name."""
-    return {(pc["host"] if int(pc["port"]) == 9440 else f"{pc['host']}:{pc['port']}"): pc["name"]
-            for pc in prism["prism_centrals"]}
 
 
 def job_table(job: job_pb2.JobInfo, tasks: list, names: dict[str, str]) -> str:
@@ -96,28 +88,12 @@ def run(cloudforet: dict, jobs: int, timeout_s: float = 300.0) -> int:
 
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(prog="python -m emulators.collector_demo", description=__doc__.splitlines()[0])
-    sub = ap.add_subparsers(dest="command", required=True)
-    cfg = sub.add_parser("config")
-    cfg.add_argument("--prism-ready", required=True)
-    cfg.add_argument("--out", required=True)
-    go = sub.add_parser("run")
-    go.add_argument("--cloudforet-ready", required=True)
-    go.add_argument("--jobs", type=int, default=2)
+    ap.add_argument("--cloudforet-ready", required=True)
+    ap.add_argument("--jobs", type=int, default=2)
     args = ap.parse_args(argv)
-    if args.command == "config":
-        password = os.environ.get("PRISM_PASSWORD", "")
-        if not password:
-            ap.error("export PRISM_PASSWORD (the demo Prism Centrals' password) first")
-        with open(args.prism_ready) as fh:
-            config = emulator_config(json.load(fh), password)
-        fd = os.open(args.out, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)  # it holds the secrets
-        with os.fdopen(fd, "w") as fh:
-            yaml.safe_dump(config, fh, sort_keys=False)
-        return 0
     with open(args.cloudforet_ready) as fh:
         cloudforet = json.load(fh)
     return run(cloudforet, args.jobs)
-
 
 if __name__ == "__main__":
     sys.exit(main())
