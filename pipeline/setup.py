@@ -98,7 +98,6 @@ class SetupRun:
     counts: Counter = field(default_factory=Counter)
     _clients: dict[str, CloudForetClient] = field(default_factory=dict)
     _secrets: list[str] = field(default_factory=list)  # values never to print
-    steps: list = field(default_factory=lambda: list(STEPS))  # what this setup runs (named in credential errors)
 
     # -- writes and reporting -------------------------------------------
     def write(self, call: str, shown: dict, do: Callable[[], Any], outcome: str) -> Any:
