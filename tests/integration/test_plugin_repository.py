@@ -282,3 +282,26 @@ def test_a_plugin_image_command_refuses_calls_naming_no_store(image_processes):
             options=_s({})), timeout=30))
         assert err.code() == grpc.StatusCode.INVALID_ARGUMENT and "plugin_info.options 'store'" in err.details()
 
+
+
+def test_the_collector_images_command_is_what_inventory_creates_a_collector_of(emu, image_processes):
+    """inventory CollectorService.create: the plugin from the repository (its provider), the endpoint and
+    version from the plugin service, the metadata from the plugin's Collector.init (the image's command)."""
+    from spaceone.api.inventory.v1 import collector_pb2, collector_pb2_grpc
+
+    from pipeline.plugin_definitions import collector_request
+    in_registry(emu, "collector", versions=("0.1.0", "0.1.1"), endpoint=image_processes("collector"))
+    with grpc.insecure_channel(emu.endpoint) as ch:
+        plugin_pb2_grpc.PluginStub(ch).register(registration("collector"), metadata=domain_admin_md(emu))
+        request = ParseDict(collector_request(OPTIONS, "nutanix-secret-prism-central"),
+                            collector_pb2.CreateCollectorRequest())
+        request.ClearField("provider")  # the repository's plugin names it
+        made = MessageToDict(collector_pb2_grpc.CollectorStub(ch).create(request, metadata=workspace_owner_md(emu)),
+                             preserving_proto_field_name=True)
+        assert made["provider"] == "nutanix" and made["plugin_info"]["version"] == "0.1.1"
+        assert made["plugin_info"]["metadata"]  # Collector.init answered through the plugin service's endpoint
+        assert made["schedule"] == {"state": "ENABLED", "hours": [0, 12]}
+        unknown = collector_pb2.CreateCollectorRequest(name="x", plugin_info=collector_pb2.PluginInfo(
+            plugin_id="plugin-unknown"))
+        err = rpc_error(lambda: collector_pb2_grpc.CollectorStub(ch).create(unknown, metadata=workspace_owner_md(emu)))
+        assert err.details() == "ERROR_NO_PLUGIN: Plugin does not exists. (plugin_id = plugin-unknown)"
