@@ -4,8 +4,9 @@ Steps appended to ``pipeline.setup.STEPS`` (each with the credential its role ne
 first and writing only what is missing, printed and skipped under ``--dry-run``):
 
 1. ``plugins`` (DOMAIN_ADMIN): the three images in the Repository (repository.v1 ``Plugin.list``
-   then ``Plugin.register``; an image registered under the same plugin_id with another image path is
-   an error: the repository cannot change an image, deregister it first);
+   then ``Plugin.register``, or ``Plugin.update`` of a name, capability, labels or tags that differ;
+   an image registered under the same plugin_id with another image path is an error: the repository
+   cannot change an image, deregister it first);
 2. ``monitoring_data_source`` (DOMAIN_ADMIN: monitoring's ``DataSource.register`` allows only it):
    registered by plugin_info with the metric store as options and a ``secret_id``;
 3. ``collector`` (WORKSPACE_OWNER): inventory ``Collector.create`` (plugin_info, schedule, provider,
@@ -46,6 +47,9 @@ from schemas.identity import SECRET_SCHEMA_ID
 from transforms.settings import Config
 
 
+UPDATABLE = ("name", "capability", "labels", "tags")  # repository Plugin model updatable_fields we set
+
+
 def _dict(message: Any) -> dict:
     return MessageToDict(message, preserving_proto_field_name=True)
 
@@ -76,7 +80,18 @@ def ensure_plugins(ctx: SetupRun, client: CloudForetClient) -> None:
                              f"{wanted['image']}: the repository cannot change a plugin's image; deregister it "
                              "(repository Plugin.deregister) and run setup --plugins again", 1)
         if held:
-            ctx.unchanged(f"plugin {wanted['plugin_id']} ({wanted['resource_type']})")
+            have = _dict(held[0])
+            changed = [k for k in UPDATABLE if wanted[k] != have.get(k, [] if k == "labels" else {})]
+            if not changed:
+                ctx.unchanged(f"plugin {wanted['plugin_id']} ({wanted['resource_type']})")
+                continue
+            update = {"plugin_id": wanted["plugin_id"], **{k: wanted[k] for k in changed}}
+
+            def do_update(u: dict = update) -> Any:
+                return client.call(stub.update, ParseDict(u, plugin_pb2.UpdatePluginRequest()),
+                                   f"Plugin.update({u['plugin_id']})")
+
+            ctx.write("Plugin.update", update, do_update, "updated")
             continue
         request = ParseDict(wanted, plugin_pb2.RegisterPluginRequest())
 

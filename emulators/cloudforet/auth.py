@@ -105,6 +105,7 @@ ROLE_RULES: dict[str, tuple[str, ...]] = {
     # cloudforet-io/repository service/plugin_service.py: register/update/enable/disable/deregister
     # role_types ["DOMAIN_ADMIN"]; get_versions adds the workspace roles, get and list also USER
     "repository.Plugin.register": ("DOMAIN_ADMIN",),
+    "repository.Plugin.update": ("DOMAIN_ADMIN",),
     "repository.Plugin.deregister": ("DOMAIN_ADMIN",),
     "repository.Plugin.get_versions": _READERS,
     "repository.Plugin.get": (*_READERS, "USER"),

@@ -17,6 +17,7 @@ Followed from cloudforet-io/repository (late 2025):
   ``registry_url`` answered are the REGISTRY_INFO global's for the plugin's
   registry type (a private registry's url and image_pull_secrets are the
   repository's settings, not the caller's), plus ``repository_info``.
+- update changes only the model's ``updatable_fields`` (name, capability, labels, tags, docs).
 - get / get_versions / list: DOMAIN_ADMIN, WORKSPACE_OWNER, WORKSPACE_MEMBER
   (and USER for get and list); an unknown plugin is ERROR_NO_PLUGIN
   (INVALID_ARGUMENT); get_versions lists the registry's tags.
@@ -113,6 +114,17 @@ class PluginRepository:
     def versions(self, plugin_id: str, domain_id: str) -> list[str]:
         return plugin_registry.tags(self.backend.config, self.get(plugin_id, domain_id)["image"])
 
+    def update(self, doc: dict, domain_id: str) -> dict:
+        """LocalPluginManager.update_plugin: only the model's updatable fields change (name, capability,
+        labels, tags, docs); the image, registry and resource type stay."""
+        plugin = self.get(str(doc.get("plugin_id") or ""), domain_id)
+        for key in ("name", "capability", "labels", "tags", "docs"):
+            if key in doc:
+                plugin[key] = list(doc[key]) if key == "labels" else doc[key]
+        plugin["updated_at"] = now_iso()
+        self.store.replace(REPO_PLUGINS, self._key(plugin["plugin_id"], domain_id), plugin, plugin["state"])
+        return plugin
+
     def deregister(self, plugin_id: str, domain_id: str) -> None:
         self.get(plugin_id, domain_id)
         self.store.delete(REPO_PLUGINS, self._key(plugin_id, domain_id))
@@ -132,6 +144,10 @@ class RepositoryPluginService(plugin_pb2_grpc.PluginServicer):
     @rpc("repository.Plugin.register")
     def register(self, request: plugin_pb2.RegisterPluginRequest, claims: Claims) -> plugin_pb2.PluginInfo:
         return self.repository.answer(self.repository.register(to_dict(request), claims.domain_id))
+
+    @rpc("repository.Plugin.update")
+    def update(self, request: plugin_pb2.UpdatePluginRequest, claims: Claims) -> plugin_pb2.PluginInfo:
+        return self.repository.answer(self.repository.update(to_dict(request), claims.domain_id))
 
     @rpc("repository.Plugin.get")
     def get(self, request: plugin_pb2.RepositoryPluginRequest, claims: Claims) -> plugin_pb2.PluginInfo:

@@ -182,3 +182,28 @@ def test_cli_setup_plugins_without_the_plugins_block_says_what_to_add(tmp_path, 
                           cwd=ROOT, capture_output=True, text=True, timeout=120)
     assert proc.returncode == 2
     assert "cloudforet.setup.plugins is missing" in proc.stderr and "image_repository" in proc.stderr
+
+
+def test_setup_plugins_updates_a_plugin_whose_labels_changed_and_refuses_another_image(
+        tmp_path, prism_servers, cloudforets, monkeypatch, plugins):
+    from spaceone.api.repository.v1 import plugin_pb2, plugin_pb2_grpc
+
+    from tests.helpers import domain_admin_md
+    servers = prism_servers(SPEC)
+    emu = cloudforets("cf")
+    config = load_config(plugins_config(tmp_path, servers, emu, monkeypatch, plugins))
+    run_setup(config, steps=PLUGIN_STEPS[:1], out=lambda line: None)
+    cost_id = IMAGES["cost"].name
+    with grpc.insecure_channel(emu.endpoint) as ch:  # someone edits the plugin in the Repository
+        plugin_pb2_grpc.PluginStub(ch).update(plugin_pb2.UpdatePluginRequest(plugin_id=cost_id, name="renamed"),
+                                              metadata=domain_admin_md(emu))
+    lines: list[str] = []
+    counts = run_setup(config, steps=PLUGIN_STEPS[:1], out=lines.append)
+    assert counts["updated"] == 1 and counts["unchanged"] == 2
+    assert any(line.startswith("  Plugin.update") and '"name": "Nutanix Cost Data Source"' in line for line in lines)
+    held = {p["plugin_id"]: p for p in emu.store.scan("repository_plugins")}
+    assert held[cost_id]["name"] == "Nutanix Cost Data Source"
+    moved = load_config(plugins_config(tmp_path, servers, emu, monkeypatch, {},
+                                       plugins_block={"image_repository": "elsewhere"}, name="moved.yaml"))
+    with pytest.raises(SetupError, match="cannot change a plugin's image"):
+        run_setup(moved, steps=PLUGIN_STEPS[:1], out=lambda line: None)
