@@ -46,7 +46,6 @@ from plugin.images import IMAGES
 from schemas.identity import SECRET_SCHEMA_ID
 from transforms.settings import Config
 
-
 UPDATABLE = ("name", "capability", "labels", "tags")  # repository Plugin model updatable_fields we set
 
 
