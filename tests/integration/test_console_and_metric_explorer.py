@@ -29,7 +29,7 @@ from connectors.errors import CloudForetError
 from emulators.cloudforet.config import EmulatorConfig
 from emulators.cloudforet.server import CloudForetEmulator
 from emulators.prism.fleet import FleetSpec
-from emulators.readback import metric_figures
+from emulators.readback import console_table, metric_figures
 from pipeline.run import run
 from schemas.console import cloud_service_type_definitions
 from schemas.metric_explorer import metric_definitions, metric_id, namespace_definition
@@ -192,3 +192,15 @@ def test_a_changed_metric_is_updated_and_refused_to_a_workspace_member(tmp_path,
             assert got.unit == "vCPU" and [json_format.MessageToDict(x)["key"] for x in got.labels_info][:3] == \
                 ["workspace_id", "project_id", "service_account_id"]
             assert json_format.MessageToDict(got.labels_info[3])["key"] == "labels.Cluster"
+
+
+def test_the_console_table_read_from_cloudforet_shows_the_layouts_columns_and_first_rows(collected):
+    server, emu = collected
+    text = console_table(emu.endpoint, emu.app_token(), rows=3)
+    title, header, rule, *rows = text.splitlines()
+    vms = sorted((r for r in expected(server)[0].values() if r["kind"] == "vm"), key=lambda r: r["name"])
+    assert title == f"nutanix Compute / Instance: {len(vms)} resources" and len(rows) == 3
+    assert header.split()[:4] == ["Name", "Power", "State", "Cluster"]
+    for line, vm in zip(rows, vms):  # the layout's default sort: by name
+        assert line.startswith(vm["name"]) and vm["data"]["cluster"]["name"] in line
+        assert f" {vm['data']['power_state']} " in line and f"{vm['data']['memory_gib']:g} GB" in line
