@@ -147,6 +147,16 @@ def test_metric_explorer_figures_equal_the_fleets(collected):
         by_cluster[cluster] += v
     assert {r["Cluster"]: r["value"] for r in per_cluster} == pytest.approx(dict(by_cluster))
     assert all(r["date"] == today for r in per_cluster)
+    stub = metric_data_pb2_grpc.MetricDataStub(grpc.insecure_channel(emu.endpoint))
+    for start, end in ((today, "2020-01-01"), (today, today[:7])):  # metric_data_manager._check_date_range
+        fields = {"value": {"key": "value", "operator": "sum"}}
+        request = json_format.ParseDict({"metric_id": metric_id("vcpus"), "query": {
+            "granularity": "DAILY", "start": start, "end": end, "fields": fields}},
+            metric_data_pb2.MetricDataAnalyzeQuery())
+        with pytest.raises(grpc.RpcError) as bad:
+            stub.analyze(request, metadata=[("token", emu.app_token())])
+        assert bad.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+        assert "ERROR_INVALID_DATE_RANGE" in bad.value.details()
 
 
 def test_a_run_replaces_the_days_figures_with_what_inventory_holds_now(collected):
