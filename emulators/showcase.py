@@ -47,7 +47,8 @@ def identity_view(channel: grpc.Channel, md: list) -> list[str]:
                                                         metadata=md, timeout=10)
     for s in map(_dict, schemas.results):
         related = f" (related: {', '.join(s['related_schemas'])})" if s.get("related_schemas") else ""
-        fields = ", ".join((s.get("schema") or {}).get("properties", {}))
+        body = s.get("schema") or {}
+        fields = ", ".join(body.get("order") or body.get("properties", {}))  # the form's order
         lines.append(f"Schema {s['schema_id']} [{s['schema_type']}]{related}: {fields}")
     accounts = service_account_pb2_grpc.ServiceAccountStub(channel).list(
         service_account_pb2.ServiceAccountSearchQuery(provider=PROVIDER), metadata=md, timeout=10)
@@ -66,9 +67,9 @@ def metric_figure(channel: grpc.Channel, endpoint: str, token: str) -> list[str]
     metric_pb2_grpc.MetricStub(channel).run(metric_pb2.MetricRequest(metric_id=vm_count),
                                             metadata=[("token", token)], timeout=30)
     day = datetime.now(timezone.utc).strftime("%Y-%m-%d")
-    rows = metric_figures(endpoint, token, vm_count, day, "labels.Cluster")
+    rows = metric_figures(endpoint, token, vm_count, day, "labels.Cluster Name")
     lines = [f"Metric Explorer: {vm_count} on {day}, by cluster [MetricData.analyze]"]
-    lines += [f"  {r.get('Cluster', r.get('labels.Cluster', '?')):<40} {r.get('value')}" for r in rows]
+    lines += [f"  {r.get('Cluster Name', '?'):<24} {r.get('value')}" for r in rows]
     return lines
 
 
