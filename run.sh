@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# ./run.sh          demo: emulated Prism Centrals + CloudForet, one collection, summary
+# ./run.sh          demo: emulated Prism Centrals + CloudForet; setup (twice: the second changes nothing),
+#                   one collection of the service accounts setup made, what CloudForet shows
 # ./run.sh replay   replay the demo's snapshot into a fresh CloudForet emulator
 # ./run.sh test     the whole test suite: tests/unit and tests/integration (tests/conformance is not part of it)
 # ./run.sh test unit         the fast tests alone (no emulators, no whole runs; under a minute)
@@ -133,8 +134,14 @@ demo() {
       --out "$dir" > "$dir/env.sh"
   # shellcheck disable=SC1091
   . "$dir/env.sh"
+  echo "== python -m pipeline setup (provider, schemas, a service account per Prism Central, types, Metric Explorer) =="
+  "$PY" -m pipeline setup --config "$dir/config.yaml"
+  echo "== python -m pipeline setup, again =="
+  "$PY" -m pipeline setup --config "$dir/config.yaml"
+  echo "== python -m pipeline (accounts_from: service_accounts) =="
   "$PY" -m pipeline --config "$dir/config.yaml" "$@"
   readback "$dir"
+  "$PY" -m emulators.showcase --cloudforet-ready "$dir/cloudforet.json"
 }
 
 replay() {

@@ -25,6 +25,11 @@ from spaceone.api.identity.v2 import (
     endpoint_pb2_grpc,
     project_pb2,
     project_pb2_grpc,
+    provider_pb2,
+    provider_pb2_grpc,
+    schema_pb2,
+    schema_pb2_grpc,
+    service_account_pb2,
     service_account_pb2_grpc,
     token_pb2,
     token_pb2_grpc,
@@ -34,6 +39,10 @@ from spaceone.api.inventory.v1 import (
     cloud_service_pb2_grpc,
     cloud_service_type_pb2,
     cloud_service_type_pb2_grpc,
+    metric_pb2,
+    metric_pb2_grpc,
+    namespace_pb2,
+    namespace_pb2_grpc,
     region_pb2,
     region_pb2_grpc,
 )
@@ -384,17 +393,38 @@ _STUBS: dict[str, tuple[str, Callable]] = {
     "cloud_service": ("inventory", cloud_service_pb2_grpc.CloudServiceStub),
     "cloud_service_type": ("inventory", cloud_service_type_pb2_grpc.CloudServiceTypeStub),
     "region": ("inventory", region_pb2_grpc.RegionStub),
+    "namespace": ("inventory", namespace_pb2_grpc.NamespaceStub),
+    "metric": ("inventory", metric_pb2_grpc.MetricStub),
     "cost": ("cost_analysis", cost_pb2_grpc.CostStub),
     "notification": ("notification", notification_pb2_grpc.NotificationStub),
     "secret": ("secret", secret_pb2_grpc.SecretStub),
     "service_account": ("identity", service_account_pb2_grpc.ServiceAccountStub),
     "endpoint": ("identity", endpoint_pb2_grpc.EndpointStub),
     "project": ("identity", project_pb2_grpc.ProjectStub),
+    "provider": ("identity", provider_pb2_grpc.ProviderStub),
+    "schema": ("identity", schema_pb2_grpc.SchemaStub),
 }
 _SERVICE_OF_RESOURCE = {"CloudService": "inventory", "CloudServiceType": "inventory", "Region": "inventory",
+                        "Namespace": "inventory", "Metric": "inventory", "MetricData": "inventory",
                         "Cost": "cost_analysis", "Notification": "notification", "Secret": "secret",
                         "ServiceAccount": "identity", "Token": "identity", "Endpoint": "identity",
-                        "Project": "identity"}
+                        "Project": "identity", "Provider": "identity", "Schema": "identity"}
+
+
+def _provider_request(message: Callable, fields: dict):
+    """Only the fields given: an update must not blank what it does not name."""
+    kwargs: dict[str, Any] = {k: fields[k] for k in ("provider", "name", "alias", "color", "icon") if k in fields}
+    if "order" in fields:
+        kwargs["order"] = int(fields["order"])
+    kwargs.update({k: to_struct(fields[k]) for k in ("options", "tags") if k in fields})
+    return message(**kwargs)
+
+
+def _schema_request(message: Callable, fields: dict):
+    kwargs: dict[str, Any] = {k: fields[k] for k in ("schema_id", "name", "schema_type", "provider",
+                                                     "related_schemas") if k in fields}
+    kwargs.update({k: to_struct(fields[k]) for k in ("schema", "options", "tags") if k in fields})
+    return message(**kwargs)
 
 
 def service_of(what: str) -> str:
@@ -533,6 +563,72 @@ class CloudForetClient:
         return to_dict(self.call(self.project.get, project_pb2.ProjectRequest(project_id=project_id),
                                  f"Project.get({project_id})"))
 
+    # -- identity objects of a provider (python -m pipeline setup) ----------
+    def _get_or_none(self, method: Callable, request, what: str) -> dict | None:
+        try:
+            return to_dict(self.call(method, request, what))
+        except CloudForetError as err:
+            if err.code == "NOT_FOUND":
+                return None
+            raise
+
+    def get_provider(self, provider: str) -> dict | None:
+        """identity.v2 ``Provider.get``; None when the domain has no such provider."""
+        return self._get_or_none(self.provider.get, provider_pb2.ProviderRequest(provider=provider),
+                                 f"Provider.get({provider})")
+
+    def create_provider(self, fields: dict) -> dict:
+        return to_dict(self.call(self.provider.create, _provider_request(provider_pb2.CreateProviderRequest, fields),
+                                 f"Provider.create({fields['provider']})"))
+
+    def update_provider(self, fields: dict) -> dict:
+        return to_dict(self.call(self.provider.update, _provider_request(provider_pb2.UpdateProviderRequest, fields),
+                                 f"Provider.update({fields['provider']})"))
+
+    def get_schema(self, schema_id: str) -> dict | None:
+        """identity.v2 ``Schema.get``; None when the domain has no such schema."""
+        return self._get_or_none(self.schema.get, schema_pb2.SchemaRequest(schema_id=schema_id),
+                                 f"Schema.get({schema_id})")
+
+    def create_schema(self, fields: dict) -> dict:
+        return to_dict(self.call(self.schema.create, _schema_request(schema_pb2.CreateSchemaRequest, fields),
+                                 f"Schema.create({fields['schema_id']})"))
+
+    def update_schema(self, fields: dict) -> dict:
+        """identity SchemaService.update: name, schema, related_schemas, options, tags (not the type or provider)."""
+        fields = {k: v for k, v in fields.items() if k not in ("schema_type", "provider")}
+        return to_dict(self.call(self.schema.update, _schema_request(schema_pb2.UpdateSchemaRequest, fields),
+                                 f"Schema.update({fields['schema_id']})"))
+
+    def list_service_accounts(self, provider: str, project_id: str = "", state: str = "") -> list[dict]:
+        """identity.v2 ``ServiceAccount.list`` of a provider (in the token's workspace), following pages."""
+        query_type = functools.partial(service_account_pb2.ServiceAccountSearchQuery, provider=provider,
+                                       project_id=project_id, state=state)
+        return self._list_all(self.service_account.list, query_type, "ServiceAccount.list", [], None, 1000)
+
+    def create_service_account(self, name: str, provider: str, data: dict, project_id: str,
+                               secret_schema_id: str = "", secret_data: dict | None = None,
+                               tags: dict | None = None) -> dict:
+        """identity ServiceAccountService.create: checks ``data`` against the provider's SERVICE_ACCOUNT
+        schema and ``secret_data`` against ``secret_schema_id``, then has the secret service create the
+        secret itself (WORKSPACE_OWNER or WORKSPACE_MEMBER)."""
+        req = service_account_pb2.CreateServiceAccountRequest(
+            name=name, provider=provider, data=to_struct(data), project_id=project_id,
+            secret_schema_id=secret_schema_id, tags=to_struct(tags))
+        if secret_data:
+            req.secret_data.CopyFrom(to_struct(secret_data))
+        return to_dict(self.call(self.service_account.create, req, f"ServiceAccount.create({name})"))
+
+    def update_service_account_secret(self, service_account_id: str, secret_schema_id: str,
+                                      secret_data: dict) -> dict:
+        """identity ServiceAccountService.update_secret_data: the old secret is deleted and a new one
+        created from ``secret_data`` (checked against the schema), its id set on the account."""
+        req = service_account_pb2.UpdateServiceAccountSecretRequest(
+            service_account_id=service_account_id, secret_schema_id=secret_schema_id,
+            secret_data=to_struct(secret_data))
+        return to_dict(self.call(self.service_account.update_secret_data, req,
+                                 f"ServiceAccount.update_secret_data({service_account_id})"))
+
     def token_claims(self) -> dict:
         """The current token's role (``rol``), workspace (``wid``) and owner type (``own``)."""
         return jwt_claims(self.tokens.token())
@@ -562,44 +658,179 @@ class CloudForetClient:
             notification_type=notification_type, notification_level=level)
         self.call(self.notification.create, req, "Notification.create")
 
-    def ensure_cloud_service_types(self, types: list[dict]) -> int:
-        """Creates the types that are missing; returns how many were created."""
-        created = 0
+    def ensure_cloud_service_types(self, types: list[dict]) -> dict[str, int]:
+        """Creates the types that are missing and updates those whose metadata, labels, tags or
+        flags differ from ``types`` (schemas/console.py ``cloud_service_type_definitions``).
+
+        inventory CloudServiceTypeService.update replaces each field it is sent whole; proto3
+        cannot send False, so a flag turned off stays on (said in the log)."""
+        counts = {"created": 0, "updated": 0, "unchanged": 0}
         for t in types:
             existing = self.call(self.cloud_service_type.list, cloud_service_type_pb2.CloudServiceTypeQuery(
                 provider=t["provider"], group=t["group"], name=t["name"]), "CloudServiceType.list")
-            if existing.total_count:
+            if not existing.total_count:
+                try:
+                    self.call(self.cloud_service_type.create, cloud_service_type_pb2.CreateCloudServiceTypeRequest(
+                        name=t["name"], provider=t["provider"], group=t["group"], **_type_fields(t)),
+                        "CloudServiceType.create")
+                    counts["created"] += 1
+                except CloudForetError as err:
+                    if err.code != "ALREADY_EXISTS":  # a concurrent worker made it: the same definition
+                        raise
+                    counts["unchanged"] += 1
                 continue
-            req = cloud_service_type_pb2.CreateCloudServiceTypeRequest(
-                name=t["name"], provider=t["provider"], group=t["group"], service_code=t.get("service_code", ""),
-                is_primary=t.get("is_primary", False), is_major=t.get("is_major", False),
-                resource_type="inventory.CloudService", metadata=to_struct(t.get("metadata")),
-                tags=to_struct(t.get("tags")))
-            try:
-                self.call(self.cloud_service_type.create, req, "CloudServiceType.create")
-                created += 1
-            except CloudForetError as err:
-                if err.code != "ALREADY_EXISTS":  # a concurrent worker made it: fine
-                    raise
-        return created
+            held = to_dict(existing.results[0])
+            changed = type_changes(held, t)
+            if not changed:
+                counts["unchanged"] += 1
+                continue
+            self.call(self.cloud_service_type.update, cloud_service_type_pb2.UpdateCloudServiceTypeRequest(
+                cloud_service_type_id=held["cloud_service_type_id"], **_type_fields(t, changed)),
+                "CloudServiceType.update")
+            counts["updated"] += 1
+        return counts
 
-    def ensure_regions(self, provider: str, regions: dict[str, str]) -> int:
-        """``regions`` maps region_code -> name; creates the missing ones."""
+    def ensure_regions(self, provider: str, regions: dict[str, str],
+                       tags: dict[str, dict] | None = None) -> dict[str, int]:
+        """``regions`` maps region_code -> name; ``tags`` region_code -> the tags it should carry
+        (the console's map: continent, latitude, longitude). Creates the missing regions and
+        updates a region whose name differs or lacks one of its tags (Region.update replaces the
+        tags whole: the tags it holds besides ours are sent back with them)."""
+        counts = {"created": 0, "updated": 0, "unchanged": 0}
         if not regions:
-            return 0
+            return counts
+        tags = tags or {}
         query = make_query([("region_code", sorted(regions), "in"), ("provider", provider, "eq")],
                            page=(1, len(regions)))
         existing = self.call(self.region.list, region_pb2.RegionQuery(query=query), "Region.list")
-        have = {r.region_code for r in existing.results}
-        created = 0
+        have = {r.region_code: to_dict(r) for r in existing.results}
         for code, name in sorted(regions.items()):
-            if code in have:
+            wanted = {k: str(v) for k, v in (tags.get(code) or {}).items()}
+            held = have.get(code)
+            if held is None:
+                try:
+                    self.call(self.region.create, region_pb2.CreateRegionRequest(
+                        name=name, region_code=code, provider=provider, tags=to_struct(wanted)), "Region.create")
+                    counts["created"] += 1
+                except CloudForetError as err:
+                    if err.code != "ALREADY_EXISTS":
+                        raise
+                    counts["unchanged"] += 1
                 continue
+            merged = {**(held.get("tags") or {}), **wanted}
+            if held.get("name") == name and merged == (held.get("tags") or {}):
+                counts["unchanged"] += 1
+                continue
+            self.call(self.region.update, region_pb2.UpdateRegionRequest(
+                region_id=held["region_id"], name=name, tags=to_struct(merged)), "Region.update")
+            counts["updated"] += 1
+        return counts
+
+    def ensure_metric_explorer(self, namespace: dict, metrics: list[dict]) -> dict[str, int]:
+        """The Metric Explorer namespace and metrics (schemas/metric_explorer.py): created when
+        missing, updated where an updatable field differs (a namespace's name, icon, tags; a
+        metric's name, query_options, date_field, unit, tags). The server computes a metric's
+        data on create and update (inventory MetricService.create/update -> run_metric_query);
+        the other fields cannot be updated, and a difference there is logged."""
+        counts = {"created": 0, "updated": 0, "unchanged": 0}
+        outcome = self._ensure_one(
+            namespace, "Namespace", "namespace_id", self.namespace, namespace_pb2.NamespaceQuery,
+            namespace_pb2.CreateNamespaceRequest, namespace_pb2.UpdateNamespaceRequest, NAMESPACE_UPDATABLE)
+        counts[outcome] += 1
+        for m in metrics:
+            outcome = self._ensure_one(m, "Metric", "metric_id", self.metric, metric_pb2.MetricQuery,
+                                       metric_pb2.CreateMetricRequest, metric_pb2.UpdateMetricRequest,
+                                       METRIC_UPDATABLE)
+            counts[outcome] += 1
+        return counts
+
+    def _ensure_one(self, want: dict, kind: str, id_key: str, stub, query_type, create_type, update_type,
+                    updatable: tuple[str, ...]) -> str:
+        found = self.call(stub.list, query_type(**{id_key: want[id_key]}), f"{kind}.list")
+        if not found.total_count:
             try:
-                self.call(self.region.create, region_pb2.CreateRegionRequest(
-                    name=name, region_code=code, provider=provider), "Region.create")
-                created += 1
+                self.call(stub.create, json_format.ParseDict(want, create_type()), f"{kind}.create")
+                return "created"
             except CloudForetError as err:
                 if err.code != "ALREADY_EXISTS":
                     raise
-        return created
+                return "unchanged"
+        held = to_dict(found.results[0])
+        changed = {k: want[k] for k in updatable if k in want and not same_as_held(held.get(k), want[k])}
+        fixed = [k for k in want if k not in updatable and k != id_key and k in held
+                 and not same_as_held(held.get(k), want[k])]
+        if fixed:
+            log.warning("%s %s: %s differ from the definition and cannot be updated (delete it to recreate)",
+                        kind, want[id_key], ", ".join(sorted(fixed)))
+        if not changed:
+            return "unchanged"
+        self.call(stub.update, json_format.ParseDict({id_key: want[id_key], **changed}, update_type()),
+                  f"{kind}.update")
+        return "updated"
+
+    def run_metrics(self, metric_ids: Iterable[str]) -> int:
+        """``Metric.run`` each: today's MetricData now, not at the daily schedule (DOMAIN_ADMIN or
+        WORKSPACE_OWNER)."""
+        ran = 0
+        for metric_id in metric_ids:
+            self.call(self.metric.run, metric_pb2.MetricRequest(metric_id=metric_id), f"Metric.run({metric_id})")
+            ran += 1
+        return ran
+
+
+# The fields an update may change (inventory model/*: updatable_fields of the request's).
+TYPE_UPDATABLE = ("service_code", "is_primary", "is_major", "resource_type", "metadata", "labels", "tags")
+NAMESPACE_UPDATABLE = ("name", "icon", "tags")
+METRIC_UPDATABLE = ("name", "query_options", "date_field", "unit", "tags")
+
+
+def same_as_held(held: Any, want: Any) -> bool:
+    """``want`` as CloudForet would hold it (through a protobuf Struct: numbers as floats) equals ``held``."""
+    return _as_struct_value(held) == _as_struct_value(want)
+
+
+def _as_struct_value(value: Any) -> Any:
+    """An empty string, list or mapping is "not set": proto3 answers may leave it out."""
+    if value is None or (isinstance(value, (str, list, dict)) and not value):
+        return None
+    return json_format.MessageToDict(json_format.ParseDict(value, struct_pb2.Value()))
+
+
+def type_changes(held: dict, want: dict) -> list[str]:
+    """The fields of a CloudServiceType definition that differ from what CloudForet holds; a flag
+    wanted False is not one (an update cannot send it)."""
+    changed = []
+    for key in TYPE_UPDATABLE:
+        if key not in want:
+            continue
+        value = want[key]
+        if isinstance(value, bool):
+            if value and not held.get(key):
+                changed.append(key)
+        elif not same_as_held(held.get(key, _EMPTY.get(key)), value):
+            changed.append(key)
+    for key in ("is_primary", "is_major"):
+        if want.get(key) is False and held.get(key):
+            log.warning("CloudServiceType %s.%s: %s is on in CloudForet and cannot be turned off by an update",
+                        want["group"], want["name"], key)
+    return changed
+
+
+_EMPTY: dict[str, Any] = {"metadata": {}, "labels": [], "tags": {}, "service_code": "", "resource_type": ""}
+
+
+def _type_fields(t: dict, only: list[str] | None = None) -> dict:
+    """A definition's fields as Create/UpdateCloudServiceTypeRequest takes them."""
+    fields: dict[str, Any] = {
+        "service_code": t.get("service_code", ""), "is_primary": t.get("is_primary", False),
+        "is_major": t.get("is_major", False), "resource_type": t.get("resource_type", "inventory.CloudService"),
+        "metadata": to_struct(t.get("metadata")), "tags": to_struct(t.get("tags")),
+        "labels": _list_value(t.get("labels") or []),
+    }
+    return fields if only is None else {k: v for k, v in fields.items() if k in only}
+
+
+def _list_value(items: list) -> struct_pb2.ListValue:
+    out = struct_pb2.ListValue()
+    out.extend(items)
+    return out

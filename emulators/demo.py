@@ -1,8 +1,10 @@
 """Writes the demo's config from the emulators' ready files.
 
 ``python -m emulators.demo --prism-ready F --cloudforet-ready F --out DIR``
-writes DIR/config.yaml and prints shell ``export`` lines for the token the
-config names (the password variable is already set by run.sh).
+writes DIR/config.yaml and prints shell ``export`` lines for the tokens the
+config names (the password variable is already set by run.sh): the workspace
+app the collection and setup's workspace steps use, and the domain app setup's
+Provider and Schema calls need (an App cannot change scope).
 """
 from __future__ import annotations
 
@@ -14,6 +16,8 @@ import shlex
 import yaml
 
 DEMO_PROJECT = "project-nutanix-ops"
+SERVICE_ACCOUNT_PROJECT = "project-nutanix"  # a project of the emulator's default configuration
+SETUP_APP = "app-nutanix-setup"  # the emulator's domain app (DOMAIN_ADMIN)
 
 
 def endpoints_of(cloudforet: dict) -> dict:
@@ -27,12 +31,17 @@ def endpoints_of(cloudforet: dict) -> dict:
 
 def demo_config(prism: dict, cloudforet: dict, out_dir: str) -> dict:
     return {
+        # `python -m pipeline setup` makes a service account of each; the run then collects them
+        "accounts_from": "service_accounts",
         "accounts": [{"name": pc["name"], "host": pc["host"], "port": pc["port"], "scheme": "http",
                       "username": "admin", "password_env": "PRISM_PASSWORD"} for pc in prism["prism_centrals"]]
         or None,  # a replay takes its accounts from the snapshot
         "prism": {"page_size": 100, "max_requests_per_s": 40, "max_concurrency": 4},
         "cloudforet": {**endpoints_of(cloudforet), "domain_id": cloudforet["domain_id"],
                        "workspace_id": cloudforet["workspace_id"], "auth": {"token_env": "CLOUDFORET_TOKEN"},
+                       "setup": {"domain_admin": {"token_env": "CLOUDFORET_ADMIN_TOKEN"},
+                                 "workspace_owner": {"token_env": "CLOUDFORET_TOKEN"},
+                                 "project_id": SERVICE_ACCOUNT_PROJECT},
                        "cost_data_source_id": "ds-nutanix",
                        # like CloudForet servers from 2025 on: costs reach it through the cost
                        # data-source plugin, which serves the cost store
@@ -62,8 +71,10 @@ def main() -> None:
     config = {k: v for k, v in demo_config(prism, cloudforet, args.out).items() if v is not None}
     with open(os.path.join(args.out, "config.yaml"), "w") as fh:
         yaml.safe_dump(config, fh, sort_keys=False)
-    token = next(iter(cloudforet["app_tokens"].values()))
-    print(f"export CLOUDFORET_TOKEN={shlex.quote(token)}")
+    tokens = cloudforet["app_tokens"]
+    print(f"export CLOUDFORET_TOKEN={shlex.quote(next(iter(tokens.values())))}")
+    if SETUP_APP in tokens:
+        print(f"export CLOUDFORET_ADMIN_TOKEN={shlex.quote(tokens[SETUP_APP])}")
 
 
 if __name__ == "__main__":

@@ -20,6 +20,7 @@ from transforms.settings import (
     Rate,
     RateCard,
     ReconcileOptions,
+    SetupOptions,
     SnapshotOptions,
 )
 
@@ -73,7 +74,7 @@ def parse_config(raw: Any, source: str = "config") -> Config:
             if missing:
                 raise ConfigError(f"{where}: needs either 'secret_id' (a CloudForet secret) or "
                                   f"host, username and password_env; missing: {', '.join(missing)}")
-        accounts.append(AccountConfig(**a))
+        accounts.append(AccountConfig(**{**a, "regions": region_tags(a.get("regions") or {})}))
 
     cf = raw["cloudforet"]
     # What the file leaves out takes the settings' own default (transforms/settings.py): one place.
@@ -81,6 +82,7 @@ def parse_config(raw: Any, source: str = "config") -> Config:
     notification = cf.get("notification", {})
     tuning.update({f"notification_{key}": value for key, value in notification.items()})
     tuning.setdefault("notification_resource_id", cf["domain_id"])
+    setup = parse_setup(cf)
     cloudforet = CloudForetOptions(
         endpoints=parse_endpoints(cf),
         auth=CloudForetAuth(domain_id=cf["domain_id"], workspace_id=cf["workspace_id"], **cf["auth"]),
@@ -99,8 +101,33 @@ def parse_config(raw: Any, source: str = "config") -> Config:
         rate_card=RateCard(default=default, clusters=clusters),
         snapshot=SnapshotOptions(**raw.get("snapshot", {})),
         reconcile=ReconcileOptions(**raw.get("reconcile", {})),
+        accounts_from=raw.get("accounts_from", "config"),
+        setup=setup,
         **paths,
     )
+
+
+def parse_setup(cf: dict) -> SetupOptions:
+    """``cloudforet.setup``: a user credential of the domain admin is granted in DOMAIN scope,
+    the workspace owner's in the configured workspace (identity Token.grant)."""
+    setup = cf.get("setup", {})
+
+    def auth(key: str, scope: str) -> CloudForetAuth | None:
+        if key not in setup:
+            return None
+        return CloudForetAuth(domain_id=cf["domain_id"], workspace_id=cf["workspace_id"], scope=scope,
+                              **setup[key])
+
+    return SetupOptions(domain_admin=auth("domain_admin", "DOMAIN"),
+                        workspace_owner=auth("workspace_owner", "WORKSPACE"),
+                        project_id=setup.get("project_id", ""))
+
+
+def region_tags(regions: dict) -> tuple:
+    """accounts[].regions (validated by the schema) -> AccountConfig.regions: each cluster's map tags
+    as the console reads them, strings as CloudForet's collectors write them (Azure: latitude "52.3667")."""
+    return tuple(sorted((str(cluster), tuple(sorted((k, str(v)) for k, v in tags.items())))
+                        for cluster, tags in regions.items()))
 
 
 APP_CANNOT_BE_EXACT = (
@@ -144,7 +171,7 @@ def _describe(err: jsonschema.ValidationError) -> str:
         return f"{where}: {err.message}"
     if err.validator == "additionalProperties":
         return f"{where}: {err.message} (unknown key: check its spelling)"
-    if err.validator == "oneOf" and "auth" in where:
+    if err.validator == "oneOf" and ("auth" in where or "setup." in where):
         return f"{where}: give either token_env (an app token) or user_id + password_env, not both"
     if err.validator == "anyOf" and where == "cloudforet":
         return ("cloudforet: give endpoints (each service's address, e.g. endpoints: {identity: "

@@ -168,7 +168,8 @@ def reconcile(read: ReadResult, derived: Derived, inventory: list, inventory_res
 def write_and_notify(read: ReadResult, derived: Derived, extra_results: list, config: Config, ctx: RunContext,
                      account_names: tuple[str, ...], live: bool = True) -> beam.PCollection:
     cf = config.cloudforet
-    registry = derived.clusters | "RegisterTypesAndRegions" >> RegisterTypesAndRegions(cf)
+    registry = derived.clusters | "RegisterTypesAndRegions" >> RegisterTypesAndRegions(
+        cf, {a.name: a.region_tags() for a in config.accounts})
     inventory = [side | f"Write{name}ToInventory" >> WriteToInventory(cf) for name, side in derived.sides]
     inventory_results = [i.results for i in inventory] | "InventoryResults" >> beam.Flatten()
     metrics = derived.points | "WriteToMetricStore" >> WriteToMetricStore(config.metric_store_path, ctx.run_id)

@@ -26,6 +26,7 @@ from pipeline.config import ConfigError, load_config
 from pipeline.cost_preflight import check_cost_api
 from pipeline.graph import build
 from pipeline.report import add_counters, counters, format_counters, format_summary, read_report
+from pipeline.service_accounts import accounts_from_service_accounts
 from transforms.common.snapshot_format import SnapshotError
 from transforms.settings import Config, RunContext
 from transforms.sources.snapshot import context_of, find_snapshots, validate_snapshot
@@ -44,7 +45,10 @@ Runs:
   python -m pipeline --config FILE [Beam options]
       collect: read the Prism Centrals, write CloudForet (and archive a snapshot)
   python -m pipeline --config FILE --source snapshot --snapshot DIR|MANIFEST|GLOB
-      replay: write archived snapshots to CloudForet, reading no Prism Central"""
+      replay: write archived snapshots to CloudForet, reading no Prism Central
+  python -m pipeline setup --config FILE [--dry-run] [--update-secrets]
+      set up CloudForet once: provider nutanix, its schemas, a service account per Prism
+      Central, console layouts, Metric Explorer (python -m pipeline setup --help)"""
 
 HELP_EPILOG = """\
 Beam options (e.g. --runner FlinkRunner, --direct_num_workers 2) are passed on
@@ -139,17 +143,22 @@ def needed_services(config: Config) -> list[str]:
         needed.insert(0, "identity")  # Token.issue / Token.grant
     if cf.cost_mode in ("api", "both"):
         needed.append("cost_analysis")
-    if any(a.secret_id for a in config.accounts):
+    if config.accounts_from == "service_accounts":
+        if "identity" not in needed:
+            needed.insert(0, "identity")  # ServiceAccount.list
+        needed.append("secret")  # Secret.get_data of each service account's secret
+    elif any(a.secret_id for a in config.accounts):
         needed.append("secret")
     return needed
 
 
-def resolve_endpoints(config: Config) -> Config:
-    """Every needed service's address: from the config, else from identity's
-    ``Endpoint.list`` (empty on a stock install). A service still unknown stops
+def resolve_endpoints(config: Config, needed: list[str] | None = None) -> Config:
+    """Every needed service's address (default: what a run needs): from the config, else from
+    identity's ``Endpoint.list`` (empty on a stock install). A service still unknown stops
     the run here, naming the config key."""
     cf = config.cloudforet
-    missing = cf.endpoints.missing(needed_services(config))
+    needed = needed_services(config) if needed is None else needed
+    missing = cf.endpoints.missing(needed)
     if not missing:
         return config
     found: dict = {}
@@ -161,7 +170,7 @@ def resolve_endpoints(config: Config) -> Config:
     if still:
         keys = ", ".join(f"cloudforet.endpoints.{s}" for s in still)
         raise ConfigError(
-            f"no address for the CloudForet service(s) {', '.join(still)}, which this run needs: neither "
+            f"no address for the CloudForet service(s) {', '.join(still)}, which this needs: neither "
             f"configured nor listed by identity's Endpoint.list"
             f"{'' if cf.endpoints.get('identity') else ' (no identity endpoint to ask)'}. Set {keys} "
             "(grpc://host:port or grpc+ssl://host:port).")
@@ -222,7 +231,11 @@ def run_once(config: Config, ctx: RunContext, extra: list[str], snapshot: tuple[
 
 
 def run(argv: list[str] | None = None) -> int:
-    args, extra = parse_args(sys.argv[1:] if argv is None else argv)
+    argv = sys.argv[1:] if argv is None else argv
+    if argv[:1] == ["setup"]:
+        from pipeline.setup import main as setup_main
+        return setup_main(argv[1:])
+    args, extra = parse_args(argv)
     setup_logging(args.log_level)
     try:
         config = load_config(args.config)
@@ -235,9 +248,9 @@ def run(argv: list[str] | None = None) -> int:
         print(f"error: {exc}", file=sys.stderr)
         return 2
     replays: list[tuple[str, dict]] = []
-    if args.source == "live" and not config.accounts:
-        print(f"error: {args.config}: 'accounts' is required for a live collection (list the Prism Centrals)",
-              file=sys.stderr)
+    if args.source == "live" and not config.accounts and config.accounts_from == "config":
+        print(f"error: {args.config}: 'accounts' is required for a live collection (list the Prism Centrals, "
+              "or take them from CloudForet: accounts_from: service_accounts)", file=sys.stderr)
         return 2
     if args.source == "snapshot":
         try:
@@ -247,7 +260,10 @@ def run(argv: list[str] | None = None) -> int:
             return 2
     try:
         config = resolve_endpoints(config)
-        warnings = preflight(config)
+        found: list[str] = []
+        if args.source == "live" and config.accounts_from == "service_accounts":
+            config, found = accounts_from_service_accounts(config)
+        warnings = found + preflight(config)
     except ConfigError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2

@@ -162,7 +162,9 @@ class SinkResult(_SinkResultFields, total=False):
     already_present: int
     unsupported: bool
     types_created: int
+    types_updated: int
     regions_created: int
+    regions_updated: int
     deleted: int
     refused: int
     points: int

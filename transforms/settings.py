@@ -43,6 +43,11 @@ class AccountConfig:
     ca_bundle: str | None = None
     service_account_id: str | None = None
     cost_project_id: str | None = None  # api mode: this account's cost records go to this project
+    # the map tags of its clusters' Regions: ((cluster name or uuid, ((tag, value), ...)), ...)
+    regions: tuple[tuple[str, tuple[tuple[str, str], ...]], ...] = ()
+
+    def region_tags(self) -> dict[str, dict[str, str]]:
+        return {cluster: dict(tags) for cluster, tags in self.regions}
 
 
 @dataclass(frozen=True)
@@ -75,6 +80,16 @@ class CloudForetOptions:
 
 
 @dataclass(frozen=True)
+class SetupOptions:
+    """``cloudforet.setup``: the credentials ``python -m pipeline setup`` calls with, each by
+    the role it needs (an App cannot change scope, so one credential cannot be both)."""
+
+    domain_admin: CloudForetAuth | None = None  # Provider, Schema (identity: DOMAIN_ADMIN only)
+    workspace_owner: CloudForetAuth | None = None  # ServiceAccount, CloudServiceType, Metric Explorer
+    project_id: str = ""  # the project the service accounts go to
+
+
+@dataclass(frozen=True)
 class ReconcileOptions:
     enabled: bool = True
     max_delete_fraction: float = 0.2
@@ -100,6 +115,8 @@ class Config:
     cost_store_path: str = "out/costs"
     snapshot: SnapshotOptions = SnapshotOptions()
     reconcile: ReconcileOptions = ReconcileOptions()
+    accounts_from: str = "config"  # or "service_accounts": the accounts are read from CloudForet at start-up
+    setup: SetupOptions = SetupOptions()
 
     def account(self, name: str) -> AccountConfig:
         for a in self.accounts:

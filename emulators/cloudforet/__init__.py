@@ -10,7 +10,8 @@ module names the code it follows:
 - notification at cb8ef5a (``notification_service``: apps create, only a user
   lists, and only their own inbox);
 - spaceone-identity 2.0.227 (``identity_service``: tokens, grants, Endpoint.list,
-  Project.get) and python-core 2.0.144's authorization handler (``auth``);
+  Project.get, Provider, Schema, ServiceAccount with its secret) and python-core
+  2.0.144's authorization handler (``auth``);
 - spaceone-cost-analysis 2.0.108 (``cost_service``: project_id, top-level
   data_source_id, the workspace rewrite of Cost.list);
 - python-core's SpaceConnector for calling plugins (``plugin_client``:

@@ -43,6 +43,26 @@ ROLE_RULES: dict[str, tuple[str, ...]] = {
     "CloudServiceType.list": _READERS,
     "Region.create": ("WORKSPACE_OWNER",),
     "Region.list": _READERS,
+    # inventory CloudServiceTypeService.update/delete and RegionService.update: role_types=["WORKSPACE_OWNER"]
+    "CloudServiceType.update": ("WORKSPACE_OWNER",),
+    "CloudServiceType.delete": ("WORKSPACE_OWNER",),
+    "CloudServiceType.get": _READERS,
+    "Region.update": ("WORKSPACE_OWNER",),
+    # inventory Metric Explorer (service/namespace_service.py, metric_service.py, metric_data_service.py)
+    "Namespace.create": _REGISTRARS,
+    "Namespace.update": _REGISTRARS,
+    "Namespace.delete": _REGISTRARS,
+    "Namespace.get": _READERS,
+    "Namespace.list": _READERS,
+    "Metric.create": _REGISTRARS,
+    "Metric.update": _REGISTRARS,
+    "Metric.delete": _REGISTRARS,
+    "Metric.run": _REGISTRARS,
+    "Metric.test": _REGISTRARS,
+    "Metric.get": _READERS,
+    "Metric.list": _READERS,
+    "MetricData.list": _READERS,
+    "MetricData.analyze": _READERS,
     # cost-analysis 2.0.108 CostService.create/delete: role_types=["WORKSPACE_OWNER"]
     "Cost.create": ("WORKSPACE_OWNER",),
     "Cost.delete": ("WORKSPACE_OWNER",),
@@ -55,6 +75,19 @@ ROLE_RULES: dict[str, tuple[str, ...]] = {
     # python-core's SpaceONEAuthorizationHandler._check_role_type refuses to APP owners
     # and filters to the calling user (authorization.set_user_id).
     "Notification.list": USER_ONLY,
+    # spaceone-identity 2.0.227 service/provider_service.py, schema_service.py and
+    # service_account_service.py: each method's @transaction(role_types=...)
+    "Provider.create": ("DOMAIN_ADMIN",),
+    "Provider.update": ("DOMAIN_ADMIN",),
+    "Provider.get": _READERS,
+    "Provider.list": _READERS,
+    "Schema.create": ("DOMAIN_ADMIN",),
+    "Schema.update": ("DOMAIN_ADMIN",),
+    "Schema.get": _READERS,
+    "Schema.list": _READERS,
+    "ServiceAccount.create": _OWNER_MEMBER,
+    "ServiceAccount.update": _OWNER_MEMBER,
+    "ServiceAccount.update_secret_data": _READERS,
     "ServiceAccount.list": _READERS,
     "ServiceAccount.get": _READERS,
     # Data-source plugins (DataSource exists in both services, hence the prefixes).

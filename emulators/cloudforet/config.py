@@ -24,7 +24,10 @@ def _default_projects() -> list[dict]:
 
 
 def _default_apps() -> list[dict]:
-    return [{"app_id": "app-nutanix-collector", "role_type": "WORKSPACE_OWNER"}]
+    """The collector's workspace app, and a domain app for ``python -m pipeline setup``'s
+    Provider and Schema (DOMAIN_ADMIN only): an App cannot change scope."""
+    return [{"app_id": "app-nutanix-collector", "role_type": "WORKSPACE_OWNER"},
+            {"app_id": "app-nutanix-setup", "role_type": "DOMAIN_ADMIN"}]
 
 
 @dataclass

@@ -11,7 +11,7 @@ as the cost-analysis service applies them), ``group_by`` (keys or
 from __future__ import annotations
 
 from collections import defaultdict
-from typing import Any
+from typing import Any, Iterable
 
 import grpc
 from google.protobuf import struct_pb2
@@ -32,10 +32,10 @@ def _bad(reason: str) -> ApiError:
     return ApiError(grpc.StatusCode.INVALID_ARGUMENT, f"ERROR_INVALID_PARAMETER: key = query, reason = {reason}")
 
 
-def _date_field(granularity: str, start: str) -> str:
-    if granularity in DATE_FIELD:
-        return DATE_FIELD[granularity]
-    return {4: "billed_year", 7: "billed_month"}.get(len(start), "billed_date")
+def _date_field(granularity: str, start: str, date_fields: dict[str, str] = DATE_FIELD) -> str:
+    if granularity in date_fields:
+        return date_fields[granularity]
+    return {4: date_fields["YEARLY"], 7: date_fields["MONTHLY"]}.get(len(start), date_fields["DAILY"])
 
 
 def _group_keys(group_by: list | None) -> list[tuple[str, str]]:
@@ -53,38 +53,33 @@ def _first(doc: dict, key: str) -> Any:
     return values[0] if values else None
 
 
-def analyze(docs: list[dict], qd: dict, extra: list[dict]) -> dict:
-    granularity = str(qd.get("granularity") or "ACCUMULATED")
-    if granularity == "GRANULARITY_NONE":  # the v2 proto enum has no ACCUMULATED: unset means accumulated
-        granularity = "ACCUMULATED"
-    if granularity not in (*DATE_FIELD, "ACCUMULATED"):
-        raise _bad(f"granularity {granularity!r} is not supported")
-    start, end = str(qd.get("start") or ""), str(qd.get("end") or "")
-    if not start or not end:
-        raise _bad("start and end are required")
-    date_field = _date_field(granularity, start)
-    fields = qd.get("fields") or {}
-    if not fields:
+def check_fields(fields: Any) -> dict:
+    """``{name: {key, operator}}`` as python-core's MongoModel._check_condition wants it."""
+    if not fields or not isinstance(fields, dict):
         raise _bad("fields is required, e.g. {'cost': {'key': 'cost', 'operator': 'sum'}}")
     for name, spec in fields.items():
         if not isinstance(spec, dict) or spec.get("operator", "sum") not in _OPS:
             raise _bad(f"fields.{name}: operator must be one of {list(_OPS)}")
         if spec.get("operator", "sum") != "count" and not spec.get("key"):
             raise _bad(f"fields.{name}: key is required")
-    spec = query.parse({"filter": qd.get("filter", []), "filter_or": qd.get("filter_or", [])},
-                       [*extra, {"k": date_field, "v": start, "o": "gte"}, {"k": date_field, "v": end, "o": "lte"}])
-    groups = _group_keys(qd.get("group_by"))
+    return fields
+
+
+def aggregate(docs: Iterable[dict], groups: list[tuple[str, str]], fields: dict,
+              date_field: str | None = None) -> list[dict]:
+    """One row per distinct group (and ``date_field`` value): each group by its name, each field
+    by its operator over the numbers it reaches (a group key that reaches nothing is None)."""
     acc: dict[tuple, dict[str, list]] = defaultdict(lambda: defaultdict(list))
-    for doc in query.select(docs, spec):
+    for doc in docs:
         key = tuple(_first(doc, k) for k, _ in groups)
-        if granularity != "ACCUMULATED":
+        if date_field:
             key += (doc.get(date_field),)
         for name, f in fields.items():
             acc[key][name].append(1 if f.get("operator") == "count" else _first(doc, f["key"]))
     rows = []
     for key, per_field in acc.items():
         row = {name: key[i] for i, (_, name) in enumerate(groups)}
-        if granularity != "ACCUMULATED":
+        if date_field:
             row["date"] = key[-1]
         for name, f in fields.items():
             nums = [v for v in per_field[name] if isinstance(v, (int, float)) and not isinstance(v, bool)]
@@ -92,6 +87,26 @@ def analyze(docs: list[dict], qd: dict, extra: list[dict]) -> dict:
             row[name] = (sum(nums) if op in ("sum", "count") else max(nums, default=None) if op == "max"
                          else min(nums, default=None) if op == "min" else (sum(nums) / len(nums) if nums else None))
         rows.append(row)
+    return rows
+
+
+def analyze(docs: list[dict], qd: dict, extra: list[dict], date_fields: dict[str, str] = DATE_FIELD) -> dict:
+    """``date_fields``: the record's date key per granularity (costs: billed_date, ...)."""
+    granularity = str(qd.get("granularity") or "ACCUMULATED")
+    if granularity == "GRANULARITY_NONE":  # the v2 proto enum has no ACCUMULATED: unset means accumulated
+        granularity = "ACCUMULATED"
+    if granularity not in (*date_fields, "ACCUMULATED"):
+        raise _bad(f"granularity {granularity!r} is not supported")
+    start, end = str(qd.get("start") or ""), str(qd.get("end") or "")
+    if not start or not end:
+        raise _bad("start and end are required")
+    date_field = _date_field(granularity, start, date_fields)
+    fields = check_fields(qd.get("fields"))
+    spec = query.parse({"filter": qd.get("filter", []), "filter_or": qd.get("filter_or", [])},
+                       [*extra, {"k": date_field, "v": start, "o": "gte"}, {"k": date_field, "v": end, "o": "lte"}])
+    groups = _group_keys(qd.get("group_by"))
+    rows = aggregate(query.select(docs, spec), groups, fields,
+                     date_field if granularity != "ACCUMULATED" else None)
     field_group = list(qd.get("field_group") or [])
     if field_group:
         rows = _pivot(rows, field_group, list(fields))

@@ -205,6 +205,10 @@ class CloudServiceService(cloud_service_pb2_grpc.CloudServiceServicer):
             results=[to_msg(presented(d), cloud_service_pb2.CloudServiceInfo) for d in results], total_count=total)
 
 
+# inventory model/cloud_service_type_model.py CloudServiceType.meta["updatable_fields"] (of the request's)
+_TYPE_UPDATABLE = ("service_code", "is_primary", "is_major", "resource_type", "metadata", "labels", "tags")
+
+
 class CloudServiceTypeService(cloud_service_type_pb2_grpc.CloudServiceTypeServicer):
     """Cloud service types, unique by ``provider.group.name`` per workspace."""
 
@@ -238,6 +242,42 @@ class CloudServiceTypeService(cloud_service_type_pb2_grpc.CloudServiceTypeServic
         except DuplicateKey:
             raise errors.already_exists("cloud_service_type_key", key) from None
         return to_msg(doc, cloud_service_type_pb2.CloudServiceTypeInfo)
+
+    def _load(self, cloud_service_type_id: str, claims: Claims, in_workspace: bool = True) -> dict:
+        """inventory CloudServiceTypeManager.get_cloud_service_type(id, domain_id[, workspace_id])."""
+        require({"cloud_service_type_id": cloud_service_type_id}, "cloud_service_type_id")
+        doc = self.store.get(CLOUD_SERVICE_TYPES, cloud_service_type_id)
+        scope = scope_filters(claims) if in_workspace else scope_filters(claims)[:1]
+        if doc is None or not all(query.matches(doc, query.condition(i)) for i in scope):
+            raise errors.not_found("cloud_service_type_id", cloud_service_type_id)
+        return doc
+
+    @rpc("CloudServiceType.update")
+    def update(self, request: cloud_service_type_pb2.UpdateCloudServiceTypeRequest,
+               claims: Claims) -> cloud_service_type_pb2.CloudServiceTypeInfo:
+        """inventory service/cloud_service_type_service.py CloudServiceTypeService.update_resource():
+        the type is looked up by id in the domain, and each field the request holds replaces the
+        stored one whole (the model's updatable_fields: service_code, is_primary, is_major,
+        resource_type, metadata, labels, tags). proto3: a field left at its default is not sent
+        (python-core's grpc layer reads requests with MessageToDict), so False cannot be set."""
+        doc = self._load(request.cloud_service_type_id, claims, in_workspace=False)
+        given = to_dict(request)
+        given.pop("cloud_service_type_id", None)
+        doc.update({k: v for k, v in given.items() if k in _TYPE_UPDATABLE})
+        doc["updated_at"] = now_iso()
+        self.store.replace(CLOUD_SERVICE_TYPES, doc["cloud_service_type_id"], doc)
+        return to_msg(doc, cloud_service_type_pb2.CloudServiceTypeInfo)
+
+    @rpc("CloudServiceType.get")
+    def get(self, request: cloud_service_type_pb2.CloudServiceTypeRequest,
+            claims: Claims) -> cloud_service_type_pb2.CloudServiceTypeInfo:
+        return to_msg(self._load(request.cloud_service_type_id, claims), cloud_service_type_pb2.CloudServiceTypeInfo)
+
+    @rpc("CloudServiceType.delete")
+    def delete(self, request: cloud_service_type_pb2.CloudServiceTypeRequest, claims: Claims) -> empty_pb2.Empty:
+        doc = self._load(request.cloud_service_type_id, claims)
+        self.store.delete(CLOUD_SERVICE_TYPES, doc["cloud_service_type_id"])
+        return empty_pb2.Empty()
 
     @rpc("CloudServiceType.list")
     def list(self, request: cloud_service_type_pb2.CloudServiceTypeQuery,
@@ -276,6 +316,20 @@ class RegionService(region_pb2_grpc.RegionServicer):
             self.store.insert(REGIONS, doc["region_id"], doc, ukey=f"{claims.domain_id}|{workspace_id}|{key}")
         except DuplicateKey:
             raise errors.already_exists("region_key", key) from None
+        return to_msg(doc, region_pb2.RegionInfo)
+
+    @rpc("Region.update")
+    def update(self, request: region_pb2.UpdateRegionRequest, claims: Claims) -> region_pb2.RegionInfo:
+        """inventory service/region_service.py RegionService.update_resource(): looked up by id in the
+        caller's workspace; ``name`` and ``tags`` (replaced whole) when the request holds them."""
+        require({"region_id": request.region_id}, "region_id")
+        doc = self.store.get(REGIONS, request.region_id)
+        if doc is None or not in_scope(doc, claims):
+            raise errors.not_found("region_id", request.region_id)
+        given = to_dict(request)
+        doc.update({k: v for k, v in given.items() if k in ("name", "tags")})
+        doc["updated_at"] = now_iso()
+        self.store.replace(REGIONS, doc["region_id"], doc)
         return to_msg(doc, region_pb2.RegionInfo)
 
     @rpc("Region.list")

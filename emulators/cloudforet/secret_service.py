@@ -1,4 +1,5 @@
-"""secret.v1 Secret.get_data over the secrets in the configuration.
+"""secret.v1 Secret.get_data over the secrets in the configuration and those identity's
+ServiceAccount.create / update_secret_data made (the emulator's secret store).
 
 ``get_data`` is the real secret service's internal API: authentication and
 authorization are excluded (whoever reaches it reads any secret), so
@@ -18,6 +19,17 @@ from spaceone.api.secret.v1 import secret_pb2, secret_pb2_grpc
 from . import errors
 from .auth import Claims
 from .base import Backend, require, rpc
+from .store import SECRETS
+
+
+def secret_data(backend: Backend, secret_id: str) -> dict | None:
+    """A secret's data: one of the configuration's, or one identity's ServiceAccount.create /
+    update_secret_data made (the store's ``secrets``); None when there is no such secret."""
+    data = backend.config.secrets.get(secret_id)
+    if data is None:
+        stored = backend.store.get(SECRETS, secret_id)
+        data = stored.get("data") if stored else None
+    return data
 
 
 class SecretService(secret_pb2_grpc.SecretServicer):
@@ -31,7 +43,7 @@ class SecretService(secret_pb2_grpc.SecretServicer):
                  claims: Claims | None) -> secret_pb2.SecretDataInfo:
         require({"secret_id": request.secret_id, "domain_id": request.domain_id}, "secret_id", "domain_id")
         cfg = self.backend.config
-        data = cfg.secrets.get(request.secret_id)
+        data = secret_data(self.backend, request.secret_id)
         if data is None or request.domain_id != cfg.domain_id:
             raise errors.not_found("secret_id", request.secret_id)
         if request.secret_id in cfg.encrypted_secrets:

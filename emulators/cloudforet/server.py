@@ -14,8 +14,22 @@ from typing import TYPE_CHECKING, Callable, cast
 import grpc
 from spaceone.api.cost_analysis.v1 import cost_pb2_grpc
 from spaceone.api.cost_analysis.v1 import data_source_pb2_grpc as cost_data_source_pb2_grpc
-from spaceone.api.identity.v2 import endpoint_pb2_grpc, project_pb2_grpc, service_account_pb2_grpc, token_pb2_grpc
-from spaceone.api.inventory.v1 import cloud_service_pb2_grpc, cloud_service_type_pb2_grpc, region_pb2_grpc
+from spaceone.api.identity.v2 import (
+    endpoint_pb2_grpc,
+    project_pb2_grpc,
+    provider_pb2_grpc,
+    schema_pb2_grpc,
+    service_account_pb2_grpc,
+    token_pb2_grpc,
+)
+from spaceone.api.inventory.v1 import (
+    cloud_service_pb2_grpc,
+    cloud_service_type_pb2_grpc,
+    metric_data_pb2_grpc,
+    metric_pb2_grpc,
+    namespace_pb2_grpc,
+    region_pb2_grpc,
+)
 from spaceone.api.monitoring.v1 import data_source_pb2_grpc as monitoring_data_source_pb2_grpc
 from spaceone.api.monitoring.v1 import metric_pb2_grpc as monitoring_metric_pb2_grpc
 from spaceone.api.notification.v1 import notification_pb2_grpc
@@ -26,8 +40,16 @@ from .base import Backend
 from .config import EmulatorConfig
 from .cost_analyze import CostAnalysisCostService
 from .cost_datasource_service import CostDataSourceService
-from .identity_service import EndpointService, ProjectService, ServiceAccountService, TokenService
+from .identity_service import (
+    EndpointService,
+    ProjectService,
+    ProviderService,
+    SchemaService,
+    ServiceAccountService,
+    TokenService,
+)
 from .inventory_service import CloudServiceService, CloudServiceTypeService, RegionService
+from .metric_explorer_service import MetricDataService, MetricService, NamespaceService
 from .monitoring_service import MonitoringDataSourceService, MonitoringMetricService
 from .notification_service import NotificationService
 from .plugin_store import PluginStore
@@ -147,12 +169,18 @@ class CloudForetEmulator:
                           ServiceAccountService(backend)),
                          (endpoint_pb2_grpc.add_EndpointServicer_to_server,
                           EndpointService(backend, self.published_endpoints)),
-                         (project_pb2_grpc.add_ProjectServicer_to_server, ProjectService(backend))],
+                         (project_pb2_grpc.add_ProjectServicer_to_server, ProjectService(backend)),
+                         (provider_pb2_grpc.add_ProviderServicer_to_server, ProviderService(backend)),
+                         (schema_pb2_grpc.add_SchemaServicer_to_server, SchemaService(backend))],
             "secret": [(secret_pb2_grpc.add_SecretServicer_to_server, SecretService(backend))],
             "inventory": [(cloud_service_pb2_grpc.add_CloudServiceServicer_to_server, CloudServiceService(backend)),
                           (cloud_service_type_pb2_grpc.add_CloudServiceTypeServicer_to_server,
                            CloudServiceTypeService(backend)),
-                          (region_pb2_grpc.add_RegionServicer_to_server, RegionService(backend))],
+                          (region_pb2_grpc.add_RegionServicer_to_server, RegionService(backend)),
+                          # Metric Explorer
+                          (namespace_pb2_grpc.add_NamespaceServicer_to_server, NamespaceService(backend)),
+                          (metric_pb2_grpc.add_MetricServicer_to_server, MetricService(backend)),
+                          (metric_data_pb2_grpc.add_MetricDataServicer_to_server, MetricDataService(backend))],
             "cost_analysis": [(cost_pb2_grpc.add_CostServicer_to_server, CostAnalysisCostService(backend)),
                               (cost_data_source_pb2_grpc.add_DataSourceServicer_to_server,
                                CostDataSourceService(backend, plugins))],

@@ -20,6 +20,15 @@ CLOUD_SERVICE_TYPES = "cloud_service_types"
 REGIONS = "regions"
 COSTS = "costs"
 NOTIFICATIONS = "notifications"
+PROVIDERS = "providers"
+SCHEMAS = "schemas"
+SERVICE_ACCOUNTS = "service_accounts"
+SECRETS = "secrets"
+# inventory's Metric Explorer: namespaces and metrics (unique per domain), the data a metric run writes
+NAMESPACES = "namespaces"
+METRICS = "metrics"
+METRIC_DATA = "metric_data"
+MONTHLY_METRIC_DATA = "monthly_metric_data"
 
 DELETED = "DELETED"
 
@@ -35,6 +44,15 @@ CREATE TABLE IF NOT EXISTS {REGIONS} (
 CREATE TABLE IF NOT EXISTS {COSTS} (id TEXT PRIMARY KEY, state TEXT, doc TEXT NOT NULL);
 CREATE INDEX IF NOT EXISTS idx_costs_resource ON {COSTS} (json_extract(doc, '$.resource'));
 CREATE TABLE IF NOT EXISTS {NOTIFICATIONS} (id TEXT PRIMARY KEY, state TEXT, doc TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS {PROVIDERS} (id TEXT PRIMARY KEY, state TEXT, ukey TEXT UNIQUE, doc TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS {SCHEMAS} (id TEXT PRIMARY KEY, state TEXT, ukey TEXT UNIQUE, doc TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS {SERVICE_ACCOUNTS} (
+    id TEXT PRIMARY KEY, state TEXT, ukey TEXT UNIQUE, doc TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS {SECRETS} (id TEXT PRIMARY KEY, state TEXT, doc TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS {NAMESPACES} (id TEXT PRIMARY KEY, state TEXT, ukey TEXT UNIQUE, doc TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS {METRICS} (id TEXT PRIMARY KEY, state TEXT, ukey TEXT UNIQUE, doc TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS {METRIC_DATA} (id TEXT PRIMARY KEY, state TEXT, doc TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS {MONTHLY_METRIC_DATA} (id TEXT PRIMARY KEY, state TEXT, doc TEXT NOT NULL);
 """
 
 # SQLite's bound-parameter limit is large in modern builds but keep chunks modest.
@@ -113,14 +131,20 @@ class Store:
             raise DuplicateKey(str(exc)) from exc
 
     def replace(self, collection: str, doc_id: str, doc: dict, state: str = "", *,
-                ref_resource_id: str | None = None) -> None:
-        """Overwrite an existing document (same id)."""
+                ref_resource_id: str | None = None, ukey: str | None = None) -> None:
+        """Overwrite an existing document (same id); a new ``ukey`` too (``DuplicateKey`` if taken)."""
         data = _dumps(doc)
         with self._lock:
             if collection == CLOUD_SERVICES:
                 self._conn.execute(
                     f"UPDATE {CLOUD_SERVICES} SET state = ?, ref_resource_id = ?, doc = ? WHERE id = ?",
                     (state, ref_resource_id, data, doc_id))
+            elif ukey is not None:
+                try:
+                    self._conn.execute(f"UPDATE {collection} SET state = ?, ukey = ?, doc = ? WHERE id = ?",
+                                       (state, ukey, data, doc_id))
+                except sqlite3.IntegrityError as exc:
+                    raise DuplicateKey(str(exc)) from exc
             else:
                 self._conn.execute(f"UPDATE {collection} SET state = ?, doc = ? WHERE id = ?",
                                    (state, data, doc_id))
@@ -145,6 +169,12 @@ class Store:
         with self._lock:
             rows = self._conn.execute(sql).fetchall()
         return [_loads(r[0]) for r in rows]
+
+    def scan_with_ids(self, collection: str) -> list[tuple[str, dict]]:
+        """(id, document) of every document, in insertion order (to delete some by id)."""
+        with self._lock:
+            rows = self._conn.execute(f"SELECT id, doc FROM {collection} ORDER BY rowid").fetchall()
+        return [(r[0], _loads(r[1])) for r in rows]
 
     def count_eq(self, collection: str, include_deleted: bool, eq: list[tuple[str, str]]) -> int:
         """How many documents have each top-level string field equal to its value, counted
@@ -218,3 +248,18 @@ class Store:
 
     def notifications(self) -> list[dict]:
         return self.scan(NOTIFICATIONS)
+
+    def providers(self) -> list[dict]:
+        return self.scan(PROVIDERS)
+
+    def schemas(self) -> list[dict]:
+        return self.scan(SCHEMAS)
+
+    def service_accounts(self) -> list[dict]:
+        return self.scan(SERVICE_ACCOUNTS)
+
+    def secrets(self) -> list[dict]:
+        return self.scan(SECRETS)
+
+    def metric_data(self) -> list[dict]:
+        return self.scan(METRIC_DATA)

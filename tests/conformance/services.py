@@ -159,13 +159,19 @@ class RealCloudForet:
                                                  "-p", str(port), "-c", str(path)])
         wait_serving(p, port)
 
-    def start(self) -> "RealCloudForet":
-        self.identity_port, self.cost_port = free_port(), free_port()
+    def start_identity(self) -> "RealCloudForet":
+        """The identity service alone, initialised (its system token)."""
+        self.identity_port = free_port()
         self._start_service("spaceone.identity", self.identity_port,
                             _service_conf("identity", self.identity_port), "identity")
         init = system_pb2_grpc.SystemStub(self.channel(self.identity_port)).init(system_pb2.SystemInitRequest(
             admin=Admin(user_id="root", password="Root-Pa55-conformance!", name="root")), timeout=60)
         self.system_token = init.system_token
+        return self
+
+    def start(self) -> "RealCloudForet":
+        self.start_identity()
+        self.cost_port = free_port()
         self._start_plugin()
         repo_port, plugin_port, notification_port = free_port(), free_port(), free_port()
         reg = self._spawn("plugin-registry", [str(venvs.ensure("cost-analysis")), str(HERE / "plugin_registry.py"),
@@ -220,6 +226,20 @@ class RealCloudForet:
         return (("token", token),)
 
     def seed(self) -> "RealCloudForet":
+        owner = self.seed_identity()
+        ds = data_source_pb2_grpc.DataSourceStub(self.channel(self.cost_port)).register(
+            data_source_pb2.RegisterDataSourceRequest(
+                name="nutanix-costs", data_source_type="EXTERNAL", provider="nutanix",
+                secret_type="USE_SERVICE_ACCOUNT_SECRET",  # MANUAL needs secret_data, kept by the secret service
+                resource_group="WORKSPACE", workspace_id=self.workspace_id,
+                plugin_info=data_source_pb2.PluginInfo(plugin_id=PLUGIN_ID, version="1.0", options=struct({}))),
+            metadata=owner, timeout=60)
+        self.data_source_id = ds.data_source_id
+        return self
+
+    def seed_identity(self, service_accounts: bool = True) -> tuple:
+        """The domain, workspaces, users, project, apps (and the nutanix service accounts the cost
+        cases need); returns the workspace owner's metadata."""
         ident = self.channel(self.identity_port)
         md = self._md(self.system_token)
         admin_password = "Admin-Pa55-conformance!"
@@ -253,7 +273,8 @@ class RealCloudForet:
         self.project_id = project_pb2_grpc.ProjectStub(ident).create(project_pb2.CreateProjectRequest(
             name="nutanix-costs", project_type="PUBLIC"), metadata=owner,
             timeout=30).project_id
-        self._seed_service_accounts(ident, admin, owner)
+        if service_accounts:
+            self._seed_service_accounts(ident, admin, owner)
         apps = app_pb2_grpc.AppStub(ident)
         for name, role_id, group in (("workspace-owner-app", "managed-workspace-owner", "WORKSPACE"),
                                      ("domain-admin-app", "managed-domain-admin", "DOMAIN")):
@@ -261,15 +282,7 @@ class RealCloudForet:
             if group == "WORKSPACE":
                 req.workspace_id = self.workspace_id
             self.apps[name] = apps.create(req, metadata=admin, timeout=30).client_secret
-        ds = data_source_pb2_grpc.DataSourceStub(self.channel(self.cost_port)).register(
-            data_source_pb2.RegisterDataSourceRequest(
-                name="nutanix-costs", data_source_type="EXTERNAL", provider="nutanix",
-                secret_type="USE_SERVICE_ACCOUNT_SECRET",  # MANUAL needs secret_data, kept by the secret service
-                resource_group="WORKSPACE", workspace_id=self.workspace_id,
-                plugin_info=data_source_pb2.PluginInfo(plugin_id=PLUGIN_ID, version="1.0", options=struct({}))),
-            metadata=owner, timeout=60)
-        self.data_source_id = ds.data_source_id
-        return self
+        return owner
 
     SERVICE_ACCOUNTS = ("pc-conformance", "pc-retry", "pc-plugin")
 

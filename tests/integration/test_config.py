@@ -187,3 +187,26 @@ def test_api_mode_unknown_or_missing_project_and_wrong_role_exit_codes_on_the_em
         assert code == 2 and "cloudforet.cost_project_id = project-nope: no such project" in err
         code, err = run_as("owner@example.com", "project-nutanix")
         assert code == 3 and "Token.grant in DOMAIN scope was refused" in err and "DOMAIN_ADMIN role binding" in err
+
+
+def test_region_map_tags_per_cluster_name_or_uuid():
+    regions = {"cluster-a": {"continent": "europe", "latitude": 52.37, "longitude": 4.9},
+               "00061f7f-44f7-19dc-3be1-7cc25586ee44": {"continent": "north_america"}}
+    account = parse_config(with_("accounts.0.regions", regions)).accounts[0]
+    assert account.region_tags() == {
+        "cluster-a": {"continent": "europe", "latitude": "52.37", "longitude": "4.9"},
+        "00061f7f-44f7-19dc-3be1-7cc25586ee44": {"continent": "north_america"}}
+    assert parse_config(GOOD).accounts[0].region_tags() == {}
+
+
+@pytest.mark.parametrize("tags, message", [
+    ({"latitude": 91, "longitude": 0}, "accounts.0.regions.cluster-a.latitude: 91 is greater than the maximum of 90"),
+    ({"latitude": 10}, "accounts.0.regions.cluster-a: 'longitude' is a dependency of 'latitude'"),
+    ({"continent": "North America"}, "accounts.0.regions.cluster-a.continent: 'North America' does not match"),
+    ({"contient": "europe"}, "unknown key"),
+    ({}, "accounts.0.regions.cluster-a: {} should be non-empty"),
+])
+def test_bad_region_map_tags_name_the_cluster_and_the_problem(tags, message):
+    with pytest.raises(ConfigError) as err:
+        parse_config(with_("accounts.0.regions", {"cluster-a": tags}))
+    assert message in str(err.value)
