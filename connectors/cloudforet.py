@@ -790,7 +790,8 @@ def same_as_held(held: Any, want: Any) -> bool:
 
 
 def _as_struct_value(value: Any) -> Any:
-    if value is None:
+    """An empty string, list or mapping is "not set": proto3 answers may leave it out."""
+    if value is None or (isinstance(value, (str, list, dict)) and not value):
         return None
     return json_format.MessageToDict(json_format.ParseDict(value, struct_pb2.Value()))
 

@@ -27,13 +27,21 @@ from spaceone.api.core.v2 import query_pb2
 from spaceone.api.cost_analysis.v1 import cost_pb2, cost_pb2_grpc
 from spaceone.api.cost_analysis.v1 import data_source_pb2 as cost_ds_pb2
 from spaceone.api.cost_analysis.v1 import data_source_pb2_grpc as cost_ds_grpc
-from spaceone.api.inventory.v1 import metric_data_pb2, metric_data_pb2_grpc
+from spaceone.api.inventory.v1 import (
+    cloud_service_pb2,
+    cloud_service_pb2_grpc,
+    cloud_service_type_pb2,
+    cloud_service_type_pb2_grpc,
+    metric_data_pb2,
+    metric_data_pb2_grpc,
+)
 from spaceone.api.monitoring.v1 import data_source_pb2 as mon_ds_pb2
 from spaceone.api.monitoring.v1 import data_source_pb2_grpc as mon_ds_grpc
 from spaceone.api.monitoring.v1 import metric_pb2, metric_pb2_grpc
 
 from pipeline.plugin_definitions import COST_DATA_SOURCE, MONITORING_DATA_SOURCE
 from plugin.metric_store import MetricStore
+from schemas.console import render_table
 
 CHANNEL_OPTIONS = [("grpc.max_receive_message_length", 256 * 1024 * 1024)]
 
@@ -83,6 +91,28 @@ def metric_figures(endpoint: str, token: str, metric_id: str, day: str, group_by
     with grpc.insecure_channel(endpoint, options=CHANNEL_OPTIONS) as ch:
         answer = metric_data_pb2_grpc.MetricDataStub(ch).analyze(request, metadata=[("token", token)])
     return MessageToDict(answer).get("results", [])
+
+
+def console_table(endpoint: str, token: str, group: str = "Compute", name: str = "Instance", rows: int = 5,
+                  provider: str = "nutanix") -> str:
+    """The Asset Inventory table of a type as the console builds it from what CloudForet holds: the
+    CloudServiceType's registered ``metadata.view`` (CloudServiceType.list) over its cloud services
+    (CloudService.list), rendered by schemas/console.py ``render_table``."""
+    md = [("token", token)]
+    with grpc.insecure_channel(endpoint, options=CHANNEL_OPTIONS) as ch:
+        types = cloud_service_type_pb2_grpc.CloudServiceTypeStub(ch).list(
+            cloud_service_type_pb2.CloudServiceTypeQuery(provider=provider, group=group, name=name), metadata=md)
+        if not types.results:
+            raise LookupError(f"CloudForet holds no CloudServiceType {provider}.{group}.{name}: run setup first")
+        type_def = MessageToDict(types.results[0], preserving_proto_field_name=True)
+        sort = type_def["metadata"]["view"]["table"]["layout"]["options"].get("default_sort")
+        query = ParseDict({"filter": [{"k": k, "v": v, "o": "eq"} for k, v in (
+            ("provider", provider), ("cloud_service_group", group), ("cloud_service_type", name))],
+            "sort": [sort] if sort else [], "page": {"start": 1, "limit": rows}}, query_pb2.Query())
+        services = cloud_service_pb2_grpc.CloudServiceStub(ch).list(  # the console's first page
+            cloud_service_pb2.CloudServiceQuery(query=query), metadata=md)
+    records = [MessageToDict(c, preserving_proto_field_name=True) for c in services.results]
+    return render_table(type_def, records, rows=rows, total=services.total_count)
 
 
 def newest_billed_date(ch: grpc.Channel, md: list, cost_ds_id: str) -> str:

@@ -12,7 +12,6 @@ from datetime import datetime, timezone
 
 import grpc
 from google.protobuf.json_format import MessageToDict
-from spaceone.api.core.v2 import query_pb2
 from spaceone.api.identity.v2 import (
     provider_pb2,
     provider_pb2_grpc,
@@ -21,21 +20,13 @@ from spaceone.api.identity.v2 import (
     service_account_pb2,
     service_account_pb2_grpc,
 )
-from spaceone.api.inventory.v1 import (
-    cloud_service_pb2,
-    cloud_service_pb2_grpc,
-    cloud_service_type_pb2,
-    cloud_service_type_pb2_grpc,
-    metric_pb2,
-    metric_pb2_grpc,
-)
+from spaceone.api.inventory.v1 import metric_pb2, metric_pb2_grpc
 
 from pipeline.import_noise import drop_import_noise
 
 drop_import_noise()  # before Beam is imported (through the readback's plugin stores)
 
-from emulators.readback import metric_figures  # noqa: E402
-from schemas.console import render_table  # noqa: E402
+from emulators.readback import console_table, metric_figures  # noqa: E402
 from schemas.metric_explorer import metric_id  # noqa: E402
 
 PROVIDER = "nutanix"
@@ -56,7 +47,8 @@ def identity_view(channel: grpc.Channel, md: list) -> list[str]:
                                                         metadata=md, timeout=10)
     for s in map(_dict, schemas.results):
         related = f" (related: {', '.join(s['related_schemas'])})" if s.get("related_schemas") else ""
-        fields = ", ".join((s.get("schema") or {}).get("properties", {}))
+        body = s.get("schema") or {}
+        fields = ", ".join(body.get("order") or body.get("properties", {}))  # the form's order
         lines.append(f"Schema {s['schema_id']} [{s['schema_type']}]{related}: {fields}")
     accounts = service_account_pb2_grpc.ServiceAccountStub(channel).list(
         service_account_pb2.ServiceAccountSearchQuery(provider=PROVIDER), metadata=md, timeout=10)
@@ -68,22 +60,6 @@ def identity_view(channel: grpc.Channel, md: list) -> list[str]:
     return lines
 
 
-def vm_table(channel: grpc.Channel, md: list, rows: int = 5) -> str:
-    """The Compute/Instance table as the console renders it: the type's layout, as CloudForet holds
-    it (CloudServiceType.list), over the VMs CloudForet holds (CloudService.list)."""
-    types = cloud_service_type_pb2_grpc.CloudServiceTypeStub(channel).list(
-        cloud_service_type_pb2.CloudServiceTypeQuery(provider=PROVIDER, group="Compute", name="Instance"),
-        metadata=md, timeout=10)
-    if not types.results:
-        return "no CloudServiceType nutanix Compute/Instance: run python -m pipeline setup"
-    query = query_pb2.Query()
-    query.page.start, query.page.limit = 1, 1000
-    vms = cloud_service_pb2_grpc.CloudServiceStub(channel).list(cloud_service_pb2.CloudServiceQuery(
-        provider=PROVIDER, cloud_service_group="Compute", cloud_service_type="Instance", query=query),
-        metadata=md, timeout=30)
-    return render_table(_dict(types.results[0]), [_dict(v) for v in vms.results], rows=rows)
-
-
 def metric_figure(channel: grpc.Channel, endpoint: str, token: str) -> list[str]:
     """Today's VM count per cluster in Metric Explorer. inventory computes a metric's data daily;
     ``Metric.run`` computes today's now, after the collection."""
@@ -91,9 +67,9 @@ def metric_figure(channel: grpc.Channel, endpoint: str, token: str) -> list[str]
     metric_pb2_grpc.MetricStub(channel).run(metric_pb2.MetricRequest(metric_id=vm_count),
                                             metadata=[("token", token)], timeout=30)
     day = datetime.now(timezone.utc).strftime("%Y-%m-%d")
-    rows = metric_figures(endpoint, token, vm_count, day, "labels.Cluster")
+    rows = metric_figures(endpoint, token, vm_count, day, "labels.Cluster Name")
     lines = [f"Metric Explorer: {vm_count} on {day}, by cluster [MetricData.analyze]"]
-    lines += [f"  {r.get('Cluster', r.get('labels.Cluster', '?')):<40} {r.get('value')}" for r in rows]
+    lines += [f"  {r.get('Cluster Name', '?'):<24} {r.get('value')}" for r in rows]
     return lines
 
 
@@ -110,7 +86,7 @@ def main(argv: list[str] | None = None) -> int:
         for line in identity_view(channel, md):
             print(line)
         print()
-        print(vm_table(channel, md))
+        print(console_table(ready["endpoint"], token))  # the first page, as the console builds it
         print()
         for line in metric_figure(channel, ready["endpoint"], token):
             print(line)

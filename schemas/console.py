@@ -392,9 +392,11 @@ def _elements(record: dict, root: str) -> list:
 
 
 # -- the console's table, as text (the demo prints it) -------------------------------------
-def render_table(type_def: dict, cloud_services: list[dict], rows: int = 5, optional: bool = False) -> str:
+def render_table(type_def: dict, cloud_services: list[dict], rows: int = 5, optional: bool = False,
+                 total: int | None = None) -> str:
     """The main table as the console would show it: the layout's columns (optional ones only with
-    ``optional``), rows sorted by the default sort, each value formatted by its field type."""
+    ``optional``), rows sorted by the default sort, each value formatted by its field type;
+    ``total``: how many there are, when ``cloud_services`` is only the first page."""
     table = type_def["metadata"]["view"]["table"]["layout"]["options"]
     fields = [f for f in table.get("fields", []) if optional or not (f.get("options") or {}).get("is_optional")]
     records = list(cloud_services)
@@ -408,7 +410,8 @@ def render_table(type_def: dict, cloud_services: list[dict], rows: int = 5, opti
     def line(cells: list[str]) -> str:
         return "  ".join(c[:w].ljust(w) for c, w in zip(cells, widths)).rstrip()
 
-    title = f"{type_def['provider']} {type_def['group']} / {type_def['name']}: {len(records)} resources"
+    title = (f"{type_def['provider']} {type_def['group']} / {type_def['name']}: "
+             f"{len(records) if total is None else total} resources")
     return "\n".join([title, line(header), line(["-" * w for w in widths]), *map(line, body)])
 
 

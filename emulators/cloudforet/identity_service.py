@@ -384,7 +384,10 @@ class ServiceAccountService(service_account_pb2_grpc.ServiceAccountServicer):
                                                                     claims.workspace_id) is None:
             raise errors.not_found("project_id", fields["project_id"])
         doc.update({k: fields[k] for k in ("name", "data", "tags", "project_id") if k in fields})
-        self.store.replace(SERVICE_ACCOUNTS, doc["service_account_id"], doc)
+        try:  # MongoModel.update checks the unique fields against the other documents
+            self.store.replace(SERVICE_ACCOUNTS, doc["service_account_id"], doc, ukey=self._ukey(doc))
+        except DuplicateKey:
+            raise errors.already_exists("name, domain_id, workspace_id, project_id", doc["name"]) from None
         return to_msg(doc, service_account_pb2.ServiceAccountInfo)
 
     @rpc("ServiceAccount.update_secret_data")

@@ -375,5 +375,12 @@ class MetricDataService(metric_data_pb2_grpc.MetricDataServicer):
         for key in ("granularity", "start", "end", "fields"):  # MetricDataService._check_required
             if not qd.get(key):
                 raise errors.required(key)
+        start, end = str(qd["start"]), str(qd["end"])
+        # metric_data_manager._check_date_range: one format, and the end (inclusive) not before the start
+        if len(start) != len(end) or start > end:
+            raise ApiError(grpc.StatusCode.INVALID_ARGUMENT,
+                           f"ERROR_INVALID_DATE_RANGE: start = {start}, end = {end}, reason = "
+                           + ("Start date and end date must be the same format." if len(start) != len(end)
+                              else "End date must be greater than start date."))
         table = METRIC_DATA if qd["granularity"] == "DAILY" else MONTHLY_METRIC_DATA
         return _struct(analyze(self.store.scan(table), qd, self._scope(request, claims), DATE_FIELDS))

@@ -143,14 +143,20 @@ class Store:
             raise DuplicateKey(str(exc)) from exc
 
     def replace(self, collection: str, doc_id: str, doc: dict, state: str = "", *,
-                ref_resource_id: str | None = None) -> None:
-        """Overwrite an existing document (same id)."""
+                ref_resource_id: str | None = None, ukey: str | None = None) -> None:
+        """Overwrite an existing document (same id); a new ``ukey`` too (``DuplicateKey`` if taken)."""
         data = _dumps(doc)
         with self._lock:
             if collection == CLOUD_SERVICES:
                 self._conn.execute(
                     f"UPDATE {CLOUD_SERVICES} SET state = ?, ref_resource_id = ?, doc = ? WHERE id = ?",
                     (state, ref_resource_id, data, doc_id))
+            elif ukey is not None:
+                try:
+                    self._conn.execute(f"UPDATE {collection} SET state = ?, ukey = ?, doc = ? WHERE id = ?",
+                                       (state, ukey, data, doc_id))
+                except sqlite3.IntegrityError as exc:
+                    raise DuplicateKey(str(exc)) from exc
             else:
                 self._conn.execute(f"UPDATE {collection} SET state = ?, doc = ? WHERE id = ?",
                                    (state, data, doc_id))

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import copy
 from collections import defaultdict
-from datetime import datetime, timezone
 
 import grpc
 import pytest
@@ -30,7 +29,7 @@ from connectors.errors import CloudForetError
 from emulators.cloudforet.config import EmulatorConfig
 from emulators.cloudforet.server import CloudForetEmulator
 from emulators.prism.fleet import FleetSpec
-from emulators.readback import metric_figures
+from emulators.readback import console_table, metric_figures
 from pipeline.run import run
 from schemas.console import cloud_service_type_definitions
 from schemas.metric_explorer import metric_definitions, metric_id, namespace_definition
@@ -118,7 +117,10 @@ def _read(emu, suffix: str) -> dict[tuple, float]:
     info = stub.list(metric_data_pb2.MetricDataQuery(metric_id=metric_id(suffix)),
                      metadata=[("token", emu.app_token())])
     got: dict[tuple, float] = defaultdict(float)
+    newest = max(row.created_date for row in info.results)  # the day of the latest run (midnight may pass)
     for row in info.results:
+        if row.created_date != newest:
+            continue
         labels = json_format.MessageToDict(row.labels)
         got[(labels["Cluster"], labels["Power State"], labels["Prism Central"])] += row.value
     return got
@@ -138,13 +140,23 @@ def test_metric_explorer_figures_equal_the_fleets(collected):
         for key, value in want[suffix].items():
             assert got[key] == pytest.approx(value, rel=1e-6), (suffix, key)
     # MetricData.analyze, as Metric Explorer asks it: today's vCPUs per cluster
-    today = datetime.now(timezone.utc).strftime("%Y-%m-%d")
+    today = max(r["created_date"] for r in emu.store.metric_data())  # the emulator's day (its wall clock)
     per_cluster = metric_figures(emu.endpoint, emu.app_token(), metric_id("vcpus"), today, "labels.Cluster")
     by_cluster: dict[str, float] = defaultdict(float)
     for (cluster, _, _), v in want["vcpus"].items():
         by_cluster[cluster] += v
     assert {r["Cluster"]: r["value"] for r in per_cluster} == pytest.approx(dict(by_cluster))
     assert all(r["date"] == today for r in per_cluster)
+    stub = metric_data_pb2_grpc.MetricDataStub(grpc.insecure_channel(emu.endpoint))
+    for start, end in ((today, "2020-01-01"), (today, today[:7])):  # metric_data_manager._check_date_range
+        fields = {"value": {"key": "value", "operator": "sum"}}
+        request = json_format.ParseDict({"metric_id": metric_id("vcpus"), "query": {
+            "granularity": "DAILY", "start": start, "end": end, "fields": fields}},
+            metric_data_pb2.MetricDataAnalyzeQuery())
+        with pytest.raises(grpc.RpcError) as bad:
+            stub.analyze(request, metadata=[("token", emu.app_token())])
+        assert bad.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+        assert "ERROR_INVALID_DATE_RANGE" in bad.value.details()
 
 
 def test_a_run_replaces_the_days_figures_with_what_inventory_holds_now(collected):
@@ -190,3 +202,15 @@ def test_a_changed_metric_is_updated_and_refused_to_a_workspace_member(tmp_path,
             assert got.unit == "vCPU" and [json_format.MessageToDict(x)["key"] for x in got.labels_info][:3] == \
                 ["workspace_id", "project_id", "service_account_id"]
             assert json_format.MessageToDict(got.labels_info[3])["key"] == "labels.Cluster"
+
+
+def test_the_console_table_read_from_cloudforet_shows_the_layouts_columns_and_first_rows(collected):
+    server, emu = collected
+    text = console_table(emu.endpoint, emu.app_token(), rows=3)
+    title, header, rule, *rows = text.splitlines()
+    vms = sorted((r for r in expected(server)[0].values() if r["kind"] == "vm"), key=lambda r: r["name"])
+    assert title == f"nutanix Compute / Instance: {len(vms)} resources" and len(rows) == 3
+    assert header.split()[:4] == ["Name", "Power", "State", "Cluster"]
+    for line, vm in zip(rows, vms):  # the layout's default sort: by name
+        assert line.startswith(vm["name"]) and vm["data"]["cluster"]["name"] in line
+        assert f" {vm['data']['power_state']} " in line and f"{vm['data']['memory_gib']:g} GB" in line

@@ -421,3 +421,26 @@ def test_cli_exit_codes_name_the_role_or_the_address(tmp_path, prism_servers, cl
     done = _cli("--config", path, env=env)
     assert done.returncode == 3, done.stderr[-2000:]
     assert emu.endpoint in done.stderr
+
+
+def test_a_service_account_renamed_onto_another_name_is_refused(cloudforets):
+    """ServiceAccount.update: the name stays unique per domain, workspace and project (MongoModel.update)."""
+    emu = cloudforets("cf")
+    with grpc.insecure_channel(emu.endpoint) as channel:
+        schemas = schema_pb2_grpc.SchemaStub(channel)
+        schemas.create(schema_pb2.CreateSchemaRequest(schema_id="s", name="s", schema_type="SERVICE_ACCOUNT",
+                                                      provider="nutanix", schema=struct_pb2.Struct()),
+                       metadata=_md(emu.app_token("app-nutanix-setup")), timeout=10)
+        accounts = service_account_pb2_grpc.ServiceAccountStub(channel)
+        owner = emu.app_token()
+        ids = [accounts.create(service_account_pb2.CreateServiceAccountRequest(
+            name=name, provider="nutanix", data=struct_pb2.Struct(), project_id=PROJECT), metadata=_md(owner),
+            timeout=10).service_account_id for name in ("pc-a", "pc-b")]
+        rename = service_account_pb2.UpdateServiceAccountRequest(service_account_id=ids[1], name="pc-a")
+        assert _code(accounts.update, rename, owner) == grpc.StatusCode.ALREADY_EXISTS
+        rename.name = "pc-c"
+        assert _code(accounts.update, rename, owner) == grpc.StatusCode.OK
+        rename.name = "pc-b"  # the old name is free again
+        rename.service_account_id = ids[0]
+        assert _code(accounts.update, rename, owner) == grpc.StatusCode.OK
+    assert sorted(sa["name"] for sa in emu.store.service_accounts()) == ["pc-b", "pc-c"]
