@@ -21,7 +21,7 @@ import certifi
 import grpc
 import pytest
 import yaml
-from google.protobuf import struct_pb2
+from google.protobuf import json_format, struct_pb2
 from spaceone.api.cost_analysis.v1 import cost_pb2, cost_pb2_grpc
 from spaceone.api.identity.v2 import service_account_pb2, service_account_pb2_grpc, token_pb2, token_pb2_grpc
 from spaceone.api.inventory.v1 import (
@@ -29,6 +29,10 @@ from spaceone.api.inventory.v1 import (
     cloud_service_pb2_grpc,
     cloud_service_type_pb2,
     cloud_service_type_pb2_grpc,
+    metric_pb2,
+    metric_pb2_grpc,
+    namespace_pb2,
+    namespace_pb2_grpc,
     region_pb2,
     region_pb2_grpc,
 )
@@ -343,6 +347,25 @@ RPCS: dict[str, tuple[Callable, Callable]] = {
     "Region.create": (region_pb2_grpc.RegionStub, lambda: ("create", region_pb2.CreateRegionRequest(
         name="cluster", region_code="auth-matrix-region", provider="nutanix"))),
     "Region.list": (region_pb2_grpc.RegionStub, lambda: ("list", region_pb2.RegionQuery())),
+    "CloudServiceType.update": (cloud_service_type_pb2_grpc.CloudServiceTypeStub, lambda: ("update",
+        cloud_service_type_pb2.UpdateCloudServiceTypeRequest(cloud_service_type_id="cloud-svc-type-nope"))),
+    "Region.update": (region_pb2_grpc.RegionStub, lambda: ("update", region_pb2.UpdateRegionRequest(
+        region_id="region-nope", name="cluster"))),
+    # Metric Explorer (issue 17): DOMAIN_ADMIN or WORKSPACE_OWNER write, members read
+    "Namespace.create": (namespace_pb2_grpc.NamespaceStub, lambda: ("create", namespace_pb2.CreateNamespaceRequest(
+        namespace_id="ns-auth-matrix", name="Compute/Instance", category="ASSET", resource_group="DOMAIN",
+        resource_type="inventory.CloudService:nutanix.Compute.Instance"))),
+    "Namespace.update": (namespace_pb2_grpc.NamespaceStub, lambda: ("update", namespace_pb2.UpdateNamespaceRequest(
+        namespace_id="ns-nope", name="x"))),
+    "Namespace.list": (namespace_pb2_grpc.NamespaceStub, lambda: ("list", namespace_pb2.NamespaceQuery())),
+    "Metric.create": (metric_pb2_grpc.MetricStub, lambda: ("create", json_format.ParseDict({
+        "metric_id": "metric-auth-matrix", "name": "VM Count", "metric_type": "GAUGE", "namespace_id": "ns-auth-matrix",
+        "resource_type": "inventory.CloudService:nutanix.Compute.Instance", "resource_group": "DOMAIN",
+        "query_options": {"fields": {"value": {"operator": "count"}}}}, metric_pb2.CreateMetricRequest()))),
+    "Metric.update": (metric_pb2_grpc.MetricStub, lambda: ("update", metric_pb2.UpdateMetricRequest(
+        metric_id="metric-nope", unit="Count"))),
+    "Metric.run": (metric_pb2_grpc.MetricStub, lambda: ("run", metric_pb2.MetricRequest(metric_id="metric-nope"))),
+    "Metric.list": (metric_pb2_grpc.MetricStub, lambda: ("list", metric_pb2.MetricQuery())),
     "Cost.create": (cost_pb2_grpc.CostStub, lambda: ("create", cost_pb2.CreateCostRequest(
         cost=1.0, provider="nutanix", data_source_id="ds-nutanix", billed_date="2026-11-28",
         resource="auth-matrix-vm", usage_type="vcpu", project_id="project-nutanix"))),
@@ -364,7 +387,8 @@ RPCS: dict[str, tuple[Callable, Callable]] = {
             service_account_id="sa-nope", secret_schema_id="nutanix-secret-prism-central",
             secret_data=_struct({"nutanix_host": "pc.local"})))),
 }
-OWNER_ONLY = ("CloudServiceType.create", "Region.create", "Cost.create", "Cost.delete")
+OWNER_ONLY = ("CloudServiceType.create", "Region.create", "Cost.create", "Cost.delete", "CloudServiceType.update",
+              "Region.update", "Namespace.create", "Namespace.update", "Metric.create", "Metric.update", "Metric.run")
 # The secret service's internal API: the real one excludes authentication and authorization
 # (deployments keep it inside the cluster), so it is outside the token matrix.
 INTERNAL = {"Secret.get_data": (secret_pb2_grpc.SecretStub, lambda: ("get_data", secret_pb2.GetSecretDataRequest(
@@ -441,7 +465,8 @@ def test_the_matrix_covers_every_rpc_the_pipeline_calls():
         text = path.read_text()
         for attr, service in (("cloud_service", "CloudService"), ("cloud_service_type", "CloudServiceType"),
                               ("region", "Region"), ("cost", "Cost"), ("notification", "Notification"),
-                              ("secret", "Secret"), ("service_account", "ServiceAccount")):
+                              ("secret", "Secret"), ("service_account", "ServiceAccount"),
+                              ("namespace", "Namespace"), ("metric", "Metric")):
             called |= {f"{service}.{verb}" for verb in re.findall(rf"\.{attr}\.(\w+)\b", text)}
     called = {c for c in called if not re.fullmatch(r"\w+\.(v\d+|future)", c)}  # imports, not RPCs
     assert called <= set(RPCS) | set(INTERNAL), sorted(called - set(RPCS) - set(INTERNAL))
