@@ -336,6 +336,7 @@ def test_collectors_are_registered_by_owners_and_admins_and_collected_by_members
                     collector_id=collector.collector_id, schedule=collector_pb2.Scheduled(
                         state=collector_pb2.Scheduled.ENABLED, hours=[1, 2, 3])), metadata=owner)
             assert emu.store.collection_states(collector.collector_id)
+            stub.verify_plugin(collector_pb2.VerifyPluginRequest(collector_id=collector.collector_id), metadata=owner)
             # delete takes the collector's jobs, job tasks and collection states with it
             stub.delete(collector_pb2.CollectorRequest(collector_id=collector.collector_id), metadata=owner)
             assert not job_pb2_grpc.JobStub(channel).list(job_pb2.JobsQuery(), metadata=owner).results
