@@ -117,6 +117,7 @@ ROLE_RULES: dict[str, tuple[str, ...]] = {
     "Collector.get": _READERS,
     "Collector.list": _READERS,
     "Collector.collect": _READERS,
+    "Collector.verify_plugin": _REGISTRARS,
     "Job.get": _READERS,
     "Job.list": _READERS,
     "Job.delete": _REGISTRARS,

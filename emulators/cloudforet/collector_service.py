@@ -1,4 +1,4 @@
-"""inventory.v1 Collector (create, get, list, update, delete, collect), Job and JobTask (get, list, delete).
+"""inventory.v1 Collector (create, get, list, update, delete, verify_plugin, collect), Job and JobTask.
 
 Followed from cloudforet-io/inventory (65d4f208) ``service/collector_service.py``,
 ``service/job_service.py`` and ``service/job_task_service.py``:
@@ -36,7 +36,7 @@ from spaceone.api.inventory.v1 import (
 from . import auth, errors, query
 from .auth import Claims
 from .base import Backend, new_id, query_dict, request_filters, require, rpc, to_dict, to_msg
-from .collecting import CollectorJobs, iso
+from .collecting import CollectorJobs, iso, provider_secrets, selected
 from .plugin_service import PluginEndpoints
 from .store import COLLECTORS, JOB_TASKS, JOBS
 
@@ -151,6 +151,20 @@ class CollectorService(collector_pb2_grpc.CollectorServicer):
                                          "schedule_state": "schedule.state"})
         return collector_pb2.CollectorsInfo(results=[to_msg(d, collector_pb2.CollectorInfo) for d in results],
                                             total_count=total)
+
+    @rpc("Collector.verify_plugin")
+    def verify_plugin(self, request: collector_pb2.VerifyPluginRequest, claims: Claims) -> empty_pb2.Empty:
+        """verify_plugin: the plugin's Collector.verify with the first secret of the collector's provider
+        (or the one named); the plugin's error is the answer."""
+        doc = self._load(request.collector_id, claims)
+        options = (doc.get("plugin_info") or {}).get("options") or {}
+        secrets = selected(provider_secrets(self.backend, doc.get("provider", ""), request.secret_id),
+                           doc.get("secret_filter") or {})
+        if secrets:  # CollectorService.verify_plugin: the endpoint from the plugin service first
+            endpoint, _ = self.endpoints.for_plugin_info(doc.get("plugin_info") or {}, doc["domain_id"])
+            self.backend.plugin_clients.connect(endpoint).dispatch("Collector.verify", {
+                "options": options, "secret_data": secrets[0]["data"]})
+        return empty_pb2.Empty()
 
     @rpc("Collector.collect")
     def collect(self, request: collector_pb2.CollectRequest, claims: Claims) -> job_pb2.JobInfo:

@@ -41,6 +41,8 @@ def metadata() -> dict:
             "properties": {
                 "vms_per_task": {"type": "integer", "minimum": 1, "default": tasks.DEFAULT_VMS_PER_TASK,
                                  "title": "VMs per task (a large Prism Central is collected in several tasks)"},
+                "range_margin": {"type": "integer", "minimum": 0, "default": tasks.DEFAULT_RANGE_MARGIN,
+                                 "title": "VMs read beyond each end of a task's range (moves during a run)"},
                 "page_size": {"type": "integer", "minimum": 1, "default": 500, "title": "Prism page size"},
                 "max_requests_per_s": {"type": "number", "exclusiveMinimum": 0, "default": 20,
                                        "title": "Requests per second to one Prism Central (all its tasks)"},
@@ -77,6 +79,7 @@ class CollectorService(collector_pb2_grpc.CollectorServicer):
         try:
             tasks.prism_options(options)
             tasks.vms_per_task(options)
+            tasks.range_margin(options)
         except ValueError as exc:
             raise invalid(str(exc)) from None
         info = collector_pb2.PluginInfo()

@@ -13,20 +13,24 @@ A VM moving between ranges during a run (VMs created or deleted before it in
 Prism's list shift every later position) is neither lost nor counted twice:
 
 - not lost: each task reads its range widened on both sides by a margin of
-  one page plus however much the list's length changed since the plan (read
-  again when the task starts). A VM of range [o, o+n) can only have moved by
-  as many positions as VMs were added or removed before it, so while the
-  list changes by less than that margin during the run, the VM's position is
-  inside its own task's widened window whenever that task reads it; the last
-  task also reads to the list's end as it is then, so VMs added after the
-  plan are read;
+  ``range_margin`` VMs (default 50) plus however much the list's length
+  changed since the plan (read again when the task starts). A VM of range
+  [o, o+n) moves by as many positions as VMs were removed before it, less
+  those added before it, so while that net move stays within the margin the
+  VM is inside its own task's widened window whenever that task reads it,
+  whichever task ran first; the last task also reads to the list's end as it
+  is then, so VMs added after the plan are read. A move beyond the margin
+  (more than ``range_margin`` VMs removed ahead of it within the run, not
+  offset by the length change) can miss a VM for one run: that costs its
+  ``updated_at`` one run, never the record, which Inventory deletes only after
+  three successful runs more than an hour apart that all missed it;
 - not twice: the widened windows overlap, so a VM may be read by two tasks.
   Every task of one run (``task_options.run``, made by get_tasks) claims each
   VM it hands on in one set shared by the run's tasks in this plugin process,
   the pipeline's own ``_RunKeys`` (``transforms/sources/prism.py``, what
   DropRepeats uses for the same problem); a VM already claimed is dropped. A
-  task that fails releases its claims, so nothing is dropped for a VM no
-  stream delivered. Inventory runs one plugin endpoint per collector, so the
+  task that fails releases its claims; its JobTask ends FAILURE, which
+  deletes nothing that run. Inventory runs one plugin endpoint per collector, so the
   run's tasks reach this one process; were they spread over several, a VM
   read twice would be upserted twice, by the same match rule (one record,
   one more "updated" count), never made twice.
@@ -54,6 +58,7 @@ log = logging.getLogger(__name__)
 INFRASTRUCTURE = "infrastructure"
 VMS = "vms"
 DEFAULT_VMS_PER_TASK = 2000
+DEFAULT_RANGE_MARGIN = 50
 RUN_TTL_S = 3 * 3600  # Inventory fails jobs still IN_PROGRESS after 2 h: a run's claims are not needed longer
 
 
@@ -76,6 +81,19 @@ class Runs:
 
 
 RUNS = Runs()
+
+
+def range_margin(options: dict) -> int:
+    """VMs read before and after a task's range: the moves during a run it tolerates, beyond the
+    change in the list's length it measures when it starts."""
+    value = options.get("range_margin", DEFAULT_RANGE_MARGIN)
+    try:
+        n = int(value)
+    except (TypeError, ValueError):
+        n = -1
+    if n < 0:
+        raise ValueError(f"option range_margin must be a whole number >= 0, got {value!r}")
+    return n
 
 
 def vms_per_task(options: dict) -> int:
@@ -117,6 +135,7 @@ class Collection:
         self.prism = prism_options(options)
         self.task = dict(task_options or {})
         self.run_keys = runs.attach(str(self.task.get("run") or uuidlib.uuid4().hex))
+        self.margin = range_margin(options)
         self.clock = clock
 
     def stream(self) -> Iterator[collector_pb2.ResourceInfo]:
@@ -154,20 +173,22 @@ class Collection:
                 yield from self._not_read(out)
 
     # -- VMs ------------------------------------------------------------------
-    def _window(self, client) -> tuple[int, int]:
-        """[start, end) of list positions to read: the task's range widened as the module says."""
+    def _segments(self, client) -> list[tuple[int, int]]:
+        """(offset, length) of the list positions to read: the task's range, and before and after it
+        a margin of ``range_margin`` plus how much the list's length changed since the plan."""
         offset, length = int(self.task.get("offset", 0)), int(self.task.get("length", 0))
         now_total = client.list_page("vm", 0, 1).total_matches
         if "planned_total" not in self.task:  # a collect without tasks: everything
-            return 0, now_total + self.prism.page_size
-        margin = self.prism.page_size + abs(now_total - int(self.task["planned_total"]))
+            return [(0, now_total + self.margin)]
+        margin = self.margin + abs(now_total - int(self.task["planned_total"]))
         end = max(now_total, offset + length) if self.task.get("last") else offset + length
-        return max(0, offset - margin), end + margin
+        lower = max(0, offset - margin)
+        return [s for s in ((lower, offset - lower), (offset, end - offset), (end, margin)) if s[1] > 0]
 
     def _vms(self, client) -> Iterator[collector_pb2.ResourceInfo]:
-        start, end = self._window(client)
         name, base_url, size = self.account.name, client.creds.base_url, self.prism.page_size
-        requests = [PageRequest(name, "vm", o, min(size, end - o), base_url) for o in range(start, end, size)]
+        requests = [PageRequest(name, "vm", o, min(size, start + n - o), base_url)
+                    for start, n in self._segments(client) for o in range(start, start + n, size)]
         bundle: object = object()
         claimed: set = set()
         try:

@@ -308,3 +308,51 @@ def test_a_secret_filter_leaves_the_other_prism_centrals_to_the_pipeline(rig):
     job, tasks = r.job()
     assert job["total_tasks"] == 1 and set(tasks) == {f"sa-{SPEC_NAMES[0]}"}
     assert {c["account"] for c in r.emu.store.cloud_services()} == {address(r.servers[0])}
+
+
+def test_collectors_are_registered_by_owners_and_admins_and_collected_by_members_too(tmp_path, prism_servers):
+    """inventory collector_service.py role_types: create/update/delete DOMAIN_ADMIN, WORKSPACE_OWNER;
+    get/list/collect also WORKSPACE_MEMBER; no token is UNAUTHENTICATED."""
+    server = prism_servers(FleetSpec(vms=2))[0]
+    apps = [{"app_id": "app-owner", "role_type": "WORKSPACE_OWNER"},
+            {"app_id": "app-member", "role_type": "WORKSPACE_MEMBER"}]
+    emu = CloudForetEmulator(str(tmp_path / "roles.sqlite"), EmulatorConfig(
+        apps=apps, secrets={"secret-pc": secret_of(server)},
+        service_accounts=[{"service_account_id": "sa-pc", "name": "pc", "provider": "nutanix",
+                           "secret_id": "secret-pc"}])).start()
+    plugin = CollectorPluginServer(runs=Runs()).start()
+    try:
+        with grpc.insecure_channel(emu.endpoint) as channel:
+            stub = collector_pb2_grpc.CollectorStub(channel)
+            plugin_id = install_plugins(emu, {"collector": plugin.endpoint})["collector"]
+            request = collector_pb2.CreateCollectorRequest(
+                name="Nutanix", provider="nutanix", plugin_info=collector_pb2.PluginInfo(plugin_id=plugin_id))
+            member = (("token", emu.app_token("app-member")),)
+            with pytest.raises(grpc.RpcError) as err:
+                stub.create(request, metadata=member)
+            assert err.value.code() == grpc.StatusCode.PERMISSION_DENIED
+            with pytest.raises(grpc.RpcError) as err:
+                stub.list(collector_pb2.CollectorQuery())
+            assert err.value.code() == grpc.StatusCode.UNAUTHENTICATED
+            owner = (("token", emu.app_token("app-owner")),)
+            collector = stub.create(request, metadata=owner)
+            assert [c.collector_id for c in stub.list(collector_pb2.CollectorQuery(), metadata=member).results] == \
+                [collector.collector_id]
+            job = stub.collect(collector_pb2.CollectRequest(collector_id=collector.collector_id), metadata=member)
+            assert emu.collector_jobs.wait(job.job_id, timeout=60)["status"] == "SUCCESS"
+            with pytest.raises(grpc.RpcError) as err:
+                stub.delete(collector_pb2.CollectorRequest(collector_id=collector.collector_id), metadata=member)
+            assert err.value.code() == grpc.StatusCode.PERMISSION_DENIED
+            with pytest.raises(grpc.RpcError, match="Maximum 2 hours"):
+                stub.update(collector_pb2.UpdateCollectorRequest(
+                    collector_id=collector.collector_id, schedule=collector_pb2.Scheduled(
+                        state=collector_pb2.Scheduled.ENABLED, hours=[1, 2, 3])), metadata=owner)
+            assert emu.store.collection_states(collector.collector_id)
+            stub.verify_plugin(collector_pb2.VerifyPluginRequest(collector_id=collector.collector_id), metadata=owner)
+            # delete takes the collector's jobs, job tasks and collection states with it
+            stub.delete(collector_pb2.CollectorRequest(collector_id=collector.collector_id), metadata=owner)
+            assert not job_pb2_grpc.JobStub(channel).list(job_pb2.JobsQuery(), metadata=owner).results
+            assert not emu.store.collection_states(collector.collector_id)
+    finally:
+        plugin.stop()
+        emu.stop()
