@@ -224,7 +224,8 @@ class PlanPages(_PooledPrismDoFn):
             return
         self.planned.inc(len(requests))
         yield from requests
-        yield pvalue.TaggedOutput(STATUS, account_event(account, "planned", totals=totals))
+        yield pvalue.TaggedOutput(STATUS, account_event(account, "planned", totals=totals,
+                                                                requests=len(requests)))
 
 
 class FetchPages(_PooledPrismDoFn):
