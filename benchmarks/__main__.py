@@ -4,7 +4,7 @@ import sys
 
 BENCHMARKS = {"e2e": "benchmarks.e2e", "replay": "benchmarks.replay",
               "fleet_scale": "benchmarks.fleet_scale",
-              "soak": "benchmarks.soak", "stages": "benchmarks.stages"}
+              "soak": "benchmarks.soak", "stages": "benchmarks.stages", "runners": "benchmarks.runners"}
 
 
 def main() -> None:
