@@ -125,11 +125,12 @@ def _collected_at(value: str | None) -> float:
     return (dt if dt.tzinfo else dt.replace(tzinfo=timezone.utc)).timestamp()
 
 
-def beam_options(extra: list[str], allow_unsupported: bool = False) -> tuple[PipelineOptions, PipelineRunner]:
+def beam_options(extra: list[str], allow_unsupported: bool = False,
+                 warn: bool = True) -> tuple[PipelineOptions, PipelineRunner]:
     """Beam options and the runner they name, if it is one this pipeline runs on
     (see pipeline/runners.py); without ``--runner``, the FnApiRunner."""
     options = PipelineOptions(extra)
-    return options, resolve_runner(options, allow_unsupported)
+    return options, resolve_runner(options, allow_unsupported, warn)
 
 
 def share_rate_limit(config: Config, extra: list[str]) -> Config:
@@ -218,7 +219,7 @@ def run_once(config: Config, ctx: RunContext, extra: list[str], snapshot: tuple[
              warnings: Sequence[str] = (), allow_unsupported_runner: bool = False) -> dict:
     """One pipeline run; its summary as the run report it wrote holds it (LostResults if none)."""
     config = share_rate_limit(config, extra)
-    options, runner = beam_options(extra, allow_unsupported_runner)
+    options, runner = beam_options(extra, allow_unsupported_runner, warn=False)  # warned at start-up
     started = time.monotonic()
     what = f"replaying snapshot {snapshot[0]}" if snapshot else f"collecting {len(config.accounts)} account(s)"
     log.info("run %s: %s for %s", ctx.run_id, what, ctx.billed_date)

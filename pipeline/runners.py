@@ -40,7 +40,7 @@ def supported_names() -> str:
     return ", ".join(SUPPORTED_RUNNERS.values())
 
 
-def resolve_runner(options: PipelineOptions, allow_unsupported: bool = False) -> PipelineRunner:
+def resolve_runner(options: PipelineOptions, allow_unsupported: bool = False, warn: bool = True) -> PipelineRunner:
     """The runner instance Beam would build for ``--runner`` (the FnApiRunner without one: the
     default DirectRunner would first try to download the Prism runner), refused unless supported."""
     name = options.view_as(StandardOptions).runner
@@ -61,6 +61,7 @@ def resolve_runner(options: PipelineOptions, allow_unsupported: bool = False) ->
             f"(a runner that drops outputs can report success having written nothing). Supported: "
             f"{supported_names()}. To try it anyway pass {OVERRIDE_FLAG}: the run then still fails unless every "
             "account's results reach the run report.")
-    log.warning("running on the unsupported runner %s (%s): its run counts only if every account's results "
-                "reach the run report", qualified, OVERRIDE_FLAG)
+    if warn:
+        log.warning("running on the unsupported runner %s (%s): its run counts only if every account's results "
+                    "reach the run report", qualified, OVERRIDE_FLAG)
     return runner
