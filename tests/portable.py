@@ -94,7 +94,7 @@ class PortableDeployment:
 
 
 def start_portable(log_dir: Path, worker_env: dict[str, str], workers: int = 1,
-                   extra: Sequence[str] = ()) -> PortableDeployment:
+                   extra: Sequence[str] = (), bundle_repeat: int = 0) -> PortableDeployment:
     """The worker pool's environment is the workers': ``python`` from this interpreter's directory
     first on PATH (the pool starts its workers as ``python``), this checkout importable, and
     ``worker_env`` (the secrets' variables the config names)."""
@@ -104,7 +104,8 @@ def start_portable(log_dir: Path, worker_env: dict[str, str], workers: int = 1,
     pool = start("worker-pool", ["apache_beam.runners.worker.worker_pool_main", "--service_port"], env, log_dir)
     try:
         service_env = {k: v for k, v in env.items() if k not in worker_env}  # the secrets are the workers' only
-        jobs = start("job-service", ["tests.job_service", "--workers", str(workers), "--port"],
+        jobs = start("job-service", ["tests.job_service", "--workers", str(workers),
+                                     "--bundle-repeat", str(bundle_repeat), "--port"],
                      service_env, log_dir)
     except Exception:
         pool.stop()
