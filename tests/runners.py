@@ -28,11 +28,15 @@ def _dropping(cls: type) -> type:
 
 
 class _DropFinishBundleOutputs(PipelineVisitor):
+    def __init__(self):
+        self.dofns = 0
+
     def visit_transform(self, applied) -> None:
         transform = applied.transform
-        if isinstance(transform, beam.ParDo) and not type(transform.fn).__name__.startswith("DropsFinish"):
-            transform.fn.__class__ = _dropping(type(transform.fn))
-        self.dropped = getattr(self, "dropped", 0) + isinstance(transform, beam.ParDo)
+        if isinstance(transform, beam.ParDo):
+            if not type(transform.fn).__name__.startswith("DropsFinish"):
+                transform.fn.__class__ = _dropping(type(transform.fn))
+            self.dofns += 1
 
 
 class DropsFinishBundleOutputs(FnApiRunner):
@@ -41,7 +45,7 @@ class DropsFinishBundleOutputs(FnApiRunner):
     def run_pipeline(self, pipeline, options):
         visitor = _DropFinishBundleOutputs()
         pipeline.visit(visitor)
-        assert getattr(visitor, "dropped", 0) > 0, "no ParDo found to drop outputs of"
+        assert visitor.dofns > 0, "no ParDo found to drop outputs of"
         return super().run_pipeline(pipeline, options)
 
 
