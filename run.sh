@@ -10,6 +10,9 @@
 # ./run.sh bench    the benchmarks (see benchmarks/README.md)
 # ./run.sh lint     ruff check and mypy, as configured in pyproject.toml
 # ./run.sh constraints   regenerate constraints.txt (every transitive pin) from a clean virtualenv
+# ./run.sh flink    the demo on a standalone Flink cluster (JobManager + TaskManager, 2 slots) with an
+#                   EXTERNAL SDK worker pool, started and stopped here (README, "Flink")
+# ./run.sh flink-cluster   the Flink cluster and the worker pool alone: started, checked, stopped
 set -euo pipefail
 cd "$(dirname "$0")"
 ROOT=$(pwd)
@@ -184,6 +187,166 @@ replay() {
   readback "$dir"
 }
 
+# -- Flink: a standalone cluster from Flink's own jars, Beam's job server jar, an EXTERNAL worker pool
+FLINK_VERSION=2.2.1   # a Flink that Beam 2.77's job server supports (it publishes 1.19, 1.20, 2.0, 2.1, 2.2)
+FLINK_MINOR=${FLINK_VERSION%.*}
+FLINK_DIR="$ROOT/.flink"  # the jars, fetched once (ignored by git; CI keeps it between steps)
+FLINK_HOME="$FLINK_DIR/flink-$FLINK_VERSION"
+
+beam_version() { "$PY" -c 'import importlib.metadata as m; print(m.version("apache-beam"))'; }
+
+flink_job_server_jar() {  # prints the job server jar's path, fetched with Maven if need be
+  local beam artifact jar
+  beam=$(beam_version)
+  artifact="org.apache.beam:beam-runners-flink-$FLINK_MINOR-job-server:$beam"
+  if [ -n "${FLINK_JOB_SERVER_JAR:-}" ]; then
+    [ -s "$FLINK_JOB_SERVER_JAR" ] || { echo "error: FLINK_JOB_SERVER_JAR=$FLINK_JOB_SERVER_JAR: no such jar" >&2; return 1; }
+    echo "$FLINK_JOB_SERVER_JAR"
+    return 0
+  fi
+  jar="$FLINK_DIR/beam-runners-flink-$FLINK_MINOR-job-server-$beam.jar"
+  if [ ! -s "$jar" ]; then
+    mkdir -p "$FLINK_DIR"
+    echo "fetching Beam's Flink job server $artifact with Maven" >&2
+    if ! mvn -q -B -U dependency:copy -Dartifact="$artifact" -DoutputDirectory="$FLINK_DIR" \
+         >"$FLINK_DIR/mvn.log" 2>&1; then
+      echo "error: Maven could not fetch Beam's Flink job server $artifact (the apache-beam version" \
+           "the project pins): $(grep -oE '(Could not (find|transfer|resolve)|Unable to find)[^[]*' \
+                                 "$FLINK_DIR/mvn.log" | head -n 1)" >&2
+      echo "  Full log: $FLINK_DIR/mvn.log. With that jar from elsewhere, run again with" \
+           "FLINK_JOB_SERVER_JAR=/path/to/beam-runners-flink-$FLINK_MINOR-job-server-$beam.jar" >&2
+      return 1
+    fi
+  fi
+  echo "$jar"
+}
+
+flink_dist() {  # Flink's jars, from PyPI's apache-flink-libraries (Maven serves no flink-dist)
+  [ -s "$FLINK_HOME/lib/flink-dist-$FLINK_VERSION.jar" ] && return 0
+  local tmp
+  mkdir -p "$FLINK_DIR"
+  tmp=$(mktemp -d "$FLINK_DIR/download.XXXXXX")
+  echo "fetching Flink $FLINK_VERSION's jars (apache-flink-libraries, 300 MB, once)" >&2
+  "$PY" -m pip download -q --no-deps -d "$tmp" "apache-flink-libraries==$FLINK_VERSION" >&2
+  rm -rf "$FLINK_HOME"
+  mkdir -p "$FLINK_HOME/lib"
+  "$PY" -c 'import os, sys, zipfile
+wheel, lib = sys.argv[1:]
+with zipfile.ZipFile(wheel) as z:
+    for name in z.namelist():
+        if name.startswith("pyflink/lib/") or name == "pyflink/bin/bash-java-utils.jar":
+            with z.open(name) as src, open(os.path.join(lib, os.path.basename(name)), "wb") as out:
+                out.write(src.read())' "$tmp"/apache_flink_libraries-*.whl "$FLINK_HOME/lib"
+  rm -rf "$tmp"
+}
+
+free_port() { "$PY" -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'; }
+
+flink_resource_params() {  # flink_resource_params CONF_DIR JM|TM: line 1 JVM options, line 2 dynamic properties
+  java -cp "$FLINK_HOME/lib/*" org.apache.flink.runtime.util.bash.BashJavaUtils "GET_$2_RESOURCE_PARAMS" \
+      --configDir "$1" 2>/dev/null | sed -n 's/^BASH_JAVA_UTILS_EXEC_RESULT://p'
+}
+
+write_flink_config() {  # write_flink_config CONF_DIR TMP_DIR: small heaps (a shared machine); a failed task restarts
+  mkdir -p "$1" "$2"
+  {
+    echo "jobmanager:"
+    echo "  rpc: {address: localhost, port: $(free_port)}"
+    echo "  bind-host: localhost"
+    echo "  memory: {process: {size: 768m}}"
+    echo "taskmanager:"
+    echo "  host: localhost"
+    echo "  bind-host: localhost"
+    echo "  numberOfTaskSlots: 2"
+    echo "  memory: {process: {size: 1280m}, managed: {fraction: 0.1}}"
+    echo "rest: {address: localhost, bind-address: localhost, port: $FLINK_REST_PORT}"
+    echo "parallelism: {default: 2}"
+    echo "restart-strategy: {type: fixed-delay, fixed-delay: {attempts: 3, delay: 1 s}}"
+    echo "io: {tmp: {dirs: $2}}"
+  } > "$1/config.yaml"
+}
+
+start_flink_process() {  # start_flink_process CONF_DIR LOG_DIR JM|TM MAIN_CLASS NAME: as Flink's own scripts do
+  local params jvm dyn
+  params=$(flink_resource_params "$1" "$3")
+  jvm=$(sed -n 1p <<<"$params")
+  dyn=$(sed -n 2p <<<"$params")
+  [ -n "$jvm" ] || { echo "error: Flink could not size the $5's memory from $1/config.yaml" >&2; return 1; }
+  # shellcheck disable=SC2086  # word splitting wanted: the options as BashJavaUtils printed them
+  java $jvm -Dlog.file="$2/$5.log" -cp "$FLINK_HOME/lib/*" "$4" --configDir "$1" $dyn >"$2/$5.out" 2>&1 &
+  PIDS+=($!)
+}
+
+FLINK_REST_PORT=
+FLINK_POOL_PORT=
+POOL_PID=
+start_flink() {  # start_flink DIR: JobManager, TaskManager (2 slots), SDK worker pool; waits until ready
+  local dir="$1" overview="" p
+  FLINK_REST_PORT=$(free_port)
+  FLINK_POOL_PORT=$(free_port)
+  mkdir -p "$dir/flink-log"
+  write_flink_config "$dir/flink-conf" "$dir/flink-tmp"
+  start_flink_process "$dir/flink-conf" "$dir/flink-log" JM \
+      org.apache.flink.runtime.entrypoint.StandaloneSessionClusterEntrypoint jobmanager
+  start_flink_process "$dir/flink-conf" "$dir/flink-log" TM \
+      org.apache.flink.runtime.taskexecutor.TaskManagerRunner taskmanager
+  # The SDK workers' pool beside the TaskManager: the workers it starts inherit its environment (the
+  # secrets' variables) and run `python` from PATH: this virtualenv's. Its own process group, so that
+  # stopping it stops its workers.
+  PATH="$VENV/bin:$PATH" setsid "$PY" -m apache_beam.runners.worker.worker_pool_main \
+      --service_port "$FLINK_POOL_PORT" >"$dir/flink-log/worker-pool.log" 2>&1 &
+  POOL_PID=$!
+  PIDS+=("$POOL_PID")
+  for _ in $(seq 1 900); do
+    overview=$(curl -s "http://localhost:$FLINK_REST_PORT/overview" || true)
+    case "$overview" in *'"slots-total":2'*) break ;; esac
+    for p in "${PIDS[@]}"; do
+      kill -0 "$p" 2>/dev/null || { echo "error: a Flink process exited; see $dir/flink-log" >&2; return 1; }
+    done
+    sleep 0.1
+  done
+  case "$overview" in
+    *'"slots-total":2'*) ;;
+    *) echo "error: the Flink cluster did not get ready in 90s; see $dir/flink-log" >&2; return 1 ;;
+  esac
+  echo "Flink $FLINK_VERSION at localhost:$FLINK_REST_PORT: $overview" >&2
+  echo "SDK worker pool at localhost:$FLINK_POOL_PORT" >&2
+}
+
+stop_flink_and_emulators() {
+  if [ -n "$POOL_PID" ]; then kill -- "-$POOL_PID" 2>/dev/null || true; fi  # the pool and its SDK workers
+  stop_emulators  # and the JobManager and TaskManager
+}
+
+flink_cluster() {  # the cluster and the worker pool alone: started, checked, stopped
+  local dir="$ROOT/.run/flink-cluster"
+  flink_dist
+  rm -rf "$dir" && mkdir -p "$dir"
+  trap stop_flink_and_emulators EXIT
+  start_flink "$dir"
+}
+
+flink() {  # the demo on Flink: ./run.sh flink [pipeline args...]
+  local dir="$ROOT/.run/flink" jar
+  jar=$(flink_job_server_jar)  # first: nothing is worth starting without it
+  flink_dist
+  rm -rf "$dir" && mkdir -p "$dir"
+  export PRISM_PASSWORD="demo-$RANDOM-$RANDOM"
+  trap stop_flink_and_emulators EXIT
+  start_prism "$dir"
+  start_cloudforet "$dir"
+  start_plugins "$dir"
+  "$PY" -m emulators.demo --prism-ready "$dir/prism.json" --cloudforet-ready "$dir/cloudforet.json" \
+      --out "$dir" > "$dir/env.sh"
+  # shellcheck disable=SC1091
+  . "$dir/env.sh"  # the secrets' variables, exported before the worker pool starts: its workers have them
+  start_flink "$dir"
+  "$PY" -m pipeline --config "$dir/config.yaml" --runner FlinkRunner --flink_master "localhost:$FLINK_REST_PORT" \
+      --flink_version "$FLINK_MINOR" --flink_job_server_jar "$jar" --parallelism 2 \
+      --environment_type EXTERNAL --environment_config "localhost:$FLINK_POOL_PORT" "$@"
+  readback "$dir"
+}
+
 cmd="${1:-demo}"
 [ $# -gt 0 ] && shift
 case "$cmd" in
@@ -201,6 +364,9 @@ case "$cmd" in
   bench) ensure_venv; exec "$PY" -m benchmarks "$@" ;;
   lint) ensure_venv; lint "$@" ;;
   constraints) constraints ;;
-  *) echo "usage: ./run.sh [demo|replay|test [unit|integration]|conformance|bench|lint|constraints] [args...]" >&2
+  flink) ensure_venv; flink "$@" ;;
+  flink-cluster) ensure_venv; flink_cluster ;;
+  *) echo "usage: ./run.sh [demo|replay|test [unit|integration]|conformance|bench|lint|constraints|flink|flink-cluster]" \
+          "[args...]" >&2
      exit 2 ;;
 esac

@@ -5,7 +5,7 @@ import sys
 BENCHMARKS = {"e2e": "benchmarks.e2e", "replay": "benchmarks.replay",
               "fleet_scale": "benchmarks.fleet_scale",
               "soak": "benchmarks.soak", "stages": "benchmarks.stages",
-              "collector_plugin": "benchmarks.collector_plugin"}
+              "collector_plugin": "benchmarks.collector_plugin", "runners": "benchmarks.runners"}
 
 
 def main() -> None:

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import json
+from typing import Iterable
 
 from apache_beam.io.filesystems import FileSystems
 
@@ -11,6 +12,44 @@ from transforms.common.files import write_json_atomically
 def read_report(path: str) -> dict:
     with FileSystems.open(path) as fh:
         return json.loads(fh.read().decode())
+
+
+class LostResults(RuntimeError):
+    """The pipeline finished, but its run report is missing, stale or lacks an account."""
+
+
+def report_stamp(path: str) -> tuple[float, int] | None:
+    """When the report was last written, and its size (None: there is none)."""
+    try:
+        found = FileSystems.match([path])[0].metadata_list
+    except Exception:  # noqa: BLE001 - Beam raises BeamIOError for a missing file, others elsewhere
+        return None
+    return (found[0].last_updated_in_seconds, found[0].size_in_bytes) if found else None
+
+
+def read_back_report(path: str, run_id: str, accounts: Iterable[str],
+                     before: tuple[float, int] | None) -> dict:
+    """The run report this run wrote, read back once the runner says it finished.
+
+    A runner that drops outputs may never run the summary step at all, and still
+    say DONE: success is what the report shows, and only if this run wrote it
+    (``before``: its stamp before the run) and every account is in it."""
+    stamp = report_stamp(path)
+    if stamp is None:
+        raise LostResults(f"the runner finished but no run report was written at {path}: "
+                          "the summary step never ran (the runner lost the run's results)")
+    if stamp == before:
+        raise LostResults(f"the runner finished but the run report at {path} is the one of an earlier run: "
+                          "this run's summary step never ran (the runner lost the run's results)")
+    report = read_report(path)
+    if report.get("run_id") != run_id:
+        raise LostResults(f"the run report at {path} is of run {report.get('run_id')!r}, not of this run "
+                          f"{run_id!r}: this run's summary step never wrote it")
+    missing = sorted(set(accounts) - set(report.get("accounts") or {}))
+    if missing:
+        raise LostResults(f"the run report at {path} lacks the account(s) {', '.join(missing)}: "
+                          "the runner lost their results")
+    return report
 
 
 def format_summary(summary: dict) -> str:

@@ -1,9 +1,11 @@
 """Command line: ``python -m pipeline --config FILE [Beam options]``.
 
 Validates everything it can before the pipeline starts (config, environment,
-CloudForet login), so a mistake costs seconds, not a half-run. Exit codes:
-0 every account collected (possibly with warnings), 1 an account failed
-entirely, 2 unusable configuration, 3 CloudForet unreachable or login refused.
+CloudForet login, the runner), so a mistake costs seconds, not a half-run.
+Exit codes: 0 every account collected (possibly with warnings), 1 an account
+failed entirely, 2 unusable configuration or runner, 3 CloudForet unreachable
+or login refused, 4 the runner finished but lost results (the run report this
+run should have written is missing, stale or lacks an account).
 """
 from __future__ import annotations
 
@@ -17,7 +19,7 @@ from datetime import datetime, timezone
 
 import apache_beam as beam
 from apache_beam.options.pipeline_options import PipelineOptions
-from apache_beam.runners.runner import PipelineRunner
+from apache_beam.runners.runner import PipelineRunner, PipelineState
 
 from connectors.cloudforet import CloudForetClient
 from connectors.errors import CloudForetError
@@ -25,7 +27,16 @@ from connectors.retry import RetryPolicy
 from pipeline.config import ConfigError, load_config
 from pipeline.cost_preflight import check_cost_api
 from pipeline.graph import build
-from pipeline.report import add_counters, counters, format_counters, format_summary, read_report
+from pipeline.report import (
+    LostResults,
+    add_counters,
+    counters,
+    format_counters,
+    format_summary,
+    read_back_report,
+    report_stamp,
+)
+from pipeline.runners import OVERRIDE_FLAG, UnsupportedRunner, resolve_runner
 from pipeline.service_accounts import accounts_from_service_accounts
 from transforms.common.snapshot_format import SnapshotError
 from transforms.settings import Config, RunContext
@@ -52,13 +63,17 @@ Runs:
 
 HELP_EPILOG = """\
 Beam options (e.g. --runner FlinkRunner, --direct_num_workers 2) are passed on
-to Beam; without --runner the local FnApiRunner runs the pipeline.
+to Beam; without --runner the local FnApiRunner runs the pipeline. Supported
+runners: FnApiRunner, DirectRunner, FlinkRunner, DataflowRunner, PortableRunner;
+any other is refused (--allow-unsupported-runner tries it, with a warning).
 
 exit codes:
   0  every account collected (possibly with warnings)
   1  an account failed entirely
-  2  unusable configuration (the message names the key and the fix)
+  2  unusable configuration or runner (the message names the key and the fix)
   3  CloudForet unreachable or login refused
+  4  the runner finished but lost results: the run report is missing, stale or
+     lacks an account (a runner that drops outputs)
 
 Documentation: README.md at the top of the collector's repository (the
 configuration's JSON Schema: schemas/config.schema.json)."""
@@ -77,6 +92,9 @@ def parse_args(argv: list[str]) -> tuple[argparse.Namespace, list[str]]:
     parser.add_argument("--allow-mass-delete", action="store_true",
                         help="let reconciliation delete more than reconcile.max_delete_fraction of an account")
     parser.add_argument("--log-level", default="INFO", choices=["DEBUG", "INFO", "WARNING", "ERROR"])
+    parser.add_argument(OVERRIDE_FLAG, action="store_true",
+                        help="run on a --runner the collector is not known to run on (with a warning); the run "
+                             "still fails unless every account's results reach the run report")
     return parser.parse_known_args(argv)
 
 
@@ -111,15 +129,12 @@ def _collected_at(value: str | None) -> float:
     return (dt if dt.tzinfo else dt.replace(tzinfo=timezone.utc)).timestamp()
 
 
-def beam_options(extra: list[str]) -> tuple[PipelineOptions, PipelineRunner | None]:
-    """Beam options; without ``--runner`` the FnApiRunner is pinned (the default
-    DirectRunner would first try to download the Prism runner)."""
+def beam_options(extra: list[str], allow_unsupported: bool = False,
+                 warn: bool = True) -> tuple[PipelineOptions, PipelineRunner]:
+    """Beam options and the runner they name, if it is one this pipeline runs on
+    (see pipeline/runners.py); without ``--runner``, the FnApiRunner."""
     options = PipelineOptions(extra)
-    runner: PipelineRunner | None = None
-    if not any(a == "--runner" or a.startswith("--runner=") for a in extra):
-        from apache_beam.runners.portability.fn_api_runner import FnApiRunner
-        runner = FnApiRunner()
-    return options, runner
+    return options, resolve_runner(options, allow_unsupported, warn)
 
 
 def share_rate_limit(config: Config, extra: list[str]) -> Config:
@@ -210,17 +225,22 @@ def plan_replays(pattern: str | None) -> list[tuple[str, dict]]:
 
 
 def run_once(config: Config, ctx: RunContext, extra: list[str], snapshot: tuple[str, dict] | None = None,
-             warnings: Sequence[str] = ()) -> dict:
+             warnings: Sequence[str] = (), allow_unsupported_runner: bool = False) -> dict:
+    """One pipeline run; its summary as the run report it wrote holds it (LostResults if none)."""
     config = share_rate_limit(config, extra)
-    options, runner = beam_options(extra)
+    options, runner = beam_options(extra, allow_unsupported_runner, warn=False)  # warned at start-up
     started = time.monotonic()
     what = f"replaying snapshot {snapshot[0]}" if snapshot else f"collecting {len(config.accounts)} account(s)"
     log.info("run %s: %s for %s", ctx.run_id, what, ctx.billed_date)
+    accounts = sorted(snapshot[1]["accounts"]) if snapshot else [a.name for a in config.accounts]
+    before = report_stamp(config.report_path)
     p = beam.Pipeline(runner=runner, options=options)
     build(p, config, ctx, snapshot)
     result = p.run()
-    result.wait_until_finish()
-    summary = read_report(config.report_path)
+    state = result.wait_until_finish()
+    if state is not None and state != PipelineState.DONE:
+        raise LostResults(f"the runner ended the pipeline in state {state}, not DONE")
+    summary = read_back_report(config.report_path, ctx.run_id, accounts, before)
     values = counters(result)
     add_counters(config.report_path, values, list(warnings))
     summary["warnings"] = list(warnings)
@@ -247,6 +267,11 @@ def run(argv: list[str] | None = None) -> int:
     except ConfigError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
+    try:
+        beam_options(extra, args.allow_unsupported_runner)  # refused here, before anything is called
+    except UnsupportedRunner as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
     replays: list[tuple[str, dict]] = []
     if args.source == "live" and not config.accounts and config.accounts_from == "config":
         print(f"error: {args.config}: 'accounts' is required for a live collection (list the Prism Centrals, "
@@ -270,9 +295,15 @@ def run(argv: list[str] | None = None) -> int:
     except CloudForetError as exc:
         print(f"error: CloudForet at {config.cloudforet.endpoints.describe()}: {exc}", file=sys.stderr)
         return 3
-    if not replays:
-        summaries = [run_once(config, ctx, extra, warnings=warnings)]
-    else:
-        summaries = [run_once(config, context_of(manifest), extra, (d, manifest), warnings)
-                     for d, manifest in replays]
+    allow = args.allow_unsupported_runner
+    try:
+        if not replays:
+            summaries = [run_once(config, ctx, extra, warnings=warnings, allow_unsupported_runner=allow)]
+        else:
+            summaries = [run_once(config, context_of(manifest), extra, (d, manifest), warnings, allow)
+                         for d, manifest in replays]
+    except LostResults as exc:
+        print(f"error: {exc}. Nothing this run claims can be trusted: run it again on a supported runner.",
+              file=sys.stderr)
+        return 4
     return 1 if any(s["status"] == "ERROR" for s in summaries) else 0

@@ -104,11 +104,27 @@ class AccountEvent(_AccountEventFields, total=False):
     count: int
     error: str
     totals: dict  # "planned": {kind: total_matches}
+    requests: int  # "planned": the page requests planned (each answered by a page event at least)
     text: str  # "note"
 
 
 def account_event(account: str, event: str, **fields: Any) -> AccountEvent:
     return {"account": account, "event": event, **fields}  # type: ignore[typeddict-item]
+
+
+# page events of these kinds answer no page request: a VM page's stats, a replayed record's file
+_NOT_REQUESTS = ("vm_stats", "snapshot")
+
+
+def planned_requests(ev: AccountEvent | dict) -> int:
+    """The page requests a "planned" event announces (each is answered by one page event at least)."""
+    return int(ev.get("requests", 0)) if ev.get("event") == "planned" else 0
+
+
+def answers_request(ev: AccountEvent | dict) -> bool:
+    """Whether the event is the answer (a page, or its failure) to a planned page request. Fewer
+    answers than requests means a runner lost outputs: nothing else drops a page's event."""
+    return ev.get("event") in ("page_read", "page_failed") and ev.get("kind") not in _NOT_REQUESTS
 
 
 class DeadLetter(TypedDict):

@@ -82,3 +82,17 @@ def test_a_finished_pipelines_memory_is_freed_when_another_starts():
     assert "pipeline-done" in _SeenKeys._runs
     DropRepeats(token="pipeline-next").start_bundle()
     assert "pipeline-done" not in _SeenKeys._runs
+
+
+def test_without_memory_a_finished_bundle_run_again_hands_its_vms_on_again():
+    """Where a shuffle follows (runners that retry), a retried bundle that had finished
+    (its first outputs thrown away) must hand on every VM again."""
+    a, b = ("pc", "vm-a"), ("pc", "vm-b")
+    fn = DropRepeats(token="pipeline-shuffled", remember=False)
+    fn.start_bundle()
+    assert [*fn.process((a, 1)), *fn.process((a, 2)), *fn.process((b, 1))] == [(a, 1), (b, 1)]  # within a bundle
+    fn.finish_bundle()
+    fn.start_bundle()  # the same bundle, run again
+    assert [*fn.process((a, 1)), *fn.process((b, 1))] == [(a, 1), (b, 1)]
+    fn.finish_bundle()
+    fn.teardown()

@@ -22,7 +22,15 @@ from spaceone.api.inventory.v1 import cloud_service_pb2
 from connectors.cloudforet import CloudForetClient, map_rpc_error
 from connectors.errors import CloudForetError
 from connectors.retry import Backoff, RetryPolicy
-from transforms.elements import DEAD_LETTER, AccountEvent, DeadLetter, SeenIds, SinkResult
+from transforms.elements import (
+    DEAD_LETTER,
+    AccountEvent,
+    DeadLetter,
+    SeenIds,
+    SinkResult,
+    answers_request,
+    planned_requests,
+)
 from transforms.settings import CloudForetOptions, ReconcileOptions
 from transforms.sinks.write_engine import already_deleted
 from transforms.stages.normalize import PROVIDER
@@ -46,23 +54,29 @@ def completeness(events: Iterable[dict]) -> tuple[bool, str]:
 
 
 class _CompletenessFn(beam.CombineFn):
+    """(complete, why not, requests planned, requests answered) per account: a runner that lost
+    page events (one that drops outputs) must not make unseen resources look gone."""
+
     def create_accumulator(self):
-        return (True, "")
+        return (True, "", 0, 0)
 
     def add_input(self, acc, ev):
-        if not acc[0]:
-            return acc
-        ok, why = completeness([ev])
-        return acc if ok else (ok, why)
+        ok, why, planned, answered = acc
+        if ok:
+            ok, why = completeness([ev])
+        return (ok, why, planned + planned_requests(ev), answered + answers_request(ev))
 
     def merge_accumulators(self, accs):
-        for acc in accs:
-            if not acc[0]:
-                return acc
-        return (True, "")
+        accs = list(accs)
+        failed = next(((ok, why) for ok, why, _, _ in accs if not ok), (True, ""))
+        return (*failed, sum(a[2] for a in accs), sum(a[3] for a in accs))
 
     def extract_output(self, acc):
-        return acc
+        ok, why, planned, answered = acc
+        if ok and answered < planned:
+            return (False, f"only {answered} of the {planned} planned page requests reached reconciliation "
+                           "(the runner lost outputs)")
+        return (ok, why)
 
 
 MALFORMED = "malformed"  # in the writes: an entity seen but never written (it could not be normalized)

@@ -224,7 +224,8 @@ class PlanPages(_PooledPrismDoFn):
             return
         self.planned.inc(len(requests))
         yield from requests
-        yield pvalue.TaggedOutput(STATUS, account_event(account, "planned", totals=totals))
+        yield pvalue.TaggedOutput(STATUS, account_event(account, "planned", totals=totals,
+                                                                requests=len(requests)))
 
 
 class FetchPages(_PooledPrismDoFn):
@@ -427,33 +428,40 @@ class DropRepeats(beam.DoFn):
     instance, or tears the instance down) releases them, so its retry hands its
     VMs on again. Repeats that land in two worker processes are left to the
     shuffle of ``HandOnOnce``.
+
+    ``remember=False`` drops repeats within a bundle only: where a shuffle follows
+    (runners with workers in several processes, the ones that retry), a bundle
+    that finished may still have its outputs thrown away and be run again (Flink
+    restarting a failed region in the same SDK worker): remembered keys would make
+    that retry drop every VM it hands on, and nothing would be written for them.
     """
 
-    def __init__(self, token: str | None = None):
+    def __init__(self, token: str | None = None, remember: bool = True):
         self.token = token or uuid4().hex
+        self.remember = remember
         self.dropped = Metrics.counter(NS, "repeats_dropped")
         self.run: _RunKeys | None = None
         self.bundle: set = set()
         self.bundle_id: object = None
 
     def start_bundle(self):
-        if self.run is None:
+        if self.run is None and self.remember:
             self.run = _SeenKeys.attach(self.token)
-        if self.bundle:  # the last bundle failed: finish_bundle never ran
+        if self.bundle and self.run is not None:  # the last bundle failed: finish_bundle never ran
             self.run.release(self.bundle, self.bundle_id)
         self.bundle, self.bundle_id = set(), object()
 
     def process(self, item: VmWithStats) -> Iterable[VmWithStats]:
         key = item[0]
-        assert self.run is not None  # attached in start_bundle
-        if key in self.bundle or not self.run.claim(key, self.bundle_id):
+        if key in self.bundle or (self.run is not None and not self.run.claim(key, self.bundle_id)):
             self.dropped.inc()
             return
         self.bundle.add(key)
         yield item
 
     def finish_bundle(self):
-        self.run.commit(self.bundle)
+        if self.run is not None:
+            self.run.commit(self.bundle)
         self.bundle = set()
 
     def teardown(self):
@@ -466,14 +474,15 @@ class DropRepeats(beam.DoFn):
 
 class HandOnOnce(beam.PTransform[beam.PCollection[VmWithStats], beam.PCollection[VmWithStats]]):
     """Keyed VMs -> each key once: ``DropRepeats`` in every process, and with
-    ``shuffle`` a grouping by key too (for workers in several processes)."""
+    ``shuffle`` a grouping by key too (for workers in several processes); then
+    ``DropRepeats`` remembers no key past its bundle (see its docstring)."""
 
     def __init__(self, shuffle: bool):
         super().__init__()
         self.shuffle = shuffle
 
     def expand(self, vms: beam.PCollection[VmWithStats]) -> beam.PCollection[VmWithStats]:
-        vms = vms | "InProcess" >> beam.ParDo(DropRepeats())
+        vms = vms | "InProcess" >> beam.ParDo(DropRepeats(remember=not self.shuffle))
         return vms | "ByKey" >> beam.CombinePerKey(first_seen) if self.shuffle else vms
 
 

@@ -184,6 +184,8 @@ class ReadFromSnapshot(beam.PTransform[beam.pvalue.PBegin, ReadResult]):
             elif not a.get("complete", True):
                 events.append(account_event(account, "page_failed", kind="snapshot", offset=-1,
                                             error="the collected run was incomplete"))
+            elif not any(a.get("counts", {}).values()):  # nothing archived: no record will say it was read
+                events.append(account_event(account, "planned", totals={}, requests=0))
         recorded = pbegin | "RecordedStatus" >> beam.Create(events)
         status = (out[STATUS], stats_out[STATUS], recorded) | "ReplayStatus" >> beam.Flatten()
         dead = (out[DEAD_LETTER], stats_out[DEAD_LETTER]) | "ReplayDeadLetters" >> beam.Flatten()

@@ -5,15 +5,25 @@ every sink has finished: it is the barrier before the notification.
 """
 from __future__ import annotations
 
-from typing import Iterable
+from typing import Collection, Iterable
 
 import apache_beam as beam
 
-from transforms.elements import DEAD_LETTER, AccountEvent, DeadLetter, SinkResult
+from transforms.elements import (
+    DEAD_LETTER,
+    AccountEvent,
+    DeadLetter,
+    SinkResult,
+    answers_request,
+    planned_requests,
+)
 from transforms.settings import RunContext
 
 MAX_ERRORS_PER_ACCOUNT = 20
 READ_KEYS = {"cluster": "clusters", "host": "hosts", "vm": "vms", "vm_stats": "vm_stats"}
+# the events that say an account's read reached the summary (a planned read, a page, a failure)
+READ_EVENTS = ("planned", "failed", "page_read", "page_failed")
+LOST = "the runner lost this account's results"
 
 
 def empty_account() -> dict:
@@ -21,7 +31,10 @@ def empty_account() -> dict:
         "status": "SUCCESS",
         "complete": True,
         "error": None,
-        "read": {"clusters": 0, "hosts": 0, "vms": 0, "vm_stats": 0, "pages": 0, "pages_failed": 0},
+        "read_reached": False,  # no read event yet: an account never heard of is lost, not a success
+        # requests planned (live reads), and the page events answering them: each request gives one at least
+        "read": {"clusters": 0, "hosts": 0, "vms": 0, "vm_stats": 0, "pages": 0, "pages_failed": 0,
+                 "requests_planned": 0, "requests_answered": 0},
         "inventory": {"created": 0, "updated": 0, "unchanged": 0, "failed": 0, "tags_drift": 0},
         "cost": {"created": 0, "already_present": 0, "failed": 0},
         "metrics": {"points": 0},
@@ -40,6 +53,10 @@ def apply_event(accounts: dict, ev: dict) -> None:
     kind = ev.get("type")
     if kind == "status":
         event = ev["event"]
+        if event in READ_EVENTS:
+            acc["read_reached"] = True
+        acc["read"]["requests_answered"] += answers_request(ev)
+        acc["read"]["requests_planned"] += planned_requests(ev)
         if event == "failed":
             acc["error"] = ev.get("error")
             acc["complete"] = False
@@ -73,12 +90,32 @@ def tags_drift_note(n: int) -> str:
             "(see the README)")
 
 
-def finalize(accounts: dict) -> dict:
-    for acc in accounts.values():
+def lost_results(acc: dict) -> str | None:
+    """Why the account's results cannot be trusted to be all there, if they cannot.
+
+    A runner that drops outputs (of ``finish_bundle``, tagged ones) still runs
+    this summary, seeded with every configured account: without this check an
+    account nothing reached would be reported a success with nothing read."""
+    if not acc["read_reached"]:
+        return f"{LOST}: no read status of it reached the run summary (a runner that drops outputs?)"
+    read = acc["read"]
+    if read["requests_answered"] < read["requests_planned"]:
+        return (f"{LOST}: {read['requests_answered']} of the {read['requests_planned']} planned page requests "
+                "reached the run summary (a runner that drops outputs?)")
+    return None
+
+
+def finalize(accounts: dict, configured: Collection[str] = ()) -> dict:
+    """Each account's status; a ``configured`` account whose results did not all arrive is an ERROR."""
+    for name, acc in accounts.items():
         drift = acc["inventory"].get("tags_drift", 0)
         if drift and tags_drift_note(drift) not in acc.get("notes", []):
             acc.setdefault("notes", []).append(tags_drift_note(drift))
         failed = acc["inventory"]["failed"] + acc["cost"]["failed"] + acc["dead_letters"]
+        lost = lost_results(acc) if name in configured else None
+        if lost and not acc["error"]:
+            acc["error"] = lost
+            acc["complete"] = False
         if acc["error"]:
             acc["status"] = "ERROR"
         elif failed or not acc["complete"]:
@@ -105,6 +142,7 @@ class _SummaryFn(beam.CombineFn):
             for name, a in acc.items():
                 m = merged.setdefault(name, empty_account())
                 m["complete"] = m["complete"] and a["complete"]
+                m["read_reached"] = m["read_reached"] or a["read_reached"]
                 m["error"] = m["error"] or a["error"]
                 m["dead_letters"] += a["dead_letters"]
                 m["errors"] = (m["errors"] + a["errors"])[:MAX_ERRORS_PER_ACCOUNT]
@@ -122,7 +160,7 @@ class _SummaryFn(beam.CombineFn):
         return merged
 
     def extract_output(self, acc: dict) -> dict:
-        return finalize(acc)
+        return finalize(acc, self.account_names)
 
 
 def overall_status(accounts: dict) -> str:
