@@ -39,6 +39,14 @@ class RateLimiter:
             self.clock.sleep(need)
             waited += need
 
+    def defer(self, seconds: float) -> None:
+        """No request before ``seconds`` from now (the server said its budget is spent)."""
+        with self._lock:
+            now = self.clock.monotonic()
+            self._tokens = min(self.capacity, self._tokens + (now - self._last) * self.rate)
+            self._last = now
+            self._tokens = min(self._tokens, 1.0 - seconds * self.rate)
+
 
 _shared: dict[tuple[str, float], RateLimiter] = {}
 _shared_lock = threading.Lock()
