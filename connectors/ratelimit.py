@@ -32,7 +32,7 @@ class RateLimiter:
                 now = self.clock.monotonic()
                 self._tokens = min(self.capacity, self._tokens + (now - self._last) * self.rate)
                 self._last = now
-                if self._tokens >= 1.0:
+                if self._tokens >= 1.0 - 1e-9:  # a float refill may fall an ulp short: never spin on it
                     self._tokens -= 1.0
                     return waited
                 need = (1.0 - self._tokens) / self.rate
