@@ -141,3 +141,17 @@ def test_an_api_key_alone_cannot_read_v3(tmp_path, prism_servers, cloudforet, ap
     config = write_config(tmp_path, servers, cloudforet, accounts=[entry])
     with pytest.raises(ConfigError, match="an API key opens v4 only"):
         load_config(config)
+
+
+def test_an_api_key_alone_on_a_v3_only_prism_central_fails_the_account_saying_why(tmp_path, prism_servers,
+                                                                                 cloudforet, monkeypatch):
+    monkeypatch.setenv("TEST_PRISM_KEY", "k3y-for-v4")
+    servers = prism_servers(FleetSpec(seed=5, vms=3), apis=("v3",), api_key="k3y-for-v4")
+    entry = {**account_entry(servers[0]), "api": "auto", "api_key_env": "TEST_PRISM_KEY"}
+    for key in ("username", "password_env"):
+        del entry[key]
+    config = write_config(tmp_path, servers, cloudforet, accounts=[entry])
+    assert run(["--config", config, "--collected-at", COLLECTED_AT]) != 0
+    acc = json.loads((tmp_path / "report.json").read_text())["accounts"][servers[0].pc.name]
+    assert "not an API key" in acc["error"] and "404" in acc["error"]
+    assert servers[0].requests["/api/nutanix/v3/vms/list"] == 0  # no v3 call made with nothing to log in with

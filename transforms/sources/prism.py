@@ -23,7 +23,7 @@ import apache_beam as beam
 from apache_beam import pvalue
 from apache_beam.metrics import Metrics
 
-from connectors.errors import ConnectorError, PrismAuthError
+from connectors.errors import ConnectorError, PrismAuthError, PrismError
 from connectors.prism import PrismClient
 from connectors.prism_v4 import MAX_LIMIT, PrismV4Client
 from transforms.common import progress
@@ -232,6 +232,9 @@ class PlanPages(_PooledPrismDoFn):
         if version is None:
             if mode == "auto":
                 client = self.clients.get(account)
+                if not client.creds.username:
+                    raise PrismError(f"account '{account}': {why}, and v3 takes a username and password, "
+                                     "not an API key: set username and password_env (or api: v4)")
                 size = self.config.prism.page_size
                 return "v3", f"auto: {why}; read through v3", [self._fetch(client, k, 0, size) for k in LIST_KINDS]
             version, why = "v4.0", f"configured v4 ({why}; trying v4.0)"
