@@ -4,7 +4,8 @@ import sys
 
 BENCHMARKS = {"e2e": "benchmarks.e2e", "replay": "benchmarks.replay",
               "fleet_scale": "benchmarks.fleet_scale",
-              "soak": "benchmarks.soak", "stages": "benchmarks.stages"}
+              "soak": "benchmarks.soak", "stages": "benchmarks.stages",
+              "v3_v4": "benchmarks.v3_v4", "v4_library": "benchmarks.v4_library"}
 
 
 def main() -> None:
