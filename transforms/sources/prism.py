@@ -279,7 +279,8 @@ class PlanPages(_PooledPrismDoFn):
         self.planned.inc(len(requests))
         log.info("account %s is read through %s (%s)", account, api, why)
         yield from requests
-        yield pvalue.TaggedOutput(STATUS, account_event(account, "planned", totals=totals))
+        # requests: how many pages were planned, which the pages' answers are counted against
+        yield pvalue.TaggedOutput(STATUS, account_event(account, "planned", totals=totals, requests=len(requests)))
         yield pvalue.TaggedOutput(STATUS, account_event(account, "api", api=api, text=why))
 
 

@@ -8,7 +8,7 @@ subnets, storage containers, categories) are read first into a ``Lookups``; VMs
 are then converted page by page as they stream, never held together.
 
 What v4 does not carry, and the v3 form therefore lacks (documented in README,
-"Prism API v3 or v4"): the VM's project name and its owner's name (v4.0 has
+"Prism API: v3 or v4"): the VM's project name and its owner's name (v4.0 has
 extIds only, and reading IAM/projects is out of scope), a cluster's creation
 time, and v3's intent ``state`` (a v4 entity is what exists: ``COMPLETE``).
 Field names: the recordings in ``../shared/fixtures/prism/v4_manageiq`` and the
