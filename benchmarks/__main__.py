@@ -5,7 +5,8 @@ import sys
 BENCHMARKS = {"e2e": "benchmarks.e2e", "replay": "benchmarks.replay",
               "fleet_scale": "benchmarks.fleet_scale",
               "soak": "benchmarks.soak", "stages": "benchmarks.stages",
-              "collector_plugin": "benchmarks.collector_plugin", "runners": "benchmarks.runners"}
+              "collector_plugin": "benchmarks.collector_plugin", "runners": "benchmarks.runners",
+              "v3_v4": "benchmarks.v3_v4", "v4_library": "benchmarks.v4_library"}
 
 
 def main() -> None:

@@ -531,7 +531,7 @@ def prism_rate(rate: float, vms: int, page_size: int, workers: int) -> dict:
         config = parse_config({
             "accounts": [{"name": pc.name, "host": "127.0.0.1", "port": server.port, "scheme": "http",
                           "username": "admin", "password_env": "PRISM_PASSWORD"}],
-            "prism": {"page_size": page_size, "max_requests_per_s": rate, "max_concurrency": 8},
+            "prism": {"page_size": page_size, "max_requests_per_s": rate, "max_concurrency": 8, "api": "v3"},
             "cloudforet": {"endpoint": "127.0.0.1:1", "domain_id": "d", "workspace_id": "w",
                            "auth": {"token_env": "CLOUDFORET_TOKEN"}},
             "metric_store": {"path": str(work / "metrics")}, "report": {"path": str(work / "r.json")},

@@ -63,7 +63,7 @@ def write_config(workdir: Path, prism: dict, cf: dict, **overrides) -> Path:
     raw: dict[str, Any] = {
         "accounts": [{"name": pc["name"], "host": pc["host"], "port": pc["port"], "scheme": "http",
                       "username": "admin", "password_env": "PRISM_PASSWORD"} for pc in prism["prism_centrals"]],
-        "prism": {"page_size": 500, "max_requests_per_s": 50, "max_concurrency": 8},
+        "prism": {"page_size": 500, "max_requests_per_s": 50, "max_concurrency": 8, "api": "v3"},  # v4: override
         # api mode (Cost.create) as on cost-analysis 2.0.108: a DOMAIN_ADMIN user (domain scope to
         # look costs up, workspace scope to create them) and the project the costs belong to
         "cloudforet": {"endpoint": cf["endpoint"], "domain_id": cf["domain_id"], "workspace_id": cf["workspace_id"],

@@ -1,8 +1,9 @@
-"""A small client for Prism Central's v3 REST API.
+"""A small client for Prism Central's v3 REST API (and the transport its v4 client shares).
 
 One instance per account per worker: it owns a keep-alive ``requests``
 session, a rate limiter and the retry policy. It knows HTTP and the v3
-envelope, nothing about Beam or CloudForet.
+envelope, nothing about Beam or CloudForet. ``connectors.prism_v4`` adds the
+v4 calls on the same transport.
 """
 from __future__ import annotations
 
@@ -38,6 +39,7 @@ class PrismCredentials:
     port: int = 9440
     username: str = ""
     password: str = field(default="", repr=False)
+    api_key: str = field(default="", repr=False)  # v4: sent as X-ntnx-api-key instead of Basic
     verify_ssl: bool = True
     ca_bundle: str | None = None
     scheme: str = "https"
@@ -74,7 +76,8 @@ class PrismClient:
         self.limiter = shared_limiter(creds.base_url, rate_per_s)
         self._local = threading.local()  # per thread, for callers that count their own
         self.session = requests.Session()
-        self.session.auth = (creds.username, creds.password)
+        if creds.username:
+            self.session.auth = (creds.username, creds.password)
         self.session.headers.update({"Accept": "application/json", "Content-Type": "application/json"})
         if creds.scheme == "https":
             self.session.verify = creds.ca_bundle if (creds.verify_ssl and creds.ca_bundle) else creds.verify_ssl
@@ -125,10 +128,15 @@ class PrismClient:
 
     def post(self, path: str, body: dict) -> Any:
         """POST with rate limiting, bounded retries, Retry-After, size cap."""
+        return self.request("POST", path, body=body)
+
+    def request(self, method: str, path: str, params: dict | None = None, body: Any = None,
+                headers: dict | None = None) -> Any:
+        """One logical call: rate limited, retried while transient, size capped."""
         url = self.creds.base_url + path
         where = self._where(path)
         return call_with_retries(
-            lambda: self._post_once(url, where, body), self.retry, is_transient,
+            lambda: self._send_once(method, url, where, body, params, headers), self.retry, is_transient,
             retry_after=lambda err: getattr(err, "retry_after", None),
             on_retry=lambda err, delay: self._count_retry(where, err, delay),
             give_up=lambda err, attempts: PrismError(f"{err} (gave up after {attempts} attempts)",
@@ -138,14 +146,15 @@ class PrismClient:
         self._local.retries = getattr(self._local, "retries", 0) + 1  # this thread's own count
         log.debug("retrying %s in %.2fs after: %s", where, delay, err)
 
-    def _post_once(self, url: str, where: str, body: dict) -> Any:
+    def _send_once(self, method: str, url: str, where: str, body: Any = None, params: dict | None = None,
+                   headers: dict | None = None) -> Any:
         """One attempt; what it raises says (``transient``) whether another may help."""
         self.limiter.acquire()
         try:
             # verify passed per request: requests lets REQUESTS_CA_BUNDLE/CURL_CA_BUNDLE override
             # session.verify, which would silently drop ca_bundle and verify_ssl: false.
-            resp = self.session.post(url, json=body, timeout=self.timeout_s, stream=True,
-                                     verify=self.session.verify)
+            resp = self.session.request(method, url, json=body, params=params, headers=headers,
+                                        timeout=self.timeout_s, stream=True, verify=self.session.verify)
             status = resp.status_code
             content = _read_capped(resp, where)
         except requests.exceptions.SSLError as exc:
@@ -156,6 +165,7 @@ class PrismClient:
                 requests.exceptions.ChunkedEncodingError) as exc:
             raise PrismError(f"{where}: {type(exc).__name__}: connection failed or timed out",
                              transient=True) from None
+        self._rate_headers(resp.headers)
         if status == 200:
             try:
                 return _json_loads(content)
@@ -164,12 +174,25 @@ class PrismClient:
                                          transient=True) from None
         if status in (401, 403):
             raise PrismAuthError(
-                f"{where}: HTTP {status}: credentials rejected. Check the username/password "
+                f"{where}: HTTP {status}: credentials rejected. Check the username/password (or API key) "
                 "for this account (and that the user may read VMs, hosts and clusters).", status)
-        if status in TRANSIENT_STATUSES:
-            raise PrismError(f"{where}: HTTP {status}{_v3_message(content)}", status, transient=True,
-                             retry_after=_retry_after(resp.headers.get("Retry-After")))
-        raise PrismError(f"{where}: HTTP {status}{_v3_message(content)}", status)
+        message, group = error_message(content)
+        if status in TRANSIENT_STATUSES or (status == 400 and group == "RATE_LIMIT_EXCEEDED"):
+            # v4 may throttle with a 400 whose errorGroup says so (prism.md, "v4 API")
+            wait = _retry_after(resp.headers.get("Retry-After"))
+            if wait is None and (status == 429 or group == "RATE_LIMIT_EXCEEDED"):
+                wait = _retry_after(resp.headers.get("X-Ratelimit-Reset"))
+            raise PrismError(f"{where}: HTTP {status}{message}", status, transient=True, retry_after=wait)
+        raise PrismError(f"{where}: HTTP {status}{message}", status)
+
+    def _rate_headers(self, headers: Any) -> None:
+        """A v4 answer that says the budget is spent (``X-Ratelimit-Remaining: 0``) holds this
+        Prism Central's next requests until ``X-Ratelimit-Reset`` (at least one second)."""
+        remaining = headers.get("X-Ratelimit-Remaining")
+        if remaining is None or remaining.strip() != "0":
+            return
+        reset = _retry_after(headers.get("X-Ratelimit-Reset")) or 0.0
+        self.limiter.defer(max(1.0, reset))
 
 
 def _read_capped(resp: requests.Response, where: str) -> bytes:
@@ -207,16 +230,29 @@ def _retry_after(value: str | None) -> float | None:
         return None
 
 
-def _v3_message(content: bytes) -> str:
-    """The first message of a v3 error envelope, if there is one."""
+def error_message(content: bytes) -> tuple[str, str]:
+    """(": first message", error group) of a v3 (``message_list``) or v4 (``data.error[]``)
+    error envelope; ("", "") when the body is neither."""
     try:
         body = _json_loads(content)
-        msg = body["message_list"][0]
-        # Prism's text is untrusted: no control characters (log/terminal injection), bounded.
-        text = CONTROL_CHARACTERS.sub(" ", str(msg.get("message") or msg.get("reason") or "")[:300]).strip()
-        return f": {text}" if text else ""
-    except Exception:  # not an envelope: say nothing more than the status
-        return ""
+    except Exception:  # not JSON: say nothing more than the status
+        return "", ""
+    if not isinstance(body, dict):
+        return "", ""
+    group = ""
+    try:
+        if isinstance(body.get("data"), dict):
+            msg = body["data"]["error"][0]
+            group = CONTROL_CHARACTERS.sub(" ", str(msg.get("errorGroup") or ""))[:64].strip()
+            text = str(msg.get("message") or msg.get("code") or "")
+        else:
+            msg = body["message_list"][0]
+            text = str(msg.get("message") or msg.get("reason") or "")
+    except (KeyError, IndexError, TypeError, AttributeError):
+        return "", ""
+    # Prism's text is untrusted: no control characters (log/terminal injection), bounded.
+    text = CONTROL_CHARACTERS.sub(" ", text[:300]).strip()
+    return (f": {text}" if text else ""), group
 
 
 def parse_list_page(body: Any, kind: str, offset: int, where: str) -> Page:

@@ -32,12 +32,20 @@ class RateLimiter:
                 now = self.clock.monotonic()
                 self._tokens = min(self.capacity, self._tokens + (now - self._last) * self.rate)
                 self._last = now
-                if self._tokens >= 1.0:
+                if self._tokens >= 1.0 - 1e-9:  # a float refill may fall an ulp short: never spin on it
                     self._tokens -= 1.0
                     return waited
                 need = (1.0 - self._tokens) / self.rate
             self.clock.sleep(need)
             waited += need
+
+    def defer(self, seconds: float) -> None:
+        """No request before ``seconds`` from now (the server said its budget is spent)."""
+        with self._lock:
+            now = self.clock.monotonic()
+            self._tokens = min(self.capacity, self._tokens + (now - self._last) * self.rate)
+            self._last = now
+            self._tokens = min(self._tokens, 1.0 - seconds * self.rate)
 
 
 _shared: dict[tuple[str, float], RateLimiter] = {}

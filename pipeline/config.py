@@ -68,9 +68,14 @@ def parse_config(raw: Any, source: str = "config") -> Config:
             raise ConfigError(f"{where}: duplicate account name")
         seen.add(a["name"])
         if "secret_id" not in a:
-            missing = [k for k in ("host", "password_env") if k not in a]
-            if "username" not in a and "username_env" not in a:
-                missing.append("username or username_env")
+            missing = [k for k in ("host",) if k not in a]
+            if "api_key_env" not in a or (a.get("api") or raw.get("prism", {}).get("api")) == "v3":
+                # an API key opens v4 only: reading v3 (or falling back to it) takes Basic
+                if "password_env" not in a:
+                    missing.append("password_env" if "api_key_env" not in a else
+                                   "password_env (an API key opens v4 only, and api is v3)")
+                if "username" not in a and "username_env" not in a:
+                    missing.append("username or username_env")
             if missing:
                 raise ConfigError(f"{where}: needs either 'secret_id' (a CloudForet secret) or "
                                   f"host, username and password_env; missing: {', '.join(missing)}")

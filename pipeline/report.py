@@ -70,6 +70,8 @@ def format_summary(summary: dict) -> str:
              fmt(head), fmt(["-" * w for w in widths])]
     lines += [fmt(r) for r in rows]
     for name, a in sorted(summary["accounts"].items()):
+        if a.get("api"):
+            lines.append(f"* {name}: read through Prism API {a['api']} ({a.get('api_reason', '')})")
         if a["error"]:
             lines.append(f"! {name}: account failed: {a['error']}")
         for note in a.get("notes", []):

@@ -49,7 +49,8 @@ def write_config(tmp_path, servers, emu, auth=None, accounts=None, name="config.
         cloudforet.setdefault("cost_project_id", "project-nutanix")
     raw = {
         "accounts": accounts or [account_entry(s) for s in servers] or None,
-        "prism": {"page_size": 25, "max_requests_per_s": 200, "max_concurrency": 4, "max_attempts": 3},
+        # the tests written for v3 read v3; test_prism_v4_read.py reads v4 and auto
+        "prism": {"page_size": 25, "max_requests_per_s": 200, "max_concurrency": 4, "max_attempts": 3, "api": "v3"},
         "cloudforet": {"endpoint": emu.endpoint, "domain_id": emu.config.domain_id,
                        "workspace_id": emu.config.workspace_id, "auth": auth,
                        "batch_size": 40, **cloudforet},

@@ -43,6 +43,7 @@ class PageRequest(NamedTuple):
     offset: int
     length: int
     base_url: str  # the account's Prism Central, for console links
+    api: str = "v3"  # "v3", or the v4 version to read it with ("v4.0"...): offset is then page x length
 
 
 class VmRead(NamedTuple):
@@ -93,7 +94,7 @@ class Resource(TypedDict):
 
 class _AccountEventFields(TypedDict):
     account: str
-    event: str  # "planned", "failed", "page_read", "page_failed", "note"
+    event: str  # "planned", "api", "failed", "page_read", "page_failed", "note"
 
 
 class AccountEvent(_AccountEventFields, total=False):
@@ -105,7 +106,8 @@ class AccountEvent(_AccountEventFields, total=False):
     error: str
     totals: dict  # "planned": {kind: total_matches}
     requests: int  # "planned": the page requests planned (each answered by a page event at least)
-    text: str  # "note"
+    text: str  # "note"; "api": why that API
+    api: str  # "api": the API the account was read with ("v3", "v4.0", ...)
 
 
 def account_event(account: str, event: str, **fields: Any) -> AccountEvent:

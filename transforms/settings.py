@@ -47,6 +47,8 @@ class AccountConfig:
     ca_bundle: str | None = None
     service_account_id: str | None = None
     cost_project_id: str | None = None  # api mode: this account's cost records go to this project
+    api: str | None = None  # "v3" | "v4" | "auto"; None: PrismOptions.api
+    api_key_env: str | None = None  # v4: an API key (X-ntnx-api-key) instead of Basic
     # the map tags of its clusters' Regions: ((cluster name or uuid, ((tag, value), ...)), ...)
     regions: tuple[tuple[str, tuple[tuple[str, str], ...]], ...] = ()
 
@@ -56,7 +58,8 @@ class AccountConfig:
 
 @dataclass(frozen=True)
 class PrismOptions:
-    page_size: int = 500
+    page_size: int = 500  # v4 pages hold at most 100
+    api: str = "auto"  # the accounts' default: v3, v4, or auto (ask each Prism Central once per run)
     timeout_s: float = 30.0
     max_requests_per_s: float = 20.0  # per Prism Central, across all worker processes
     rate_limit_shares: int = 1  # worker processes sharing that budget (each gets rate / shares)
@@ -122,6 +125,10 @@ class Config:
     reconcile: ReconcileOptions = ReconcileOptions()
     accounts_from: str = "config"  # or "service_accounts": the accounts are read from CloudForet at start-up
     setup: SetupOptions = SetupOptions()
+
+    def api_of(self, name: str) -> str:
+        """The API mode of an account: its own, else ``prism.api``."""
+        return self.account(name).api or self.prism.api
 
     def account(self, name: str) -> AccountConfig:
         for a in self.accounts:

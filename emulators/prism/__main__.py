@@ -39,7 +39,7 @@ def _bounded(kind: Callable[[str], float], lo: float, hi: float | None = None) -
 
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="python -m emulators.prism",
-                                description="Emulated Nutanix Prism Central v3 API")
+                                description="Emulated Nutanix Prism Central v3 and v4 APIs")
     p.add_argument("--vms", type=_bounded(int, 0), default=100, help="VMs in the whole fleet")
     p.add_argument("--port", type=_bounded(int, 0, 65535), default=9440,
                    help="port of Prism Central 0 (k is on port+k); 0 = free ports")
@@ -66,6 +66,11 @@ def build_parser() -> argparse.ArgumentParser:
                         "(see emulators/faultspec.py and emulators/prism/faults.py)")
     p.add_argument("--fault-seed", type=int, default=0,
                    help="seed of the fault draws (Prism Central k uses seed+k)")
+    p.add_argument("--apis", choices=("v3,v4", "v3", "v4"), default="v3,v4",
+                   help="the APIs served: 'v3' is a Prism Central older than pc.2024.1 (v4 paths answer 404)")
+    p.add_argument("--v4-version", default="v4.0", help="highest v4 version served (v4.0 .. v4.3)")
+    p.add_argument("--api-key-env", default=None,
+                   help="environment variable holding an API key accepted as X-ntnx-api-key on v4 paths")
     p.add_argument("--tls-dir", default=None, metavar="DIR",
                    help="generate a CA + server certificate in DIR and serve HTTPS")
     return p
@@ -113,7 +118,10 @@ def main(argv: list[str] | None = None) -> int:
             servers.append(PrismServer(pc, username=args.username, password=password,
                                        host=args.host, port=port, max_page=args.max_page,
                                        verbose=args.verbose, ssl_context=ssl_context,
-                                       faults=_faults(args, pc.index)).start())
+                                       faults=_faults(args, pc.index), apis=tuple(args.apis.split(",")),
+                                       v4_version=args.v4_version,
+                                       api_key=os.environ.get(args.api_key_env) if args.api_key_env else None
+                                       ).start())
     except OSError as e:
         for s in servers:
             s.stop()

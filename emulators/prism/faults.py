@@ -16,6 +16,9 @@
 ``churn``      before serving a vms/list page: delete ``delete`` (default 2) random live
                VMs and add ``add`` (default 2) new ones, so totals and offsets move
                between two pages.
+``ratelimit``  v4's other throttling form: HTTP 400 whose ``data.error[]`` has errorGroup
+               RATE_LIMIT_EXCEEDED, with ``X-Ratelimit-Remaining: 0``.
+On v4 paths (not under ``/api/nutanix/v3``), 429/500/503 carry the v4 error envelope.
 ``401``        401 with an empty body and ``WWW-Authenticate`` (``401@after=N``: from
                the (N+1)-th request on; ``@calls=`` on given requests).
 
@@ -33,7 +36,8 @@ import time
 from typing import Any, Callable
 
 from ..faultspec import FaultInjector, FaultRule, fraction, nonneg_float, nonneg_int, one_of, pattern_match
-from .server import REALM, Response, error_body
+from .server import API_PREFIX, REALM, Response, error_body
+from .v4 import v4_error_body
 
 MALFORMED_SHAPES = ("no_uuid", "no_metadata", "wrong_type", "string", "null")
 
@@ -88,6 +92,7 @@ class PrismFaults(FaultInjector):
         "malformed": {"shape": one_of(*MALFORMED_SHAPES)},
         "churn": {"delete": nonneg_int, "add": nonneg_int},
         "401": {},
+        "ratelimit": {"retry_after": nonneg_float},
     }
     SELECTORS = frozenset({"path", "method"})
     DEFAULT_PATHS = {"churn": ("/vms/list",), "malformed": ("/list",)}
@@ -123,7 +128,15 @@ class PrismFaults(FaultInjector):
             if code in (429, 503) and (code == 429 or "retry_after" in rule.params):
                 headers["Retry-After"] = _seconds(rule.get("retry_after", 2))
             self._count(kind)
+            if not path.startswith(API_PREFIX):
+                return Response(code, v4_error_body(code, msg, f"VMM-{code}", reason), headers)
             return Response(code, error_body(code, msg, reason, "vm"), headers)
+        if kind == "ratelimit":
+            self._count(kind)
+            return Response(400, v4_error_body(400, "Rate limit exceeded, retry later", "PRISM-50429",
+                                               "RATE_LIMIT_EXCEEDED"),
+                            {"Content-Type": "application/json", "X-Ratelimit-Limit": "30",
+                             "X-Ratelimit-Remaining": "0", "X-Ratelimit-Reset": _seconds(rule.get("retry_after", 1))})
         if kind in ("502", "504"):
             self._count(kind)
             return Response(int(kind), b"", {})

@@ -28,8 +28,10 @@ from typing import Any, overload
 import orjson
 
 from .fleet import PrismCentralFleet
+from .v4 import V4Api, V4Error, v4_error_body
 
 API_PREFIX = "/api/nutanix/v3"
+APIS = ("v3", "v4")
 LIST_KINDS = {"/clusters/list": "cluster", "/hosts/list": "host", "/vms/list": "vm"}
 DEFAULT_LENGTH = 20
 MAX_BODY_BYTES = 1 << 20
@@ -170,9 +172,12 @@ class PrismServer:
     def __init__(self, pc: PrismCentralFleet, username: str = "admin", password: str = "nutanix/4u",
                  host: str = "127.0.0.1", port: int = 0, max_page: int = 500,
                  product: str = "pc.2024.3.0.1", ssl_context: ssl.SSLContext | None = None,
-                 verbose: bool = False, faults: Any = None) -> None:
+                 verbose: bool = False, faults: Any = None, apis: tuple[str, ...] = APIS,
+                 v4_version: str = "v4.0", api_key: str | None = None, rate_limit: int = 30) -> None:
         if max_page < 1:
             raise ValueError("max_page must be >= 1")
+        if not apis or any(a not in APIS for a in apis):
+            raise ValueError(f"apis must name some of {APIS}")
         self.pc = pc
         self.host = host
         self.port = port
@@ -182,6 +187,12 @@ class PrismServer:
         self.verbose = verbose
         self.faults = faults  # an emulators.prism.faults.PrismFaults, or None
         self.requests: collections.Counter[str] = collections.Counter()
+        self.apis = tuple(apis)
+        # v4 over the same fleet; None: a Prism Central that serves v3 only (older than pc.2024.1)
+        self.v4 = V4Api(pc, v4_version) if "v4" in apis else None
+        self.rate_limit = rate_limit  # the X-Ratelimit-Limit v4 answers carry (requests per second)
+        self._window = (0, 0)  # (second, requests in it), for X-Ratelimit-Remaining
+        self._api_key = api_key.encode() if api_key else None
         self.common_headers = {
             "X-Content-Type-Options": "nosniff",
             "X-Dns-Prefetch-Control": "off",
@@ -214,6 +225,8 @@ class PrismServer:
             httpd.socket = self.ssl_context.wrap_socket(
                 httpd.socket, server_side=True, do_handshake_on_connect=False)
         self.port = httpd.server_address[1]
+        if self.v4 is not None:
+            self.v4.origin = self.url
         self._httpd = httpd
         self._thread = threading.Thread(target=httpd.serve_forever, kwargs={"poll_interval": 0.1},
                                          name=f"prism-{self.pc.name}", daemon=True)
@@ -251,14 +264,22 @@ class PrismServer:
     def _dispatch(self, method: str, raw_path: str, headers: Any, body: bytes) -> Response:
         """Single entry point for every request (the hook for future fault injection)."""
         started = time.perf_counter()
-        path = raw_path.split("?", 1)[0]
+        path, _, query = raw_path.partition("?")
         with self._lock:
             self.requests[path] += 1
         fault = self.faults.before(self, method, path) if self.faults is not None else None
         if isinstance(fault, Response):
             return fault
-        if not self._authorized(headers.get("Authorization")):
+        v4 = not path.startswith(API_PREFIX + "/")
+        authorized = self._authorized(headers.get("Authorization")) or (
+            v4 and self._key_matches(headers.get("X-ntnx-api-key")))
+        if not authorized:
             return Response(401, b"", {"WWW-Authenticate": REALM})
+        if v4:
+            return self._v4(method, path, query, started, fault)
+        if "v3" not in self.apis:
+            return Response(404, error_body(404, f"path {path} not found", "ENTITY_NOT_FOUND", "vm"),
+                            {"Content-Type": "application/json"})
         try:
             resp = self._route(method, path, body)
         except ApiError as e:
@@ -268,6 +289,41 @@ class PrismServer:
                 resp.headers["Allow"] = "POST"
         resp.headers["X-Envoy-Upstream-Service-Time"] = str(int((time.perf_counter() - started) * 1000))
         return fault(resp) if fault is not None else resp
+
+    def _v4(self, method: str, path: str, query: str, started: float, fault: Any) -> Response:
+        """A v4 request: the v4 envelope, its errors, its X-Ratelimit-* headers."""
+        if self.v4 is None:  # v3-only Prism Central: envoy knows no such route
+            resp = Response(404, b"", {})
+        else:
+            try:
+                status, payload = self.v4.route(method, path, query)
+                resp = _json_response(payload, status)
+            except V4Error as e:
+                resp = Response(e.status, v4_error_body(e.status, e.message, e.code, e.group,
+                                                        path.split("/")[2] if path.count("/") > 2 else "vmm"),
+                                {"Content-Type": "application/json"})
+            resp.headers.update(self._rate_headers())
+        resp.headers["X-Envoy-Upstream-Service-Time"] = str(int((time.perf_counter() - started) * 1000))
+        return fault(resp) if fault is not None else resp
+
+    def _rate_headers(self) -> dict[str, str]:
+        """What real v4 answers carry (v4_manageiq/*.meta.json): the limit per second, what is
+        left of it in this second, and when it refills."""
+        now = int(time.time())
+        with self._lock:
+            second, used = self._window
+            used = used + 1 if second == now else 1
+            self._window = (now, used)
+        return {"X-Ratelimit-Limit": str(self.rate_limit),
+                "X-Ratelimit-Remaining": str(max(0, self.rate_limit - used)), "X-Ratelimit-Reset": "0"}
+
+    def _key_matches(self, header: str | None) -> bool:
+        if not header or self._api_key is None:
+            return False
+        try:
+            return hmac.compare_digest(header.strip().encode("latin-1"), self._api_key)
+        except UnicodeEncodeError:
+            return False
 
     def _authorized(self, header: str | None) -> bool:
         if not header:

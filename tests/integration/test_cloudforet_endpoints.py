@@ -42,7 +42,7 @@ def config_file(tmp_path, emu, servers, endpoints=None, auth=None, accounts=None
     where = {"endpoints": endpoints} if endpoints is not None else {"endpoint": emu.endpoint}
     raw = {
         "accounts": accounts or [account_entry(s) for s in servers],
-        "prism": {"page_size": 25, "max_requests_per_s": 200, "max_attempts": 2},
+        "prism": {"page_size": 25, "max_requests_per_s": 200, "max_attempts": 2, "api": "v3"},
         "cloudforet": {**where, "domain_id": emu.config.domain_id, "workspace_id": emu.config.workspace_id,
                        "auth": auth or {"token_env": "TEST_CF_TOKEN"}, "cost_mode": "datasource", **cloudforet},
         "rate_card": {"default": RATE},

@@ -18,7 +18,7 @@ COLLECTED_AT = 1_795_000_000  # a fixed instant: tests never depend on the clock
 def config_for(servers, page_size=500, **prism):
     return parse_config({
         "accounts": [account_entry(s) for s in servers],
-        "prism": {"page_size": page_size, "max_requests_per_s": 500, **prism},
+        "prism": {"page_size": page_size, "max_requests_per_s": 500, "api": "v3", **prism},
         "cloudforet": {"endpoint": "127.0.0.1:1", "domain_id": "d", "workspace_id": "w",
                        "auth": {"token_env": "UNUSED_TOKEN"}},
     })

@@ -63,7 +63,7 @@ def write_config(tmp_path: Path, emu: CloudForetEmulator, accounts: list[dict], 
     raw = {
         "accounts": accounts,
         "prism": {"page_size": 25, "max_requests_per_s": 500, "max_concurrency": 4, "max_attempts": 2,
-                  "timeout_s": 10},
+                  "timeout_s": 10, "api": "v3"},
         "cloudforet": {"endpoint": emu.endpoint, "domain_id": emu.config.domain_id,
                        "workspace_id": emu.config.workspace_id, "auth": auth or {"token_env": "SEC_CF_TOKEN"},
                        "batch_size": 40, "timeout_s": 10, **cloudforet},

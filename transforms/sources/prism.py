@@ -23,8 +23,9 @@ import apache_beam as beam
 from apache_beam import pvalue
 from apache_beam.metrics import Metrics
 
-from connectors.errors import ConnectorError, PrismAuthError
+from connectors.errors import ConnectorError, PrismAuthError, PrismError
 from connectors.prism import PrismClient
+from connectors.prism_v4 import MAX_LIMIT, PrismV4Client
 from transforms.common import progress
 from transforms.common.credentials import PrismClients
 from transforms.common.gc_tuning import tune_gc
@@ -42,6 +43,7 @@ from transforms.elements import (
     account_event,
 )
 from transforms.settings import Config, RunContext
+from transforms.sources import v4_shapes
 
 log = logging.getLogger(__name__)
 
@@ -125,6 +127,27 @@ class _PrismDoFn(beam.DoFn):
         return {"total": page.total_matches, "count": len(page.entities), "entities": page.entities,
                 "answered_length": page.length}
 
+    def _fetch_v4(self, client: PrismV4Client, kind: str, offset: int, length: int,
+                  lookups: v4_shapes.Lookups | None) -> dict:
+        """A v4 page (``offset`` is page x length), its entities in the v3 form when
+        ``lookups`` are given (planning needs only the counts)."""
+        page = client.list_v4(kind, offset // length, length)
+        entities = page.entities
+        if lookups is not None:
+            convert = V4_CONVERTERS[kind]
+            entities = [convert(e, lookups) for e in entities]
+        return {"total": page.total, "count": len(entities), "entities": entities, "answered_length": length}
+
+    def _fetch_stats_v4(self, client: PrismV4Client, uuids: list[str]) -> tuple[list, int]:
+        """The stats of these VMs from the v4 VM stats list -> ([(uuid, entity_result in the
+        v3 form)], calls made); the same eight series over the same window as v3."""
+        fields = [v4_shapes.STATS_FIELDS[a] for a in STATS_ATTRIBUTES]
+        answer = client.vm_stats_v4(uuids, fields, self.ctx.stats_start_ms, self.ctx.stats_end_ms,
+                                    self.config.prism.stats_interval_s)
+        wanted = set(uuids)
+        out = [pair for pair in map(v4_shapes.stats_to_v3, answer) if pair is not None and pair[0] in wanted]
+        return out, -(-len(answer) // MAX_LIMIT) or 1
+
     def _fetch_stats(self, client: PrismClient, uuids: list[str]) -> tuple[list, int]:
         """The stats of these VMs -> ([(uuid, entity_result)], calls made).
 
@@ -179,24 +202,52 @@ class PlanPages(_PooledPrismDoFn):
     POOL_NAME = "prism-plan"
 
     def start_bundle(self):
-        self.pending: list[tuple[str, str, list[Future]]] = []  # account, base url, first pages
+        # account, base url, a future of (api, why, the first page of each kind, or its future)
+        self.pending: list[tuple[str, str, Future]] = []
 
     def process(self, account: str) -> None:
         """Asks for the first page of each kind of every account at once (the pages
-        wait on them); the plans are handed on when the bundle finishes."""
+        wait on them); the plans are handed on when the bundle finishes. An account
+        read with v4 or ``auto`` first asks which API versions it serves."""
         try:
             client = self.clients.get(account)
         except ConnectorError as exc:
-            self.pending.append((account, "", [self._failed(exc)]))
+            self.pending.append((account, "", self._failed(exc)))
             return
         size = self.config.prism.page_size
-        self.pending.append((account, client.creds.base_url,
-                             [self.pool.submit(self._fetch, client, kind, 0, size) for kind in LIST_KINDS]))
+        mode = self.config.api_of(account)
+        if mode == "v3":
+            firsts = [self.pool.submit(self._fetch, client, kind, 0, size) for kind in LIST_KINDS]
+            done: Future = Future()
+            done.set_result(("v3", "configured", firsts))
+            self.pending.append((account, client.creds.base_url, done))
+        else:
+            self.pending.append((account, client.creds.base_url, self.pool.submit(self._firsts_v4, account, mode)))
+
+    def _firsts_v4(self, account: str, mode: str) -> tuple[str, str, list]:
+        """(api, why, first pages): ``auto`` reads v3 when the Prism Central serves no v4
+        this client reads; ``v4`` uses the negotiated version, else v4.0."""
+        v4 = self.clients.get_v4(account)
+        version, why = v4.negotiate()
+        if version is None:
+            if mode == "auto":
+                client = self.clients.get(account)
+                if not client.creds.username:
+                    raise PrismError(f"account '{account}': {why}, and v3 takes a username and password, "
+                                     "not an API key: set username and password_env (or api: v4)")
+                size = self.config.prism.page_size
+                return "v3", f"auto: {why}; read through v3", [self._fetch(client, k, 0, size) for k in LIST_KINDS]
+            version, why = "v4.0", f"configured v4 ({why}; trying v4.0)"
+            v4.version = version
+        else:
+            why = f"{mode}: {why}, reading {version}"
+        step = min(self.config.prism.page_size, MAX_LIMIT)
+        return version, why, [self._fetch_v4(v4, kind, 0, step, None) for kind in LIST_KINDS]
 
     def finish_bundle(self):
         pending, self.pending = self.pending, []
-        for account, base_url, firsts in pending:
-            yield from map(in_global_window, self._plan(account, base_url, firsts))
+        for account, base_url, future in pending:
+            yield from map(in_global_window, self._plan(account, base_url, future))
         super().finish_bundle()
 
     @staticmethod
@@ -205,16 +256,19 @@ class PlanPages(_PooledPrismDoFn):
         future.set_exception(exc)
         return future
 
-    def _plan(self, account: str, base_url: str, firsts: list[Future]) -> Iterable[PageRequest | pvalue.TaggedOutput]:
+    def _plan(self, account: str, base_url: str, future: Future) -> Iterable[PageRequest | pvalue.TaggedOutput]:
         size = self.config.prism.page_size
         try:
+            api, why, firsts = future.result()
+            if api != "v3":
+                size = min(size, MAX_LIMIT)
             totals, requests = {}, []
-            for kind, future in zip(LIST_KINDS, firsts):
-                first = future.result()
+            for kind, got in zip(LIST_KINDS, firsts):
+                first = got.result() if isinstance(got, Future) else got
                 totals[kind] = first["total"]
                 step = first.get("answered_length") or first["count"] or size
                 step = max(1, min(step, size))
-                requests += [PageRequest(account, kind, offset, step, base_url)
+                requests += [PageRequest(account, kind, offset, step, base_url, api)
                              for offset in range(0, max(first["total"], 1), step)]
         except ConnectorError as exc:
             self.failed_accounts.inc()
@@ -223,9 +277,11 @@ class PlanPages(_PooledPrismDoFn):
             yield pvalue.TaggedOutput(STATUS, account_event(account, "failed", error=str(exc)))
             return
         self.planned.inc(len(requests))
+        log.info("account %s is read through %s (%s)", account, api, why)
         yield from requests
-        yield pvalue.TaggedOutput(STATUS, account_event(account, "planned", totals=totals,
-                                                                requests=len(requests)))
+        # requests: how many pages were planned, which the pages' answers are counted against
+        yield pvalue.TaggedOutput(STATUS, account_event(account, "planned", totals=totals, requests=len(requests)))
+        yield pvalue.TaggedOutput(STATUS, account_event(account, "api", api=api, text=why))
 
 
 class FetchPages(_PooledPrismDoFn):
@@ -240,8 +296,24 @@ class FetchPages(_PooledPrismDoFn):
 
     POOL_NAME = "prism-fetch"
 
+    def setup(self):
+        super().setup()
+        self._lookups: dict[str, v4_shapes.Lookups] = {}
+        self._lookups_lock = threading.Lock()
+
     def start_bundle(self):
         self.pending: set[Future] = set()
+
+    def lookups(self, account: str, client: PrismV4Client) -> v4_shapes.Lookups:
+        """The account's names by extId, read once per worker (five small lists): what v4
+        VMs reference by id is joined from them as each page streams by."""
+        with self._lookups_lock:
+            found = self._lookups.get(account)
+            if found is None:
+                found = self._lookups[account] = v4_shapes.Lookups.build(
+                    client.list_all("cluster"), client.list_all("host"), client.list_all("subnet"),
+                    client.list_all("storage_container"), client.list_all("category"))
+            return found
 
     def process(self, request: PageRequest) -> Iterable[pvalue.TaggedOutput]:
         self.pending.add(self.pool.submit(self._fetch_range, *request))
@@ -273,7 +345,10 @@ class FetchPages(_PooledPrismDoFn):
         if not uuids:
             return []
         try:
-            page["stats_entities"], calls = self._fetch_stats(client, uuids)
+            if isinstance(client, PrismV4Client):
+                page["stats_entities"], calls = self._fetch_stats_v4(client, uuids)
+            else:
+                page["stats_entities"], calls = self._fetch_stats(client, uuids)
         except ConnectorError as exc:
             tally["failed"] += 1
             log.error("stats of the vm page at offset %d of account %s failed: %s", offset, account, exc)
@@ -284,15 +359,29 @@ class FetchPages(_PooledPrismDoFn):
         progress.add(account, f"{STATS} read", len(page["stats_entities"]))
         return []
 
-    def _fetch_range(self, account: str, kind: str, offset: int, length: int, base_url: str) -> tuple:
-        """Fetches [offset, offset+length); follows up if the server answers fewer."""
+    def _fetch_range(self, account: str, kind: str, offset: int, length: int, base_url: str,
+                     api: str = "v3") -> tuple:
+        """Fetches [offset, offset+length); follows up if the server answers fewer (v3).
+        A v4 page is one OData page (``$page`` = offset / length): no follow-up."""
         outputs: list = []
         tally = {"pages": 0, "entities": 0, "failed": 0, "retries": 0}
         got = 0
-        client = None
+        client: PrismClient | None = None
         try:
-            client = self.clients.get(account)
+            if api != "v3":
+                v4 = client = self.clients.get_v4(account, api)
+                page = self._fetch_v4(v4, kind, offset, length, self.lookups(account, v4))
+                tally["pages"] += 1
+                tally["entities"] += page["count"]
+                progress.add(account, f"{kind} read", page["count"])
+                if kind == "vm":
+                    outputs += self._with_stats(v4, account, offset, page, tally)
+                outputs.append({"account": account, "kind": kind, "offset": offset, "base_url": base_url, **page})
+                length = 0  # done: the loop below is v3's
+            else:
+                client = self.clients.get(account)
             while got < length:
+                assert client is not None
                 page = self._fetch(client, kind, offset + got, length - got)
                 tally["pages"] += 1
                 tally["entities"] += page["count"]
@@ -311,6 +400,9 @@ class FetchPages(_PooledPrismDoFn):
                 account, "page_failed", kind=kind, offset=offset + got, error=str(exc))))
         tally["retries"] = client.take_retries() if client is not None else 0
         return outputs, tally
+
+
+V4_CONVERTERS = {"vm": v4_shapes.vm_to_v3, "cluster": v4_shapes.cluster_to_v3, "host": v4_shapes.host_to_v3}
 
 
 def _uuid_of(entity: Any) -> str | None:

@@ -179,6 +179,9 @@ class ReadFromSnapshot(beam.PTransform[beam.pvalue.PBegin, ReadResult]):
         out, stats_out = outs[False], outs[True]
         events = []
         for account, a in sorted(self.manifest["accounts"].items()):
+            # older snapshots name no API: they were all read through v3
+            events.append(account_event(account, "api", api=a.get("api", "v3"),
+                                        text=f"replayed; collected {a.get('api_reason') or 'through v3'}"))
             if a.get("error"):
                 events.append(account_event(account, "failed", error=f"in the collected run: {a['error']}"))
             elif not a.get("complete", True):

@@ -66,6 +66,9 @@ def apply_event(accounts: dict, ev: dict) -> None:
             _add_error(acc, f"read {ev.get('kind')} page at offset {ev.get('offset')}: {ev.get('error')}")
         elif event == "note":
             acc.setdefault("notes", []).append(ev.get("text", ""))
+        elif event == "api":  # which Prism API the account was read with, and why
+            acc["api"] = ev.get("api", "")
+            acc["api_reason"] = ev.get("text", "")
         elif event == "page_read":
             acc["read"]["pages"] += 1
             read_key = READ_KEYS.get(ev.get("kind", ""), "other")  # no kind: "other", as an unknown one
@@ -148,6 +151,8 @@ class _SummaryFn(beam.CombineFn):
                 m["errors"] = (m["errors"] + a["errors"])[:MAX_ERRORS_PER_ACCOUNT]
                 if a.get("notes"):
                     m["notes"] = m.get("notes", []) + a["notes"]
+                if a.get("api"):
+                    m["api"], m["api_reason"] = a["api"], a.get("api_reason", "")
                 for section, values in a.items():
                     if not isinstance(values, dict):
                         continue

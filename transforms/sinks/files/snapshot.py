@@ -41,6 +41,8 @@ def write_manifest(snapshot_dir: str, ctx: RunContext, fmt: str, files: list[str
             a.update(complete=False, error=ev.get("error"))
         elif ev["event"] == "page_failed":
             a["complete"] = False
+        elif ev["event"] == "api":  # v4 answers are archived in the v3 form (transforms/sources/v4_shapes.py)
+            a.update(api=ev.get("api", "v3"), api_reason=ev.get("text", ""))
     for account in per_account:
         accounts.setdefault(account, {"complete": True, "error": None})
     entries = []
@@ -50,7 +52,7 @@ def write_manifest(snapshot_dir: str, ctx: RunContext, fmt: str, files: list[str
     manifest: dict[str, Any] = {
         "snapshot_id": ctx.run_id,
         "collected_at": ctx.collected_at,
-        "api_version": API_VERSION,
+        "api_version": API_VERSION,  # the payloads' form; accounts[].api: the API each was read with
         "format": fmt,
         "schema_version": SNAPSHOT_SCHEMA_VERSION,
         "stats_window": {"start_ms": ctx.stats_start_ms, "end_ms": ctx.stats_end_ms,
