@@ -22,12 +22,8 @@ from spaceone.api.identity.v2 import (
 )
 from spaceone.api.inventory.v1 import metric_pb2, metric_pb2_grpc
 
-from pipeline.import_noise import drop_import_noise
-
-drop_import_noise()  # before Beam is imported (through the readback's plugin stores)
-
-from emulators.readback import console_table, metric_figures  # noqa: E402
-from schemas.metric_explorer import metric_id  # noqa: E402
+from emulators.readback import console_table, metric_figures
+from schemas.metric_explorer import metric_id
 
 PROVIDER = "nutanix"
 
