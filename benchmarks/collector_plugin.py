@@ -27,7 +27,6 @@ import json
 import os
 import platform
 import shutil
-import signal
 import sqlite3
 import subprocess
 import sys
@@ -39,7 +38,15 @@ import grpc
 import yaml
 from spaceone.api.inventory.v1 import collector_pb2, collector_pb2_grpc, job_pb2, job_pb2_grpc
 
-from benchmarks.harness import PRISM_PASSWORD, ROOT, _wait_ready, run_pipeline, tempdir, write_config
+from benchmarks.harness import (
+    PRISM_PASSWORD,
+    ROOT,
+    _wait_ready,
+    run_pipeline,
+    stop_processes,
+    tempdir,
+    write_config,
+)
 from emulators.plugins import plugin_images, register
 from emulators.prism.fleet import FleetSpec, generate_fleet
 from emulators.prism.server import PrismServer
@@ -69,16 +76,6 @@ def start(args: list[str], name: str, ready: Path, env: dict | None = None) -> t
     proc = subprocess.Popen([sys.executable, "-m", *args, "--ready-file", str(ready)], cwd=ROOT,
                             env=env or dict(os.environ), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     return proc, _wait_ready(ready, proc, name)
-
-
-def stop(procs: list[subprocess.Popen]) -> None:
-    for proc in procs:
-        proc.send_signal(signal.SIGTERM)
-    for proc in procs:
-        try:
-            proc.wait(20)
-        except subprocess.TimeoutExpired:
-            proc.kill()
 
 
 def plugin_run(work: Path, servers: list[StampedPrism], latency_ms: float, options: dict) -> dict:
@@ -118,7 +115,7 @@ def plugin_run(work: Path, servers: list[StampedPrism], latency_ms: float, optio
         first = min(s.first_call for s in servers if s.first_call)
         return {"seconds": last - first, "cloud_services": n, "status": job_pb2.JobInfo.Status.Name(job.status)}
     finally:
-        stop(procs)
+        stop_processes(procs)
 
 
 def pipeline_run(work: Path, servers: list[StampedPrism], latency_ms: float) -> dict:
@@ -137,7 +134,7 @@ def pipeline_run(work: Path, servers: list[StampedPrism], latency_ms: float) -> 
         first = min(s.first_call for s in servers if s.first_call)
         return {"seconds": last - first, "cloud_services": n, "wall_s": r["seconds"]}
     finally:
-        stop(procs)
+        stop_processes(procs)
 
 
 def main(argv: list[str]) -> None:

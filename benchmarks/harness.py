@@ -50,13 +50,18 @@ def emulators(workdir: Path, prism_args: list[str], cloudforet_args: Sequence[st
         cf = dict(_wait_ready(workdir / "cf.json", c, "CloudForet"), db=str(workdir / "cf.sqlite"))
         yield _wait_ready(workdir / "prism.json", p, "Prism"), cf
     finally:
-        for proc in procs:
-            proc.send_signal(signal.SIGTERM)
-        for proc in procs:
-            try:
-                proc.wait(20)
-            except subprocess.TimeoutExpired:
-                proc.kill()
+        stop_processes(procs)
+
+
+def stop_processes(procs: list[subprocess.Popen]) -> None:
+    """SIGTERM every process, then wait for each (killing what takes over 20 s)."""
+    for proc in procs:
+        proc.send_signal(signal.SIGTERM)
+    for proc in procs:
+        try:
+            proc.wait(20)
+        except subprocess.TimeoutExpired:
+            proc.kill()
 
 
 def write_config(workdir: Path, prism: dict, cf: dict, **overrides) -> Path:

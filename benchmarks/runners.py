@@ -23,6 +23,7 @@ from pathlib import Path
 
 import yaml
 
+from benchmarks.fleet_scale import tree_rss_kib
 from benchmarks.harness import (
     CLOUDFORET_PASSWORD,
     PRISM_PASSWORD,
@@ -36,40 +37,9 @@ from benchmarks.harness import (
 RUNNERS = ("fn_api", "portable")
 
 
-def _children() -> dict[int, list[int]]:
-    tree: dict[int, list[int]] = {}
-    for entry in os.listdir("/proc"):
-        if not entry.isdigit():
-            continue
-        try:
-            with open(f"/proc/{entry}/stat") as fh:
-                ppid = int(fh.read().rsplit(")", 1)[1].split()[1])
-        except (OSError, IndexError, ValueError):
-            continue
-        tree.setdefault(ppid, []).append(int(entry))
-    return tree
-
-
-def _rss_kib(pid: int) -> int:
-    try:
-        with open(f"/proc/{pid}/status") as fh:
-            for line in fh:
-                if line.startswith("VmRSS:"):
-                    return int(line.split()[1])
-    except OSError:
-        pass
-    return 0
-
-
 def tree_rss_mib(roots: list[int]) -> float:
     """The resident memory of ``roots`` and all their descendants, summed."""
-    tree, seen, todo = _children(), set(), list(roots)
-    while todo:
-        pid = todo.pop()
-        if pid not in seen:
-            seen.add(pid)
-            todo += tree.get(pid, [])
-    return sum(_rss_kib(p) for p in seen) / 1024
+    return sum(tree_rss_kib(pid)[0] for pid in roots) / 1024
 
 
 class PeakMemory:

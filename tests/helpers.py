@@ -14,6 +14,8 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 import yaml
+from google.protobuf import struct_pb2
+from google.protobuf.json_format import MessageToDict
 
 from emulators.cloudforet.server import CloudForetEmulator
 from emulators.prism.server import PrismServer
@@ -255,6 +257,19 @@ def iso(ms: int) -> str:
 def days_from(day: str, n: int) -> list[str]:
     d = datetime.fromisoformat(day)
     return [(d + timedelta(days=i)).strftime("%Y-%m-%d") for i in range(n)]
+
+
+# -- protobuf ------------------------------------------------------------------
+def proto_dict(msg) -> dict:
+    """A message as a dict with the proto's own field names (as CloudForet's code reads them)."""
+    return MessageToDict(msg, preserving_proto_field_name=True)
+
+
+def to_struct(d: dict) -> struct_pb2.Struct:
+    """A dict as a ``google.protobuf.Struct`` (options, secret data, ...)."""
+    s = struct_pb2.Struct()
+    s.update(d)
+    return s
 
 
 # -- file times ----------------------------------------------------------------

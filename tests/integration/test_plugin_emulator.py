@@ -11,8 +11,6 @@ from collections import defaultdict
 
 import grpc
 import pytest
-from google.protobuf import struct_pb2
-from google.protobuf.json_format import MessageToDict as _m2d
 from google.protobuf.json_format import ParseDict
 from spaceone.api.cost_analysis.v1 import cost_pb2, cost_pb2_grpc
 from spaceone.api.cost_analysis.v1 import data_source_pb2 as cost_ds_pb2
@@ -37,6 +35,8 @@ from tests.helpers import (
     write_costs,
     write_metric_run,
 )
+from tests.helpers import proto_dict as MessageToDict
+from tests.helpers import to_struct as _s
 
 DAY = "2026-11-28"
 MON_SECRET = "secret-nutanix-monitoring"
@@ -44,14 +44,6 @@ DAYS = ["2026-11-27", DAY]
 VMS = ["vm-a1", "vm-b1"]
 
 
-def MessageToDict(msg):
-    return _m2d(msg, preserving_proto_field_name=True)
-
-
-def _s(d: dict) -> struct_pb2.Struct:
-    s = struct_pb2.Struct()
-    s.update(d)
-    return s
 
 
 @pytest.fixture

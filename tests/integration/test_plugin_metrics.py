@@ -9,8 +9,6 @@ import sys
 
 import grpc
 import pytest
-from google.protobuf import struct_pb2
-from google.protobuf.json_format import MessageToDict as _m2d
 from spaceone.api.monitoring.plugin import data_source_pb2, data_source_pb2_grpc, metric_pb2, metric_pb2_grpc
 
 from plugin.metric_store import CATALOG
@@ -24,19 +22,13 @@ from tests.helpers import (
     wait_for_ready_file,
     write_metric_run,
 )
+from tests.helpers import proto_dict as MessageToDict
+from tests.helpers import to_struct as _s
 
 DAY = "2026-11-28"
 VMS = ["vm-a1", "vm-a2", "vm-b1"]
 
 
-def MessageToDict(msg):
-    return _m2d(msg, preserving_proto_field_name=True)
-
-
-def _s(d: dict) -> struct_pb2.Struct:
-    s = struct_pb2.Struct()
-    s.update(d)
-    return s
 
 
 @pytest.fixture(scope="module")

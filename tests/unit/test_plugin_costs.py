@@ -8,8 +8,6 @@ from datetime import datetime, timezone
 import grpc
 import pyarrow.parquet as pq
 import pytest
-from google.protobuf import struct_pb2
-from google.protobuf.json_format import MessageToDict as _m2d
 from spaceone.api.cost_analysis.plugin import (
     cost_pb2,
     cost_pb2_grpc,
@@ -22,16 +20,8 @@ from spaceone.api.cost_analysis.plugin import (
 from plugin.server import CostPluginServer
 from schemas.parquet import COST_RECORD
 from tests.helpers import cost_records, rewrite_after_sync, write_costs
-
-
-def MessageToDict(msg):
-    return _m2d(msg, preserving_proto_field_name=True)
-
-
-def _s(d: dict) -> struct_pb2.Struct:
-    s = struct_pb2.Struct()
-    s.update(d)
-    return s
+from tests.helpers import proto_dict as MessageToDict
+from tests.helpers import to_struct as _s
 
 
 def now_iso() -> str:
