@@ -20,6 +20,7 @@ import grpc
 from google.protobuf import json_format, struct_pb2
 from spaceone.api.core.v2 import query_pb2
 from spaceone.api.cost_analysis.v1 import cost_pb2, cost_pb2_grpc
+from spaceone.api.cost_analysis.v1 import data_source_pb2_grpc as cost_data_source_pb2_grpc
 from spaceone.api.identity.v2 import (
     endpoint_pb2,
     endpoint_pb2_grpc,
@@ -39,6 +40,7 @@ from spaceone.api.inventory.v1 import (
     cloud_service_pb2_grpc,
     cloud_service_type_pb2,
     cloud_service_type_pb2_grpc,
+    collector_pb2_grpc,
     metric_pb2,
     metric_pb2_grpc,
     namespace_pb2,
@@ -46,7 +48,9 @@ from spaceone.api.inventory.v1 import (
     region_pb2,
     region_pb2_grpc,
 )
+from spaceone.api.monitoring.v1 import data_source_pb2_grpc as monitoring_data_source_pb2_grpc
 from spaceone.api.notification.v1 import notification_pb2, notification_pb2_grpc
+from spaceone.api.repository.v1 import plugin_pb2_grpc
 from spaceone.api.secret.v1 import secret_pb2, secret_pb2_grpc
 
 from connectors.clock import SYSTEM_CLOCK, Clock
@@ -403,12 +407,19 @@ _STUBS: dict[str, tuple[str, Callable]] = {
     "project": ("identity", project_pb2_grpc.ProjectStub),
     "provider": ("identity", provider_pb2_grpc.ProviderStub),
     "schema": ("identity", schema_pb2_grpc.SchemaStub),
+    "collector": ("inventory", collector_pb2_grpc.CollectorStub),
+    "repository_plugin": ("repository", plugin_pb2_grpc.PluginStub),
+    "monitoring_data_source": ("monitoring", monitoring_data_source_pb2_grpc.DataSourceStub),
+    "cost_data_source": ("cost_analysis", cost_data_source_pb2_grpc.DataSourceStub),
 }
 _SERVICE_OF_RESOURCE = {"CloudService": "inventory", "CloudServiceType": "inventory", "Region": "inventory",
                         "Namespace": "inventory", "Metric": "inventory", "MetricData": "inventory",
                         "Cost": "cost_analysis", "Notification": "notification", "Secret": "secret",
                         "ServiceAccount": "identity", "Token": "identity", "Endpoint": "identity",
-                        "Project": "identity", "Provider": "identity", "Schema": "identity"}
+                        "Project": "identity", "Provider": "identity", "Schema": "identity",
+                        "Collector": "inventory", "Plugin": "repository"}
+# Names shared by several services ("DataSource") say whose in a word before: "monitoring DataSource.list".
+_SERVICE_OF_PREFIX = {"monitoring": "monitoring", "cost": "cost_analysis", "inventory": "inventory"}
 
 
 def _provider_request(message: Callable, fields: dict):
@@ -429,7 +440,10 @@ def _schema_request(message: Callable, fields: dict):
 
 def service_of(what: str) -> str:
     """"CloudService.list" -> "inventory": whose address a failed call used."""
-    return _SERVICE_OF_RESOURCE.get(what.split(".", 1)[0].split(" ")[-1], "identity")
+    words = what.split(".", 1)[0].split(" ")
+    if len(words) > 1 and words[-2] in _SERVICE_OF_PREFIX:
+        return _SERVICE_OF_PREFIX[words[-2]]
+    return _SERVICE_OF_RESOURCE.get(words[-1], "identity")
 
 
 class CloudForetClient:

@@ -18,17 +18,15 @@ What each call carries comes from ``pipeline.plugin_definitions``.
 """
 from __future__ import annotations
 
-from typing import Any, Callable
+from typing import Any
 
 from google.protobuf.json_format import MessageToDict, ParseDict
 from spaceone.api.cost_analysis.v1 import data_source_pb2 as cost_ds_pb2
-from spaceone.api.cost_analysis.v1 import data_source_pb2_grpc as cost_ds_grpc
-from spaceone.api.inventory.v1 import collector_pb2, collector_pb2_grpc
+from spaceone.api.inventory.v1 import collector_pb2
 from spaceone.api.monitoring.v1 import data_source_pb2 as mon_ds_pb2
-from spaceone.api.monitoring.v1 import data_source_pb2_grpc as mon_ds_grpc
-from spaceone.api.repository.v1 import plugin_pb2, plugin_pb2_grpc
+from spaceone.api.repository.v1 import plugin_pb2
 
-from connectors.cloudforet import CloudForetClient, shared_channel
+from connectors.cloudforet import CloudForetClient
 from pipeline.plugin_definitions import (
     COLLECTOR_NAME,
     COST_DATA_SOURCE,
@@ -53,10 +51,6 @@ def _dict(message: Any) -> dict:
     return MessageToDict(message, preserving_proto_field_name=True)
 
 
-def _stub(client: CloudForetClient, service: str, stub_type: Callable) -> Any:
-    return stub_type(shared_channel(client.endpoints[service]))
-
-
 def options_of(config: Config) -> PluginsOptions:
     options = config.setup.plugins
     if options is None:
@@ -69,7 +63,7 @@ def options_of(config: Config) -> PluginsOptions:
 def ensure_plugins(ctx: SetupRun, client: CloudForetClient) -> None:
     """repository.v1 Plugin.list by plugin_id, then Plugin.register of what is missing."""
     options = options_of(ctx.config)
-    stub = _stub(client, "repository", plugin_pb2_grpc.PluginStub)
+    stub = client.repository_plugin
     for image in IMAGES.values():
         wanted = plugin_registration(options, image)
         held = client.call(stub.list, plugin_pb2.PluginQuery(plugin_id=wanted["plugin_id"]),
@@ -118,7 +112,7 @@ def monitoring_secret_id(ctx: SetupRun, client: CloudForetClient, options: Plugi
 def ensure_monitoring_data_source(ctx: SetupRun, client: CloudForetClient) -> None:
     """monitoring.v1 DataSource.list by name, then DataSource.register by plugin_info."""
     options = options_of(ctx.config)
-    stub = _stub(client, "monitoring", mon_ds_grpc.DataSourceStub)
+    stub = client.monitoring_data_source
     held = client.call(stub.list, mon_ds_pb2.DataSourceQuery(name=MONITORING_DATA_SOURCE),
                        "monitoring DataSource.list").results
     if held:
@@ -137,7 +131,7 @@ def ensure_collector(ctx: SetupRun, client: CloudForetClient) -> None:
     """inventory.v1 Collector.list by name, then Collector.create (Inventory resolves the plugin through
     the repository and the plugin service and calls its init), or Collector.update of its schedule."""
     options = options_of(ctx.config)
-    stub = _stub(client, "inventory", collector_pb2_grpc.CollectorStub)
+    stub = client.collector
     names = {prism_address(a.host, a.port): a.name for a in ctx.config.accounts if a.host}
     wanted = collector_request(options, SECRET_SCHEMA_ID, names)
     held = client.call(stub.list, collector_pb2.CollectorQuery(name=COLLECTOR_NAME), "Collector.list").results
@@ -162,7 +156,7 @@ def ensure_collector(ctx: SetupRun, client: CloudForetClient) -> None:
 def ensure_cost_data_source(ctx: SetupRun, client: CloudForetClient) -> None:
     """cost_analysis.v1 DataSource.list by name, then DataSource.register in the workspace."""
     options = options_of(ctx.config)
-    stub = _stub(client, "cost_analysis", cost_ds_grpc.DataSourceStub)
+    stub = client.cost_data_source
     held = client.call(stub.list, cost_ds_pb2.DataSourceQuery(name=COST_DATA_SOURCE),
                        "cost DataSource.list").results
     if held:
