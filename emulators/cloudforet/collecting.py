@@ -281,8 +281,12 @@ class CollectorJobs:
         if not namespace:
             request = {"unit": "", "tags": {}, "status": "DONE", **request,
                        "labels_info": labels_info(request.get("query_options") or {})}
-        if held is None:
-            self.store.insert(collection, key, {**request, "created_at": now, "updated_at": now}, ukey=key)
+        if held is None:  # look up, then create, as the real manager does: a concurrent create of the same
+            try:          # one fails as mongo_model ``create`` fails it (ERROR_SAVE_UNIQUE_VALUES)
+                self.store.insert(collection, key, {**request, "created_at": now, "updated_at": now}, ukey=key)
+            except DuplicateKey:
+                raise ValueError(f"ERROR_SAVE_UNIQUE_VALUES: keys = ['{id_key}', 'domain_id'] "
+                                 f"({request.get(id_key, '')})") from None
         elif held.get("version") != request.get("version"):
             self.store.replace(collection, key, {**held, **request, "updated_at": now})
 

@@ -60,15 +60,41 @@ VMS = "vms"
 DEFAULT_VMS_PER_TASK = 2000
 DEFAULT_RANGE_MARGIN = 50
 RUN_TTL_S = 3 * 3600  # Inventory fails jobs still IN_PROGRESS after 2 h: a run's claims are not needed longer
+DEFINITIONS_LEAD_S = 600.0  # how long after one stream sent the definitions first the others send theirs last
 
 
 class Runs:
-    """The VM claims of each run (``task_options.run``), shared by the run's tasks in this process."""
+    """What the streams of this plugin process share: the VM claims of each run (``task_options.run``),
+    and which stream sends the definitions (types, Namespace, Metrics) first.
+
+    Inventory's workers run the infrastructure tasks of several secrets at once, and its collecting
+    manager creates a CloudServiceType or Metric it cannot match (``_upsert_resource``,
+    ``_upsert_metric_and_namespace``: look up, then create): two streams sending a definition Inventory
+    does not hold yet both create it, and the second fails ``ERROR_SAVE_UNIQUE_VALUES``, a failure of
+    its JobTask. So the first stream in ``DEFINITIONS_LEAD_S`` whose Prism Central answered sends them
+    first and every other one sends them after its resources, by when Inventory holds them and matches
+    them (an update, not a second create). Each stream still sends them: the plugin cannot tell the
+    workspaces of its secrets apart (``Collector.collect`` carries none), and each workspace needs its
+    own types. Nothing the plugin sees says Inventory has stored the first stream's definitions, so
+    this makes the collision unlikely, not impossible; ``python -m pipeline setup`` creates them before
+    any job, after which every stream's are updates.
+    """
 
     def __init__(self, clock: Clock = SYSTEM_CLOCK) -> None:
         self.clock = clock
         self._runs: dict[str, tuple[float, _RunKeys]] = {}
+        self._definitions_sent_first: float | None = None
         self._lock = threading.Lock()
+
+    def definitions_first(self) -> bool:
+        """True for the one stream that sends the definitions before its resources."""
+        now = self.clock.monotonic()
+        with self._lock:
+            last = self._definitions_sent_first
+            if last is not None and now - last <= DEFINITIONS_LEAD_S:
+                return False
+            self._definitions_sent_first = now
+            return True
 
     def attach(self, run: str) -> _RunKeys:
         now = self.clock.monotonic()
@@ -134,9 +160,11 @@ class Collection:
         self.account: Account = account_of(secret_data, options)
         self.prism = prism_options(options)
         self.task = dict(task_options or {})
+        self.runs = runs
         self.run_keys = runs.attach(str(self.task.get("run") or uuidlib.uuid4().hex))
         self.margin = range_margin(options)
         self.clock = clock
+        self._definitions_last = False  # another stream sent the definitions first: this one sends them last
 
     def stream(self) -> Iterator[collector_pb2.ResourceInfo]:
         part = self.task.get("part")
@@ -150,15 +178,25 @@ class Collection:
                 yield from self._vms(client)
         finally:
             client.close()
+        if self._definitions_last:  # a stream that failed sends none: the next job's streams will
+            yield from self._definitions()
+
+    @staticmethod
+    def _definitions() -> Iterator[collector_pb2.ResourceInfo]:
+        yield from resources.cloud_service_types()
+        yield from resources.metric_explorer()
 
     # -- infrastructure -------------------------------------------------------
     def _infrastructure(self, client) -> Iterator[collector_pb2.ResourceInfo]:
-        yield from resources.cloud_service_types()
-        yield from resources.metric_explorer()
+        totals = {kind: client.list_page(kind, 0, 1).total_matches for kind in ("cluster", "host")}
+        # only once Prism answered: a Prism Central that is down sends no definitions (its task fails anyway)
+        if self.runs.definitions_first():
+            yield from self._definitions()
+        else:
+            self._definitions_last = True
         name, base_url, size = self.account.name, client.creds.base_url, self.prism.page_size
         requests = []
-        for kind in ("cluster", "host"):
-            total = client.list_page(kind, 0, 1).total_matches
+        for kind, total in totals.items():
             requests += [PageRequest(name, kind, o, size, base_url) for o in range(0, max(total, 1), size)]
         normalize = NormalizeInfra()
         seen: set = set()

@@ -87,7 +87,7 @@ class Rig:
                                       EmulatorConfig(secrets=secrets, service_accounts=accounts)).start()
         self.clock = FakeClock(T0)
         self.emu.backend.clock = self.clock
-        self.plugin = CollectorPluginServer(runs=Runs(), clock=self.clock).start()
+        self.plugin = CollectorPluginServer(runs=Runs(self.clock), clock=self.clock).start()
         self.channel = grpc.insecure_channel(self.emu.endpoint)
         self.md = (("token", self.emu.app_token()),)
         self.collectors = collector_pb2_grpc.CollectorStub(self.channel)
@@ -218,7 +218,8 @@ def test_one_prism_central_down_fails_its_task_and_the_others_succeed(rig):
                                      "secret-down": {**secret_of(servers[0]), "nutanix_port": dead_port}})
     up = r.servers[0]
     job, tasks = r.job()
-    assert job["status"] == "FAILURE" and job["failure_tasks"] == 1 and job["success_tasks"] == 1
+    errors = {sa: [e.message for e in t.errors] for sa, t in tasks.items()}
+    assert job["status"] == "FAILURE" and job["failure_tasks"] == 1 and job["success_tasks"] == 1, errors
     assert counts(tasks["sa-up"]) == ("SUCCESS", fleet_size(up), 0, 0, 0, 0)
     # Job.get_tasks failed, so one collect without task options ran, and failed (collecting manager)
     assert counts(tasks["sa-down"])[:4] == ("FAILURE", 0, 0, 1)

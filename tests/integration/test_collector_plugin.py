@@ -20,7 +20,7 @@ from plugin.collector.reading import account_of, open_client, prism_options
 from plugin.collector.resources import cloud_service_fields
 from plugin.collector.server import CollectorPluginServer
 from plugin.collector.tasks import Runs
-from tests.helpers import PRISM_PASSWORD
+from tests.helpers import PRISM_PASSWORD, FakeClock
 from transforms.sinks.inventory import create_request
 from transforms.stages.normalize import normalize_vm
 
@@ -130,3 +130,31 @@ def test_a_cloud_service_is_streamed_with_the_fields_the_pipeline_creates_it_wit
     streamed = struct_pb2.Struct()
     streamed.update(cloud_service_fields(vm))
     assert MessageToDict(streamed) == pipeline
+
+
+def test_concurrent_streams_send_the_definitions_first_once_and_the_others_after_their_resources(prism_servers):
+    """Inventory creates a definition it cannot match (collecting_manager ``_upsert_resource``: look up,
+    then create), so two infrastructure streams sending a new type at once would fail one JobTask
+    ERROR_SAVE_UNIQUE_VALUES: one stream sends them first, the others last, when they are held."""
+    servers = prism_servers(FleetSpec(prism_centrals=2, clusters=1, hosts_per_cluster=1, vms=3))
+    clock = FakeClock()
+    server = CollectorPluginServer(runs=Runs(clock), clock=clock).start()
+    connector = PluginConnector(server.endpoint)
+    definitions = {"inventory.CloudServiceType", "inventory.Namespace", "inventory.Metric"}
+
+    def kinds(s) -> list[str]:
+        infos = connector.dispatch("Collector.collect", {"options": OPTIONS, "secret_data": secret_of(s),
+                                                         "filter": {}, "task_options": {"part": "infrastructure"}})
+        return [i["resource_type"] for i in infos]
+
+    try:
+        first, second = kinds(servers[0]), kinds(servers[1])
+        n = sum(k in definitions for k in first)
+        assert n == sum(k in definitions for k in second) > 0
+        assert set(first[:n]) == definitions and "inventory.CloudService" in first[n:]
+        assert set(second[-n:]) == definitions and "inventory.CloudService" in second[:-n]
+        clock.advance(601)  # a later job's first stream sends them first again
+        assert set(kinds(servers[1])[:n]) == definitions
+    finally:
+        connector.close()
+        server.stop()
