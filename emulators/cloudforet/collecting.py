@@ -43,7 +43,7 @@ from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime, timezone
 from typing import Any, Iterable
 
-from . import query
+from . import errors, query
 from .base import Backend, new_id
 from .inventory_service import (
     insert_cloud_service,
@@ -285,8 +285,7 @@ class CollectorJobs:
             try:          # one fails as mongo_model ``create`` fails it (ERROR_SAVE_UNIQUE_VALUES)
                 self.store.insert(collection, key, {**request, "created_at": now, "updated_at": now}, ukey=key)
             except DuplicateKey:
-                raise ValueError(f"ERROR_SAVE_UNIQUE_VALUES: keys = ['{id_key}', 'domain_id'] "
-                                 f"({request.get(id_key, '')})") from None
+                raise errors.already_exists(id_key, str(request.get(id_key, ""))) from None
         elif held.get("version") != request.get("version"):
             self.store.replace(collection, key, {**held, **request, "updated_at": now})
 
@@ -375,11 +374,12 @@ class CollectorJobs:
             return
         make = new_cloud_service_type if collection == CLOUD_SERVICE_TYPES else new_region
         doc, ukey = make(request, domain_id, workspace_id)
-        id_key = "cloud_service_type_id" if collection == CLOUD_SERVICE_TYPES else "region_id"
+        id_key, key_name = (("cloud_service_type_id", "cloud_service_type_key") if collection == CLOUD_SERVICE_TYPES
+                            else ("region_id", "region_key"))
         try:
             self.store.insert(collection, doc[id_key], doc, ukey=ukey)
-        except DuplicateKey:
-            raise ValueError(f"ERROR_SAVE_UNIQUE_VALUES: keys = {ukey}") from None
+        except DuplicateKey:  # as the public create answers it (inventory_service)
+            raise errors.already_exists(key_name, ukey) from None
 
     # -- JobTask and Job state (job_task_manager.py, job_manager.py) ----------
     def _add_error(self, job_task_id: str, error_code: str, message: str, additional: dict | None = None) -> None:

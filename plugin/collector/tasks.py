@@ -40,7 +40,7 @@ from __future__ import annotations
 import logging
 import threading
 import uuid as uuidlib
-from typing import Any, Iterator
+from typing import Any, Generator, Iterator
 
 from spaceone.api.inventory.plugin import collector_pb2
 
@@ -164,21 +164,21 @@ class Collection:
         self.run_keys = runs.attach(str(self.task.get("run") or uuidlib.uuid4().hex))
         self.margin = range_margin(options)
         self.clock = clock
-        self._definitions_last = False  # another stream sent the definitions first: this one sends them last
 
     def stream(self) -> Iterator[collector_pb2.ResourceInfo]:
         part = self.task.get("part")
         if part not in (None, INFRASTRUCTURE, VMS):
             raise ValueError(f"task_options.part {part!r} is not one get_tasks makes ({INFRASTRUCTURE}, {VMS})")
         client = open_client(self.account, self.prism)
+        definitions_sent = True  # only infrastructure streams send them
         try:
             if part in (None, INFRASTRUCTURE):
-                yield from self._infrastructure(client)
+                definitions_sent = yield from self._infrastructure(client)
             if part in (None, VMS):
                 yield from self._vms(client)
         finally:
             client.close()
-        if self._definitions_last:  # a stream that failed sends none: the next job's streams will
+        if not definitions_sent:  # another stream sent them first (a stream that failed sends none)
             yield from self._definitions()
 
     @staticmethod
@@ -187,13 +187,14 @@ class Collection:
         yield from resources.metric_explorer()
 
     # -- infrastructure -------------------------------------------------------
-    def _infrastructure(self, client) -> Iterator[collector_pb2.ResourceInfo]:
+    def _infrastructure(self, client) -> Generator[collector_pb2.ResourceInfo, None, bool]:
+        """Clusters (and their regions) and hosts; the definitions first if this stream is the one to
+        send them first (its return value says whether it sent them)."""
         totals = {kind: client.list_page(kind, 0, 1).total_matches for kind in ("cluster", "host")}
         # only once Prism answered: a Prism Central that is down sends no definitions (its task fails anyway)
-        if self.runs.definitions_first():
+        first = self.runs.definitions_first()
+        if first:
             yield from self._definitions()
-        else:
-            self._definitions_last = True
         name, base_url, size = self.account.name, client.creds.base_url, self.prism.page_size
         requests = []
         for kind, total in totals.items():
@@ -209,6 +210,7 @@ class Collection:
                     yield from self._resource(r, region=True)
             else:
                 yield from self._not_read(out)
+        return first
 
     # -- VMs ------------------------------------------------------------------
     def _segments(self, client) -> list[tuple[int, int]]:
