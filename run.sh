@@ -140,24 +140,29 @@ collector_job() {  # collector_job DIR: CloudForet's Inventory runs the Collecto
   "$PY" -m emulators.collector_demo --cloudforet-ready "$1/cloudforet.json" --jobs 2
 }
 
+demo_env() {  # demo_env DIR: the emulators and plugins started, the config written (its variables exported
+              # here, before any worker starts), CloudForet set up as an operator would (setup, setup --plugins)
+  start_prism "$1"
+  plugins_config "$1"
+  start_cloudforet "$1"
+  start_plugins "$1"
+  "$PY" -m emulators.demo --prism-ready "$1/prism.json" --cloudforet-ready "$1/cloudforet.json" \
+      --out "$1" > "$1/env.sh"
+  # shellcheck disable=SC1091
+  . "$1/env.sh"
+  echo "== python -m pipeline setup (provider, schemas, a service account per Prism Central, types, Metric Explorer) =="
+  "$PY" -m pipeline setup --config "$1/config.yaml"
+  setup_plugins "$1"
+}
+
 demo() {
   local dir="$ROOT/.run/demo"
   rm -rf "$dir" && mkdir -p "$dir"
   export PRISM_PASSWORD="demo-$RANDOM-$RANDOM"
   trap stop_emulators EXIT
-  start_prism "$dir"
-  plugins_config "$dir"
-  start_cloudforet "$dir"
-  start_plugins "$dir"
-  "$PY" -m emulators.demo --prism-ready "$dir/prism.json" --cloudforet-ready "$dir/cloudforet.json" \
-      --out "$dir" > "$dir/env.sh"
-  # shellcheck disable=SC1091
-  . "$dir/env.sh"
-  echo "== python -m pipeline setup (provider, schemas, a service account per Prism Central, types, Metric Explorer) =="
-  "$PY" -m pipeline setup --config "$dir/config.yaml"
+  demo_env "$dir"
   echo "== python -m pipeline setup, again =="
   "$PY" -m pipeline setup --config "$dir/config.yaml"
-  setup_plugins "$dir"
   echo "== python -m pipeline (accounts_from: service_accounts) =="
   "$PY" -m pipeline --config "$dir/config.yaml" "$@"
   readback "$dir"
@@ -333,13 +338,7 @@ flink() {  # the demo on Flink: ./run.sh flink [pipeline args...]
   rm -rf "$dir" && mkdir -p "$dir"
   export PRISM_PASSWORD="demo-$RANDOM-$RANDOM"
   trap stop_flink_and_emulators EXIT
-  start_prism "$dir"
-  start_cloudforet "$dir"
-  start_plugins "$dir"
-  "$PY" -m emulators.demo --prism-ready "$dir/prism.json" --cloudforet-ready "$dir/cloudforet.json" \
-      --out "$dir" > "$dir/env.sh"
-  # shellcheck disable=SC1091
-  . "$dir/env.sh"  # the secrets' variables, exported before the worker pool starts: its workers have them
+  demo_env "$dir"  # the secrets' variables are exported before the worker pool starts: its workers have them
   start_flink "$dir"
   "$PY" -m pipeline --config "$dir/config.yaml" --runner FlinkRunner --flink_master "localhost:$FLINK_REST_PORT" \
       --flink_version "$FLINK_MINOR" --flink_job_server_jar "$jar" --parallelism 2 \
