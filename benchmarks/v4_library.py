@@ -26,8 +26,6 @@ import textwrap
 from emulators.prism.fleet import FleetSpec, generate_fleet
 from emulators.prism.server import PrismServer
 
-AUTH = ("admin", "nutanix/4u")
-
 # Runs inside the SDK's virtualenv: only the SDK and the standard library.
 SDK_WORKER = textwrap.dedent('''
     import json, sys, time, tracemalloc, resource

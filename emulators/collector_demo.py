@@ -32,7 +32,8 @@ from spaceone.api.inventory.v1 import (
     job_task_pb2_grpc,
 )
 
-from pipeline.plugin_definitions import COLLECTOR_NAME, PROVIDER
+from pipeline.plugin_definitions import COLLECTOR_NAME
+from schemas.identity import PROVIDER
 
 COLUMNS = ("SERVICE ACCOUNT", "STATUS", "CREATED", "UPDATED", "FAILURE", "DELETED", "DISCONNECTED")
 

@@ -24,8 +24,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from plugin.images import ICON, IMAGES, PluginImage, check_image_name
+from schemas.identity import PROVIDER
 
-PROVIDER = "nutanix"
 REGISTRY_TYPES = ("DOCKER_HUB", "HARBOR", "AWS_PRIVATE_ECR", "GCP_PRIVATE_GCR", "GITHUB")
 COLLECTOR_NAME = "Nutanix Prism Central"
 MONITORING_DATA_SOURCE = "Nutanix metrics"
@@ -88,11 +88,6 @@ def plugin_registration(options: PluginsOptions, plugin: PluginImage) -> dict:
         "labels": list(plugin.labels),
         "tags": {"icon": ICON, "description": plugin.display_name},
     }
-
-
-def prism_address(host: str, port: int) -> str:
-    """A Prism Central's address as the collector plugin names it: host, and :port when not 9440."""
-    return host if int(port) == 9440 else f"{host}:{port}"
 
 
 def collector_request(options: PluginsOptions, secret_schema_id: str, account_names: dict[str, str] | None = None

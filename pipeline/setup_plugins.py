@@ -20,35 +20,30 @@ from __future__ import annotations
 
 from typing import Any
 
-from google.protobuf.json_format import MessageToDict, ParseDict
+from google.protobuf.json_format import ParseDict
 from spaceone.api.cost_analysis.v1 import data_source_pb2 as cost_ds_pb2
 from spaceone.api.inventory.v1 import collector_pb2
 from spaceone.api.monitoring.v1 import data_source_pb2 as mon_ds_pb2
 from spaceone.api.repository.v1 import plugin_pb2
 
-from connectors.cloudforet import CloudForetClient
+from connectors.cloudforet import CloudForetClient, to_dict
 from pipeline.plugin_definitions import (
     COLLECTOR_NAME,
     COST_DATA_SOURCE,
     MONITORING_DATA_SOURCE,
-    PROVIDER,
     PluginsOptions,
     collector_request,
     cost_request,
     monitoring_request,
     plugin_registration,
-    prism_address,
 )
 from pipeline.setup import DOMAIN_ADMIN, WORKSPACE_OWNER, SetupError, SetupRun, Step
+from plugin.collector.reading import address_of
 from plugin.images import IMAGES
-from schemas.identity import SECRET_SCHEMA_ID
+from schemas.identity import PROVIDER, SECRET_SCHEMA_ID
 from transforms.settings import Config
 
 UPDATABLE = ("name", "capability", "labels", "tags")  # repository Plugin model updatable_fields we set
-
-
-def _dict(message: Any) -> dict:
-    return MessageToDict(message, preserving_proto_field_name=True)
 
 
 def options_of(config: Config) -> PluginsOptions:
@@ -73,7 +68,7 @@ def ensure_plugins(ctx: SetupRun, client: CloudForetClient) -> None:
                              f"{wanted['image']}: the repository cannot change a plugin's image; deregister it "
                              "(repository Plugin.deregister) and run setup --plugins again", 1)
         if held:
-            have = _dict(held[0])
+            have = to_dict(held[0])
             changed = [k for k in UPDATABLE if wanted[k] != have.get(k, [] if k == "labels" else {})]
             if not changed:
                 ctx.unchanged(f"plugin {wanted['plugin_id']} ({wanted['resource_type']})")
@@ -132,7 +127,8 @@ def ensure_collector(ctx: SetupRun, client: CloudForetClient) -> None:
     the repository and the plugin service and calls its init), or Collector.update of its schedule."""
     options = options_of(ctx.config)
     stub = client.collector
-    names = {prism_address(a.host, a.port): a.name for a in ctx.config.accounts if a.host}
+    names = {address_of({"nutanix_host": a.host, "nutanix_port": a.port}): a.name
+             for a in ctx.config.accounts if a.host}
     wanted = collector_request(options, SECRET_SCHEMA_ID, names)
     held = client.call(stub.list, collector_pb2.CollectorQuery(name=COLLECTOR_NAME), "Collector.list").results
     if not held:
@@ -143,7 +139,7 @@ def ensure_collector(ctx: SetupRun, client: CloudForetClient) -> None:
             ctx.out(f"    collector {made.collector_id} (plugin {made.plugin_info.plugin_id} "
                     f"{made.plugin_info.version})")
         return
-    collector = _dict(held[0])
+    collector = to_dict(held[0])
     have = collector.get("schedule", {})
     if have.get("state") == "ENABLED" and list(have.get("hours", [])) == wanted["schedule"]["hours"]:
         ctx.unchanged(f"collector {COLLECTOR_NAME!r} ({collector['collector_id']})")

@@ -24,7 +24,8 @@ import sys
 import threading
 
 from .files import write_atomic
-from .server import CostPluginServer, MonitoringPluginServer, store_root
+from .server import CostPluginServer, MonitoringPluginServer
+from .store_options import store_root
 
 NO_PROTOCOL = ("name the plugin protocol to serve: `python -m plugin monitoring --port N --store DIR` "
                "(serves DIR/metrics), `python -m plugin cost --port M --store DIR` (serves DIR/costs) and "
@@ -68,9 +69,9 @@ def make_server(args: argparse.Namespace):
 
         return CollectorPluginServer(host=args.host, port=args.port)
     if args.protocol == "monitoring":
-        return MonitoringPluginServer(store_root(args.store, args.metric_store, "metrics", "--metric-store"),
+        return MonitoringPluginServer(store_root(args.store, args.metric_store, "metrics"),
                                       host=args.host, port=args.port)
-    return CostPluginServer(store_root(args.store, args.cost_store, "costs", "--cost-store"),
+    return CostPluginServer(store_root(args.store, args.cost_store, "costs"),
                             host=args.host, port=args.port)
 
 

@@ -28,7 +28,6 @@ from .cost import CostData, CostDataSource, CostJob
 from .cost_store import CostStore
 from .metric_store import MetricStore
 from .monitoring import MonitoringDataSource, MonitoringMetric
-from .store_options import store_root as options_store_root
 
 MAX_MESSAGE = 256 * 1024 * 1024
 GRPC_OPTIONS = [("grpc.max_send_message_length", MAX_MESSAGE), ("grpc.max_receive_message_length", MAX_MESSAGE)]
@@ -40,12 +39,6 @@ def _full_name(pb2_module, short_name: str) -> str:
 
 MONITORING_SERVICES = (_full_name(mon_ds_pb2, "DataSource"), _full_name(metric_pb2, "Metric"))
 COST_SERVICES = (_full_name(cost_ds_pb2, "DataSource"), _full_name(job_pb2, "Job"), _full_name(cost_pb2, "Cost"))
-
-
-def store_root(store: str | None, override: str | None, subdir: str, flag: str = "") -> str | None:
-    """``--store DIR`` means DIR/<subdir> (the pipeline's out/metrics or out/costs); ``flag`` overrides it.
-    None when neither is given: each call's options then name the store (``store_options``)."""
-    return options_store_root(store, override, subdir)
 
 
 class _ProtocolServer(ABC):

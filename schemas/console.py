@@ -272,13 +272,6 @@ def cloud_service_type_definitions() -> list[dict]:
     return out
 
 
-def cloud_service_metadata(group: str, name: str) -> dict:
-    """What a CloudService's own ``metadata`` holds: a reference to its type's view
-    (inventory plugin/collector/lib/metadata.py ``convert_cloud_service_meta``)."""
-    return {"view": {"sub_data": {"reference": {"resource_type": "inventory.CloudServiceType", "options": {
-        "provider": PROVIDER, "cloud_service_group": group, "cloud_service_type": name}}}}}
-
-
 def definition_of(definitions: Iterable[dict], group: str, name: str) -> dict:
     for d in definitions:
         if (d["group"], d["name"]) == (group, name):

@@ -17,8 +17,9 @@ are the same and either path can take over from the other.
 """
 from __future__ import annotations
 
+import functools
 import hashlib
-from typing import Any, Iterable, Mapping
+from typing import Any, Mapping
 
 from spaceone.api.inventory.plugin import collector_pb2
 
@@ -68,13 +69,11 @@ def cloud_service(r: Resource) -> collector_pb2.ResourceInfo:
     return _info(CLOUD_SERVICE, cloud_service_fields(r), CLOUD_SERVICE_MATCH)
 
 
-def type_definitions() -> list[dict]:
-    """The CloudServiceTypes with their console layouts, as the pipeline's setup registers them."""
-    return cloud_service_type_definitions()
-
-
-def cloud_service_types() -> list[collector_pb2.ResourceInfo]:
-    return [_info(CLOUD_SERVICE_TYPE, t, TYPE_MATCH) for t in type_definitions()]
+@functools.lru_cache(maxsize=1)
+def cloud_service_types() -> tuple[collector_pb2.ResourceInfo, ...]:
+    """The CloudServiceTypes with their console layouts, as the pipeline's setup registers them (built
+    once per process: the layouts are files, the icons encoded, and no stream changes them)."""
+    return tuple(_info(CLOUD_SERVICE_TYPE, t, TYPE_MATCH) for t in cloud_service_type_definitions())
 
 
 def region(cluster: Resource) -> collector_pb2.ResourceInfo:
@@ -90,12 +89,12 @@ def _versioned(definition: dict) -> dict:
     return {**definition, "version": f"1.{digest}"}
 
 
-def metric_explorer() -> Iterable[collector_pb2.ResourceInfo]:
+@functools.lru_cache(maxsize=1)
+def metric_explorer() -> tuple[collector_pb2.ResourceInfo, ...]:
     """The Metric Explorer namespace and metrics (schemas/metric_explorer.py), no match rules:
-    Inventory keeps them by namespace_id / metric_id."""
-    yield _info(NAMESPACE, _versioned(namespace_definition()), None)
-    for metric in metric_definitions():
-        yield _info(METRIC, _versioned(metric), None)
+    Inventory keeps them by namespace_id / metric_id (built once per process)."""
+    return (_info(NAMESPACE, _versioned(namespace_definition()), None),
+            *(_info(METRIC, _versioned(metric), None) for metric in metric_definitions()))
 
 
 def failure(message: str, kind: str, resource_id: str = "") -> collector_pb2.ResourceInfo:

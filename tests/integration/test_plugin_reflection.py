@@ -18,7 +18,6 @@ from concurrent import futures
 
 import grpc
 import pytest
-from google.protobuf import struct_pb2
 from google.protobuf.json_format import MessageToDict
 from grpc_reflection.v1alpha import reflection, reflection_pb2, reflection_pb2_grpc
 from spaceone.api.cost_analysis.plugin import cost_pb2_grpc, job_pb2_grpc
@@ -44,12 +43,6 @@ REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)
 MONITORING = {"spaceone.api.monitoring.plugin.DataSource", "spaceone.api.monitoring.plugin.Metric"}
 COST = {"spaceone.api.cost_analysis.plugin.DataSource", "spaceone.api.cost_analysis.plugin.Job",
         "spaceone.api.cost_analysis.plugin.Cost"}
-
-
-def _s(d: dict) -> struct_pb2.Struct:
-    s = struct_pb2.Struct()
-    s.update(d)
-    return s
 
 
 def listed_services(endpoint: str) -> set[str]:
