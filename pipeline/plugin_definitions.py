@@ -90,18 +90,20 @@ def plugin_registration(options: PluginsOptions, plugin: PluginImage) -> dict:
     }
 
 
-def collector_request(options: PluginsOptions, secret_schema_id: str, account_names: dict[str, str] | None = None
-                      ) -> dict:
+def collector_request(options: PluginsOptions, account_names: dict[str, str] | None = None) -> dict:
     """inventory.v1 CreateCollectorRequest (in the workspace of the caller's token). ``account_names``
     (Prism Central address -> the configuration's account name) becomes the plugin option of that name,
-    so the collector names each Prism Central's records as the pipeline does and takes them over."""
+    so the collector names each Prism Central's records as the pipeline does and takes them over.
+
+    No secret filter: the provider already keeps the collector to Nutanix secrets, and a filter by
+    ``schemas`` breaks every collect (inventory lists secrets by a ``schema`` field the secret service's
+    model lacks: ERROR_DB_QUERY)."""
     return {
         "name": COLLECTOR_NAME,
         "provider": PROVIDER,
         "plugin_info": options.plugin_info(IMAGES["collector"],
                                            {"account_names": dict(account_names)} if account_names else None),
         "schedule": {"state": "ENABLED", "hours": list(options.collector_hours)},
-        "secret_filter": {"state": "ENABLED", "schemas": [secret_schema_id]},
         "resource_group": "WORKSPACE",
         "tags": {"created_by": "python -m pipeline setup --plugins"},
     }

@@ -40,7 +40,7 @@ from pipeline.plugin_definitions import (
 from pipeline.setup import DOMAIN_ADMIN, WORKSPACE_OWNER, SetupError, SetupRun, Step
 from plugin.collector.reading import address_of
 from plugin.images import IMAGES
-from schemas.identity import PROVIDER, SECRET_SCHEMA_ID
+from schemas.identity import PROVIDER
 from transforms.settings import Config
 
 UPDATABLE = ("name", "capability", "labels", "tags")  # repository Plugin model updatable_fields we set
@@ -129,7 +129,7 @@ def ensure_collector(ctx: SetupRun, client: CloudForetClient) -> None:
     stub = client.collector
     names = {address_of({"nutanix_host": a.host, "nutanix_port": a.port}): a.name
              for a in ctx.config.accounts if a.host}
-    wanted = collector_request(options, SECRET_SCHEMA_ID, names)
+    wanted = collector_request(options, names)
     held = client.call(stub.list, collector_pb2.CollectorQuery(name=COLLECTOR_NAME), "Collector.list").results
     if not held:
         request = ParseDict(wanted, collector_pb2.CreateCollectorRequest())

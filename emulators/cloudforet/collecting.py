@@ -43,6 +43,8 @@ from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime, timezone
 from typing import Any, Iterable
 
+import grpc
+
 from . import errors, query
 from .base import Backend, new_id
 from .inventory_service import (
@@ -77,6 +79,11 @@ COUNT_KEYS = ("created_count", "updated_count", "failure_count", "deleted_count"
 MAX_MESSAGE_LENGTH = 2000
 
 
+def collector_workspace(collector: dict) -> str | None:
+    """The workspace a collector's secrets must be in (CollectorService.collect): a WORKSPACE collector's."""
+    return collector.get("workspace_id") if collector.get("resource_group", "WORKSPACE") == "WORKSPACE" else None
+
+
 def iso(t: float) -> str:
     now = datetime.fromtimestamp(t, timezone.utc)
     return now.strftime("%Y-%m-%dT%H:%M:%S.") + f"{now.microsecond // 1000:03d}Z"
@@ -104,11 +111,23 @@ def provider_secrets(backend: Backend, provider: str, secret_id: str = "") -> li
     return out
 
 
-def selected(secrets: list[dict], secret_filter: dict) -> list[dict]:
-    """collector_service.py _make_secret_filter: an ENABLED secret_filter keeps the listed secrets and
-    service accounts and drops the excluded ones (``schemas``: the emulator keeps no secret schema ids)."""
+# The Secret.list answer to inventory's filter on ``schema``: cloudforet-io/secret's Secret model has
+# ``schema_id`` and no ``schema`` field, and mongoengine refuses a query on a field a document lacks
+# (0.29.3, the one spaceone-identity 2.0.227 installs: ``InvalidQueryError: Cannot resolve field "schema"``),
+# which mongo_model's query answers ERROR_DB_QUERY.
+SCHEMA_FILTER_REFUSED = 'ERROR_DB_QUERY: Database query failed. (reason = Cannot resolve field "schema")'
+
+
+def selected(secrets: list[dict], secret_filter: dict, workspace_id: str | None = None) -> list[dict]:
+    """collector_service.py _make_secret_filter: a WORKSPACE collector's own workspace only; an ENABLED
+    secret_filter keeps the listed secrets and service accounts and drops the excluded ones. Its
+    ``schemas`` and ``exclude_schemas`` become a filter on ``schema``, which Secret.list refuses."""
+    if workspace_id:
+        secrets = [s for s in secrets if s.get("workspace_id") == workspace_id]
     if secret_filter.get("state") != "ENABLED":
         return secrets
+    if secret_filter.get("schemas") or secret_filter.get("exclude_schemas"):
+        raise errors.ApiError(grpc.StatusCode.INTERNAL, SCHEMA_FILTER_REFUSED)
     keep = []
     for s in secrets:
         if secret_filter.get("secrets") and s["secret_id"] not in secret_filter["secrets"]:
@@ -150,7 +169,7 @@ class CollectorJobs:
         params = {"options": options}
         tasks = []
         for secret in selected(provider_secrets(self.backend, collector.get("provider", ""), secret_id),
-                               collector.get("secret_filter") or {}):
+                               collector.get("secret_filter") or {}, collector_workspace(collector)):
             sub_tasks: list[dict] = []
             try:
                 answer = plugin.dispatch("Job.get_tasks", {**params, "secret_data": secret["data"]})

@@ -36,9 +36,9 @@ from spaceone.api.inventory.v1 import (
 from . import auth, errors, query
 from .auth import Claims
 from .base import Backend, new_id, query_dict, request_filters, require, rpc, to_dict, to_msg
-from .collecting import CollectorJobs, iso, provider_secrets, selected
+from .collecting import CollectorJobs, collector_workspace, iso, provider_secrets, selected
 from .plugin_service import PluginEndpoints
-from .store import COLLECTORS, JOB_TASKS, JOBS
+from .store import COLLECTORS, JOB_TASKS, JOBS, SCHEMAS
 
 ALL_WORKSPACES = "*"
 
@@ -75,6 +75,18 @@ class CollectorService(collector_pb2_grpc.CollectorServicer):
                 return given
             raise errors.invalid("provider", f"Not supported provider: {given}")
         return given or plugin.get("provider") or ""
+
+    def _secret_filter(self, given: dict | None, provider: str, domain_id: str) -> dict:
+        """CollectorService.create/update: an ENABLED filter is checked (_validate_secret_filter: the
+        schemas it names must be the provider's, ``_check_schemas``), any other is DISABLED."""
+        if not given or given.get("state") != "ENABLED":
+            return {"state": "DISABLED"}
+        for key in ("schemas", "exclude_schemas"):
+            ids = [str(i) for i in given.get(key) or []]
+            held = [i for i in ids if (self.store.get(SCHEMAS, f"{domain_id}/{i}") or {}).get("provider") == provider]
+            if len(held) != len(ids):
+                raise errors.invalid("secret_filter.schemas", f"schemas are not found: {', '.join(ids)}")
+        return given
 
     def _load(self, collector_id: str, claims: Claims) -> dict:
         require({"collector_id": collector_id}, "collector_id")
@@ -113,7 +125,8 @@ class CollectorService(collector_pb2_grpc.CollectorServicer):
                            version=version)
         doc = {"collector_id": new_id("collector"), "name": given["name"], "provider": provider,
                "capability": dict(plugin.get("capability") or {}), "plugin_info": plugin_info, "schedule": schedule,
-               "secret_filter": given.get("secret_filter") or {"state": "DISABLED"}, "tags": given.get("tags", {}),
+               "secret_filter": self._secret_filter(given.get("secret_filter"), provider, claims.domain_id),
+               "tags": given.get("tags", {}),
                "resource_group": resource_group, "domain_id": claims.domain_id, "workspace_id": workspace_id,
                "created_at": iso(self.backend.clock.time()), "last_collected_at": ""}
         self.store.insert(COLLECTORS, doc["collector_id"], doc)
@@ -126,6 +139,9 @@ class CollectorService(collector_pb2_grpc.CollectorServicer):
         given.pop("collector_id", None)
         if "schedule" in given:
             self._check_schedule(given["schedule"])
+        if "secret_filter" in given:
+            given["secret_filter"] = self._secret_filter(given["secret_filter"], doc.get("provider", ""),
+                                                         doc["domain_id"])
         for key in ("name", "schedule", "secret_filter", "tags"):  # Collector meta updatable_fields
             if key in given:
                 doc[key] = given[key]
@@ -159,7 +175,7 @@ class CollectorService(collector_pb2_grpc.CollectorServicer):
         doc = self._load(request.collector_id, claims)
         options = (doc.get("plugin_info") or {}).get("options") or {}
         secrets = selected(provider_secrets(self.backend, doc.get("provider", ""), request.secret_id),
-                           doc.get("secret_filter") or {})
+                           doc.get("secret_filter") or {}, collector_workspace(doc))
         if secrets:  # CollectorService.verify_plugin: the endpoint from the plugin service first
             endpoint, _ = self.endpoints.for_plugin_info(doc.get("plugin_info") or {}, doc["domain_id"])
             self.backend.plugin_clients.connect(endpoint).dispatch("Collector.verify", {
@@ -170,8 +186,9 @@ class CollectorService(collector_pb2_grpc.CollectorServicer):
     def collect(self, request: collector_pb2.CollectRequest, claims: Claims) -> job_pb2.JobInfo:
         doc = self._load(request.collector_id, claims)
         job = self.jobs.collect(doc, request.secret_id)
-        doc["last_collected_at"] = job["created_at"]
-        self.store.replace(COLLECTORS, doc["collector_id"], doc)
+        if job["total_tasks"]:  # CollectorService.collect: update_last_collected_time only when there are tasks
+            doc["last_collected_at"] = job["created_at"]
+            self.store.replace(COLLECTORS, doc["collector_id"], doc)
         return to_msg(job, job_pb2.JobInfo)
 
 

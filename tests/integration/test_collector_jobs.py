@@ -311,6 +311,28 @@ def test_a_secret_filter_leaves_the_other_prism_centrals_to_the_pipeline(rig):
     assert {c["account"] for c in r.emu.store.cloud_services()} == {address(r.servers[0])}
 
 
+def test_a_secret_filter_by_schema_is_checked_on_update_and_then_fails_every_collect(rig):
+    """inventory CollectorService.update checks an ENABLED filter's schemas against identity
+    (_check_schemas), and collect lists the secrets with a filter on ``schema`` (_make_secret_filter),
+    a field cloudforet-io/secret's Secret model lacks: Secret.list answers ERROR_DB_QUERY, and so does
+    Collector.collect. (Why setup --plugins makes its Collector without a secret filter.)"""
+    r = rig()
+    enabled = collector_pb2.SecretFilter(state=collector_pb2.SecretFilter.ENABLED,
+                                         schemas=["nutanix-secret-prism-central"])
+    update = collector_pb2.UpdateCollectorRequest(collector_id=r.collector.collector_id, secret_filter=enabled)
+    with pytest.raises(grpc.RpcError) as err:
+        r.collectors.update(update, metadata=r.md)
+    assert err.value.code() == grpc.StatusCode.INVALID_ARGUMENT and "secret_filter.schemas" in err.value.details()
+    domain_id = r.collector.domain_id
+    r.emu.store.insert("schemas", f"{domain_id}/nutanix-secret-prism-central",
+                       {"schema_id": "nutanix-secret-prism-central", "provider": "nutanix", "domain_id": domain_id})
+    assert r.collectors.update(update, metadata=r.md).secret_filter.schemas == ["nutanix-secret-prism-central"]
+    with pytest.raises(grpc.RpcError) as err:
+        r.collectors.collect(collector_pb2.CollectRequest(collector_id=r.collector.collector_id), metadata=r.md)
+    assert err.value.code() == grpc.StatusCode.INTERNAL and 'Cannot resolve field "schema"' in err.value.details()
+    assert r.emu.store.scan("jobs") == []  # no job was made
+
+
 def test_collectors_are_registered_by_owners_and_admins_and_collected_by_members_too(tmp_path, prism_servers):
     """inventory collector_service.py role_types: create/update/delete DOMAIN_ADMIN, WORKSPACE_OWNER;
     get/list/collect also WORKSPACE_MEMBER; no token is UNAUTHENTICATED."""

@@ -293,8 +293,7 @@ def test_the_collector_images_command_is_what_inventory_creates_a_collector_of(e
     in_registry(emu, "collector", versions=("0.1.0", "0.1.1"), endpoint=image_processes("collector"))
     with grpc.insecure_channel(emu.endpoint) as ch:
         plugin_pb2_grpc.PluginStub(ch).register(registration("collector"), metadata=domain_admin_md(emu))
-        request = ParseDict(collector_request(OPTIONS, "nutanix-secret-prism-central"),
-                            collector_pb2.CreateCollectorRequest())
+        request = ParseDict(collector_request(OPTIONS), collector_pb2.CreateCollectorRequest())
         request.ClearField("provider")  # the repository's plugin names it
         made = MessageToDict(collector_pb2_grpc.CollectorStub(ch).create(request, metadata=workspace_owner_md(emu)),
                              preserving_proto_field_name=True)

@@ -97,7 +97,7 @@ def test_setup_plugins_from_empty_then_again_changes_nothing(tmp_path, prism_ser
     assert (collector["name"], collector["provider"], collector["resource_group"]) == (
         COLLECTOR_NAME, "nutanix", "WORKSPACE")
     assert collector["schedule"] == {"state": "ENABLED", "hours": [3, 15]}
-    assert collector["secret_filter"] == {"state": "ENABLED", "schemas": ["nutanix-secret-prism-central"]}
+    assert collector["secret_filter"] == {"state": "DISABLED"}  # every Nutanix secret of its workspace
     assert collector["plugin_info"]["version"] == "0.2.0" and collector["plugin_info"]["metadata"]  # init ran
     assert any("Plugin.register" in line for line in lines)
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 import pytest
 
 from emulators.cloudforet.collecting import selected
+from emulators.cloudforet.errors import ApiError
 from plugin.collector.reading import account_of, address_of, prism_options
 from plugin.collector.tasks import vms_per_task
 
@@ -38,3 +39,12 @@ def test_an_enabled_secret_filter_keeps_and_excludes_as_inventory_does():
                                                        "exclude_secrets": ["s2"]})] == ["s1"]
     assert [s["secret_id"] for s in selected(secrets, {"state": "ENABLED",
                                                        "exclude_service_accounts": ["sa0"]})] == ["s1", "s2", "s3"]
+
+
+def test_the_secrets_are_those_of_a_workspace_collectors_workspace_and_a_schema_filter_is_refused():
+    secrets = [{"secret_id": f"s{i}", "service_account_id": f"sa{i}", "workspace_id": f"ws{i % 2}"} for i in range(4)]
+    assert [s["secret_id"] for s in selected(secrets, {}, "ws1")] == ["s1", "s3"]
+    assert selected(secrets, {"state": "DISABLED", "schemas": ["x"]}) == secrets  # a disabled filter is not sent
+    for key in ("schemas", "exclude_schemas"):
+        with pytest.raises(ApiError, match='ERROR_DB_QUERY.*Cannot resolve field "schema"'):
+            selected(secrets, {"state": "ENABLED", key: ["nutanix-secret-prism-central"]})
