@@ -43,7 +43,8 @@ from plugin.images import IMAGES
 from schemas.identity import PROVIDER
 from transforms.settings import Config
 
-UPDATABLE = ("name", "capability", "labels", "tags")  # repository Plugin model updatable_fields we set
+UPDATABLE = ("name", "capability", "labels", "tags")
+SCHEMA_FILTERS = ("schemas", "exclude_schemas")  # repository Plugin model updatable_fields we set
 
 
 def options_of(config: Config) -> PluginsOptions:
@@ -124,7 +125,8 @@ def ensure_monitoring_data_source(ctx: SetupRun, client: CloudForetClient) -> No
 
 def ensure_collector(ctx: SetupRun, client: CloudForetClient) -> None:
     """inventory.v1 Collector.list by name, then Collector.create (Inventory resolves the plugin through
-    the repository and the plugin service and calls its init), or Collector.update of its schedule."""
+    the repository and the plugin service and calls its init), or Collector.update of its schedule and
+    of a secret filter by schemas (plugin_definitions.collector_request says why it has none)."""
     options = options_of(ctx.config)
     stub = client.collector
     names = {address_of({"nutanix_host": a.host, "nutanix_port": a.port}): a.name
@@ -140,11 +142,17 @@ def ensure_collector(ctx: SetupRun, client: CloudForetClient) -> None:
                     f"{made.plugin_info.version})")
         return
     collector = to_dict(held[0])
+    update: dict = {"collector_id": collector["collector_id"]}
     have = collector.get("schedule", {})
-    if have.get("state") == "ENABLED" and list(have.get("hours", [])) == wanted["schedule"]["hours"]:
+    if have.get("state") != "ENABLED" or list(have.get("hours", [])) != wanted["schedule"]["hours"]:
+        update["schedule"] = wanted["schedule"]
+    held_filter = collector.get("secret_filter") or {}
+    if held_filter.get("state") == "ENABLED" and any(held_filter.get(k) for k in SCHEMA_FILTERS):
+        # what an earlier setup made: Secret.list refuses a filter on schemas, so every collect failed
+        update["secret_filter"] = {k: v for k, v in held_filter.items() if k not in SCHEMA_FILTERS}
+    if len(update) == 1:
         ctx.unchanged(f"collector {COLLECTOR_NAME!r} ({collector['collector_id']})")
         return
-    update = {"collector_id": collector["collector_id"], "schedule": wanted["schedule"]}
     ctx.write("Collector.update", update, lambda: client.call(
         stub.update, ParseDict(update, collector_pb2.UpdateCollectorRequest()), "Collector.update"), "updated")
 

@@ -184,6 +184,25 @@ def test_cli_setup_plugins_without_the_plugins_block_says_what_to_add(tmp_path, 
     assert "cloudforet.setup.plugins is missing" in proc.stderr and "image_repository" in proc.stderr
 
 
+def test_setup_plugins_takes_the_schemas_filter_an_earlier_setup_made_off_the_collector(
+        tmp_path, prism_servers, cloudforets, monkeypatch, plugins):
+    """An earlier setup --plugins gave the Collector ``secret_filter.schemas``, which makes every collect
+    fail (emulators/cloudforet/collecting.py SCHEMA_FILTER_REFUSED): setup takes it off, keeps the rest."""
+    servers = prism_servers(SPEC)
+    emu = cloudforets("cf")
+    config = load_config(plugins_config(tmp_path, servers, emu, monkeypatch, plugins))
+    run_setup(config, steps=STEPS + PLUGIN_STEPS, out=lambda line: None)
+    (collector,) = emu.store.scan("collectors")
+    old = {"state": "ENABLED", "schemas": ["nutanix-secret-prism-central"], "service_accounts": ["sa-kept"]}
+    emu.store.replace("collectors", collector["collector_id"], {**collector, "secret_filter": old})
+    lines: list[str] = []
+    assert run_setup(config, steps=PLUGIN_STEPS, out=lines.append) == {"updated": 1, "unchanged": 5}
+    assert any(line.startswith("  Collector.update") and "secret_filter" in line for line in lines)
+    (collector,) = emu.store.scan("collectors")
+    assert collector["secret_filter"] == {"state": "ENABLED", "service_accounts": ["sa-kept"]}
+    assert collector["schedule"] == {"state": "ENABLED", "hours": [3, 15]}  # left as it was
+
+
 def test_setup_plugins_updates_a_plugin_whose_labels_changed_and_refuses_another_image(
         tmp_path, prism_servers, cloudforets, monkeypatch, plugins):
     from spaceone.api.repository.v1 import plugin_pb2, plugin_pb2_grpc
