@@ -128,6 +128,7 @@ class TaskFetch(FetchPages):
     def setup(self) -> None:  # the DoFn's own setup would open clients from the config's accounts
         self.clients = cast(Any, _OneClient(self._client))
         self.pool = ThreadPoolExecutor(self.config.prism.max_concurrency, thread_name_prefix=self.POOL_NAME)
+        self.forget_lookups()
 
     def teardown(self) -> None:
         self.pool.shutdown(wait=False, cancel_futures=True)

@@ -298,16 +298,24 @@ class FetchPages(_PooledPrismDoFn):
 
     def setup(self):
         super().setup()
+        self.forget_lookups()
+
+    def forget_lookups(self) -> None:
         self._lookups: dict[str, v4_shapes.Lookups] = {}
+        self._lookup_locks: dict[str, threading.Lock] = {}
         self._lookups_lock = threading.Lock()
 
     def start_bundle(self):
         self.pending: set[Future] = set()
 
     def lookups(self, account: str, client: PrismV4Client) -> v4_shapes.Lookups:
-        """The account's names by extId, read once per worker (five small lists): what v4
-        VMs reference by id is joined from them as each page streams by."""
+        """The account's names by extId, read once per DoFn instance (five small lists): what v4
+        VMs reference by id is joined from them as each page streams by. One lock per account: an
+        account's lists never hold up another account's pages. A failed read is not kept: the next
+        page tries again."""
         with self._lookups_lock:
+            lock = self._lookup_locks.setdefault(account, threading.Lock())
+        with lock:
             found = self._lookups.get(account)
             if found is None:
                 found = self._lookups[account] = v4_shapes.Lookups.build(
@@ -366,23 +374,20 @@ class FetchPages(_PooledPrismDoFn):
         outputs: list = []
         tally = {"pages": 0, "entities": 0, "failed": 0, "retries": 0}
         got = 0
-        client: PrismClient | None = None
         try:
+            client: PrismClient
             if api != "v3":
-                v4 = client = self.clients.get_v4(account, api)
-                page = self._fetch_v4(v4, kind, offset, length, self.lookups(account, v4))
-                tally["pages"] += 1
-                tally["entities"] += page["count"]
-                progress.add(account, f"{kind} read", page["count"])
-                if kind == "vm":
-                    outputs += self._with_stats(v4, account, offset, page, tally)
-                outputs.append({"account": account, "kind": kind, "offset": offset, "base_url": base_url, **page})
-                length = 0  # done: the loop below is v3's
+                client = v4 = self.clients.get_v4(account, api)
+
+                def fetch(at: int, n: int) -> dict:
+                    return self._fetch_v4(v4, kind, at, n, self.lookups(account, v4))
             else:
                 client = self.clients.get(account)
+
+                def fetch(at: int, n: int) -> dict:
+                    return self._fetch(client, kind, at, n)
             while got < length:
-                assert client is not None
-                page = self._fetch(client, kind, offset + got, length - got)
+                page = fetch(offset + got, length - got)
                 tally["pages"] += 1
                 tally["entities"] += page["count"]
                 progress.add(account, f"{kind} read", page["count"])
@@ -391,7 +396,7 @@ class FetchPages(_PooledPrismDoFn):
                 outputs.append({"account": account, "kind": kind, "offset": offset + got, "base_url": base_url,
                                 **page})
                 got += page["count"]
-                if page["count"] == 0 or offset + got >= page["total"]:
+                if api != "v3" or page["count"] == 0 or offset + got >= page["total"]:
                     break
         except ConnectorError as exc:
             tally["failed"] += 1
