@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from connectors.prism_v4 import parse_v4_page, pick_version
-from transforms.sources.v4_shapes import Lookups, cluster_to_v3, host_to_v3, stats_to_v3, vm_to_v3
+from transforms.sources.v4_shapes import Lookups, cluster_to_v3, host_to_v3, stats_to_v3, v3_time, vm_to_v3
 from transforms.stages.normalize import (
     is_prism_central,
     normalize_cluster,
@@ -124,3 +124,13 @@ def test_hostile_v4_entities_become_dead_letters_not_crashes(lookups):
             "hypervisor_cpu_usage_ppm", "memory_usage_ppm", "controller_num_read_iops", "controller_num_write_iops",
             "controller_read_io_bandwidth_kBps", "controller_write_io_bandwidth_kBps",
             "hypervisor_num_received_bytes", "hypervisor_num_transmitted_bytes")]})
+
+
+def test_a_v4_time_reads_as_v3_writes_it_so_records_do_not_change_with_the_api(lookups):
+    """v4 answers microseconds, v3 whole seconds (both recordings): the same instant, the same record."""
+    name = "targeted_vm__api_vmm_v4_0_ahv_config_vms_69a6d1c5_79b6_4178_a529_46238569eeb2.json"
+    vm = json.loads((MIQ / name).read_text())["data"]
+    assert vm["createTime"] == "2025-04-28T14:27:39.495755Z"
+    assert vm_to_v3(vm, lookups)["metadata"]["creation_time"] == "2025-04-28T14:27:39Z"
+    assert v3_time("2025-04-28T14:27:39.495755+02:00") == "2025-04-28T14:27:39+02:00"
+    assert v3_time("2025-06-07T18:23:52Z") == "2025-06-07T18:23:52Z"  # v3's own form is left as it is

@@ -17,9 +17,12 @@ ntnx-clustermgmt-py-client 4.3.2 ``Host``, ``Cluster``).
 """
 from __future__ import annotations
 
+import re
 from datetime import datetime
 from functools import lru_cache
 from typing import Any, Iterable, NamedTuple
+
+_FRACTION = re.compile(r"\.\d+(?=Z$|[+-]\d\d:\d\d$)")
 
 MIB = 1024 * 1024
 # v3 groups attribute <- v4 VmStatsTuple field, for the eight series the read keeps
@@ -120,6 +123,12 @@ def _categories(refs: Any, lookups: Lookups) -> dict:
 
 
 # ------------------------------------------------------------------ VMs
+def v3_time(text: str) -> str:
+    """A v4 time as v3 writes the same instant: v4 answers microseconds ("2025-04-28T14:27:39.495755Z"),
+    v3 whole seconds ("2025-06-07T18:23:52Z", the recordings), so records do not change with the API."""
+    return _FRACTION.sub("", text, count=1)
+
+
 def vm_to_v3(vm: dict, lookups: Lookups) -> dict:
     """A vmm.v4.ahv.config.Vm -> a v3 ``vm`` entity with the names joined."""
     if not isinstance(vm, dict):
@@ -157,9 +166,9 @@ def vm_to_v3(vm: dict, lookups: Lookups) -> dict:
     metadata: dict[str, Any] = {"uuid": vm.get("extId"), "kind": "vm",
                                 "categories": _categories(vm.get("categories"), lookups)}
     if vm.get("createTime"):
-        metadata["creation_time"] = vm["createTime"]
+        metadata["creation_time"] = v3_time(vm["createTime"])
     if vm.get("updateTime"):
-        metadata["last_update_time"] = vm["updateTime"]
+        metadata["last_update_time"] = v3_time(vm["updateTime"])
     if owner:
         metadata["owner_reference"] = {"kind": "user", "uuid": owner}
     status = {"name": vm.get("name"), "description": vm.get("description", ""), "state": "COMPLETE",
