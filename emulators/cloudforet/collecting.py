@@ -252,7 +252,7 @@ class CollectorJobs:
             return
         status = "SUCCESS"
         try:
-            counts = self._upsert_all(resources, collector, job_id, job_task_id, secret)
+            counts = self._upsert_all(resources, collector, job_task_id, secret)
             if counts["failure_count"] > 0:
                 status = "FAILURE"
         except Exception as exc:  # noqa: BLE001 - "upsert resources error" (a broken stream lands here)
@@ -263,8 +263,7 @@ class CollectorJobs:
         else:
             self._make_failure(job_task_id, counts)
 
-    def _upsert_all(self, resources: Iterable[dict], collector: dict, job_id: str, job_task_id: str,
-                    secret: dict) -> dict:
+    def _upsert_all(self, resources: Iterable[dict], collector: dict, job_task_id: str, secret: dict) -> dict:
         counts = {"created_count": 0, "updated_count": 0, "failure_count": 0}
         for resource_info in resources:
             resource_type = resource_info.get("resource_type", "")

@@ -183,25 +183,24 @@ def test_a_changed_metric_is_updated_and_refused_to_a_workspace_member(tmp_path,
     with CloudForetEmulator(str(tmp_path / "cf.sqlite"), cfg) as emu:
         monkeypatch.setenv("TEST_CF_OWNER", emu.app_token("owner"))
         monkeypatch.setenv("TEST_CF_MEMBER", emu.app_token("member"))
-        if True:
-            member = client_for(emu, "TEST_CF_MEMBER")
-            with pytest.raises(CloudForetError) as refused:
-                member.ensure_metric_explorer(namespace_definition(), metric_definitions())
-            assert refused.value.code == "PERMISSION_DENIED" and "Namespace.create" in str(refused.value)
-            with pytest.raises(CloudForetError) as refused:
-                member.ensure_cloud_service_types(cloud_service_type_definitions())
-            assert refused.value.code == "PERMISSION_DENIED"
-            owner = client_for(emu, "TEST_CF_OWNER")
-            assert owner.ensure_metric_explorer(namespace_definition(), metric_definitions())["created"] == 5
-            changed = metric_definitions()
-            changed[1]["unit"] = "vCPU"
-            assert owner.ensure_metric_explorer(namespace_definition(), changed) == \
-                {"created": 0, "updated": 1, "unchanged": 4}
-            got = metric_pb2_grpc.MetricStub(grpc.insecure_channel(emu.endpoint)).get(
-                metric_pb2.MetricRequest(metric_id=metric_id("vcpus")), metadata=[("token", emu.app_token("member"))])
-            assert got.unit == "vCPU" and [json_format.MessageToDict(x)["key"] for x in got.labels_info][:3] == \
-                ["workspace_id", "project_id", "service_account_id"]
-            assert json_format.MessageToDict(got.labels_info[3])["key"] == "labels.Cluster"
+        member = client_for(emu, "TEST_CF_MEMBER")
+        with pytest.raises(CloudForetError) as refused:
+            member.ensure_metric_explorer(namespace_definition(), metric_definitions())
+        assert refused.value.code == "PERMISSION_DENIED" and "Namespace.create" in str(refused.value)
+        with pytest.raises(CloudForetError) as refused:
+            member.ensure_cloud_service_types(cloud_service_type_definitions())
+        assert refused.value.code == "PERMISSION_DENIED"
+        owner = client_for(emu, "TEST_CF_OWNER")
+        assert owner.ensure_metric_explorer(namespace_definition(), metric_definitions())["created"] == 5
+        changed = metric_definitions()
+        changed[1]["unit"] = "vCPU"
+        assert owner.ensure_metric_explorer(namespace_definition(), changed) == \
+            {"created": 0, "updated": 1, "unchanged": 4}
+        got = metric_pb2_grpc.MetricStub(grpc.insecure_channel(emu.endpoint)).get(
+            metric_pb2.MetricRequest(metric_id=metric_id("vcpus")), metadata=[("token", emu.app_token("member"))])
+        assert got.unit == "vCPU" and [json_format.MessageToDict(x)["key"] for x in got.labels_info][:3] == \
+            ["workspace_id", "project_id", "service_account_id"]
+        assert json_format.MessageToDict(got.labels_info[3])["key"] == "labels.Cluster"
 
 
 def test_the_console_table_read_from_cloudforet_shows_the_layouts_columns_and_first_rows(collected):

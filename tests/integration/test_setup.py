@@ -208,7 +208,7 @@ def test_a_swapped_credential_names_the_role_and_what_it_was_needed_for(tmp_path
     assert emu.store.providers() == []
 
 
-def test_a_user_refused_by_the_server_names_the_role(tmp_path, prism_servers, cloudforets, monkeypatch):
+def test_a_user_refused_by_the_server_names_the_role(tmp_path, prism_servers, monkeypatch):
     """A WORKSPACE_OWNER user named as the domain admin: the emulated identity refuses its DOMAIN grant
     (PERMISSION_DENIED), and setup says which role and objects it was for."""
     from emulators.cloudforet.config import EmulatorConfig

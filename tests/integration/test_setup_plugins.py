@@ -73,7 +73,7 @@ def test_setup_plugins_from_empty_then_again_changes_nothing(tmp_path, prism_ser
     config = load_config(plugins_config(tmp_path, servers, emu, monkeypatch, plugins))
     lines: list[str] = []
     counts = run_setup(config, steps=STEPS + PLUGIN_STEPS, out=lines.append)
-    assert counts["created"] >= 3 + 1 + 1 + 1
+    assert counts == {"created": 14 + 3 + 1 + 1 + 1}  # setup's 14 (test_setup), 3 plugins, 2 data sources, 1 collector
 
     registered = {p["plugin_id"]: p for p in emu.store.scan("repository_plugins")}
     assert set(registered) == {i.name for i in IMAGES.values()}
