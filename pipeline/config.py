@@ -77,8 +77,9 @@ def parse_config(raw: Any, source: str = "config") -> Config:
                 if "username" not in a and "username_env" not in a:
                     missing.append("username or username_env")
             if missing:
-                raise ConfigError(f"{where}: needs either 'secret_id' (a CloudForet secret) or "
-                                  f"host, username and password_env; missing: {', '.join(missing)}")
+                raise ConfigError(f"{where}: needs either 'secret_id' (a CloudForet secret) or host with "
+                                  f"username and password_env (or, for v4, api_key_env); missing: "
+                                  f"{', '.join(missing)}")
         accounts.append(AccountConfig(**{**a, "regions": region_tags(a.get("regions") or {})}))
 
     cf = raw["cloudforet"]

@@ -36,7 +36,7 @@ from pipeline.report import (
     read_back_report,
     report_stamp,
 )
-from pipeline.runners import OVERRIDE_FLAG, UnsupportedRunner, resolve_runner
+from pipeline.runners import OVERRIDE_FLAG, UnsupportedRunner, resolve_runner, supported_names
 from pipeline.service_accounts import accounts_from_service_accounts
 from transforms.common.snapshot_format import SnapshotError
 from transforms.settings import Config, RunContext
@@ -64,8 +64,8 @@ Runs:
 HELP_EPILOG = """\
 Beam options (e.g. --runner FlinkRunner, --direct_num_workers 2) are passed on
 to Beam; without --runner the local FnApiRunner runs the pipeline. Supported
-runners: FnApiRunner, DirectRunner, FlinkRunner, DataflowRunner, PortableRunner;
-any other is refused (--allow-unsupported-runner tries it, with a warning).
+runners (by their class): {runners}; any other is refused
+(--allow-unsupported-runner tries it, with a warning).
 
 exit codes:
   0  every account collected (possibly with warnings)
@@ -80,7 +80,8 @@ configuration's JSON Schema: schemas/config.schema.json)."""
 
 
 def parse_args(argv: list[str]) -> tuple[argparse.Namespace, list[str]]:
-    parser = argparse.ArgumentParser(prog="python -m pipeline", description=HELP_DESCRIPTION, epilog=HELP_EPILOG,
+    parser = argparse.ArgumentParser(prog="python -m pipeline", description=HELP_DESCRIPTION,
+                                     epilog=HELP_EPILOG.replace("{runners}", supported_names()),
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--config", required=True, help="YAML or JSON configuration file")
     parser.add_argument("--collected-at", help="ISO-8601 UTC time the run stands for (default: now)")

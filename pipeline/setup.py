@@ -417,7 +417,8 @@ HELP = """\
 Makes Nutanix a provider of CloudForet: the provider nutanix, its SECRET and SERVICE_ACCOUNT
 schemas (DOMAIN_ADMIN), one service account per configured Prism Central with its secret from the
 environment, the cloud service types with their console layouts and the Metric Explorer namespace
-and metrics (WORKSPACE_OWNER). Safe to run again: what exists is left as it is."""
+and metrics (WORKSPACE_OWNER). Safe to run again: each object is read first and written only where it
+differs (existing secrets are kept unless --update-secrets)."""
 
 EPILOG = """\
 credentials (cloudforet.setup in the configuration, each naming environment variables):

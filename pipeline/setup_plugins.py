@@ -1,7 +1,7 @@
 """``python -m pipeline setup --plugins``: the plugins installed the CloudForet way.
 
 Steps appended to ``pipeline.setup.STEPS`` (each with the credential its role needs, each reading
-first and writing only what is missing, printed and skipped under ``--dry-run``):
+first and writing only what is missing or differs, printed and skipped under ``--dry-run``):
 
 1. ``plugins`` (DOMAIN_ADMIN): the three images in the Repository (repository.v1 ``Plugin.list``
    then ``Plugin.register``, or ``Plugin.update`` of a name, capability, labels or tags that differ;

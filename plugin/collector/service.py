@@ -51,7 +51,8 @@ def metadata() -> dict:
                 "ca_bundle": {"type": "string", "title": "CA bundle (PEM path in the plugin's container) "
                               "of Prism Centrals with a private CA"},
                 "account_names": {"type": "object", "additionalProperties": {"type": "string"},
-                                  "title": "Account name per Prism Central host (default: the host)"},
+                                  "title": "Account name per Prism Central address, host or host:port "
+                                           "(default: the address)"},
             },
         },
     }

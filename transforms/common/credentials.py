@@ -82,7 +82,7 @@ def credentials_from_secret(account: AccountConfig, data: dict) -> PrismCredenti
 
 
 class PrismClients:
-    """Per-worker cache of one PrismClient per account."""
+    """Per-worker cache of one PrismClient (and, once asked for, one PrismV4Client) per account."""
 
     def __init__(self, config: Config):
         self.config = config
