@@ -28,6 +28,8 @@ INVALID_ARGUMENT), managed namespaces and metrics, the daily scheduler (call ``M
 from __future__ import annotations
 
 import copy
+import json
+import logging
 from datetime import datetime, timedelta, timezone
 from typing import Any
 
@@ -64,13 +66,20 @@ BASE_LABELS = [
      "reference": {"resource_type": "identity.ServiceAccount", "reference_key": "service_account_id"}},
 ]
 NOT_EMULATED = ("unwind", "select", "lookup", "add_fields")
+log = logging.getLogger(__name__)
 Rows = list[dict]  # (the services' ``list`` methods shadow the builtin in their class bodies)
 
 
-def wrong_query(metric_id: str, reason: str) -> ApiError:
-    """inventory error/metric.py ERROR_WRONG_QUERY_OPTIONS (an invalid argument)."""
-    return ApiError(grpc.StatusCode.INVALID_ARGUMENT,
-                    f"ERROR_WRONG_QUERY_OPTIONS: Wrong query options. (metric_id = {metric_id}, reason = {reason})")
+def wrong_query(query_options: dict) -> ApiError:
+    """inventory error/metric.py ERROR_WRONG_QUERY_OPTIONS, what metric_manager.analyze_resource answers
+    for any failure of a metric's query: it names the query, never the reason."""
+    return ApiError(grpc.StatusCode.INVALID_ARGUMENT, "ERROR_WRONG_QUERY_OPTIONS: Wrong query options. "
+                    f"(query_options = {json.dumps(query_options)})")
+
+
+def _failed(reason: str) -> ApiError:
+    """A failure inside a metric's query (logged; answered as ``wrong_query``)."""
+    return ApiError(grpc.StatusCode.INVALID_ARGUMENT, reason)
 
 
 def _readable(claims: Claims) -> list[dict]:
@@ -163,27 +172,27 @@ def labels_info(query_options: dict) -> list[dict]:
     out = copy.deepcopy(BASE_LABELS)
     for g in query_options.get("group_by", []):
         label = dict(g) if isinstance(g, dict) else {"key": g, "name": str(g).rsplit(".", 1)[-1]}
-        key = label["key"]
+        key = label.get("key")  # .get, as the real one: a group without a name fails in the query instead
         if key not in ("service_account_id", "project_id", "workspace_id"):
-            label["key"] = f"labels.{label['name']}"
+            label["key"] = f"labels.{label.get('name')}"
         label.setdefault("search_key", key)
         out.append(label)
     return out
 
 
-def _groups(metric_id: str, group_by: Any) -> list[tuple[str, str]]:
+def _groups(group_by: Any) -> list[tuple[str, str]]:
     """python-core MongoModel._make_group_keys: a key names itself by its last part; a dict needs both."""
     defaults = {k for k, _ in DEFAULT_GROUPS}
     out = list(DEFAULT_GROUPS)
     for g in group_by or []:
         if isinstance(g, dict):
             if not (g.get("key") and g.get("name")):
-                raise wrong_query(metric_id, "group_by option requires a key and name.")
+                raise _failed("group_by option requires a key and name.")
             key, name = str(g["key"]), str(g["name"])
         elif isinstance(g, str):
             key, name = g, g.rsplit(".", 1)[-1]
         else:
-            raise wrong_query(metric_id, "group_by option should be dict or str type.")
+            raise _failed("group_by option should be dict or str type.")
         if key not in defaults:
             out.append((key, name))
     return out
@@ -283,25 +292,30 @@ class MetricService(metric_pb2_grpc.MetricServicer):
 
     # -- the query -------------------------------------------------------------------
     def _analyze(self, metric: dict) -> Rows:
-        """metric_manager.analyze_resource + _analyze_cloud_service, over the stored cloud services."""
-        metric_id = metric["metric_id"]
+        """metric_manager.analyze_resource + _analyze_cloud_service, over the stored cloud services: any
+        failure is ERROR_WRONG_QUERY_OPTIONS of the metric's query_options, as analyze_resource answers."""
+        for key in NOT_EMULATED:  # not a failure of the query: a limit of the emulator, said as such
+            if metric["query_options"].get(key):
+                raise ApiError(grpc.StatusCode.UNIMPLEMENTED, f"the emulator does not run query_options.{key}")
+        try:
+            return self._analyze_cloud_service(metric)
+        except ApiError as err:
+            log.info("metric %s: query failed: %s", metric["metric_id"], err.message)
+            raise wrong_query(metric["query_options"]) from None
+
+    def _analyze_cloud_service(self, metric: dict) -> Rows:
         options = copy.deepcopy(metric["query_options"])
-        for key in NOT_EMULATED:
-            if options.get(key):
-                raise wrong_query(metric_id, f"query_options.{key} is not emulated")
         resource_type = str(metric.get("resource_type") or "")
         filters = list(options.get("filter") or [])
         filters += [{"k": "domain_id", "v": metric["domain_id"], "o": "eq"}]
         if resource_type.startswith("inventory.CloudService:"):
             parts = resource_type.split(":", 1)[1].split(".")
             if len(parts) != 3:
-                raise ApiError(grpc.StatusCode.INVALID_ARGUMENT,
-                               f"ERROR_NOT_SUPPORT_RESOURCE_TYPE: resource_type = {resource_type}")
+                raise _failed(f"Not support resource type. (resource_type = {resource_type})")
             filters += [{"k": k, "v": v, "o": "eq"}
                         for k, v in zip(("provider", "cloud_service_group", "cloud_service_type"), parts)]
         elif resource_type != "inventory.CloudService":
-            raise ApiError(grpc.StatusCode.INVALID_ARGUMENT,
-                           f"ERROR_NOT_SUPPORT_RESOURCE_TYPE: resource_type = {resource_type}")
+            raise _failed(f"Not support resource type. (resource_type = {resource_type})")
         if metric.get("resource_group") == "WORKSPACE":
             filters.append({"k": "workspace_id", "v": metric["workspace_id"], "o": "eq"})
         if metric.get("metric_type") == "COUNTER":  # metric_manager._append_datetime_filter: the day before
@@ -310,18 +324,12 @@ class MetricService(metric_pb2_grpc.MetricServicer):
             date_field = metric.get("date_field") or "created_at"
             filters += [{"k": date_field, "v": start.strftime("%Y-%m-%dT%H:%M:%S"), "o": "gte"},
                         {"k": date_field, "v": end.strftime("%Y-%m-%dT%H:%M:%S"), "o": "lt"}]
-        try:
-            fields = check_fields(options.get("fields"))
-        except ApiError as err:
-            raise wrong_query(metric_id, err.message) from None
+        fields = check_fields(options.get("fields"))
         if "value" not in fields:
-            raise wrong_query(metric_id, "query_options.fields must hold 'value' (what each MetricData keeps)")
-        try:
-            spec = query.parse({"filter": filters, "filter_or": options.get("filter_or", [])})
-        except ApiError as err:
-            raise wrong_query(metric_id, err.message) from None
+            raise _failed("query_options.fields must hold 'value' (what each MetricData keeps)")
+        spec = query.parse({"filter": filters, "filter_or": options.get("filter_or", [])})
         live = self.store.scan(CLOUD_SERVICES, include_deleted=False)  # _append_state_query: no DELETED
-        return aggregate(query.select(live, spec), _groups(metric_id, options.get("group_by")), fields)
+        return aggregate(query.select(live, spec), _groups(options.get("group_by")), fields)
 
     def _run(self, metric: dict) -> None:
         """metric_manager.run_metric_query: today's MetricData (and a GAUGE's month) from the query."""

@@ -203,6 +203,24 @@ def test_a_changed_metric_is_updated_and_refused_to_a_workspace_member(tmp_path,
         assert json_format.MessageToDict(got.labels_info[3])["key"] == "labels.Cluster"
 
 
+def test_a_metric_query_that_fails_is_refused_naming_its_query_options_not_the_reason(tmp_path, monkeypatch):
+    """inventory metric_manager.analyze_resource: any failure of the query is ERROR_WRONG_QUERY_OPTIONS
+    (error/metric.py "Wrong query options. (query_options = ...)"), the reason only in the log."""
+    cfg = EmulatorConfig(apps=[{"app_id": "owner", "role_type": "WORKSPACE_OWNER"}])
+    with CloudForetEmulator(str(tmp_path / "cf.sqlite"), cfg) as emu:
+        monkeypatch.setenv("TEST_CF_OWNER", emu.app_token("owner"))
+        client_for(emu, "TEST_CF_OWNER").ensure_metric_explorer(namespace_definition(), metric_definitions())
+        broken = {**metric_definitions()[0], "metric_id": "metric-broken", "name": "broken"}
+        broken["query_options"] = {**broken["query_options"], "group_by": [{"key": "data.power_state"}]}  # no name
+        request = json_format.ParseDict({k: v for k, v in broken.items() if k != "version"},
+                                        metric_pb2.CreateMetricRequest(), ignore_unknown_fields=True)
+        with pytest.raises(grpc.RpcError) as err, grpc.insecure_channel(emu.endpoint) as ch:
+            metric_pb2_grpc.MetricStub(ch).create(request, metadata=[("token", emu.app_token("owner"))])
+        assert err.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+        assert err.value.details().startswith("ERROR_WRONG_QUERY_OPTIONS: Wrong query options. (query_options = ")
+        assert '"data.power_state"' in err.value.details() and "requires a key and name" not in err.value.details()
+
+
 def test_the_console_table_read_from_cloudforet_shows_the_layouts_columns_and_first_rows(collected):
     server, emu = collected
     text = console_table(emu.endpoint, emu.app_token(), rows=3)
