@@ -5,8 +5,8 @@ Followed from cloudforet-io/plugin ``service/plugin_service.py``
 the services call it with their system token):
 - ``upgrade_mode`` MANUAL (the proto's default) needs ``version``
   (ERROR_REQUIRED_PARAMETER key = version); AUTO takes the newest of the
-  repository's ``Plugin.get_versions`` (``_get_plugin_version``; none is
-  ERROR_PLUGIN_IMAGE_NOT_FOUND);
+  repository's ``Plugin.get_versions`` (``_get_plugin_version``: an unknown plugin is
+  the repository's ERROR_NO_PLUGIN, one without versions ERROR_PLUGIN_IMAGE_NOT_FOUND);
 - ``_check_plugin``: the plugin must be in the repository (ERROR_PLUGIN_NOT_FOUND)
   and the version one of its tags (ERROR_INVALID_PLUGIN_VERSION);
 - a supervisor runs it (here: ``plugin_registry.running_endpoint``; none is
@@ -47,17 +47,17 @@ class PluginEndpoints:
         mode = upgrade_mode or "MANUAL"
         if mode == "MANUAL" and not version:
             raise errors.required("version")
-        try:
-            plugin = self.repository.get(plugin_id, domain_id)
-        except ApiError:
-            plugin = None
-        if mode == "AUTO":
-            tags = plugin_registry.tags(self.backend.config, plugin["image"]) if plugin else []
+        if mode == "AUTO":  # _get_plugin_version: the repository's get_versions, its error the answer
+            tags = self.repository.versions(plugin_id, domain_id)
             if not tags and not version:
                 raise ApiError(grpc.StatusCode.INTERNAL, "ERROR_PLUGIN_IMAGE_NOT_FOUND: Plugin image does not "
                                                          f"exist. (plugin_id = {plugin_id})")
             version = tags[0] if tags else version
-        if plugin is None:
+        try:
+            plugin = self.repository.get(plugin_id, domain_id)
+        except ApiError:
+            plugin = None
+        if plugin is None:  # _check_plugin
             raise ApiError(grpc.StatusCode.INTERNAL,
                            f"ERROR_PLUGIN_NOT_FOUND: Plugin does not exist. (plugin_id = {plugin_id})")
         if version not in plugin_registry.tags(self.backend.config, plugin["image"]):

@@ -156,7 +156,9 @@ def test_plugin_service_says_where_a_registered_plugin_runs(emu, tmp_path):
         err = rpc_error(lambda: ask(plugin_id=cost_id, version="9.9.9"))
         assert err.details() == f"ERROR_INVALID_PLUGIN_VERSION: version:9.9.9 of {cost_id} does not exist"
         err = rpc_error(lambda: ask(plugin_id="plugin-unknown", version="0.1.0"))
-        assert "ERROR_PLUGIN_NOT_FOUND" in err.details()
+        assert "ERROR_PLUGIN_NOT_FOUND" in err.details()  # MANUAL: _check_plugin
+        err = rpc_error(lambda: ask(plugin_id="plugin-unknown", upgrade_mode=auto))
+        assert "ERROR_NO_PLUGIN" in err.details()  # AUTO: the repository's get_versions answers first
         err = rpc_error(lambda: ask(plugin_id=mon_id, upgrade_mode=auto))
         assert "ERROR_NO_POSSIBLE_SUPERVISOR" in err.details()
 
