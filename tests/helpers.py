@@ -418,3 +418,9 @@ def register_data_sources(emu: CloudForetEmulator, kinds: tuple[str, ...] = ("mo
                 ParseDict(req, cost_ds_pb2.RegisterDataSourceRequest()), metadata=workspace_owner_md(emu),
                 timeout=30).data_source_id
     return out
+
+
+def secret_of(server, password: str = PRISM_PASSWORD) -> dict:
+    """The CloudForet secret data of an emulated Prism Central (schemas/nutanix_secret.schema.json)."""
+    return {"nutanix_host": server.host, "nutanix_port": server.port, "nutanix_username": "admin",
+            "nutanix_password": password, "scheme": "http"}

@@ -109,28 +109,26 @@ class Runs:
 RUNS = Runs()
 
 
+def _whole_option(options: dict, key: str, default: int, least: int) -> int:
+    value = options.get(key, default)
+    try:
+        n = int(value)
+    except (TypeError, ValueError):
+        n = least - 1
+    if n < least:
+        raise ValueError(f"option {key} must be a whole number {'> 0' if least == 1 else f'>= {least}'}, "
+                         f"got {value!r}")
+    return n
+
+
 def range_margin(options: dict) -> int:
     """VMs read before and after a task's range: the moves during a run it tolerates, beyond the
     change in the list's length it measures when it starts."""
-    value = options.get("range_margin", DEFAULT_RANGE_MARGIN)
-    try:
-        n = int(value)
-    except (TypeError, ValueError):
-        n = -1
-    if n < 0:
-        raise ValueError(f"option range_margin must be a whole number >= 0, got {value!r}")
-    return n
+    return _whole_option(options, "range_margin", DEFAULT_RANGE_MARGIN, 0)
 
 
 def vms_per_task(options: dict) -> int:
-    value = options.get("vms_per_task", DEFAULT_VMS_PER_TASK)
-    try:
-        n = int(value)
-    except (TypeError, ValueError):
-        n = 0
-    if n <= 0:
-        raise ValueError(f"option vms_per_task must be a whole number > 0, got {value!r}")
-    return n
+    return _whole_option(options, "vms_per_task", DEFAULT_VMS_PER_TASK, 1)
 
 
 def plan(secret_data: dict, options: dict) -> list[dict]:

@@ -51,6 +51,7 @@ from tests.helpers import (
     account_entry,
     expected,
     install_plugins,
+    secret_of,
     write_config,
 )
 
@@ -65,11 +66,6 @@ STATUS = job_task_pb2.JobTaskInfo.JobTaskStatus.Name
 def address(server) -> str:
     """The account name the plugin gives a Prism Central's records (host:port when not 9440)."""
     return f"{server.host}:{server.port}"
-
-
-def secret_of(server, password: str = PRISM_PASSWORD) -> dict:
-    return {"nutanix_host": server.host, "nutanix_port": server.port, "nutanix_username": "admin",
-            "nutanix_password": password, "scheme": "http"}
 
 
 class Rig:

@@ -20,16 +20,11 @@ from plugin.collector.reading import account_of, open_client, prism_options
 from plugin.collector.resources import cloud_service_fields
 from plugin.collector.server import CollectorPluginServer
 from plugin.collector.tasks import Runs
-from tests.helpers import PRISM_PASSWORD, FakeClock
+from tests.helpers import PRISM_PASSWORD, FakeClock, secret_of
 from transforms.sinks.inventory import create_request
 from transforms.stages.normalize import normalize_vm
 
 OPTIONS = {"vms_per_task": 12, "page_size": 5, "max_requests_per_s": 500, "max_concurrency": 2}
-
-
-def secret_of(server, password: str = PRISM_PASSWORD) -> dict:
-    return {"nutanix_host": server.host, "nutanix_port": server.port, "nutanix_username": "admin",
-            "nutanix_password": password, "scheme": "http"}
 
 
 @pytest.fixture
